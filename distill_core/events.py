@@ -1,0 +1,69 @@
+"""Training events: what a run tells the world while it works.
+
+The trainer calls ``emit`` with small dicts; observers (the CLI printer, the app's job
+manager, the run store) read them. ``EventLog`` is the shared buffer the app polls: appends
+and reads take a lock for a list operation only, so a reader can never stall training.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+# kinds
+STATUS = "status"  # data: {"status": "running"|"done"|"failed"|"cancelled", "message": str}
+PHASE = "phase"  # data: {"phase": ..., "index": i, "total": n, "epochs": e}; a phase begins
+STEP = "step"  # data: {"epoch", "step", "steps", "loss", "images_per_s", "progress"}; throttled
+EPOCH = "epoch"  # data: one history row (see trainer.EpochRecord)
+RESULT = "result"  # data: a finished model entry, {"model": name, "entry": {...}}
+LOG = "log"  # data: {"message": str}
+ERROR = "error"  # data: {"message": str, "type": exception class name}
+
+
+@dataclass
+class Event:
+    kind: str
+    phase: Optional[str] = None
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Observer = Callable[[Event], None]
+
+
+class EventLog:
+    """Thread-safe append-only event list with cheap incremental reads."""
+
+    def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    def since(self, index: int) -> list[Event]:
+        with self._lock:
+            return self._events[index:]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+
+def fan_out(*observers: Optional[Observer]) -> Observer:
+    """One observer that forwards to several; a failing observer never kills training."""
+    live = [o for o in observers if o is not None]
+
+    def emit(event: Event) -> None:
+        for observer in live:
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must not cost the user their run
+                pass
+
+    return emit
