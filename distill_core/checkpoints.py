@@ -1,0 +1,86 @@
+"""Load a user's state_dict safely, and say exactly why one does not fit.
+
+``torch.load(..., weights_only=True)`` refuses pickles that would run code. On top of that we
+check the keys and shapes against the chosen architecture, so a checkpoint for another model
+or another class count is refused with a message instead of a shape error mid-run.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .errors import CheckpointError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise CheckpointError(
+                f"checkpoint {path} was refused: it holds pickled objects that could run code, "
+                "not just tensors. Save a plain state_dict: torch.save(model.state_dict(), path)") from None
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch file ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch file: {msg[:200]}") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]  # the common {"state_dict": ...} wrapper
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"checkpoint {path} is not a state_dict (a dict of parameter tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}  # DataParallel prefixes
+
+
+def classifier_key(model: nn.Module) -> str | None:
+    """The weight of the last Linear layer: its rows are the class count."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = f"{name}.weight" if name else "weight"
+    return last
+
+
+def check_fits(state: dict[str, torch.Tensor], model: nn.Module, arch: str, num_classes: int,
+               path: str | Path = "checkpoint") -> None:
+    expected = model.state_dict()
+    head = classifier_key(model)
+    if head and head in state and state[head].dim() == 2 and state[head].shape[0] != num_classes:
+        raise CheckpointError(
+            f"checkpoint {path} is for {state[head].shape[0]} classes, but this dataset has {num_classes}")
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        raise CheckpointError(f"checkpoint {path} is not a state_dict of {arch}: " + "; ".join(parts))
+    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        k, got, want = wrong[0]
+        raise CheckpointError(
+            f"checkpoint {path} does not fit {arch} on this dataset: {k} has shape {got}, expected {want}"
+            + (f" ({len(wrong) - 1} more)" if len(wrong) > 1 else ""))
+
+
+def load_into(model: nn.Module, path: str | Path, arch: str, num_classes: int) -> nn.Module:
+    state = read_state_dict(path)
+    check_fits(state, model, arch, num_classes, path)
+    model.load_state_dict(state)
+    return model
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path

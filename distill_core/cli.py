@@ -1,0 +1,209 @@
+"""``python -m distill_core``: the same runs as the app, from a terminal.
+
+    python -m distill_core run [--config runs/x/config.json] [--flag value ...]
+    python -m distill_core models [--dataset NAME]
+    python -m distill_core datasets
+
+Flags given on the command line override a ``--config`` file, so a run from the app can be
+repeated exactly, or with one thing changed. User errors print one ``error: ...`` line and
+exit with code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Optional, Sequence
+
+from .config import RunConfig, validate
+from .errors import DistillError
+from .events import EPOCH, PHASE, RESULT, Event
+
+# flag -> RunConfig field, type, help. Defaults come from RunConfig, so there is one source.
+RUN_FLAGS = [
+    ("--dataset", "dataset", str, "dataset name (see `datasets`)"),
+    ("--teacher", "teacher", str, "teacher architecture (see `models`)"),
+    ("--student", "student", str, "student architecture"),
+    ("--method", "method", str, "distillation method"),
+    ("--temperature", "temperature", float, "softmax temperature T (> 0)"),
+    ("--alpha", "alpha", float, "weight of the KD term, in [0, 1]; 0 = plain training"),
+    ("--epochs", "epochs", int, "student epochs (scratch and KD alike)"),
+    ("--teacher-epochs", "teacher_epochs", int, "teacher epochs, when it is trained"),
+    ("--batch-size", "batch_size", int, "batch size"),
+    ("--lr", "lr", float, "peak learning rate"),
+    ("--optimizer", "optimizer", str, "sgd (Nesterov) or adamw"),
+    ("--momentum", "momentum", float, "SGD momentum"),
+    ("--weight-decay", "weight_decay", float, "weight decay"),
+    ("--schedule", "schedule", str, "cosine, onecycle or step"),
+    ("--distill-data", "distill_data", str, "transfer-set transform: none, mask, replace, mixup"),
+    ("--seed", "seed", int, "seed for weights, data order and augmentation"),
+    ("--device", "device", str, "auto, cpu, cuda or mps"),
+    ("--num-threads", "num_threads", int, "CPU threads for training"),
+    ("--data-dir", "data_dir", str, "image folder, or where torchvision datasets live"),
+    ("--val-fraction", "val_fraction", float, "validation share of an image folder"),
+    ("--image-size", "image_size", int, "resize image-folder images to this size"),
+    ("--teacher-source", "teacher_source", str, "auto (cache or train), train, or checkpoint"),
+    ("--cache-dir", "cache_dir", str, "teacher cache folder"),
+    ("--latency-batch", "latency_batch", int, "the larger latency batch"),
+    ("--latency-repeats", "latency_repeats", int, "timed repetitions per latency batch"),
+    ("--out", "out", str, "output folder (default: the runs folder in DISTILL_STUDIO_HOME)"),
+]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like our own errors
+        self.exit(2, f"error: {message}\n(see `python -m distill_core {self.prog.split()[-1]} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m distill_core", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="train teacher, scratch student and distilled student; compare")
+    run.add_argument("--config", help="a config.json (or results.json) to repeat; flags override it")
+    for flag, field, kind, help_ in RUN_FLAGS:
+        run.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS, help=help_)
+    run.add_argument("--teacher-checkpoint", dest="teacher_checkpoint", default=argparse.SUPPRESS,
+                     help="a state_dict of the teacher to use instead of training one")
+    run.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
+                     help="no random crops or flips")
+    run.add_argument("--channels-last", dest="channels_last", action="store_true", default=argparse.SUPPRESS,
+                     help="channels_last memory format (faster convolutions on many CPUs)")
+    run.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
+                     help="never download datasets")
+    run.add_argument("--quiet", action="store_true", help="print only the final table")
+
+    models = sub.add_parser("models", help="the model registry")
+    models.add_argument("--dataset", default="mnist5k", help="count parameters for this dataset's shape")
+    sub.add_parser("datasets", help="the dataset registry")
+    sub.add_parser("methods", help="the distillation-method registry")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    base = RunConfig.load(args.config) if getattr(args, "config", None) else RunConfig()
+    overrides = {field: getattr(args, field) for _, field, _, _ in RUN_FLAGS if hasattr(args, field)}
+    for field in ("teacher_checkpoint", "augment", "channels_last", "download"):
+        if hasattr(args, field):
+            overrides[field] = getattr(args, field)
+    if overrides.get("teacher_checkpoint") and "teacher_source" not in overrides:
+        overrides["teacher_source"] = "checkpoint"
+    return validate(base.replace(**overrides))
+
+
+class ConsolePrinter:
+    """Prints phases and epochs as they finish; a line per epoch keeps logs readable."""
+
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        d = event.data
+        if event.kind == PHASE and event.phase != "measure":
+            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint"}.get(d["source"], "")
+            print(f"== {event.phase} {how}".rstrip(), file=self.stream, flush=True)
+        elif event.kind == PHASE:
+            print("== measuring size, FLOPs and latency", file=self.stream, flush=True)
+        elif event.kind == EPOCH:
+            print(f"  epoch {d['epoch']:>3}/{d['epochs']}  loss {d['train_loss']:.4f} (ce {d['train_ce']:.4f}, "
+                  f"kd {d['train_kd']:.4f})  train {100 * d['train_accuracy']:5.1f}%  "
+                  f"val {100 * d['val_accuracy']:5.1f}%  {d['images_per_s']:,.0f} img/s  {d['seconds']:.1f}s",
+                  file=self.stream, flush=True)
+        elif event.kind == RESULT and event.phase == "teacher" and d["entry"].get("source") != "train":
+            print(f"  val {100 * d['entry']['accuracy']:.1f}%", file=self.stream, flush=True)
+
+
+def format_table(results: dict) -> str:
+    rows = [("model", "arch", "val acc last", "best (epoch)", "params", "MB", "MFLOPs", "ms b=1", "ms b=64")]
+    for role in ("teacher", "student_scratch", "student_kd"):
+        e = results.get(role)
+        if not e:
+            continue
+        lat = e.get("latency_ms", {})
+        big = next((k for k in lat if k.startswith("batch_") and k != "batch_1"), None)
+        best_epoch = e.get("best_epoch")
+        rows.append((
+            role, e["model"], f"{100 * e['accuracy']:.2f}%",
+            f"{100 * e['best_accuracy']:.2f}% ({best_epoch if best_epoch is not None else '-'})",
+            f"{e['params']:,}" if "params" in e else "-",
+            f"{e['size_bytes'] / 1e6:.2f}" if "size_bytes" in e else "-",
+            f"{e['flops'] / 1e6:.1f}" if "flops" in e else "-",
+            f"{lat['batch_1']['median']:.2f}" if "batch_1" in lat else "-",
+            f"{lat[big]['median']:.1f}" if big else "-",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    comparison = results.get("comparison") or {}
+    notes = ["accuracy: validation split, top-1; 'last' is the final epoch. FLOPs: forward, batch 1 "
+             "(1 multiply-add = 2 FLOPs). Latency: median over timed runs after warm-up on "
+             f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
+    for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
+        if key in comparison:
+            notes.append(f"{label}: {comparison[key]['summary']}")
+    if "kd_gain_points" in comparison:
+        notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
+    return "\n".join(lines + [""] + notes)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import run_experiment
+
+    config = config_from_args(args)
+    started = time.perf_counter()
+    results = run_experiment(config, on_event=None if args.quiet else ConsolePrinter())
+    print()
+    print(format_table(results))
+    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}")
+    return 0 if results["status"] == "done" else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS
+    from .measure import count_params
+    from .models import MODELS, create_model
+
+    shape = DATASETS.meta(args.dataset)["shape"]
+    c, s = (3, 32) if not isinstance(shape[0], int) else (shape[0], shape[-1])
+    classes = DATASETS.meta(args.dataset)["classes"]
+    classes = classes if isinstance(classes, int) else 10
+    print(f"{'name':<20} {'family':<22} {'role':<8} params ({args.dataset}: {c}x{s}x{s}, {classes} classes)")
+    for name in MODELS.names():
+        meta = MODELS.meta(name)
+        params = count_params(create_model(name, c, classes, s))
+        print(f"{name:<20} {meta.get('family', ''):<22} {meta.get('role', ''):<8} {params:>12,}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .datasets import list_datasets
+
+    print(f"{'name':<14} {'shape':<12} {'classes':<8} {'availability':<12} {'size':<28} source")
+    for d in list_datasets():
+        shape = "x".join(str(v) for v in d["shape"])
+        print(f"{d['name']:<14} {shape:<12} {str(d['classes']):<8} {'offline' if d['offline'] else 'download':<12} "
+              f"{d['size']:<28} {d['source']}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import list_methods
+
+    for m in list_methods():
+        print(f"{m['name']:<8} {m.get('summary', '')}  ({m.get('paper', '')})")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "models": cmd_models, "datasets": cmd_datasets, "methods": cmd_methods}[args.command]
+    try:
+        return handler(args)
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+

@@ -1,0 +1,204 @@
+"""A run: teacher, scratch student, distilled student, then a fair comparison.
+
+This is the one entry point the CLI and the app share. It is plain, blocking code: the app
+runs it in a background thread and reads its events; the CLI runs it in the foreground.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from . import paths, teacher_cache
+from .checkpoints import load_into, save_state_dict
+from .config import RunConfig, validate
+from .datasets import DataRequest, ImageData, load_dataset
+from .device import release, resolve_device
+from .errors import Cancelled, DeviceError, DistillError
+from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
+from .measure import disagreements, evaluate, headline, model_profile
+from .methods import create_method
+from .models import create_model
+from .trainer import PhaseResult, train_phase
+
+PHASES = ("teacher", "student_scratch", "student_kd")
+# Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
+PHASE_WEIGHT = {"teacher": 2.0, "student_scratch": 1.0, "student_kd": 1.5}
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def build_model(name: str, data: ImageData, config: RunConfig, device: torch.device, seed: int):
+    torch.manual_seed(seed)  # the scratch and the distilled student start from the same weights
+    model = create_model(name, data.in_channels, data.num_classes, data.image_size).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult) -> dict:
+    last = result.history[-1] if result.history else {}
+    return {"model": arch, "role": role, "source": source, "split": "val",
+            "accuracy": last.get("val_accuracy"), "best_accuracy": result.best_accuracy,
+            "best_epoch": result.best_epoch, "history": result.history}
+
+
+class Progress:
+    """Maps (phase, fraction of phase) to a fraction of the whole run."""
+
+    def __init__(self, plan: dict[str, int]):
+        self.weights = {p: PHASE_WEIGHT[p] * e for p, e in plan.items()}
+        self.total = sum(self.weights.values()) or 1.0
+
+    def of(self, phase: str):
+        before = 0.0
+        for p, w in self.weights.items():
+            if p == phase:
+                break
+            before += w
+        weight = self.weights.get(phase, 0.0)
+        return lambda fraction: (before + weight * fraction) / self.total
+
+
+def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
+                   stop: Optional[threading.Event] = None, run_id: Optional[str] = None) -> dict[str, Any]:
+    """Run a full comparison and write it under ``config.out`` (default: the runs folder).
+
+    Returns the results dict (also written as results.json). Its "status" is "done", or
+    "cancelled" when ``stop`` was set, keeping the models that finished. A user error raises
+    ``DistillError`` after an ERROR event; the app and CLI show its message.
+    """
+    validate(config)
+    emit = fan_out(on_event)
+    run_id = run_id or new_run_id()
+    out_dir = Path(config.out).expanduser() if config.out else paths.runs_dir() / run_id
+    started = time.time()
+    results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
+                               "started_at": started, "artifacts": {"dir": str(out_dir)}}
+    device = torch.device("cpu")
+    try:
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)  # per thread: must happen in the training thread
+        device = resolve_device(config.device)
+        results["device"] = str(device)
+        emit(Event(STATUS, None, {"status": "running", "message": f"loading {config.dataset}", "run_id": run_id,
+                                  "out": str(out_dir), "device": str(device)}))
+        data = load_dataset(config.dataset, DataRequest(config.data_dir, config.val_fraction, config.image_size,
+                                                         config.download, config.seed)).to(device)
+        results["dataset"] = {**data.describe(), "class_names": data.classes}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.save(out_dir / "config.json")
+        _run_phases(config, data, device, emit, stop, results, out_dir)
+        results["status"] = "done"
+    except Cancelled:
+        results["status"] = "cancelled"
+    except torch.cuda.OutOfMemoryError:
+        err = DeviceError(f"the GPU ran out of memory with batch size {config.batch_size}; "
+                          "try a smaller batch size or smaller models")
+        emit(Event(ERROR, None, {"message": str(err), "type": type(err).__name__}))
+        raise err from None
+    except DistillError as exc:
+        emit(Event(ERROR, None, {"message": str(exc), "type": type(exc).__name__}))
+        raise
+    finally:
+        release(device)
+    results["finished_at"] = time.time()
+    results["seconds"] = results["finished_at"] - started
+    if out_dir.is_dir():
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    emit(Event(STATUS, None, {"status": results["status"], "run_id": run_id, "out": str(out_dir),
+                              "message": "finished" if results["status"] == "done" else "cancelled; finished models kept"}))
+    return results
+
+
+def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,
+                stop: Optional[threading.Event], results: dict, out_dir: Path) -> None:
+    teacher = build_model(config.teacher, data, config, device, config.seed)
+    cached = None
+    if config.teacher_source == "checkpoint":
+        source = "checkpoint"
+    elif config.teacher_source == "auto" and (cached := teacher_cache.lookup(config)) is not None:
+        source = "cache"
+    else:
+        source = "train"
+    plan = {"teacher": config.teacher_epochs if source == "train" else 0,
+            "student_scratch": config.epochs, "student_kd": config.epochs}
+    progress = Progress(plan)
+    shape = (data.in_channels, data.image_size, data.image_size)
+
+    # 1. teacher
+    emit(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": plan["teacher"],
+                                  "source": source}))
+    if source == "checkpoint":
+        load_into(teacher, config.teacher_checkpoint, config.teacher, data.num_classes)
+        entry = {"model": config.teacher, "role": "teacher", "source": "checkpoint", "split": "val",
+                 "history": [], "checkpoint": str(config.teacher_checkpoint)}
+        results["artifacts"]["teacher"] = str(config.teacher_checkpoint)
+    elif source == "cache":
+        state, meta = cached
+        teacher.load_state_dict(state)
+        entry = {"model": config.teacher, "role": "teacher", "source": "cache", "split": "val",
+                 "history": meta.get("history", []), "best_epoch": meta.get("best_epoch"),
+                 "best_accuracy": meta.get("best_accuracy")}
+        results["artifacts"]["teacher"] = str(teacher_cache.cache_root(config) / meta["key"] / "model.pt")
+    else:
+        method = create_method("kd", teacher, None)
+        phase = train_phase(method, data, config, epochs=config.teacher_epochs, phase="teacher", emit=emit,
+                            stop=stop, progress=progress.of("teacher"))
+        teacher.load_state_dict(phase.last_state)  # the teacher teaches as it ended, like the students
+        entry = entry_from_phase(config.teacher, "teacher", "train", phase)
+        path = teacher_cache.store(config, phase.last_state, {
+            "history": phase.history, "accuracy": entry["accuracy"], "best_accuracy": phase.best_accuracy,
+            "best_epoch": phase.best_epoch, "dataset": config.dataset, "teacher": config.teacher})
+        results["artifacts"]["teacher"] = str(path)
+    teacher.eval().requires_grad_(False)
+    report = evaluate(teacher, data, device, channels_last=config.channels_last)
+    teacher_probs = report.pop("probs")
+    entry.update(report)
+    if entry.get("best_accuracy") is None:  # a checkpoint has no training history
+        entry["best_accuracy"], entry["best_epoch"] = entry["accuracy"], None
+    results["teacher"] = entry
+    emit(Event(RESULT, "teacher", {"model": "teacher", "entry": entry}))
+
+    # 2. and 3. the same student, from scratch and distilled; nothing differs but the teacher
+    students = {}
+    for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):
+        emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
+                                 "source": "train"}))
+        student = build_model(config.student, data, config, device, config.seed)
+        method = create_method(config.method, student, teacher_for_role, temperature=config.temperature,
+                               alpha=config.alpha, **config.extra).to(device)
+        phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
+                            distill_data=config.distill_data if teacher_for_role is not None else "none",
+                            progress=progress.of(role))
+        for which, state in (("best", phase.best_state), ("last", phase.last_state)):
+            path = save_state_dict(state, out_dir / f"{role}_{which}.pt")
+            results["artifacts"][f"{role}_{which}"] = str(path)
+        entry = entry_from_phase(config.student, role, "train", phase)
+        report = evaluate(student, data, device, channels_last=config.channels_last)
+        students[role] = report.pop("probs")
+        entry.update({k: v for k, v in report.items() if k not in ("accuracy", "loss")})
+        results[role] = entry
+        emit(Event(RESULT, role, {"model": role, "entry": entry}))
+        del method
+
+    # 4. measure, with training over so nothing fights for the cores
+    emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
+    profiles = {"teacher": model_profile(teacher, shape, device, config.latency_batch, config.latency_repeats)}
+    student = build_model(config.student, data, config, device, config.seed)
+    student.load_state_dict(torch.load(results["artifacts"]["student_kd_last"], weights_only=True))
+    profiles["student_kd"] = model_profile(student, shape, device, config.latency_batch, config.latency_repeats)
+    profiles["student_scratch"] = model_profile(student, shape, device, config.latency_batch, config.latency_repeats)
+    for role, profile in profiles.items():
+        results[role].update(profile)
+    results["comparison"] = headline(results)
+    results["disagreements"] = [
+        {"index": d["index"], "label": d["label"], "teacher": d["a"], "student_kd": d["b"]}
+        for d in disagreements(data.val_y.cpu(), teacher_probs, students["student_kd"])]

@@ -1,0 +1,413 @@
+"""Background runs for the app: a FIFO queue and one worker thread per device.
+
+Streamlit reruns a page script on every click, in a thread per browser session. A training run
+has to outlive those reruns, survive a page refresh and be visible from every tab, so runs live
+here, in one ``JobManager`` per server process, and pages only ever read copies of their state
+(``JobSnapshot``). Nothing here imports Streamlit, so the manager is tested on its own.
+
+Threads: the manager is the only owner of threads. Each device ("cpu", "cuda", ...) gets one
+worker that runs one job at a time; two jobs on the same device would only slow each other down
+(and could run a GPU out of memory). Locks guard dict and list updates only and are never held
+while a model trains: the engine reports through an observer that takes the lock for a few
+assignments, and pages copy what they need under the same lock.
+"""
+from __future__ import annotations
+
+import collections
+import gc
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from .config import RunConfig
+from .errors import DistillError
+from .events import EPOCH, ERROR, PHASE, RESULT, STATUS, STEP, Event
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+ACTIVE = (QUEUED, RUNNING)
+FINISHED = (DONE, FAILED, CANCELLED)
+
+MAX_STEP_POINTS = 4000  # per phase; beyond this every other point is dropped (charts stay light)
+
+Runner = Callable[..., dict]  # run_experiment's signature: (config, on_event=, stop=, run_id=) -> results
+
+
+def _run_experiment(config: RunConfig, **kwargs: Any) -> dict:
+    from .experiment import run_experiment  # imported late: torch and the model zoo load once, when needed
+
+    return run_experiment(config, **kwargs)
+
+
+def new_job_id() -> str:
+    from .experiment import new_run_id
+
+    return new_run_id()
+
+
+def queue_key(config: RunConfig) -> str:
+    """The device a job will hold, so that one job runs per device; "auto" resolves here."""
+    if config.device != "auto":
+        return str(config.device)
+    try:
+        from .device import resolve_device
+
+        return resolve_device("auto").type
+    except Exception:  # noqa: BLE001 - a broken device probe must not refuse the job
+        return "cpu"
+
+
+def release_memory() -> None:
+    """Give a finished job's memory back, whatever way it ended (done, failed, cancelled)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - cleanup is best effort
+        pass
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent, read-only copy of one job, cheap enough to take every second."""
+
+    id: str
+    config: RunConfig
+    device: str  # the queue it waits in
+    status: str
+    queue_position: Optional[int]  # 1 = next to run; None unless queued
+    message: str
+    error: Optional[str]
+    phase: Optional[str]  # "teacher", "student_scratch", "student_kd", "measure"
+    phase_index: int
+    phase_total: int
+    phase_source: Optional[str]  # teacher: "train", "cache" or "checkpoint"
+    epoch: int  # epochs finished in the current phase
+    epochs: int  # epochs of the current phase
+    progress: float  # 0..1 of the whole run
+    eta_s: Optional[float]
+    images_per_s: Optional[float]
+    created_at: float
+    started_at: Optional[float]
+    finished_at: Optional[float]
+    history: dict[str, list[dict]]  # phase -> epoch rows (contract "history")
+    steps: dict[str, list[dict]]  # phase -> [{"x": fractional epoch, "loss", ...}] from STEP events
+    entries: dict[str, dict]  # finished models, as RESULT events bring them
+    results: Optional[dict]  # run_experiment's return value, once it has returned
+    out_dir: Optional[str]
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def elapsed_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.time()) - self.started_at
+
+    @property
+    def run_id(self) -> str:
+        return self.id
+
+
+class _Job:
+    """Mutable job state; every read and write goes through ``lock``."""
+
+    def __init__(self, job_id: str, config: RunConfig, device: str, key: str):
+        self.id, self.config, self.device, self.key = job_id, config, device, key
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.ended = threading.Event()
+        self.status = QUEUED
+        self.message = "waiting for the device"
+        self.error: Optional[str] = None
+        self.phase: Optional[str] = None
+        self.phase_index, self.phase_total, self.phase_source = 0, 3, None
+        self.epoch, self.epochs = 0, 0
+        self.progress = 0.0
+        self.images_per_s: Optional[float] = None
+        self.created_at = time.time()
+        self.started_at: Optional[float] = None
+        self.finished_at: Optional[float] = None
+        self.history: dict[str, list[dict]] = {}
+        self.steps: dict[str, list[dict]] = {}
+        self.entries: dict[str, dict] = {}
+        self.results: Optional[dict] = None
+        self.out_dir: Optional[str] = None
+        # ETA: the progress rate since the first progress report (data loading is not training)
+        self._first_progress: Optional[tuple[float, float]] = None
+        self._eta_at: Optional[tuple[float, float]] = None  # (time of estimate, seconds left then)
+
+    # ---- the engine's observer: runs in the worker thread, between training steps ---------
+    def observe(self, event: Event) -> None:
+        data = event.data or {}
+        with self.lock:
+            if event.kind == STATUS:
+                if data.get("message") and self.status == RUNNING and not self.stop.is_set():
+                    self.message = str(data["message"])
+                self.out_dir = data.get("out", self.out_dir)
+            elif event.kind == PHASE:
+                self.phase = data.get("phase", event.phase)
+                self.phase_index = int(data.get("index", self.phase_index))
+                self.phase_total = int(data.get("total", self.phase_total))
+                self.phase_source = data.get("source")
+                self.epoch, self.epochs = 0, int(data.get("epochs") or 0)
+                if not self.stop.is_set():
+                    self.message = _phase_message(self.phase, self.phase_source)
+            elif event.kind == STEP:
+                steps = max(1, int(data.get("steps") or 1))
+                point = {"x": int(data.get("epoch", 1)) - 1 + int(data.get("step", 0)) / steps,
+                         "loss": data.get("loss"), "time": event.time}
+                for part in ("ce", "kd"):  # present when the trainer reports the parts per step
+                    if part in data:
+                        point[part] = data[part]
+                series = self.steps.setdefault(event.phase or "?", [])
+                series.append(point)
+                if len(series) > MAX_STEP_POINTS:
+                    del series[1:-1:2]
+                self.images_per_s = data.get("images_per_s", self.images_per_s)
+                self._progress(data.get("progress"), event.time)
+            elif event.kind == EPOCH:
+                row = {k: v for k, v in data.items() if k not in ("progress", "epochs")}
+                self.history.setdefault(event.phase or "?", []).append(row)
+                self.epoch = int(data.get("epoch", self.epoch))
+                self.epochs = int(data.get("epochs", self.epochs) or self.epochs)
+                self.images_per_s = data.get("images_per_s", self.images_per_s)
+                self._progress(data.get("progress"), event.time)
+            elif event.kind == RESULT:
+                role, entry = data.get("model"), data.get("entry")
+                if role and isinstance(entry, dict):
+                    self.entries[role] = entry
+                    if entry.get("history") and not self.history.get(role):
+                        self.history[role] = list(entry["history"])  # a cached teacher's curves
+            elif event.kind == ERROR:
+                self.error = str(data.get("message") or "the run failed")
+
+    def _progress(self, value: Any, when: float) -> None:
+        if value is None:
+            return
+        p = min(1.0, max(0.0, float(value)))
+        self.progress = max(self.progress, p)
+        if self._first_progress is None:
+            self._first_progress = (when, p)
+            return
+        t0, p0 = self._first_progress
+        if self.progress - p0 > 0.005 and when > t0:
+            rate = (self.progress - p0) / (when - t0)
+            self._eta_at = (when, (1.0 - self.progress) / rate)
+
+    def snapshot(self, queue_position: Optional[int]) -> JobSnapshot:
+        with self.lock:
+            eta = None
+            if self._eta_at is not None and self.status == RUNNING:
+                at, left = self._eta_at
+                eta = max(0.0, left - (time.time() - at))
+            return JobSnapshot(
+                id=self.id, config=self.config, device=self.device, status=self.status,
+                queue_position=queue_position, message=self.message, error=self.error,
+                phase=self.phase, phase_index=self.phase_index, phase_total=self.phase_total,
+                phase_source=self.phase_source, epoch=self.epoch, epochs=self.epochs,
+                progress=1.0 if self.status == DONE else self.progress, eta_s=eta,
+                images_per_s=self.images_per_s, created_at=self.created_at, started_at=self.started_at,
+                finished_at=self.finished_at,
+                history={k: list(v) for k, v in self.history.items()},
+                steps={k: list(v) for k, v in self.steps.items()},
+                entries=dict(self.entries), results=self.results, out_dir=self.out_dir)
+
+
+def _phase_message(phase: Optional[str], source: Optional[str]) -> str:
+    if phase == "teacher":
+        return {"cache": "loading the cached teacher", "checkpoint": "loading the uploaded teacher"}.get(
+            source or "", "training the teacher")
+    return {"student_scratch": "training the student from scratch",
+            "student_kd": "distilling the student from the teacher",
+            "measure": "measuring size, FLOPs and latency"}.get(phase or "", f"phase {phase}")
+
+
+@dataclass
+class _Worker:
+    thread: threading.Thread
+    queue: collections.deque = field(default_factory=collections.deque)
+
+
+class JobManager:
+    """Accepts run configs, runs them one per device in submission order, and reports on them.
+
+    ``submit`` never starts a duplicate: a config identical to one queued or running returns
+    that job's id, so a double click or a second tab pressing Start joins the existing run.
+    """
+
+    def __init__(self, runner: Optional[Runner] = None, keep_finished: int = 100):
+        self._runner = runner or _run_experiment
+        self._keep_finished = keep_finished
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: dict[str, _Job] = {}  # insertion order = submission order
+        self._workers: dict[str, _Worker] = {}
+        self._closed = False
+        self._ids = itertools.count()
+
+    # ---- what pages call --------------------------------------------------------------------
+    def submit(self, config: RunConfig) -> str:
+        config = RunConfig.from_dict(config.to_dict())  # our own copy: the caller may keep editing theirs
+        key = config.to_json()
+        device = queue_key(config)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job manager is shut down")
+            for job in self._jobs.values():
+                if job.key == key and job.status in ACTIVE:
+                    return job.id
+            job_id = new_job_id()
+            while job_id in self._jobs:  # two submits within one second could share a run id
+                job_id = f"{new_job_id()}-{next(self._ids)}"
+            self._jobs[job_id] = _Job(job_id, config, device, key)
+            worker = self._workers.get(device)
+            if worker is None:
+                thread = threading.Thread(target=self._work, args=(device,), name=f"distill-worker-{device}",
+                                          daemon=True)
+                worker = self._workers[device] = _Worker(thread)
+                thread.start()
+            worker.queue.append(job_id)
+            self._prune()
+            self._wake.notify_all()
+        return job_id
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a job: a queued one is dropped at once, a running one ends within one batch
+        and keeps the models that finished. Returns False for unknown or finished jobs."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            with job.lock:
+                if job.status == QUEUED:
+                    worker = self._workers.get(job.device)
+                    if worker and job_id in worker.queue:
+                        worker.queue.remove(job_id)
+                    job.status, job.message, job.finished_at = CANCELLED, "cancelled before it started", time.time()
+                    job.stop.set()
+                    job.ended.set()
+                    return True
+                if job.status == RUNNING:
+                    job.stop.set()
+                    job.message = "stopping…"
+                    return True
+        return False
+
+    def snapshot(self, job_id: Optional[str]) -> Optional[JobSnapshot]:
+        with self._lock:
+            job = self._jobs.get(job_id) if job_id else None
+            position = self._position(job) if job else None
+        return job.snapshot(position) if job else None
+
+    def jobs(self) -> list[JobSnapshot]:
+        """Every job this process knows, newest first."""
+        with self._lock:
+            found = [(job, self._position(job)) for job in reversed(self._jobs.values())]
+        return [job.snapshot(position) for job, position in found]
+
+    def current(self) -> Optional[JobSnapshot]:
+        """The job a page opened without a job id should show: running, else next queued,
+        else the most recent."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            running = [j for j in jobs if j.status == RUNNING]
+            queued = [j for j in jobs if j.status == QUEUED]
+            pick = running[-1] if running else queued[0] if queued else jobs[-1] if jobs else None
+            position = self._position(pick) if pick else None
+        return pick.snapshot(position) if pick else None
+
+    def wait(self, job_id: str, timeout: Optional[float] = None) -> Optional[JobSnapshot]:
+        """Block until the job has finished (for tests and scripts; pages never block)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        job.ended.wait(timeout)
+        return self.snapshot(job_id)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel everything and stop the workers (tests; a server just exits)."""
+        with self._lock:
+            self._closed = True
+            ids = list(self._jobs)
+        for job_id in ids:
+            self.cancel(job_id)
+        with self._lock:
+            self._wake.notify_all()
+            threads = [w.thread for w in self._workers.values()]
+        deadline = time.time() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.time()))
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _position(self, job: _Job) -> Optional[int]:
+        if job.status != QUEUED:
+            return None
+        worker = self._workers.get(job.device)
+        try:
+            return worker.queue.index(job.id) + 1 if worker else None
+        except ValueError:
+            return None
+
+    def _prune(self) -> None:
+        finished = [j for j in self._jobs.values() if j.status in FINISHED]
+        for job in finished[: max(0, len(finished) - self._keep_finished)]:
+            del self._jobs[job.id]
+
+    def _work(self, device: str) -> None:
+        while True:
+            with self._lock:
+                worker = self._workers[device]
+                while not worker.queue and not self._closed:
+                    self._wake.wait()
+                if self._closed and not worker.queue:
+                    return
+                job = self._jobs[worker.queue.popleft()]
+                with job.lock:
+                    job.status, job.started_at, job.message = RUNNING, time.time(), "starting"
+            self._run(job)
+
+    def _run(self, job: _Job) -> None:
+        status, results, error = FAILED, None, None
+        try:
+            results = self._runner(job.config, on_event=job.observe, stop=job.stop, run_id=job.id)
+            status = results.get("status", DONE) if isinstance(results, dict) else DONE
+            if status not in FINISHED:
+                status = DONE
+        except DistillError as exc:
+            error = str(exc) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - a bug in one run must not take the worker down
+            log.exception("job %s failed", job.id)
+            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            error = f"internal error: {type(exc).__name__}" + (f": {text}" if text else "") + \
+                " (the server log has the details)"
+        finally:
+            release_memory()
+        with job.lock:
+            job.status, job.results, job.finished_at = status, results, time.time()
+            if status == FAILED:
+                job.error = error or job.error or "the run failed"
+                job.message = "failed"
+            elif status == CANCELLED:
+                job.message = "cancelled; finished models kept"
+            else:
+                job.message = "finished"
+            if isinstance(results, dict):
+                for role in ("teacher", "student_scratch", "student_kd"):
+                    if isinstance(results.get(role), dict):
+                        job.entries[role] = results[role]
+                job.out_dir = (results.get("artifacts") or {}).get("dir", job.out_dir)
+        job.ended.set()

@@ -1,0 +1,311 @@
+"""Measure models the way the studio reports them: size, FLOPs, latency, accuracy, comparisons.
+
+Conventions, chosen so the numbers mean the same thing everywhere they are shown:
+
+- Size is the real file size of the fp32 ``state_dict`` written by ``torch.save``, so BatchNorm
+  running stats count (about 4.1 to 4.3 bytes per parameter, not 4).
+- FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` at batch 1 and are FLOPs, two
+  per multiply-add: MACs = FLOPs / 2. Many other tools (fvcore, ptflops, thop, torchinfo, the
+  "GFLOPS" column of torchvision) report MACs. FlopCounterMode counts matmuls and convolutions
+  only: bias adds, BatchNorm, activations and pooling add nothing.
+- Latency is the median and 90th percentile of individually timed forwards after warm-up, with
+  the thread count stated, because batch-1 latency and batched throughput do not follow FLOPs
+  and a single sample is noise.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from typing import Iterator, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .datasets import ImageData
+
+FLOPS_UNIT = "FLOPs"  # 2 per multiply-add; MACs = FLOPs / 2
+
+MIN_TIMED_RUNS = 5
+LATENCY_BUDGET_S = 2.0  # per batch size; big models on a 2-core CPU stop early past this
+
+
+# ---- helpers --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval for measuring, then each submodule's own mode back (a frozen BN stays frozen)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+@contextlib.contextmanager
+def _threads(num_threads: Optional[int]) -> Iterator[None]:
+    # set_num_threads is per calling thread, so set and restore it right here.
+    if num_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _device(device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _sync(device: torch.device) -> None:
+    # Kernels run asynchronously on GPUs: without this the clock measures only the launch.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _ratio(num, den) -> Optional[float]:
+    """num / den, or None where either is missing or the denominator is not positive."""
+    if num is None or den is None:
+        return None
+    try:
+        num, den = float(num), float(den)
+    except (TypeError, ValueError):
+        return None
+    if den <= 0:
+        return None
+    return num / den
+
+
+def _median(entry: dict, key: str) -> Optional[float]:
+    row = (entry.get("latency_ms") or {}).get(key)
+    return row.get("median") if isinstance(row, dict) else None
+
+
+def _batch_keys(*entries: dict) -> list[str]:
+    """Latency keys ("batch_<n>") present in every entry, smallest batch first."""
+    common = None
+    for entry in entries:
+        keys = {k for k, v in (entry.get("latency_ms") or {}).items()
+                if k.startswith("batch_") and k[6:].isdigit() and isinstance(v, dict)}
+        common = keys if common is None else common & keys
+    return sorted(common or (), key=lambda k: int(k[6:]))
+
+
+# ---- size and cost --------------------------------------------------------------------------
+def count_params(model: nn.Module) -> int:
+    """All parameters, trainable or frozen: what the model carries, not what training touches."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes of the saved fp32 checkpoint, buffers included: what a user would download or ship."""
+    state = {k: (v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu())
+             for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getbuffer().nbytes
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, int, int], device="cpu") -> int:
+    """Forward FLOPs of one image (FLOPs = 2 x MACs), so models of any batch size compare."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros((1, *input_shape), device=torch.device(device), dtype=_input_dtype(model))
+    with _eval_mode(model), torch.no_grad():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x)
+    return int(counter.get_total_flops())
+
+
+# ---- latency --------------------------------------------------------------------------------
+def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device="cpu",
+                    batch_sizes: Sequence[int] = (1, 64), repeats: int = 30, warmup: int = 5,
+                    num_threads: Optional[int] = None, budget_s: float = LATENCY_BUDGET_S) -> dict:
+    """Median and p90 forward time per batch size, in ms, with the device and threads it ran on.
+
+    Warm-up runs first (allocator, kernel selection), then ``repeats`` individually timed runs.
+    So that a big model stays quick to measure on a small CPU, each batch size stops timing once
+    ``budget_s`` has passed, but never before ``MIN_TIMED_RUNS`` runs; warm-up likewise stops
+    after half the budget, but never before one run. The counts actually made are recorded.
+    """
+    device = _device(device)
+    repeats = max(int(repeats), MIN_TIMED_RUNS)
+    warmup = max(int(warmup), 0)
+    dtype = _input_dtype(model)
+    out: dict = {}
+    with _threads(num_threads), _eval_mode(model), torch.inference_mode():
+        threads = torch.get_num_threads()
+        for b in batch_sizes:
+            x = torch.randn((int(b), *input_shape), device=device, dtype=dtype)
+            start = time.perf_counter()
+            warm = 0
+            while warm < warmup:
+                model(x)
+                warm += 1
+                _sync(device)
+                if time.perf_counter() - start > budget_s / 2:
+                    break
+            times: list[float] = []
+            spent = 0.0
+            while len(times) < repeats:
+                _sync(device)
+                t0 = time.perf_counter()
+                model(x)
+                _sync(device)
+                dt = time.perf_counter() - t0
+                times.append(dt * 1000.0)
+                spent += dt
+                if len(times) >= MIN_TIMED_RUNS and spent > budget_s:
+                    break
+            q = torch.tensor(times, dtype=torch.float64).quantile(
+                torch.tensor([0.5, 0.9], dtype=torch.float64))
+            out[f"batch_{int(b)}"] = {"median": float(q[0]), "p90": float(q[1]),
+                                      "repeats": len(times), "warmup": warm}
+    out["device"] = str(device)
+    out["threads"] = threads
+    return out
+
+
+# ---- accuracy -------------------------------------------------------------------------------
+def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 512,
+             channels_last: bool = False) -> dict:
+    """Accuracy, loss and per-class detail on the validation split, plus the softmax
+    probabilities so that two models' answers can be compared image by image."""
+    device = torch.device(device)
+    n = int(data.val_x.shape[0])
+    if n == 0:
+        raise ValueError(f"dataset {data.name!r} has no validation images to evaluate on")
+    num_classes = data.num_classes
+    dtype = _input_dtype(model)
+    loss_parts: list[torch.Tensor] = []  # per-batch sums, kept on the device until the end
+    probs_parts: list[torch.Tensor] = []
+    with _eval_mode(model), torch.inference_mode():
+        for i in range(0, n, batch_size):
+            xb = data.normalize(data.val_x[i:i + batch_size].to(device, non_blocking=True))
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = data.val_y[i:i + batch_size].to(device, non_blocking=True)
+            logits = model(xb.to(dtype)).float()
+            loss_parts.append(F.cross_entropy(logits, yb, reduction="sum"))
+            probs_parts.append(logits.softmax(dim=1).cpu())
+    probs = torch.cat(probs_parts)
+    labels = data.val_y.detach().cpu().long()
+    preds = probs.argmax(dim=1)
+    confusion = torch.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
+    confusion = confusion.view(num_classes, num_classes)
+    per_class_total = confusion.sum(dim=1)
+    # A class with no validation images gets 0.0; its all-zero confusion row shows why.
+    per_class = confusion.diagonal().double() / per_class_total.clamp_min(1).double()
+    result = {"accuracy": float((preds == labels).double().mean()),
+              "loss": float(torch.stack(loss_parts).cpu().double().sum()) / n}
+    if num_classes >= 10:
+        top5 = probs.topk(5, dim=1).indices
+        result["top5"] = float((top5 == labels[:, None]).any(dim=1).double().mean())
+    result["per_class_accuracy"] = [float(v) for v in per_class]
+    result["confusion_matrix"] = confusion.tolist()
+    result["probs"] = probs
+    return result
+
+
+def disagreements(labels, probs_a, probs_b, limit: int = 24,
+                  names: tuple[str, str] = ("a", "b")) -> list[dict]:
+    """Images where two models give different answers, the most confident clashes first:
+    those are the ones worth looking at. Confidence is the mean of the two models' probabilities
+    for their own answer; ties go to the lower index. ``names`` sets the two keys per row."""
+    labels = torch.as_tensor(labels).detach().cpu().long().view(-1)
+    probs_a = torch.as_tensor(probs_a).detach().cpu().float()
+    probs_b = torch.as_tensor(probs_b).detach().cpu().float()
+    conf_a, pred_a = probs_a.max(dim=1)
+    conf_b, pred_b = probs_b.max(dim=1)
+    idx = (pred_a != pred_b).nonzero().view(-1)
+    if idx.numel() == 0 or limit <= 0:
+        return []
+    score = (conf_a[idx] + conf_b[idx]) / 2
+    # stable sort on descending score keeps equal scores in index order
+    order = torch.sort(-score, stable=True).indices[:limit]
+    rows = []
+    for i in idx[order].tolist():
+        rows.append({"index": i, "label": int(labels[i]),
+                     names[0]: {"pred": int(pred_a[i]), "prob": float(conf_a[i])},
+                     names[1]: {"pred": int(pred_b[i]), "prob": float(conf_b[i])}})
+    return rows
+
+
+# ---- profiles and comparisons ---------------------------------------------------------------
+def model_profile(model: nn.Module, input_shape: tuple[int, int, int], device="cpu",
+                  latency_batch: int = 64, repeats: int = 30) -> dict:
+    """Everything about a model's cost in one entry, measured the same way for every model."""
+    return {"params": count_params(model), "size_bytes": state_dict_bytes(model),
+            "flops": count_flops(model, input_shape, device), "flops_unit": FLOPS_UNIT,
+            "latency_ms": measure_latency(model, input_shape, device,
+                                          batch_sizes=(1, latency_batch), repeats=repeats)}
+
+
+def _times(x: float, more: str, less: str) -> str:
+    return f"{x:.1f}x {more}" if x >= 1 else f"{1 / x:.1f}x {less}"
+
+
+def compare(teacher: dict, student: dict) -> dict:
+    """How much the student saves against the teacher, and what it costs in accuracy.
+
+    Ratios are teacher / student (above 1 means the student is smaller or faster); a ratio whose
+    inputs are missing or zero is left out rather than reported as infinite.
+    """
+    out: dict = {}
+    for key, field in (("smaller_x", "size_bytes"), ("fewer_params_x", "params"),
+                       ("fewer_flops_x", "flops")):
+        r = _ratio(teacher.get(field), student.get(field))
+        if r is not None:
+            out[key] = r
+    keys = _batch_keys(teacher, student)
+    for key in [k for k in keys if k == "batch_1"] + [k for k in keys if k != "batch_1"][-1:]:
+        r = _ratio(_median(teacher, key), _median(student, key))
+        if r is not None:
+            out[f"faster_x_{key}"] = r
+    for key, field in (("delta_points", "accuracy"), ("delta_points_best", "best_accuracy")):
+        if teacher.get(field) is not None and student.get(field) is not None:
+            out[key] = 100.0 * (float(student[field]) - float(teacher[field]))
+
+    parts = []
+    if out.get("smaller_x"):
+        parts.append(_times(out["smaller_x"], "smaller", "larger"))
+    if out.get("faster_x_batch_1"):
+        parts.append(_times(out["faster_x_batch_1"], "faster", "slower") + " (batch 1)")
+    if "delta_points" in out:
+        parts.append(f"{out['delta_points']:+.1f} points (last epoch, val)")
+    out["summary"] = ", ".join(parts)
+    return out
+
+
+def headline(results: dict) -> dict:
+    """The few numbers a run is about: what KD bought over training the student alone, and what
+    the student costs against the teacher. Entries of phases that did not finish are skipped."""
+    teacher, scratch, kd = (results.get(k) for k in ("teacher", "student_scratch", "student_kd"))
+    out: dict = {}
+    if teacher and kd:
+        out["kd_vs_teacher"] = compare(teacher, kd)
+    if teacher and scratch:
+        out["scratch_vs_teacher"] = compare(teacher, scratch)
+    if kd and scratch:
+        for key, field in (("kd_gain_points", "accuracy"), ("kd_gain_points_best", "best_accuracy")):
+            if kd.get(field) is not None and scratch.get(field) is not None:
+                out[key] = 100.0 * (float(kd[field]) - float(scratch[field]))
+    return out

@@ -1,0 +1,74 @@
+"""The distillation-method registry.
+
+A method turns (student, teacher, batch) into a loss. The trainer only ever calls the two
+methods of ``DistillMethod`` below, so a feature-based method (FitNets hints, attention
+transfer) is one new class here and no change to the trainer:
+
+* ``teacher_targets(x)`` computes what the student is taught from. For logit methods it is a
+  tensor with one row per image, so the trainer may compute it for many batches at once and
+  slice it (one big inference pass per chunk is faster than a teacher call per step). A method
+  whose targets are not row-sliceable (say, a dict of feature maps) sets ``sliceable = False``
+  and is called once per batch.
+* ``loss(x, targets, teacher_out)`` runs the student and returns ``(LossParts, student_logits)``.
+  Owning the student's forward lets a feature method hook intermediate layers.
+
+Methods are ``nn.Module``s: trainable parts (a hint regressor, say) are parameters that the
+trainer optimises together with the student and leaves out of the student's checkpoint.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from .losses import LossParts, kd_loss
+from .registry import Registry
+
+METHODS: Registry = Registry("distillation method")
+
+
+class DistillMethod(nn.Module):
+    sliceable = True  # teacher targets are one row per image
+
+    def __init__(self, student: nn.Module, teacher: Optional[nn.Module], temperature: float = 4.0,
+                 alpha: float = 0.9, **options: Any):
+        super().__init__()
+        self.student = student
+        # The teacher is kept outside the module tree: never optimised, never saved with the student.
+        self.__dict__["teacher"] = teacher
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+        self.options = options
+
+    @torch.inference_mode()
+    def teacher_targets(self, x: torch.Tensor) -> Any:
+        if self.teacher is None:
+            return None
+        return self.teacher(x).float()
+
+    def loss(self, x: torch.Tensor, targets: torch.Tensor, teacher_out: Any) -> tuple[LossParts, torch.Tensor]:
+        raise NotImplementedError
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters besides the student's (none for logit KD)."""
+        student_ids = {id(p) for p in self.student.parameters()}
+        return [p for p in self.parameters() if id(p) not in student_ids]
+
+
+@METHODS.register("kd", paper="Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network",
+                  summary="match the teacher's temperature-softened class probabilities")
+class LogitKD(DistillMethod):
+    def loss(self, x, targets, teacher_out):
+        logits = self.student(x)
+        # Targets from teacher_targets come out of inference mode; clone() makes them usable in autograd.
+        teacher_logits = None if teacher_out is None else teacher_out.clone()
+        return kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha), logits
+
+
+def create_method(name: str, student: nn.Module, teacher: Optional[nn.Module], **kwargs: Any) -> DistillMethod:
+    return METHODS.get(name)(student, teacher, **kwargs)
+
+
+def list_methods() -> list[dict]:
+    return [{"name": name, **METHODS.meta(name)} for name in METHODS.names()]

@@ -1,0 +1,81 @@
+"""Trained teachers, kept for reuse.
+
+Training the teacher is the slowest part of a run, and an exploration of T and alpha reuses
+the same teacher many times. A teacher is stored under a key of everything that shaped it:
+architecture, dataset (and its loading options), recipe and seed. Change any of those and the
+key changes, so a stale teacher is never reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from . import paths
+from .config import RunConfig
+
+
+def teacher_key_fields(config: RunConfig) -> dict:
+    return {
+        "teacher": config.teacher, "dataset": config.dataset,
+        "data_dir": str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None,
+        "val_fraction": config.val_fraction if config.dataset == "imagefolder" else None,
+        "image_size": config.image_size, "epochs": config.teacher_epochs, "batch_size": config.batch_size,
+        "lr": config.lr, "optimizer": config.optimizer, "momentum": config.momentum,
+        "weight_decay": config.weight_decay, "schedule": config.schedule, "augment": config.augment,
+        "seed": config.seed,
+    }
+
+
+def teacher_key(config: RunConfig) -> str:
+    blob = json.dumps(teacher_key_fields(config), sort_keys=True).encode()
+    return f"{config.teacher}-{config.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+def cache_root(config: Optional[RunConfig] = None) -> Path:
+    if config is not None and config.cache_dir:
+        return Path(config.cache_dir).expanduser()
+    return paths.teacher_cache_dir()
+
+
+def lookup(config: RunConfig) -> Optional[tuple[dict, dict]]:
+    """(state_dict, metadata) of a cached teacher for this config, or None."""
+    folder = cache_root(config) / teacher_key(config)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    except (FileNotFoundError, json.JSONDecodeError, RuntimeError, EOFError, OSError):
+        return None
+    return state, meta
+
+
+def store(config: RunConfig, state: dict, meta: dict) -> Path:
+    """Write atomically (temp file, then rename) so a crash never leaves half a teacher."""
+    folder = cache_root(config) / teacher_key(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"model.pt.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / "model.pt")
+    meta = {**meta, "key": teacher_key(config), "fields": teacher_key_fields(config)}
+    (folder / "meta.json.tmp").write_text(json.dumps(meta, indent=2))
+    os.replace(folder / "meta.json.tmp", folder / "meta.json")
+    return folder / "model.pt"
+
+
+def list_cached(config_dir: Optional[str] = None) -> list[dict]:
+    """Every cached teacher with its accuracy, for the app's "reuse a teacher" picker."""
+    root = Path(config_dir).expanduser() if config_dir else paths.teacher_cache_dir()
+    found = []
+    for meta_path in sorted(root.glob("*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, OSError):
+            continue
+        found.append({"key": meta.get("key", meta_path.parent.name), "path": str(meta_path.parent / "model.pt"),
+                      **meta.get("fields", {}), "accuracy": meta.get("accuracy"),
+                      "best_accuracy": meta.get("best_accuracy")})
+    return found

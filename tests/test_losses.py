@@ -1,0 +1,82 @@
+"""The loss convention: alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distill_core.losses import kd_loss, soft_kl
+
+
+def softmax(z):
+    m = max(z)
+    e = [math.exp(v - m) for v in z]
+    return [v / sum(e) for v in e]
+
+
+def test_kd_loss_matches_a_hand_computed_value():
+    s = [[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]]
+    t = [[3.0, 0.0, -2.0], [-1.0, 2.0, 2.5]]
+    y = [0, 2]
+    T, alpha = 2.0, 0.7
+    kl = ce = 0.0
+    for si, ti, yi in zip(s, t, y):
+        ps, pt = softmax([v / T for v in si]), softmax([v / T for v in ti])
+        kl += sum(p * math.log(p / q) for p, q in zip(pt, ps))
+        ce += -math.log(softmax(si)[yi])
+    expected_kd = T * T * kl / 2  # batchmean: per sample, not per class
+    expected = alpha * expected_kd + (1 - alpha) * ce / 2
+    parts = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), T, alpha)
+    assert parts.kd.item() == pytest.approx(expected_kd, rel=1e-5)
+    assert parts.ce.item() == pytest.approx(ce / 2, rel=1e-5)
+    assert parts.total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_alpha_zero_is_plain_cross_entropy_with_identical_gradients():
+    torch.manual_seed(0)
+    s = torch.randn(8, 10, requires_grad=True)
+    t, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    parts = kd_loss(s, t, y, temperature=4.0, alpha=0.0)
+    parts.total.backward()
+    grad_kd = s.grad.clone()
+    s.grad = None
+    F.cross_entropy(s, y).backward()
+    assert parts.total.item() == F.cross_entropy(s, y).item()
+    assert torch.equal(grad_kd, s.grad)
+
+
+def test_alpha_one_is_pure_distillation():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.randint(0, 5, (4,))
+    parts = kd_loss(s, t, y, temperature=3.0, alpha=1.0)
+    assert parts.total.item() == pytest.approx(parts.kd.item())
+    assert parts.kd.item() == pytest.approx(soft_kl(s, t, 3.0).item())
+
+
+def test_kl_is_zero_when_student_matches_teacher_and_positive_otherwise():
+    z = torch.randn(6, 7)
+    assert soft_kl(z, z, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert soft_kl(z, z.flip(1), 4.0).item() > 0.01
+
+
+def test_soft_term_gradient_scale_is_roughly_independent_of_temperature():
+    """The T^2 factor cancels the 1/T^2 shrinkage of soft-target gradients (Hinton et al.)."""
+    torch.manual_seed(0)
+    t = torch.randn(32, 10) * 3
+    s0 = torch.randn(32, 10) * 3
+    norms = {}
+    for T in (4.0, 8.0, 16.0, 32.0):
+        s = s0.clone().requires_grad_(True)
+        soft_kl(s, t, T).backward()
+        norms[T] = s.grad.norm().item()
+    assert max(norms.values()) / min(norms.values()) < 1.5, norms
+    # Without T^2 the same gradients would shrink 64x from T=4 to T=32: the check above has teeth.
+    assert norms[4.0] / 16 / (norms[32.0] / 1024) > 30
+
+
+def test_soft_targets_accept_mixed_labels():
+    s = torch.randn(3, 4)
+    probs = torch.tensor([[0.7, 0.3, 0, 0], [0, 1.0, 0, 0], [0.5, 0, 0, 0.5]])
+    parts = kd_loss(s, None, probs, 2.0, 0.5)
+    assert parts.total.item() == pytest.approx(F.cross_entropy(s, probs).item())
+    assert parts.kd.item() == 0.0
