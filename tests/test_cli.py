@@ -1,0 +1,116 @@
+"""The CLI: runs, repeats runs from config.json, and refuses bad input in one line, exit 2."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill_core.cli import main
+from distill_core.models import create_model
+
+TINY = ["--dataset", "digits", "--teacher", "cnn_small", "--student", "cnn_tiny", "--epochs", "2",
+        "--teacher-epochs", "1", "--batch-size", "64", "--latency-repeats", "5", "--latency-batch", "8"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_run_prints_a_table_and_writes_results(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "teacher" in out and "student_kd" in out and "KD gain over scratch" in out
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert results["config"]["epochs"] == 2 and results["config"]["dataset"] == "digits"
+
+
+def test_a_config_file_repeats_the_run_exactly(capsys, tmp_path):
+    assert run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "a"))[0] == 0
+    config = tmp_path / "a" / "config.json"
+    assert run_cli(capsys, "run", "--config", str(config), "--out", str(tmp_path / "b"))[0] == 0
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    for role in ("teacher", "student_scratch", "student_kd"):
+        assert [r["val_loss"] for r in a[role]["history"]] == [r["val_loss"] for r in b[role]["history"]]
+    assert {k: v for k, v in a["config"].items() if k != "out"} == {k: v for k, v in b["config"].items() if k != "out"}
+    # a flag overrides the file
+    assert run_cli(capsys, "run", "--config", str(config), "--alpha", "0.5", "--out", str(tmp_path / "c"))[0] == 0
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["alpha"] == 0.5
+
+
+def test_registries_are_listed(capsys):
+    code, out, _ = run_cli(capsys, "models", "--dataset", "cifar100")
+    assert code == 0 and "resnet56" in out and "cnn_tiny" in out and "861,620" in out
+    code, out, _ = run_cli(capsys, "datasets")
+    assert code == 0 and "mnist5k" in out and "offline" in out and "download" in out and "cifar100" in out
+    code, out, _ = run_cli(capsys, "methods")
+    assert code == 0 and "kd" in out
+
+
+def write_checkpoints(folder: Path):
+    torch.save(create_model("cnn_small", 1, 100, 8).state_dict(), folder / "c100.pt")
+    torch.save(create_model("mlp", 1, 10, 8).state_dict(), folder / "mlp.pt")
+    torch.save(create_model("cnn_small", 1, 10, 8), folder / "pickled_model.pt")
+    (folder / "empty").mkdir()
+    (folder / "one" / "only").mkdir(parents=True)
+    from PIL import Image
+    for i in range(3):
+        Image.new("L", (8, 8), i * 40).save(folder / "one" / "only" / f"{i}.png")
+
+
+BAD = {
+    "unknown model": (["--student", "resnet9000"], "unknown student 'resnet9000'"),
+    "unknown dataset": (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    "T = 0": (["--temperature", "0"], "temperature T must be > 0"),
+    "T < 0": (["--temperature", "-2"], "temperature T must be > 0"),
+    "alpha > 1": (["--alpha", "1.5"], "alpha must be in [0, 1]"),
+    "alpha < 0": (["--alpha", "-0.1"], "alpha must be in [0, 1]"),
+    "epochs 0": (["--epochs", "0"], "epochs must be at least 1"),
+    "batch 0": (["--batch-size", "0"], "batch_size must be at least 1"),
+    "lr 0": (["--lr", "0"], "learning rate must be > 0"),
+    "lr not a number": (["--lr", "fast"], "invalid float value"),
+    "other class count": (["--teacher-checkpoint", "{d}/c100.pt"], "is for 100 classes, but this dataset has 10"),
+    "other architecture": (["--teacher-checkpoint", "{d}/mlp.pt"], "not a state_dict of cnn_small"),
+    "pickle that runs code": (["--teacher-checkpoint", "{d}/pickled_model.pt"], "could run code"),
+    "missing checkpoint": (["--teacher-checkpoint", "{d}/nope.pt"], "does not exist"),
+    "empty image folder": (["--dataset", "imagefolder", "--data-dir", "{d}/empty"], "holds no images"),
+    "one-class image folder": (["--dataset", "imagefolder", "--data-dir", "{d}/one"], "only one class"),
+    "missing config": (["--config", "{d}/none.json"], "config file not found"),
+}
+if not torch.cuda.is_available():
+    BAD["cuda with none"] = (["--device", "cuda"], "no CUDA GPU")
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_error_line_and_exit_2(case, capsys, tmp_path):
+    write_checkpoints(tmp_path)
+    flags, expected = BAD[case]
+    flags = [f.format(d=tmp_path) for f in flags]
+    with_exit = []
+    try:
+        code, out, err = run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "out"), *flags)
+    except SystemExit as exc:  # argparse type errors exit from inside parse_args
+        code, err = exc.code, capsys.readouterr().err
+        with_exit.append(True)
+    assert code == 2
+    assert err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in err
+    if not with_exit:
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_no_traceback_from_the_real_entry_point(tmp_path):
+    """The same in a fresh process: python -m distill_core, as a user types it."""
+    write_checkpoints(tmp_path)
+    env = {**os.environ, "DISTILL_STUDIO_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "distill_core", "run", *TINY, "--teacher-checkpoint",
+                           str(tmp_path / "pickled_model.pt")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

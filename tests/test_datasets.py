@@ -1,0 +1,123 @@
+"""Datasets: offline ones load from pip packages, downloads fail clearly, folders are checked."""
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from distill_core.augment import distill_transform, standard_augment
+from distill_core.datasets import DATASETS, DataRequest, load_dataset
+from distill_core.errors import ConfigError, DataUnavailableError
+
+
+def test_mnist5k_is_the_real_sample_with_a_fixed_stratified_split():
+    data = load_dataset("mnist5k")
+    assert data.train_x.shape == (4000, 1, 28, 28) and data.val_x.shape == (1000, 1, 28, 28)
+    assert data.train_x.dtype == torch.uint8
+    assert torch.bincount(data.val_y, minlength=10).min() >= 90  # every digit in validation
+    assert data.num_classes == 10 and data.crop_padding > 0 and not data.hflip  # no flips for digits
+    again = DATASETS.get("mnist5k")(DataRequest(seed=123))  # the split ignores the seed
+    assert torch.equal(again.val_y, data.val_y)
+
+
+def test_digits_is_8x8():
+    data = load_dataset("digits")
+    assert data.train_x.shape[1:] == (1, 8, 8) and data.train_x.shape[0] + data.val_x.shape[0] == 1797
+
+
+def test_normalize_gives_zero_mean_unit_std_on_training_data():
+    data = load_dataset("digits")
+    x = data.normalize(data.train_x)
+    assert abs(x.mean().item()) < 0.01 and abs(x.std().item() - 1) < 0.02
+
+
+def test_no_network_gives_a_clear_message(monkeypatch, tmp_path):
+    import torchvision.datasets as tvd
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(tvd.MNIST, "download", offline)
+    with pytest.raises(DataUnavailableError, match="could not be downloaded.*Place .* by hand"):
+        load_dataset("mnist", DataRequest(data_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_torchvision_datasets_without_files_or_downloads_say_where_to_put_them(name, tmp_path):
+    with pytest.raises(DataUnavailableError, match=f"{name} is not in .*downloads are off"):
+        load_dataset(name, DataRequest(data_dir=str(tmp_path), download=False))
+
+
+def write_images(folder, classes, per_class, size=(12, 10), mode="RGB"):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(folder / c / f"{i}.png")
+
+
+def test_imagefolder_loads_resizes_and_splits(tmp_path):
+    write_images(tmp_path, ["cat", "dog", "eel"], 10)
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    data = load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path), image_size=16, val_fraction=0.2))
+    assert data.classes == ["cat", "dog", "eel"]
+    assert data.train_x.shape[1:] == (3, 16, 16)
+    assert data.train_x.shape[0] + data.val_x.shape[0] == 30 and data.val_x.shape[0] == 6
+    assert sorted(data.val_y.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+def test_grey_imagefolder_has_one_channel(tmp_path):
+    write_images(tmp_path, ["a", "b"], 5, mode="L")
+    assert load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path))).in_channels == 1
+
+
+def test_empty_one_class_and_missing_folders_are_explained(tmp_path):
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(DataUnavailableError, match="holds no images"):
+        load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path / "empty")))
+    write_images(tmp_path / "one", ["only"], 4)
+    with pytest.raises(DataUnavailableError, match="only one class"):
+        load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path / "one")))
+    with pytest.raises(DataUnavailableError, match="does not exist"):
+        load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path / "missing")))
+    with pytest.raises(ConfigError, match="needs --data-dir"):
+        load_dataset("imagefolder", DataRequest())
+
+
+def test_unknown_dataset_suggests_a_name():
+    with pytest.raises(ConfigError, match="Did you mean 'mnist5k'"):
+        load_dataset("mnist5")
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_random_crop_shifts_images_and_flips_mirror_them():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float).view(2, 1, 6, 6)
+    out = standard_augment(x, padding=2, hflip=False, generator=generator())
+    assert out.shape == x.shape and not torch.equal(out, x)
+    # every output row is a shifted window of the zero-padded input
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    windows = padded.unfold(2, 6, 1).unfold(3, 6, 1)  # 2,1,5,5,6,6
+    assert all(any(torch.equal(out[i, 0], windows[i, 0, a, b]) for a in range(5) for b in range(5)) for i in range(2))
+    flipped = standard_augment(x, padding=0, hflip=True, generator=generator(1))
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
+    assert torch.equal(standard_augment(x, 2, True, generator(7)), standard_augment(x, 2, True, generator(7)))
+
+
+def test_distillation_data_modes():
+    x = torch.randn(16, 1, 8, 8)
+    y = torch.arange(16) % 4
+    same, same_y = distill_transform("none", x, y, 4, generator())
+    assert same is x and same_y is y
+    masked, my = distill_transform("mask", x, y, 4, generator())
+    assert torch.equal(my, y) and (masked == 0).any() and not torch.equal(masked, x)
+    for mode in ("replace", "mixup"):
+        mixed, soft = distill_transform(mode, x, y, 4, generator())
+        assert mixed.shape == x.shape and not torch.equal(mixed, x)
+        assert soft.shape == (16, 4) and torch.allclose(soft.sum(1), torch.ones(16))
+        assert (soft.argmax(1) == y).float().mean() > 0.5  # the original image dominates mostly

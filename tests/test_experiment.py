@@ -1,0 +1,116 @@
+"""A whole run: files, results schema, teacher cache, checkpoints, cancellation."""
+import json
+import threading
+
+import pytest
+import torch
+
+from distill_core import RunConfig, run_experiment
+from distill_core.errors import CheckpointError, ConfigError
+from distill_core.events import EPOCH, ERROR, PHASE, RESULT, STATUS, EventLog
+from distill_core.models import create_model
+
+from helpers import tiny_config
+
+MODEL_KEYS = {"accuracy", "best_accuracy", "best_epoch", "params", "size_bytes", "flops", "flops_unit",
+              "latency_ms", "history", "split", "per_class_accuracy", "confusion_matrix", "top5"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    log = EventLog()
+    results = run_experiment(tiny_config(out=str(out), cache_dir=str(out / "cache")), on_event=log)
+    return out, results, log.since(0)
+
+
+def test_a_run_writes_config_results_and_checkpoints(finished):
+    out, results, _ = finished
+    assert results["status"] == "done"
+    on_disk = json.loads((out / "results.json").read_text())
+    assert set(on_disk) >= {"config", "teacher", "student_scratch", "student_kd", "comparison"}
+    assert RunConfig.load(out / "config.json") == RunConfig.from_dict(results["config"])
+    for role in ("student_scratch", "student_kd"):
+        for which in ("best", "last"):
+            state = torch.load(out / f"{role}_{which}.pt", weights_only=True)
+            assert set(state) == set(create_model("cnn_tiny", 1, 10, 8).state_dict())  # the student alone
+
+
+def test_every_model_entry_has_the_documented_keys(finished):
+    _, results, _ = finished
+    for role in ("teacher", "student_scratch", "student_kd"):
+        entry = results[role]
+        assert MODEL_KEYS <= set(entry), MODEL_KEYS - set(entry)
+        assert entry["flops_unit"] == "FLOPs" and entry["split"] == "val"
+        assert set(entry["latency_ms"]) >= {"batch_1", "batch_8", "device"}
+        assert entry["latency_ms"]["batch_1"]["median"] > 0
+        assert entry["accuracy"] == entry["history"][-1]["val_accuracy"]
+        assert entry["best_accuracy"] == max(r["val_accuracy"] for r in entry["history"])
+        assert len(entry["confusion_matrix"]) == 10
+    assert results["student_kd"]["params"] < results["teacher"]["params"]
+    assert "kd_gain_points" in results["comparison"]
+
+
+def test_events_tell_the_story(finished):
+    _, _, events = finished
+    phases = [e.data["phase"] for e in events if e.kind == PHASE]
+    assert phases == ["teacher", "student_scratch", "student_kd", "measure"]
+    assert [e.data["status"] for e in events if e.kind == STATUS] == ["running", "done"]
+    assert {e.data["model"] for e in events if e.kind == RESULT} == {"teacher", "student_scratch", "student_kd"}
+    progress = [e.data["progress"] for e in events if e.kind == EPOCH]
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
+
+
+def test_the_teacher_cache_is_reused_and_keyed_by_recipe(finished, tmp_path):
+    out, first, _ = finished
+    log = EventLog()
+    again = run_experiment(tiny_config(out=str(tmp_path / "a"), cache_dir=str(out / "cache")), on_event=log)
+    sources = [e.data["source"] for e in log.since(0) if e.kind == PHASE and e.phase == "teacher"]
+    assert sources == ["cache"]
+    assert again["teacher"]["accuracy"] == first["teacher"]["accuracy"]
+    assert again["teacher"]["history"] == first["teacher"]["history"]
+    log = EventLog()
+    run_experiment(tiny_config(out=str(tmp_path / "b"), cache_dir=str(out / "cache"), teacher_epochs=1), on_event=log)
+    assert [e.data["source"] for e in log.since(0) if e.kind == PHASE and e.phase == "teacher"] == ["train"]
+
+
+def test_a_teacher_checkpoint_is_used_and_checked(tmp_path):
+    teacher = create_model("cnn_small", 1, 10, 8)
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pt")
+    results = run_experiment(tiny_config(out=str(tmp_path / "run"), epochs=1, teacher_source="checkpoint",
+                                         teacher_checkpoint=str(tmp_path / "teacher.pt")))
+    assert results["teacher"]["source"] == "checkpoint" and results["teacher"]["history"] == []
+    torch.save(create_model("cnn_small", 1, 100, 8).state_dict(), tmp_path / "c100.pt")
+    log = EventLog()
+    with pytest.raises(CheckpointError, match="100 classes"):
+        run_experiment(tiny_config(out=str(tmp_path / "bad"), teacher_source="checkpoint",
+                                   teacher_checkpoint=str(tmp_path / "c100.pt")), on_event=log)
+    assert [e.kind for e in log.since(0)][-1] == ERROR
+
+
+def test_a_cancelled_run_keeps_what_finished(tmp_path):
+    stop = threading.Event()
+
+    def stop_after_scratch(event):
+        if event.kind == RESULT and event.data["model"] == "student_scratch":
+            stop.set()
+
+    results = run_experiment(tiny_config(out=str(tmp_path)), on_event=stop_after_scratch, stop=stop)
+    assert results["status"] == "cancelled"
+    assert "teacher" in results and "student_scratch" in results and "student_kd" not in results
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "cancelled"
+
+
+def test_bad_config_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        run_experiment(tiny_config(out=str(tmp_path / "x"), temperature=0, alpha=1.5, student="resnet9000"))
+    message = str(err.value)
+    assert "temperature" in message and "alpha" in message and "resnet9000" in message
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_default_run_shortened_beats_chance(tmp_path):
+    """The embedded default (mnist5k, cnn_large -> cnn_tiny) shortened to 1 + 3 epochs: well above 10%."""
+    results = run_experiment(RunConfig(out=str(tmp_path), epochs=3, teacher_epochs=1, latency_repeats=5))
+    assert results["teacher"]["accuracy"] > 0.5
+    assert results["student_kd"]["accuracy"] > 0.2 and results["student_scratch"]["accuracy"] > 0.2

@@ -1,0 +1,138 @@
+"""The trainer: fair comparisons, repeatable seeds, a frozen teacher, a prompt stop."""
+import threading
+import time
+
+import pytest
+import torch
+
+from distill_core.datasets import load_dataset
+from distill_core.errors import Cancelled
+from distill_core.events import EPOCH, STEP, EventLog
+from distill_core.methods import DistillMethod, LogitKD, create_method
+from distill_core.models import create_model
+from distill_core.trainer import train_phase
+
+from helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def build(name, data, seed=0):
+    torch.manual_seed(seed)
+    return create_model(name, data.in_channels, data.num_classes, data.image_size)
+
+
+def train(data, config, student, teacher=None, alpha=None, **kw):
+    method = create_method("kd", student, teacher, temperature=config.temperature,
+                           alpha=config.alpha if alpha is None else alpha)
+    return train_phase(method, data, config, epochs=config.epochs, phase="p", emit=EventLog(), **kw)
+
+
+def test_same_seed_gives_identical_runs(digits):
+    config = tiny_config()
+    a = train(digits, config, build("cnn_tiny", digits))
+    b = train(digits, config, build("cnn_tiny", digits))
+    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+    assert all(torch.equal(a.last_state[k], b.last_state[k]) for k in a.last_state)
+    c = train(digits, config.replace(seed=1), build("cnn_tiny", digits, seed=1))
+    assert [r["train_loss"] for r in a.history] != [r["train_loss"] for r in c.history]
+
+
+def test_scratch_and_kd_students_see_the_same_batches(digits):
+    """With alpha=0 the KD loss is exactly CE, so the KD phase must reproduce the scratch phase
+    bit for bit: same initial weights, same data order, same augmentation draws."""
+    config = tiny_config()
+    teacher = build("cnn_small", digits, seed=5)
+    scratch = train(digits, config, build("cnn_tiny", digits))
+    kd = train(digits, config, build("cnn_tiny", digits), teacher=teacher, alpha=0.0)
+    assert all(torch.equal(scratch.last_state[k], kd.last_state[k]) for k in scratch.last_state)
+    # ...and with alpha > 0 the teacher really changes the student
+    kd9 = train(digits, config, build("cnn_tiny", digits), teacher=teacher, alpha=0.9)
+    assert not torch.equal(scratch.last_state["classifier.1.weight"], kd9.last_state["classifier.1.weight"])
+
+
+def test_teacher_is_frozen_and_in_eval_mode_while_the_student_learns(digits):
+    config = tiny_config(epochs=1)
+    teacher = build("cnn_small", digits, seed=3)
+    teacher.train()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    modes = []
+    teacher.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    train(digits, config, build("cnn_tiny", digits), teacher=teacher)
+    assert modes and not any(modes)
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # BN stats too
+
+
+def test_history_rows_have_every_metric(digits):
+    result = train(digits, tiny_config(epochs=2), build("cnn_tiny", digits), teacher=build("cnn_small", digits))
+    keys = {"epoch", "train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
+            "images_per_s", "seconds"}
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    for row in result.history:
+        assert keys <= set(row)
+        assert row["train_kd"] > 0 and 0 <= row["val_accuracy"] <= 1
+    assert result.best_accuracy == max(r["val_accuracy"] for r in result.history)
+
+
+def test_stop_ends_training_within_a_second(digits):
+    config = tiny_config(epochs=10_000, batch_size=16)
+    stop = threading.Event()
+    outcome = {}
+
+    def work():
+        try:
+            train(digits, config, build("cnn_tiny", digits), stop=stop)
+        except Cancelled:
+            outcome["cancelled_at"] = time.perf_counter()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive()
+    stop.set()
+    asked = time.perf_counter()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert outcome["cancelled_at"] - asked < 1.0
+
+
+def test_events_report_progress(digits):
+    log = EventLog()
+    method = create_method("kd", build("cnn_tiny", digits), None)
+    train_phase(method, digits, tiny_config(epochs=2), epochs=2, phase="student_scratch", emit=log)
+    epochs = [e for e in log.since(0) if e.kind == EPOCH]
+    assert [e.data["epoch"] for e in epochs] == [1, 2]
+    assert epochs[-1].data["progress"] == pytest.approx(1.0)
+    assert all(e.phase == "student_scratch" for e in log.since(0) if e.kind in (EPOCH, STEP))
+
+
+def test_distillation_data_modes_train(digits):
+    for mode in ("mask", "replace", "mixup"):
+        result = train(digits, tiny_config(epochs=1), build("cnn_tiny", digits),
+                       teacher=build("cnn_small", digits), distill_data=mode)
+        assert result.history[0]["train_kd"] > 0
+
+
+def test_a_feature_method_plugs_in_without_touching_the_trainer(digits):
+    """The method contract: a method with extra trainable parts and non-sliceable targets."""
+
+    class Hint(DistillMethod):
+        sliceable = False
+
+        def __init__(self, student, teacher, **kw):
+            super().__init__(student, teacher, **kw)
+            self.adapter = torch.nn.Linear(10, 10)
+
+        def loss(self, x, targets, teacher_out):
+            parts, logits = LogitKD.loss(self, x, targets, teacher_out)
+            hint = (self.adapter(logits) - teacher_out.clone()).pow(2).mean()
+            return parts._replace(total=parts.total + hint, kd=parts.kd + hint), logits
+
+    method = Hint(build("cnn_tiny", digits), build("cnn_small", digits))
+    before = method.adapter.weight.detach().clone()
+    train_phase(method, digits, tiny_config(epochs=1), epochs=1, phase="student_kd", emit=EventLog())
+    assert not torch.equal(before, method.adapter.weight)  # the trainer optimised the extra part
