@@ -5,6 +5,7 @@ runs it in a background thread and reads its events; the CLI runs it in the fore
 """
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import threading
@@ -21,7 +22,7 @@ from .datasets import DataRequest, ImageData, load_dataset
 from .device import release, resolve_device
 from .errors import Cancelled, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
-from .measure import disagreements, evaluate, headline, model_profile
+from .measure import disagreements, evaluate, headline, measure_latency, model_profile
 from .methods import create_method
 from .models import create_model
 from .trainer import PhaseResult, train_phase
@@ -65,6 +66,16 @@ class Progress:
             before += w
         weight = self.weights.get(phase, 0.0)
         return lambda fraction: (before + weight * fraction) / self.total
+
+
+def profile_model(model: torch.nn.Module, shape: tuple, device: torch.device, config: RunConfig) -> dict:
+    """Size, FLOPs and latency on the run's device; on a GPU run, CPU latency too (for deployment)."""
+    found = model_profile(model, shape, device, config.latency_batch, config.latency_repeats)
+    if device.type != "cpu":
+        found["latency_ms_cpu"] = measure_latency(copy.deepcopy(model).float().cpu(), shape, "cpu",
+                                                  batch_sizes=(1, config.latency_batch),
+                                                  repeats=config.latency_repeats)
+    return found
 
 
 def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
@@ -191,11 +202,11 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
 
     # 4. measure, with training over so nothing fights for the cores
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
-    profiles = {"teacher": model_profile(teacher, shape, device, config.latency_batch, config.latency_repeats)}
-    student = build_model(config.student, data, config, device, config.seed)
-    student.load_state_dict(torch.load(results["artifacts"]["student_kd_last"], weights_only=True))
-    profiles["student_kd"] = model_profile(student, shape, device, config.latency_batch, config.latency_repeats)
-    profiles["student_scratch"] = model_profile(student, shape, device, config.latency_batch, config.latency_repeats)
+    profiles = {"teacher": profile_model(teacher, shape, device, config)}
+    for role in ("student_scratch", "student_kd"):
+        student = build_model(config.student, data, config, device, config.seed)
+        student.load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
+        profiles[role] = profile_model(student, shape, device, config)
     for role, profile in profiles.items():
         results[role].update(profile)
     results["comparison"] = headline(results)
