@@ -1,8 +1,13 @@
 """``python -m distill_core``: the same runs as the app, from a terminal.
 
-    python -m distill_core run [--config runs/x/config.json] [--flag value ...]
+    python -m distill_core run [--config runs/x/config.json] [--flag value ...] [--compress]
+    python -m distill_core runs [--status done] [--delete RUN_ID]
+    python -m distill_core export RUN_ID --format onnx|pt|safetensors|csv|json|all [--out PATH]
+    python -m distill_core compress RUN_ID [--sparsity 0.5]
     python -m distill_core models [--dataset NAME]
     python -m distill_core datasets
+
+Every run is recorded in the run store (``runs.db`` in DISTILL_STUDIO_HOME), shared with the app.
 
 Flags given on the command line override a ``--config`` file, so a run from the app can be
 repeated exactly, or with one thing changed. User errors print one ``error: ...`` line and
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import RunConfig, validate
@@ -72,6 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
                      help="never download datasets")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.add_argument("--compress", action="store_true",
+                     help="after the run, add fp16, int8 and pruned rows for the teacher and the distilled student")
+    run.add_argument("--sparsity", type=float, default=0.5, help="share of weights pruned with --compress")
+
+    runs = sub.add_parser("runs", help="list the runs in the run store (newest first), or delete one")
+    runs.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    runs.add_argument("--dataset", help="only runs on this dataset")
+    runs.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
+    runs.add_argument("--delete", metavar="RUN_ID", help="delete this run: its rows and its folder")
+
+    export = sub.add_parser("export", help="write a run's student (onnx, pt, safetensors), metrics (csv) or config")
+    export.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
+    export.add_argument("--format", required=True, choices=("onnx", "pt", "safetensors", "csv", "json", "all"))
+    export.add_argument("--out", help="file or folder (default: the run's exports/ folder)")
+    export.add_argument("--model", default="student_kd", choices=("student_kd", "student_scratch", "teacher"),
+                        help="which model's weights (default: the distilled student)")
+    export.add_argument("--which", default="last", choices=("last", "best"), help="last or best epoch's checkpoint")
+
+    compress = sub.add_parser("compress", help="fp16, int8 (ONNX Runtime static) and pruned variants of a run's models")
+    compress.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
+    compress.add_argument("--sparsity", type=float, default=0.5, help="share of conv/linear weights pruned")
+    compress.add_argument("--models", default="teacher,student_kd",
+                          help="comma-separated: teacher, student_kd, student_scratch")
+    compress.add_argument("--calibration-images", type=int, default=256, help="training images for int8 calibration")
+    compress.add_argument("--latency-repeats", type=int, help="timed repetitions (default: the run's)")
 
     models = sub.add_parser("models", help="the model registry")
     models.add_argument("--dataset", default="mnist5k", help="count parameters for this dataset's shape")
@@ -147,15 +178,82 @@ def format_table(results: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import run_experiment
+    from .store import run_recorded
 
     config = config_from_args(args)
     started = time.perf_counter()
-    results = run_experiment(config, on_event=None if args.quiet else ConsolePrinter())
+    results = run_recorded(config, on_event=None if args.quiet else ConsolePrinter(), source="cli")
     print()
     print(format_table(results))
-    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}")
+    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}"
+          f" (run {results['run_id']})")
+    if args.compress and results["status"] == "done":
+        from .compress import compression_rows, format_rows
+
+        print("\n== compressed variants")
+        print(format_rows(compression_rows(results["run_id"], sparsity=args.sparsity)))
     return 0 if results["status"] == "done" else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .store import RunStore
+
+    store = RunStore()
+    if args.delete:
+        if not store.delete_run(args.delete):
+            raise DistillError(f"no run {args.delete!r} in the run store ({store.path})")
+        print(f"deleted run {args.delete} (its rows and its folder)")
+        return 0
+    store.scan()  # run folders written before the store existed
+    rows = store.list_runs(status=args.status, dataset=args.dataset, limit=args.limit or None)
+    print(f"{len(rows)} run(s) in {store.path}")
+    if not rows:
+        return 0
+
+    def pct(x):
+        return f"{100 * x:.1f}%" if x is not None else "-"
+
+    table = [("run id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "KD acc", "scratch acc",
+              "gain", "status")]
+    for r in rows:
+        table.append((r["run_id"], r["date"], str(r["dataset"]), str(r["teacher"]), str(r["student"]),
+                      f"{r['T']:g}" if r["T"] is not None else "-", f"{r['alpha']:g}" if r["alpha"] is not None else "-",
+                      str(r["method"]), pct(r["kd_accuracy"]), pct(r["scratch_accuracy"]),
+                      f"{r['gain_points']:+.1f}" if r["gain_points"] is not None else "-", r["status"]))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import FORMATS, export_run
+
+    formats = FORMATS if args.format == "all" else (args.format,)
+    if len(formats) > 1 and args.out and Path(args.out).suffix:
+        raise DistillError("--format all writes several files: give --out a folder, not a file name")
+    for fmt in formats:
+        report = export_run(args.run_id, fmt, args.out, role=args.model, which=args.which)
+        line = f"{fmt:<12} {report['path']}  ({report['size_bytes']:,} bytes)"
+        parity = report.get("parity")
+        if parity:
+            line += (f"\n{'':<12} onnxruntime check on {parity['images']} validation images: top-1 agreement "
+                     f"{100 * parity['top1_agreement']:.2f}%, accuracy {100 * parity['accuracy_onnx']:.2f}% "
+                     f"(PyTorch {100 * parity['accuracy_torch']:.2f}%), max logit difference "
+                     f"{parity['max_abs_logit_diff']:.1e} (tolerance {parity['tolerance']:.0e})")
+        print(line)
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from .compress import compression_rows, format_rows
+
+    roles = tuple(r.strip() for r in args.models.split(",") if r.strip())
+    rows = compression_rows(args.run_id, roles=roles, sparsity=args.sparsity,
+                            calibration_images=args.calibration_images, repeats=args.latency_repeats,
+                            on_progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    print(format_rows(rows))
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -196,7 +294,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "models": cmd_models, "datasets": cmd_datasets, "methods": cmd_methods}[args.command]
+    handler = {"run": cmd_run, "runs": cmd_runs, "export": cmd_export, "compress": cmd_compress, "models": cmd_models,
+               "datasets": cmd_datasets, "methods": cmd_methods}[args.command]
     try:
         return handler(args)
     except DistillError as exc:

@@ -1,0 +1,467 @@
+"""Take a run's results and its student away: metrics CSV, config JSON, state_dict, ONNX.
+
+Every export starts from the run's files (``open_run``): its config, its results (or, for a
+run that never finished, what the store recorded) and its checkpoints. A model is always
+rebuilt fresh with ``create_model`` and loaded from its own checkpoint, so a student export
+holds the student's weights and nothing else; the teacher cannot be inside it.
+
+ONNX is written with ``torch.onnx.export(dynamo=False)`` (the TorchScript exporter: no extra
+dependency; the dynamo exporter would need ``onnxscript``), opset 17, a dynamic batch axis,
+input ``input`` (normalised float images, N x C x H x W) and output ``logits``. It is then
+checked with onnxruntime on the whole validation split: same top-1 as PyTorch, logits within
+a tolerance (``onnx_parity``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from . import paths
+from .checkpoints import load_into
+from .config import RunConfig
+from .errors import CheckpointError, DistillError
+
+ROLES = ("teacher", "student_scratch", "student_kd")
+METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
+           "images_per_s", "seconds")
+CSV_COLUMNS = ("run_id", "model", "epoch", *METRICS)
+FORMATS = ("onnx", "pt", "safetensors", "csv", "json")
+MIME = {"onnx": "application/octet-stream", "pt": "application/octet-stream",
+        "safetensors": "application/octet-stream", "csv": "text/csv", "json": "application/json"}
+DEFAULT_OPSET = 17
+DEFAULT_TOLERANCE = 1e-3  # max |logit difference|, fp32 ONNX Runtime vs PyTorch
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+# ---- a run's files --------------------------------------------------------------------------------
+@dataclass
+class RunFiles:
+    run_id: str
+    dir: Path
+    config: RunConfig
+    results: dict = field(default_factory=dict)
+    artifacts: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> Optional[str]:
+        return self.results.get("status")
+
+    def arch(self, role: str) -> str:
+        return self.config.teacher if role == "teacher" else self.config.student
+
+    def spec(self) -> tuple[int, int, int]:
+        """(in_channels, image_size, num_classes), from results.json when it says, else the data."""
+        ds = self.results.get("dataset") or {}
+        shape, classes = ds.get("shape"), ds.get("classes")
+        if isinstance(shape, list) and len(shape) == 3 and isinstance(classes, int):
+            return int(shape[0]), int(shape[-1]), int(classes)
+        data = load_data(self)
+        return data.in_channels, data.image_size, data.num_classes
+
+    def checkpoint(self, role: str = "student_kd", which: str = "last") -> Path:
+        """The state_dict file of ``role`` (``which``: "last" or "best"; a teacher has one)."""
+        if role not in ROLES:
+            raise DistillError(f"unknown model {role!r}; choose one of {', '.join(ROLES)}")
+        if role == "teacher":
+            path = self.artifacts.get("teacher") or _teacher_fallback(self.config)
+        else:
+            if which not in ("last", "best"):
+                raise DistillError(f"which must be 'last' or 'best', got {which!r}")
+            path = self.artifacts.get(f"{role}_{which}") or self.dir / f"{role}_{which}.pt"
+        if not path or not Path(path).is_file():
+            raise CheckpointError(f"run {self.run_id} has no {role} checkpoint"
+                                  + (f" ({path} is missing)" if path else "")
+                                  + ("; the run may have stopped before that model finished" if self.status != "done"
+                                     else ""))
+        return Path(path)
+
+
+def _teacher_fallback(config: RunConfig) -> Optional[str]:
+    if config.teacher_source == "checkpoint":
+        return config.teacher_checkpoint
+    from . import teacher_cache
+
+    path = teacher_cache.cache_root(config) / teacher_cache.teacher_key(config) / "model.pt"
+    return str(path) if path.is_file() else None
+
+
+def open_run(ref: Any, store=None) -> RunFiles:
+    """A run by id (the store, then the runs folder), by folder, or a ``RunFiles`` as it is."""
+    if isinstance(ref, RunFiles):
+        return ref
+    results: Optional[dict] = None
+    run_dir: Optional[Path] = None
+    run_id = str(ref)
+    if isinstance(ref, dict):
+        results = ref
+        run_id = str(ref.get("run_id") or "run")
+        run_dir = Path((ref.get("artifacts") or {}).get("dir") or paths.runs_dir() / run_id)
+    elif Path(str(ref)).expanduser().is_dir() and (Path(str(ref)).expanduser() / "config.json").is_file():
+        run_dir = Path(str(ref)).expanduser()
+        results = _read_json(run_dir / "results.json")
+        run_id = str((results or {}).get("run_id") or run_dir.name)
+    else:
+        from .store import RunStore
+
+        store = store if store is not None else RunStore()
+        found = store.get_run(run_id)
+        if found is not None:
+            results = store.results(run_id)
+            run_dir = Path(found["artifacts_dir"]) if found.get("artifacts_dir") else paths.runs_dir() / run_id
+        else:
+            run_dir = paths.runs_dir() / run_id
+            if not run_dir.is_dir():
+                raise DistillError(f"no run {run_id!r} in the run store ({store.path}) or in {paths.runs_dir()}")
+            results = _read_json(run_dir / "results.json")
+    results = dict(results or {})
+    if results.get("config"):
+        config = RunConfig.from_dict(results["config"])
+    elif (run_dir / "config.json").is_file():
+        config = RunConfig.load(run_dir / "config.json")
+    else:
+        raise DistillError(f"run {run_id} has no config (neither results nor {run_dir / 'config.json'})")
+    results.setdefault("config", config.to_dict())
+    artifacts = {k: v for k, v in (results.get("artifacts") or {}).items() if v}
+    return RunFiles(run_id, run_dir, config, results, artifacts)
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_data(run: RunFiles):
+    """The run's dataset, never downloaded: a run that trained on it left it on disk."""
+    from .datasets import DataRequest, load_dataset
+
+    c = run.config
+    return load_dataset(c.dataset, DataRequest(c.data_dir, c.val_fraction, c.image_size, False, c.seed))
+
+
+def build_model(run: RunFiles, role: str = "student_kd", which: str = "last") -> nn.Module:
+    """A fresh model of ``role``'s architecture with its checkpoint loaded, in eval mode, on CPU."""
+    from .models import create_model
+
+    in_channels, image_size, num_classes = run.spec()
+    arch = run.arch(role)
+    model = create_model(arch, in_channels, num_classes, image_size)
+    load_into(model, run.checkpoint(role, which), arch, num_classes)
+    return model.eval()
+
+
+def model_metadata(run: RunFiles, role: str, which: str) -> dict[str, str]:
+    """What a user of an exported file needs: architecture, shapes, classes, normalisation."""
+    in_channels, image_size, num_classes = run.spec()
+    ds = run.results.get("dataset") or {}
+    meta = {"distill_studio.run_id": run.run_id, "distill_studio.role": role, "distill_studio.checkpoint": which,
+            "arch": run.arch(role), "dataset": run.config.dataset, "in_channels": str(in_channels),
+            "image_size": str(image_size), "num_classes": str(num_classes),
+            "input": "float32 N x C x H x W, normalised: (pixel / 255 - mean) / std"}
+    if ds.get("class_names"):
+        meta["class_names"] = json.dumps(ds["class_names"])
+    try:
+        data = load_data(run)
+        meta["mean"], meta["std"] = json.dumps(list(data.mean)), json.dumps(list(data.std))
+    except DistillError:
+        pass
+    return meta
+
+
+# ---- metrics and config -------------------------------------------------------------------------
+def metrics_rows(run: Any) -> list[dict]:
+    """One row per model per epoch: run_id, model, epoch and the history metrics."""
+    run = open_run(run)
+    histories = dict(run.results.get("partial_history") or {})
+    for role in ROLES:
+        entry = run.results.get(role)
+        if isinstance(entry, dict) and entry.get("history"):
+            histories[role] = entry["history"]
+    rows = []
+    for role in [r for r in ROLES if r in histories] + sorted(set(histories) - set(ROLES)):
+        for h in histories[role]:
+            rows.append({"run_id": run.run_id, "model": role, "epoch": h.get("epoch"),
+                         **{m: h.get(m) for m in METRICS}})
+    return rows
+
+
+def metrics_csv(run: Any) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in metrics_rows(run):
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def config_json(run: Any) -> str:
+    return open_run(run).config.to_json() + "\n"
+
+
+# ---- state_dicts ----------------------------------------------------------------------------------
+def state_dict(run: Any, role: str = "student_kd", which: str = "last") -> dict[str, torch.Tensor]:
+    """The checkpoint, checked against a fresh model of the architecture (keys and shapes)."""
+    return build_model(open_run(run), role, which).state_dict()
+
+
+def save_pt(run: Any, path: str | Path, role: str = "student_kd", which: str = "last") -> Path:
+    run = open_run(run)
+    build_model(run, role, which)  # refuse a checkpoint that does not fit, with a message
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.checkpoint(role, which), path)  # byte for byte what the run saved
+    return path
+
+
+def save_safetensors(run: Any, path: str | Path, role: str = "student_kd", which: str = "last") -> Path:
+    from safetensors.torch import save_file
+
+    run = open_run(run)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict(run, role, which).items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=model_metadata(run, role, which))
+    return path
+
+
+# ---- ONNX ------------------------------------------------------------------------------------------
+def ort_session(path: str | Path, threads: Optional[int] = None):
+    """A CPU onnxruntime session with as many threads as torch uses (fair latency comparisons)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _pool_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """[size_out, size_in] weights of adaptive average pooling along one axis (PyTorch's windows:
+    floor(i * in / out) to ceil((i + 1) * in / out))."""
+    m = torch.zeros(size_out, size_in)
+    for i in range(size_out):
+        start, end = (i * size_in) // size_out, -((-(i + 1) * size_in) // size_out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+class MatrixAvgPool2d(nn.Module):
+    """``AdaptiveAvgPool2d`` for one fixed input size, as two matrix products.
+
+    The TorchScript ONNX exporter refuses adaptive pooling whose output size does not divide the
+    input size (``cnn_large`` pools 7x7 to 3x3 on 28x28 images); this computes the same windows
+    with MatMul, which every ONNX runtime (and the int8 quantiser) handles.
+    """
+
+    def __init__(self, size_in: tuple[int, int], size_out: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("rows", _pool_matrix(size_in[0], size_out[0]), persistent=False)
+        self.register_buffer("cols", _pool_matrix(size_in[1], size_out[1]).t().contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.rows, x), self.cols)
+
+
+def exportable(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Module:
+    """``model``, or a copy of it in which adaptive average pools the exporter cannot express are
+    replaced by ``MatrixAvgPool2d`` for the input size they see (the ONNX input size is fixed)."""
+    import copy
+
+    seen: dict[str, tuple[int, int]] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.AdaptiveAvgPool2d):
+            hooks.append(module.register_forward_pre_hook(
+                lambda m, args, name=name: seen.__setitem__(name, tuple(args[0].shape[-2:]))))
+    if not hooks:
+        return model
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    swap = {}
+    for name, size_in in seen.items():
+        out = model.get_submodule(name).output_size
+        out = (out, out) if isinstance(out, int) else tuple(o if o is not None else i for o, i in zip(out, size_in))
+        if any(i % o for i, o in zip(size_in, out)):
+            swap[name] = MatrixAvgPool2d(size_in, out)
+    if not swap:
+        return model
+    model = copy.deepcopy(model)
+    for name, module in swap.items():
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, module)
+    return model
+
+
+def model_to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, int, int],
+                  opset: int = DEFAULT_OPSET, metadata: Optional[dict[str, str]] = None) -> Path:
+    """Write ``model`` (fp32, eval) as ONNX with a dynamic batch axis; checked by onnx.checker."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = exportable(model.float().eval().cpu(), input_shape)
+    dummy = torch.zeros((2, *input_shape))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot express
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DistillError(f"this model cannot be exported to ONNX (opset {opset}): {first}") from exc
+    proto = onnx.load(str(path))
+    if metadata:
+        onnx.helper.set_model_props(proto, {str(k): str(v) for k, v in metadata.items()})
+    proto.producer_name = "distill_studio"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path
+
+
+def onnx_parity(onnx_path: str | Path, model: nn.Module, data, tolerance: float = DEFAULT_TOLERANCE,
+                batch_size: int = 256) -> dict:
+    """Run the ONNX file and the PyTorch model on the whole validation split and compare.
+
+    ``ok`` needs logits within ``tolerance`` (max absolute difference) and the same top-1 on
+    every image, except where PyTorch's top two logits are themselves closer than the tolerance
+    (a tie, which either answer resolves fairly; counted in ``top1_ties``).
+    """
+    session = ort_session(onnx_path)
+    model = model.float().eval().cpu()
+    n = int(data.val_x.shape[0])
+    labels = data.val_y.cpu()
+    max_diff, mismatches, ties, right_torch, right_onnx = 0.0, 0, 0, 0, 0
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            x = data.normalize(data.val_x[i:i + batch_size].cpu())
+            y = labels[i:i + batch_size]
+            ref = model(x)
+            got = torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
+            max_diff = max(max_diff, float((ref - got).abs().max()))
+            p_ref, p_got = ref.argmax(1), got.argmax(1)
+            differ = p_ref != p_got
+            if differ.any():
+                top2 = ref.topk(2, dim=1).values
+                tie = (top2[:, 0] - top2[:, 1]) < tolerance
+                ties += int((differ & tie).sum())
+                mismatches += int((differ & ~tie).sum())
+            right_torch += int((p_ref == y).sum())
+            right_onnx += int((p_got == y).sum())
+    return {"images": n, "max_abs_logit_diff": max_diff, "tolerance": tolerance,
+            "top1_mismatches": mismatches, "top1_ties": ties,
+            "top1_agreement": 1.0 - (mismatches + ties) / n,
+            "accuracy_torch": right_torch / n, "accuracy_onnx": right_onnx / n,
+            "ok": max_diff <= tolerance and mismatches == 0}
+
+
+def export_onnx(run: Any, path: str | Path, role: str = "student_kd", which: str = "last",
+                opset: int = DEFAULT_OPSET, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> dict:
+    """Export ``role`` (default: the distilled student) to ONNX and check it with onnxruntime.
+
+    Returns {"path", "size_bytes", "opset", "role", "arch", "params", "parity": {...}} (parity
+    only with ``verify``). Raises ``DistillError`` when the check fails.
+    """
+    run = open_run(run)
+    model = build_model(run, role, which)
+    in_channels, image_size, _ = run.spec()
+    path = model_to_onnx(model, path, (in_channels, image_size, image_size), opset,
+                         metadata=model_metadata(run, role, which))
+    report = {"path": str(path), "size_bytes": path.stat().st_size, "opset": opset, "role": role,
+              "arch": run.arch(role), "which": which, "params": sum(p.numel() for p in model.parameters())}
+    if verify:
+        report["parity"] = onnx_parity(path, model, load_data(run), tolerance)
+        parity_path(path).write_text(json.dumps(report, indent=2))
+        if not report["parity"]["ok"]:
+            p = report["parity"]
+            raise DistillError(f"the ONNX export of {run.arch(role)} does not match PyTorch: max logit difference "
+                               f"{p['max_abs_logit_diff']:.2e} (tolerance {tolerance:.0e}), "
+                               f"{p['top1_mismatches']} top-1 mismatches on {p['images']} images")
+    return report
+
+
+def parity_path(onnx_path: str | Path) -> Path:
+    """Where ``export_onnx`` keeps its check report: ``<name>.parity.json`` beside the file."""
+    return Path(onnx_path).with_suffix(".parity.json")
+
+
+def onnx_report(run: Any, role: str = "student_kd", which: str = "last", store=None) -> Optional[dict]:
+    """The saved report of the run's ONNX export, if it was exported and checked."""
+    run = open_run(run, store)
+    return _read_json(parity_path(run.dir / "exports" / default_name(run, "onnx", role, which)))
+
+
+# ---- one entry point for the CLI and the app -------------------------------------------------------
+def default_name(run: RunFiles, fmt: str, role: str = "student_kd", which: str = "last") -> str:
+    if fmt == "csv":
+        return f"metrics_{run.run_id}.csv"
+    if fmt == "json":
+        return f"config_{run.run_id}.json"
+    suffix = role if role == "teacher" else f"{role}_{which}"
+    return f"{run.arch(role)}_{run.run_id}_{suffix}.{fmt}"
+
+
+def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "student_kd", which: str = "last",
+               store=None, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> dict:
+    """Write one export of a run; returns {"path", "format", "size_bytes", ...}. ``out`` is a file
+    or a folder (default: the run's ``exports/`` folder). The store records the file."""
+    if fmt not in FORMATS:
+        raise DistillError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    run = open_run(ref, store)
+    out = Path(out).expanduser() if out else run.dir / "exports"
+    path = out if out.suffix else out / default_name(run, fmt, role, which)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report: dict = {"format": fmt, "run_id": run.run_id}
+    if fmt == "csv":
+        path.write_text(metrics_csv(run))
+    elif fmt == "json":
+        path.write_text(config_json(run))
+    elif fmt == "pt":
+        save_pt(run, path, role, which)
+    elif fmt == "safetensors":
+        save_safetensors(run, path, role, which)
+    else:
+        report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
+    report.update(path=str(path), size_bytes=path.stat().st_size)
+    try:
+        from .store import RunStore
+
+        store = store if store is not None else RunStore()
+        if store.get_run(run.run_id) is not None:
+            store.add_artifact(run.run_id, f"export_{fmt}" + ("" if role == "student_kd" else f"_{role}"), path)
+    except Exception:  # noqa: BLE001 - the file is written; the index is a convenience
+        pass
+    return report
+
+
+def export_bytes(ref: Any, fmt: str, role: str = "student_kd", which: str = "last", store=None) -> tuple[bytes, str, str]:
+    """(data, file name, MIME type) for a download button. ONNX is written under the run's
+    ``exports/`` folder once and reused while it is newer than the checkpoint."""
+    run = open_run(ref, store)
+    name = default_name(run, fmt, role, which)
+    if fmt == "csv":
+        return metrics_csv(run).encode(), name, MIME[fmt]
+    if fmt == "json":
+        return config_json(run).encode(), name, MIME[fmt]
+    if fmt == "pt":
+        return run.checkpoint(role, which).read_bytes(), name, MIME[fmt]
+    path = run.dir / "exports" / name
+    if not (path.is_file() and path.stat().st_mtime >= run.checkpoint(role, which).stat().st_mtime):
+        export_run(run, fmt, path, role, which, store=store)
+    return path.read_bytes(), name, MIME[fmt]

@@ -1,0 +1,693 @@
+"""The run store: every run the CLI or the app starts, in one SQLite file.
+
+``RunStore()`` opens ``<home>/runs.db`` (``DISTILL_STUDIO_HOME`` moves it, see ``paths``). It
+holds each run's config, status and timestamps, the per-epoch metrics of its three models, the
+finished model entries, its final results and the paths of its files.
+
+Concurrency and crashes:
+
+* The database is in WAL mode: readers never block the one writer, and the file stays
+  readable while a run writes to it.
+* Every write is one short ``BEGIN IMMEDIATE`` transaction on a fresh connection, so any thread
+  or process can write; a busy database is waited for (``timeout``), never corrupted. A run
+  killed mid-way leaves every row it committed before the kill.
+* Each run records the process that drives it (pid, host, and the process's start time, so a
+  recycled pid is not mistaken for it). Opening the store turns "running" and "queued" runs
+  whose process is gone into "interrupted": after a restart nothing claims to be running. A
+  run still alive in another process (a CLI run beside the app) is left alone.
+
+``RunRecorder`` is an engine observer that writes events as they arrive; ``run_recorded`` runs
+an experiment with one attached and records the final results, or the failure.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from . import paths
+from .errors import DistillError
+from .events import EPOCH, ERROR, RESULT, STATUS, Event, Observer, fan_out
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
+    "queued", "running", "done", "failed", "cancelled", "interrupted")
+STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED)
+ACTIVE = (QUEUED, RUNNING)
+ROLES = ("teacher", "student_scratch", "student_kd")
+METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
+           "images_per_s", "seconds")
+# Files a run writes into its folder; only these are removed from a folder outside the runs dir.
+RUN_FILES = ("config.json", "results.json", "compression.json", "student_scratch_best.pt",
+             "student_scratch_last.pt", "student_kd_best.pt", "student_kd_last.pt")
+RUN_SUBDIRS = ("exports",)
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id            TEXT PRIMARY KEY,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    started_at    REAL,
+    finished_at   REAL,
+    status        TEXT NOT NULL,
+    message       TEXT,
+    error         TEXT,
+    dataset       TEXT,
+    teacher       TEXT,
+    student       TEXT,
+    method        TEXT,
+    temperature   REAL,
+    alpha         REAL,
+    epochs        INTEGER,
+    seed          INTEGER,
+    device        TEXT,
+    config        TEXT NOT NULL,      -- RunConfig as JSON
+    results       TEXT,               -- results.json as JSON, once the run has returned
+    artifacts_dir TEXT,
+    source        TEXT,               -- cli, app, import
+    pid           INTEGER,
+    host          TEXT,
+    proc_token    TEXT                -- identifies the process beyond its pid (start time)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id         TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    model          TEXT NOT NULL,     -- teacher, student_scratch, student_kd
+    epoch          INTEGER NOT NULL,
+    train_loss     REAL, train_ce REAL, train_kd REAL, train_accuracy REAL,
+    val_loss       REAL, val_accuracy REAL, lr REAL, images_per_s REAL, seconds REAL,
+    recorded_at    REAL,
+    PRIMARY KEY (run_id, model, epoch)
+);
+CREATE TABLE IF NOT EXISTS models (
+    run_id         TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    role           TEXT NOT NULL,
+    arch           TEXT,
+    source         TEXT,
+    accuracy       REAL,
+    best_accuracy  REAL,
+    entry          TEXT NOT NULL,     -- the model entry of results.json, without its history
+    PRIMARY KEY (run_id, role)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id         TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    kind           TEXT NOT NULL,     -- student_kd_best, teacher, onnx, compression, ...
+    path           TEXT NOT NULL,
+    created_at     REAL,
+    PRIMARY KEY (run_id, kind)
+);
+"""
+
+
+def default_path() -> Path:
+    """``<home>/runs.db``; ``DISTILL_STUDIO_HOME`` moves it."""
+    return paths.home() / "runs.db"
+
+
+# ---- which process runs a run ------------------------------------------------------------------
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _proc_token(pid: int) -> Optional[str]:
+    """Boot id + start time of a process (Linux); None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the name may hold spaces and parentheses
+    # fields[0] is the state (field 3), fields[19] the start time in ticks (field 22)
+    return f"{_boot_id()}:{fields[19]}" if len(fields) > 19 else None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].startswith(("Z", "X"))
+
+
+def pid_alive(pid: Optional[int], token: Optional[str] = None) -> bool:
+    """Is process ``pid`` still the one that recorded ``token``?"""
+    if not pid or pid <= 0:
+        return False
+    if pid == os.getpid():
+        mine = _self_token()
+        return token is None or mine is None or token == mine
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    except OSError:
+        return False
+    if _is_zombie(pid):
+        return False  # killed, not yet reaped by its parent
+    if token:
+        now = _proc_token(pid)
+        if now is not None and now != token:
+            return False  # the pid was recycled, or the machine rebooted
+    return True
+
+
+_SELF: dict[int, Optional[str]] = {}  # pid -> token; keyed by pid so a forked child gets its own
+
+
+def _self_token() -> Optional[str]:
+    pid = os.getpid()
+    if pid not in _SELF:
+        _SELF[pid] = _proc_token(pid)
+    return _SELF[pid]
+
+
+_HOST = socket.gethostname()
+
+
+def _json(value: Any) -> str:
+    def default(obj: Any):
+        if hasattr(obj, "item"):  # numpy / torch scalars
+            return obj.item()
+        if isinstance(obj, Path):
+            return str(obj)
+        return str(obj)
+
+    return json.dumps(value, default=default, allow_nan=True)
+
+
+def _loads(text: Optional[str]) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _num(value: Any) -> Optional[float]:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _config_dict(config: Any) -> dict:
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    return dict(config or {})
+
+
+class RunStore:
+    """Runs, their epochs, model entries, results and files, in SQLite.
+
+    Safe to share between threads and processes: every call opens its own connection.
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 30.0, check_interrupted: bool = True):
+        self.path = Path(path).expanduser() if path else default_path()
+        self.timeout = timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._init_schema()
+        if check_interrupted:
+            self.mark_interrupted()
+
+    # ---- connections ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across a process crash
+        return conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: all of it is committed, or none of it."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock on upgrade
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _init_schema(self) -> None:
+        conn = self._connect()
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # ---- writes ----------------------------------------------------------------------------
+    def create_run(self, run_id: str, config: Any, status: str = QUEUED, artifacts_dir: str | Path | None = None,
+                   source: str = "cli", pid: Optional[int] = None) -> None:
+        """Add a run, or (same id) take it over: a queued app job that now starts, a rerun.
+
+        The calling process is recorded as the run's owner unless ``pid`` says otherwise.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        cfg = _config_dict(config)
+        if artifacts_dir is None:
+            artifacts_dir = cfg.get("out") or (paths.runs_dir() / run_id)
+        now = time.time()
+        pid = os.getpid() if pid is None else pid
+        token = _self_token() if pid == os.getpid() else _proc_token(pid)
+        values = dict(id=run_id, now=now, status=status, started=now if status == RUNNING else None,
+                      dataset=cfg.get("dataset"), teacher=cfg.get("teacher"), student=cfg.get("student"),
+                      method=cfg.get("method"), temperature=_num(cfg.get("temperature")),
+                      alpha=_num(cfg.get("alpha")), epochs=cfg.get("epochs"), seed=cfg.get("seed"),
+                      device=cfg.get("device"), config=_json(cfg), dir=str(Path(artifacts_dir).expanduser()),
+                      source=source, pid=pid, host=_HOST, token=token)
+        with self._write() as conn:
+            conn.execute(
+                """INSERT INTO runs (id, created_at, updated_at, started_at, status, dataset, teacher, student,
+                       method, temperature, alpha, epochs, seed, device, config, artifacts_dir, source, pid, host,
+                       proc_token)
+                   VALUES (:id, :now, :now, :started, :status, :dataset, :teacher, :student, :method, :temperature,
+                       :alpha, :epochs, :seed, :device, :config, :dir, :source, :pid, :host, :token)
+                   ON CONFLICT (id) DO UPDATE SET
+                       updated_at = :now, status = :status, started_at = COALESCE(runs.started_at, :started),
+                       dataset = :dataset, teacher = :teacher, student = :student, method = :method,
+                       temperature = :temperature, alpha = :alpha, epochs = :epochs, seed = :seed,
+                       device = :device, config = :config, artifacts_dir = :dir, pid = :pid, host = :host,
+                       proc_token = :token, error = NULL""", values)
+
+    def set_status(self, run_id: str, status: str, message: Optional[str] = None, error: Optional[str] = None,
+                   device: Optional[str] = None, artifacts_dir: Optional[str] = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                """UPDATE runs SET status = ?, updated_at = ?, message = COALESCE(?, message),
+                       error = COALESCE(?, error), device = COALESCE(?, device),
+                       artifacts_dir = COALESCE(?, artifacts_dir),
+                       started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?) ELSE started_at END,
+                       finished_at = CASE WHEN ? IN ('done', 'failed', 'cancelled', 'interrupted')
+                                          THEN COALESCE(finished_at, ?) ELSE finished_at END
+                   WHERE id = ?""",
+                (status, now, message, error, device, artifacts_dir, status, now, status, now, run_id))
+
+    def add_epoch(self, run_id: str, model: str, row: dict) -> None:
+        """One history row (CONTRACT.md) of one model; the same epoch again replaces it."""
+        with self._write() as conn:
+            self._put_epochs(conn, run_id, model, [row], replace=True)
+            conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (time.time(), run_id))
+
+    def set_model(self, run_id: str, role: str, entry: dict) -> None:
+        """A finished model's entry (a RESULT event); its history fills in epochs not yet recorded
+        (a cached teacher sends no epoch events)."""
+        with self._write() as conn:
+            self._put_model(conn, run_id, role, entry)
+            conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (time.time(), run_id))
+
+    def set_results(self, run_id: str, results: dict) -> None:
+        """The dict ``run_experiment`` returned: its status, entries, epochs and files, at once."""
+        now = time.time()
+        status = results.get("status") if results.get("status") in STATUSES else DONE
+        if status in ACTIVE:
+            status = DONE
+        artifacts = dict(results.get("artifacts") or {})
+        with self._write() as conn:
+            exists = conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if not exists:
+                self._insert_imported(conn, run_id, results)
+            conn.execute(
+                """UPDATE runs SET status = ?, updated_at = ?, results = ?, device = COALESCE(?, device),
+                       started_at = COALESCE(?, started_at), finished_at = COALESCE(?, finished_at, ?),
+                       artifacts_dir = COALESCE(?, artifacts_dir),
+                       message = ? WHERE id = ?""",
+                (status, now, _json(results), results.get("device"), results.get("started_at"),
+                 results.get("finished_at"), now, artifacts.get("dir"), "finished" if status == DONE else status,
+                 run_id))
+            for role in ROLES:
+                if isinstance(results.get(role), dict):
+                    self._put_model(conn, run_id, role, results[role])
+            for kind, path in artifacts.items():
+                if kind != "dir" and path:
+                    self._put_artifact(conn, run_id, kind, path)
+
+    def add_artifact(self, run_id: str, kind: str, path: str | Path) -> None:
+        with self._write() as conn:
+            self._put_artifact(conn, run_id, kind, path)
+
+    def delete_run(self, run_id: str, files: bool = True) -> bool:
+        """Remove a run's rows and (``files``) its folder. Shared files (the teacher cache, a
+        user's checkpoint) are never touched. Returns False for an unknown run."""
+        run = self.get_run(run_id)
+        if run is None:
+            return False
+        if run["status"] in ACTIVE and pid_alive(run.get("pid"), run.get("proc_token")):
+            raise DistillError(f"run {run_id} is still {run['status']} (process {run['pid']}); stop it first")
+        with self._write() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))  # epochs, models, artifacts cascade
+        if files and run.get("artifacts_dir"):
+            remove_run_dir(run["artifacts_dir"], run_id)
+        return True
+
+    def mark_interrupted(self) -> list[str]:
+        """Runs that claim to be queued or running but whose process is gone become "interrupted".
+
+        A run owned by another host cannot be checked and is left as it is.
+        """
+        sql = "SELECT id, pid, host, proc_token FROM runs WHERE status IN ('queued', 'running')"
+
+        def dead(rows) -> list[str]:
+            return [r["id"] for r in rows if r["host"] in (None, _HOST) and not pid_alive(r["pid"], r["proc_token"])]
+
+        if not dead(self._rows(sql)):
+            return []  # the common case: no write lock taken
+        with self._write() as conn:
+            gone = dead(conn.execute(sql).fetchall())
+            now = time.time()
+            for run_id in gone:
+                conn.execute("""UPDATE runs SET status = 'interrupted', updated_at = ?, finished_at = ?,
+                                    message = 'the process running it ended before the run finished'
+                                WHERE id = ? AND status IN ('queued', 'running')""", (now, now, run_id))
+        return gone
+
+    def import_dir(self, run_dir: str | Path) -> Optional[str]:
+        """Index a run folder with a results.json (a run from before the store, or copied in).
+        Returns its run id, or None when there is nothing to import or it is known already."""
+        run_dir = Path(run_dir)
+        try:
+            results = json.loads((run_dir / "results.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if not isinstance(results, dict):
+            return None
+        run_id = str(results.get("run_id") or run_dir.name)
+        if self.get_run(run_id) is not None:
+            return None
+        results.setdefault("artifacts", {}).setdefault("dir", str(run_dir))
+        self.set_results(run_id, results)
+        return run_id
+
+    def scan(self, root: str | Path | None = None) -> list[str]:
+        """Import every run folder under ``root`` (default: the runs folder) not yet in the store."""
+        root = Path(root) if root else paths.runs_dir()
+        if not root.is_dir():
+            return []
+        known = {r["artifacts_dir"] for r in self._rows("SELECT artifacts_dir FROM runs")}
+        found = []
+        for results in sorted(root.glob("*/results.json")):
+            if str(results.parent) not in known:
+                run_id = self.import_dir(results.parent)
+                if run_id:
+                    found.append(run_id)
+        return found
+
+    # ---- reads -----------------------------------------------------------------------------
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._read() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def get_run(self, run_id: str) -> Optional[dict]:
+        """The run row with config, results, model entries and artifacts decoded; None if unknown."""
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            models = conn.execute("SELECT role, entry FROM models WHERE run_id = ?", (run_id,)).fetchall()
+            arts = conn.execute("SELECT kind, path FROM artifacts WHERE run_id = ?", (run_id,)).fetchall()
+        run = dict(row)
+        run["config"] = _loads(row["config"]) or {}
+        run["results"] = _loads(row["results"])
+        run["models"] = {m["role"]: _loads(m["entry"]) or {} for m in models}
+        run["artifacts"] = {a["kind"]: a["path"] for a in arts}
+        return run
+
+    def results(self, run_id: str) -> Optional[dict]:
+        """results.json of a run; for a run that never returned (interrupted, failed, still
+        running), the same shape built from what was recorded: finished entries, histories."""
+        run = self.get_run(run_id)
+        if run is None:
+            return None
+        if run["results"]:
+            return run["results"]
+        history: dict[str, list[dict]] = {}
+        for row in self.epochs(run_id):
+            history.setdefault(row["model"], []).append({k: row[k] for k in ("epoch", *METRICS)})
+        out = {"run_id": run_id, "status": run["status"], "config": run["config"], "device": run["device"],
+               "started_at": run["started_at"], "finished_at": run["finished_at"], "error": run["error"],
+               "artifacts": {"dir": run["artifacts_dir"], **run["artifacts"]}}
+        for role, entry in run["models"].items():
+            out[role] = {**entry, "history": history.get(role, [])}
+        out["partial_history"] = {k: v for k, v in history.items() if k not in run["models"]}
+        return out
+
+    def epochs(self, run_id: str, model: Optional[str] = None) -> list[dict]:
+        """Per-epoch rows ({run_id, model, epoch, metrics...}), teacher first, by epoch."""
+        order = "CASE model WHEN 'teacher' THEN 0 WHEN 'student_scratch' THEN 1 WHEN 'student_kd' THEN 2 ELSE 3 END"
+        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)} FROM epochs WHERE run_id = ?"
+        args: tuple = (run_id,)
+        if model:
+            sql += " AND model = ?"
+            args += (model,)
+        return [dict(r) for r in self._rows(sql + f" ORDER BY {order}, epoch", args)]
+
+    def epochs_frame(self, run_ids: list[str] | str):
+        import pandas as pd
+
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        rows = [r for run_id in ids for r in self.epochs(run_id)]
+        return pd.DataFrame(rows, columns=["run_id", "model", "epoch", *METRICS])
+
+    def list_runs(self, status: Optional[str] = None, dataset: Optional[str] = None,
+                  limit: Optional[int] = None) -> list[dict]:
+        """One summary row per run, newest first, ready for a table (see ``runs_frame``).
+
+        Accuracies are the last epoch's, on the validation split (0..1); gain is KD minus
+        scratch in percentage points. A run that did not finish shows what it reached.
+        """
+        sql = """SELECT r.id, r.created_at, r.started_at, r.finished_at, r.status, r.dataset, r.teacher,
+                        r.student, r.method, r.temperature, r.alpha, r.epochs, r.seed, r.device, r.source,
+                        r.artifacts_dir, r.error, r.message,
+                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy
+                 FROM runs r
+                 LEFT JOIN models t ON t.run_id = r.id AND t.role = 'teacher'
+                 LEFT JOIN models s ON s.run_id = r.id AND s.role = 'student_scratch'
+                 LEFT JOIN models k ON k.run_id = r.id AND k.role = 'student_kd'"""
+        where, args = [], []
+        if status:
+            where.append("r.status = ?")
+            args.append(status)
+        if dataset:
+            where.append("r.dataset = ?")
+            args.append(dataset)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.created_at DESC, r.id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        out = []
+        for r in self._rows(sql, tuple(args)):
+            kd, scratch = r["kd_accuracy"], r["scratch_accuracy"]
+            end = r["finished_at"]
+            out.append({
+                "run_id": r["id"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
+                "created_at": r["created_at"], "dataset": r["dataset"], "teacher": r["teacher"],
+                "student": r["student"], "T": r["temperature"], "alpha": r["alpha"], "method": r["method"],
+                "epochs": r["epochs"], "teacher_accuracy": r["teacher_accuracy"], "kd_accuracy": kd,
+                "scratch_accuracy": scratch,
+                "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
+                "status": r["status"], "device": r["device"], "source": r["source"],
+                "seconds": end - r["started_at"] if end and r["started_at"] else None,
+                "dir": r["artifacts_dir"], "error": r["error"],
+            })
+        return out
+
+    def runs_frame(self, **filters):
+        import pandas as pd
+
+        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
+                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
+                   "source", "seconds", "created_at", "dir", "error"]
+        return pd.DataFrame(self.list_runs(**filters), columns=columns)
+
+    def run_ids(self) -> list[str]:
+        return [r["id"] for r in self._rows("SELECT id FROM runs ORDER BY created_at DESC, id DESC")]
+
+    # ---- row helpers (inside a write transaction) ----------------------------------------------
+    @staticmethod
+    def _put_epochs(conn: sqlite3.Connection, run_id: str, model: str, rows: list[dict], replace: bool) -> None:
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        now = time.time()
+        for row in rows:
+            if row.get("epoch") is None:
+                continue
+            conn.execute(
+                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, recorded_at) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?)",
+                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS), now))
+
+    def _put_model(self, conn: sqlite3.Connection, run_id: str, role: str, entry: dict) -> None:
+        slim = {k: v for k, v in entry.items() if k != "history"}
+        conn.execute(
+            """INSERT OR REPLACE INTO models (run_id, role, arch, source, accuracy, best_accuracy, entry)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (run_id, role, entry.get("model"), entry.get("source"), _num(entry.get("accuracy")),
+             _num(entry.get("best_accuracy")), _json(slim)))
+        self._put_epochs(conn, run_id, role, list(entry.get("history") or []), replace=False)
+
+    @staticmethod
+    def _put_artifact(conn: sqlite3.Connection, run_id: str, kind: str, path: str | Path) -> None:
+        conn.execute("INSERT OR REPLACE INTO artifacts (run_id, kind, path, created_at) VALUES (?, ?, ?, ?)",
+                     (run_id, kind, str(path), time.time()))
+
+    @staticmethod
+    def _insert_imported(conn: sqlite3.Connection, run_id: str, results: dict) -> None:
+        cfg = results.get("config") or {}
+        created = results.get("started_at") or time.time()
+        conn.execute(
+            """INSERT INTO runs (id, created_at, updated_at, status, dataset, teacher, student, method, temperature,
+                   alpha, epochs, seed, device, config, artifacts_dir, source)
+               VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'import')""",
+            (run_id, created, time.time(), cfg.get("dataset"), cfg.get("teacher"), cfg.get("student"),
+             cfg.get("method"), _num(cfg.get("temperature")), _num(cfg.get("alpha")), cfg.get("epochs"),
+             cfg.get("seed"), results.get("device") or cfg.get("device"), _json(cfg),
+             (results.get("artifacts") or {}).get("dir")))
+
+
+def remove_run_dir(run_dir: str | Path, run_id: str) -> None:
+    """Delete a run's folder. Inside the runs folder the whole folder goes; elsewhere (a user's
+    ``--out``) only the files a run writes are removed, then the folder if it is left empty."""
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        return
+    root = paths.runs_dir().expanduser().resolve()
+    resolved = run_dir.resolve()
+    if resolved.parent == root and resolved.name == run_id:
+        shutil.rmtree(resolved, ignore_errors=True)
+        return
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (resolved / name).unlink()
+    for name in RUN_SUBDIRS:
+        shutil.rmtree(resolved / name, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        resolved.rmdir()  # only if nothing else is in it
+
+
+# ---- recording a run as it happens ---------------------------------------------------------------
+class RunRecorder:
+    """An engine observer that writes a run's events into the store as they arrive.
+
+    STATUS -> status (and the run folder), EPOCH -> an epoch row, RESULT -> the model entry
+    (plus its history: a cached teacher has no epoch events), ERROR -> "failed" with the message.
+    A final STATUS also records results.json when the engine has written it. Write errors are
+    logged, never raised: the store must not cost anybody their run.
+    """
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id = store, run_id
+
+    def __call__(self, event: Event) -> None:
+        try:
+            self._record(event)
+        except Exception:  # noqa: BLE001
+            log.exception("run store: could not record %s event of run %s", event.kind, self.run_id)
+
+    def _record(self, event: Event) -> None:
+        data = event.data or {}
+        if event.kind == EPOCH and event.phase:
+            self.store.add_epoch(self.run_id, event.phase, data)
+        elif event.kind == RESULT:
+            role, entry = data.get("model") or event.phase, data.get("entry")
+            if role and isinstance(entry, dict):
+                self.store.set_model(self.run_id, role, entry)
+        elif event.kind == ERROR:
+            self.store.set_status(self.run_id, FAILED, message="failed",
+                                  error=str(data.get("message") or data.get("type") or "the run failed"))
+        elif event.kind == STATUS:
+            status = data.get("status")
+            if status == RUNNING:
+                self.store.set_status(self.run_id, RUNNING, message=data.get("message"),
+                                      device=data.get("device"), artifacts_dir=data.get("out"))
+            elif status in (DONE, CANCELLED, FAILED):
+                results_path = Path(data["out"]) / "results.json" if data.get("out") else None
+                results = None
+                if results_path is not None and results_path.is_file():
+                    with contextlib.suppress(OSError, json.JSONDecodeError):
+                        results = json.loads(results_path.read_text())
+                if isinstance(results, dict) and results.get("run_id") in (None, self.run_id):
+                    self.store.set_results(self.run_id, results)
+                else:
+                    self.store.set_status(self.run_id, status, message=data.get("message"))
+
+
+def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id: Optional[str] = None,
+                 store: Optional[RunStore] = None, source: str = "cli", runner=None) -> dict:
+    """``run_experiment`` with the run recorded in the store from start to end.
+
+    The run is created as "running" before anything else happens, every event is written as it
+    comes, and the returned results are stored. An exception marks it "failed" (Ctrl-C:
+    "interrupted") and is raised again. The app's job runner and the CLI both go through here.
+    """
+    from .experiment import new_run_id
+
+    if runner is None:
+        from .experiment import run_experiment as runner
+    store = store or RunStore()
+    run_id = run_id or new_run_id()
+    out_dir = Path(config.out).expanduser() if getattr(config, "out", None) else paths.runs_dir() / run_id
+    store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
+    recorder = RunRecorder(store, run_id)
+    try:
+        results = runner(config, on_event=fan_out(recorder, on_event), stop=stop, run_id=run_id)
+    except KeyboardInterrupt:
+        _safe(store.set_status, run_id, INTERRUPTED, message="interrupted (Ctrl-C)")
+        raise
+    except BaseException as exc:
+        text = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+        _safe(store.set_status, run_id, FAILED, message="failed", error=text)
+        raise
+    if isinstance(results, dict):
+        _safe(store.set_results, run_id, results)
+    return results
+
+
+def _safe(fn, *args, **kwargs) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception:  # noqa: BLE001
+        log.exception("run store: %s failed", getattr(fn, "__name__", fn))

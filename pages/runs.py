@@ -1,0 +1,132 @@
+"""Runs: every run of this studio (app and CLI), found again, filtered, overlaid, exported."""
+import streamlit as st
+
+from distill_core.errors import DistillError
+
+from studio import runs_view as rv
+from studio.nav import require_app
+
+require_app()
+
+ss = st.session_state
+st.title("Runs")
+store = rv.open_store()
+table = rv.runs_table(store)
+st.caption(f"{len(table)} run(s) in the run store `{store.path}`, shared by the app and "
+           "`python -m distill_core` (set DISTILL_STUDIO_HOME to move it).")
+if table.empty:
+    st.info("No runs yet. Every run started here or from the CLI is listed on this page.", icon=":material/info:")
+    st.stop()
+
+# ---- filter and sort ------------------------------------------------------------------------------
+f = st.columns([1, 1, 1, 1, 1.2])
+datasets = f[0].multiselect("Dataset", rv.choices(table, "dataset"), key="runs_f_dataset")
+teachers = f[1].multiselect("Teacher", rv.choices(table, "teacher"), key="runs_f_teacher")
+students = f[2].multiselect("Student", rv.choices(table, "student"), key="runs_f_student")
+statuses = f[3].multiselect("Status", sorted({s.split()[-1] for s in table["status"]}), key="runs_f_status")
+text = f[4].text_input("Run id contains", key="runs_f_text")
+shown = rv.filter_table(table, datasets, teachers, students, statuses, text=text)
+st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table")
+st.caption("Click a column header to sort. Accuracies: validation split, last epoch; gain: KD minus scratch.")
+if shown.empty:
+    st.warning("No run matches these filters.")
+    st.stop()
+
+ids = list(shown["run_id"])
+labels = {r["run_id"]: rv.run_label(r) for _, r in shown.iterrows()}
+
+# ---- several runs side by side ---------------------------------------------------------------------
+st.subheader("Side by side")
+if "runs_pick" not in ss:
+    ss.runs_pick = ids[:2]
+ss.runs_pick = [r for r in ss.runs_pick if r in ids]
+c1, c2 = st.columns([3, 1.4])
+picked = c1.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
+models = c2.multiselect("Models", list(rv.MODEL_LABEL), default=["student_kd", "student_scratch"],
+                        format_func=rv.MODEL_LABEL.get, key="runs_models")
+if picked:
+    st.plotly_chart(rv.curves_figure(store, picked, models, labels), key="runs_curves",
+                    config={"displaylogo": False})
+    st.dataframe(rv.results_table(store, picked), hide_index=True, column_config=rv.results_column_config(),
+                 width="stretch", key="runs_results")
+else:
+    st.caption("Pick runs above to overlay their validation-accuracy curves.")
+
+# ---- one run ---------------------------------------------------------------------------------------
+st.subheader("One run")
+if ss.get("runs_one") not in ids:
+    ss.runs_one = picked[0] if picked else ids[0]
+run_id = st.selectbox("Run", ids, key="runs_one", format_func=labels.get)
+run = store.get_run(run_id)
+if run is None:
+    st.error(f"Run {run_id} is no longer in the store.")
+    st.stop()
+st.markdown(rv.describe(run))
+if run.get("error"):
+    st.error(run["error"], icon=":material/error:")
+if run["status"] == "interrupted":
+    st.warning("This run was interrupted: its process ended before it finished. The epochs it recorded are kept.",
+               icon=":material/warning:")
+
+b = st.columns(3)
+if b[0].button("Open in Compare", icon=":material/leaderboard:", key="runs_open", width="stretch",
+               disabled=not rv.has_results(run),
+               help=None if rv.has_results(run) else "Only finished runs (with results) can be compared."):
+    st.switch_page(str(rv.COMPARE_PAGE), query_params={"run": run_id})
+if b[1].button("Rerun this config", icon=":material/replay:", key="runs_rerun", width="stretch",
+               help="Open the Distill page with this run's settings, to start it again or change one thing."):
+    st.switch_page(str(rv.DISTILL_PAGE), query_params=rv.rerun_params(run["config"]))
+if b[2].button("Delete…", icon=":material/delete:", key="runs_delete", width="stretch", disabled=rv.is_active(run),
+               help="Stop it first." if rv.is_active(run) else "Removes its rows and its folder."):
+    ss.runs_confirm_delete = run_id
+if ss.get("runs_confirm_delete") == run_id:
+    with st.container(border=True):
+        st.warning(f"Delete run {run_id}? Its records and its folder `{run.get('artifacts_dir')}` (checkpoints, "
+                   "exports) are removed. The cached teacher stays.", icon=":material/delete_forever:")
+        y, n = st.columns(2)
+        if y.button("Delete for good", type="primary", key="runs_delete_yes", width="stretch"):
+            try:
+                store.delete_run(run_id)
+            except DistillError as exc:
+                st.error(str(exc))
+            else:
+                ss.pop("runs_confirm_delete", None)
+                ss.pop("runs_one", None)
+                st.toast(f"Deleted run {run_id}", icon=":material/delete:")
+                st.rerun()
+        if n.button("Keep it", key="runs_delete_no", width="stretch"):
+            ss.pop("runs_confirm_delete", None)
+            st.rerun()
+
+# ---- take it away ----------------------------------------------------------------------------------
+st.markdown("**Downloads**")
+has_student = "student_kd" in run["models"]
+d = st.columns(5)
+for col, spec in zip(d, rv.downloads(run_id, run.get("student") or "student")):
+    needs_student = spec["key"] in ("dl_pt", "dl_safetensors", "dl_onnx")
+    col.download_button(spec["label"], spec["data"], file_name=spec["file_name"], mime=spec["mime"],
+                        key=spec["key"], help=spec["help"] if has_student or not needs_student else
+                        "The distilled student did not finish in this run.",
+                        disabled=needs_student and not has_student, on_click="ignore",
+                        icon=":material/download:", width="stretch")
+if has_student:
+    from distill_core import export
+
+    report = export.onnx_report(run_id, store=store)
+    if report:
+        st.caption("ONNX: " + rv.parity_text(report))
+    elif st.button("Check the ONNX export with onnxruntime", key="runs_onnx_check", icon=":material/fact_check:"):
+        with st.spinner("Exporting the student and running it on the validation split…"):
+            try:
+                report = export.export_run(run_id, "onnx", store=store)
+            except Exception as exc:  # noqa: BLE001 - shown, not raised
+                st.error(f"ONNX export failed: {exc}")
+            else:
+                st.caption("ONNX: " + rv.parity_text(report))
+
+# ---- compression -----------------------------------------------------------------------------------
+st.markdown("**Compression: the teacher and the distilled student, smaller**")
+if has_student:
+    rv.compression_section(run_id, key="runs_compress", store=store)
+else:
+    st.caption("The distilled student did not finish in this run, so there is nothing to compress.")

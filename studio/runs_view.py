@@ -1,0 +1,314 @@
+"""The Runs page's helpers: the run table, its filters, overlaid curves, downloads, rerun.
+
+Everything here reads the run store (``distill_core.store``); the page is layout and widgets.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from distill_core.store import ACTIVE, RunStore
+
+from . import fmt
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+COMPARE_PAGE = PAGES / "compare.py"  # absolute paths: st.switch_page matches them to app.py's pages
+DISTILL_PAGE = PAGES / "distill.py"
+
+MODEL_LABEL = {"student_kd": "distilled student", "student_scratch": "scratch student", "teacher": "teacher"}
+MODEL_DASH = {"student_kd": "solid", "student_scratch": "dash", "teacher": "dot"}
+PALETTE = ("#12A37F", "#5B5BD6", "#E8873A", "#D6409F", "#0090FF", "#8E4EC6", "#AD7F58", "#E5484D", "#6E56CF",
+           "#30A46C")
+STATUS_ICON = {"queued": "🕒", "running": "🔄", "done": "✅", "failed": "❌", "cancelled": "⛔", "interrupted": "⚠️"}
+TABLE_COLUMNS = ["date", "run_id", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc", "scratch_acc",
+                 "gain", "teacher_acc", "status"]
+
+
+def open_store() -> RunStore:
+    """The run store of this server's home; run folders written before the store are indexed."""
+    store = RunStore()
+    try:
+        store.scan()
+    except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
+        pass
+    return store
+
+
+# ---- the table ---------------------------------------------------------------------------------------
+def runs_table(store: RunStore) -> pd.DataFrame:
+    """One row per run, newest first; accuracies in percent, gain in points."""
+    raw = store.runs_frame()
+    df = pd.DataFrame({
+        "date": pd.to_datetime([datetime.fromtimestamp(t) for t in raw["created_at"]]),  # server's local time
+        "run_id": raw["run_id"], "dataset": raw["dataset"], "teacher": raw["teacher"], "student": raw["student"],
+        "T": raw["T"], "alpha": raw["alpha"], "method": raw["method"],
+        "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
+        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100,
+        "status": [f"{STATUS_ICON.get(s, '')} {s}".strip() for s in raw["status"]],
+    }, columns=TABLE_COLUMNS)
+    df.attrs["status_raw"] = list(raw["status"])
+    return df
+
+
+def column_config() -> dict:
+    cc = st.column_config
+    return {
+        "date": cc.DatetimeColumn("Date", format="YYYY-MM-DD HH:mm", help="When the run was created (the server's local time)"),
+        "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes"),
+        "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
+        "T": cc.NumberColumn("T", format="%.1f", help="Softmax temperature"),
+        "alpha": cc.NumberColumn("α", format="%.2f", help="Weight of the soft-target (KD) term"),
+        "method": cc.TextColumn("Method"),
+        "kd_acc": cc.NumberColumn("KD acc", format="%.1f %%", help="Distilled student, validation, last epoch"),
+        "scratch_acc": cc.NumberColumn("Scratch acc", format="%.1f %%",
+                                       help="The same student trained without a teacher"),
+        "gain": cc.NumberColumn("Gain", format="%+.1f pts", help="KD minus scratch, percentage points"),
+        "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%"),
+        "status": cc.TextColumn("Status", help="queued, running, done, failed, cancelled, or interrupted "
+                                               "(its process ended before the run finished)"),
+    }
+
+
+def choices(df: pd.DataFrame, column: str) -> list[str]:
+    return sorted({str(v) for v in df[column].dropna()})
+
+
+def filter_table(df: pd.DataFrame, datasets: Sequence[str] = (), teachers: Sequence[str] = (),
+                 students: Sequence[str] = (), statuses: Sequence[str] = (), methods: Sequence[str] = (),
+                 text: str = "") -> pd.DataFrame:
+    """Rows matching every filter given; an empty filter keeps everything."""
+    keep = pd.Series(True, index=df.index)
+    for column, wanted in (("dataset", datasets), ("teacher", teachers), ("student", students),
+                           ("method", methods)):
+        if wanted:
+            keep &= df[column].astype(str).isin(list(wanted))
+    if statuses:
+        keep &= df["status"].str.split().str[-1].isin(list(statuses))
+    if text:
+        keep &= df["run_id"].str.contains(text.strip(), case=False, regex=False)
+    return df[keep]
+
+
+def run_label(row: dict | pd.Series) -> str:
+    t = f"T {row['T']:g}" if pd.notna(row.get("T")) else ""
+    a = f"α {row['alpha']:g}" if pd.notna(row.get("alpha")) else ""
+    return " · ".join(x for x in (str(row["run_id"]), f"{row['dataset']}", f"{row['teacher']} → {row['student']}",
+                                  t, a, str(row["status"])) if x)
+
+
+# ---- several runs side by side ----------------------------------------------------------------------
+def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str], labels: dict[str, str]) -> go.Figure:
+    """Validation accuracy per epoch: one colour per run, one dash style per model."""
+    fig = go.Figure()
+    for i, run_id in enumerate(run_ids):
+        color = PALETTE[i % len(PALETTE)]
+        rows = store.epochs(run_id)
+        for model in models:
+            points = [r for r in rows if r["model"] == model and r.get("val_accuracy") is not None]
+            if not points:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[r["epoch"] for r in points], y=[100 * r["val_accuracy"] for r in points], mode="lines+markers",
+                name=f"{run_id} · {MODEL_LABEL.get(model, model)}", legendgroup=run_id,
+                line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
+                hovertemplate=f"{labels.get(run_id, run_id)}<br>{MODEL_LABEL.get(model, model)}: "
+                              "epoch %{x}, %{y:.1f} %<extra></extra>"))
+    fig.update_layout(title=dict(text="Validation accuracy", x=0, xanchor="left"), height=380, uirevision="keep",
+                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="accuracy (%)")
+    if not fig.data:
+        fig.add_annotation(text="no epochs recorded for these runs yet", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper", font=dict(size=14, color="#888"))
+    return fig
+
+
+def results_table(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
+    """The runs' final numbers in one table, one row per run."""
+    rows = []
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        if run is None:
+            continue
+        entries = run["models"]
+        kd, scratch, teacher = (entries.get(r) or {} for r in ("student_kd", "student_scratch", "teacher"))
+
+        def acc(e: dict) -> Optional[float]:
+            return 100 * e["accuracy"] if e.get("accuracy") is not None else None
+
+        lat = ((kd.get("latency_ms") or {}).get("batch_1") or {}).get("median")
+        t_size, s_size = teacher.get("size_bytes"), kd.get("size_bytes")
+        rows.append({
+            "run_id": run_id, "dataset": run["dataset"], "teacher": run["teacher"], "student": run["student"],
+            "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
+            "teacher_acc": acc(teacher), "scratch_acc": acc(scratch), "kd_acc": acc(kd),
+            "gain": acc(kd) - acc(scratch) if acc(kd) is not None and acc(scratch) is not None else None,
+            "kd_size": fmt.megabytes(s_size), "smaller": fmt.times(t_size / s_size) if t_size and s_size else fmt.DASH,
+            "kd_ms_b1": lat, "status": run["status"], "seconds": fmt.duration(
+                run["finished_at"] - run["started_at"] if run["finished_at"] and run["started_at"] else None)})
+    return pd.DataFrame(rows)
+
+
+def results_column_config() -> dict:
+    cc = st.column_config
+    return {**column_config(), "epochs": cc.NumberColumn("Epochs"), "kd_size": cc.TextColumn("KD size"),
+            "smaller": cc.TextColumn("Smaller than teacher"),
+            "kd_ms_b1": cc.NumberColumn("KD ms (batch 1)", format="%.2f"), "seconds": cc.TextColumn("Took")}
+
+
+# ---- one run ----------------------------------------------------------------------------------------
+def is_active(run: dict) -> bool:
+    return run.get("status") in ACTIVE
+
+
+def has_results(run: dict) -> bool:
+    """Compare reads finished runs from their results.json."""
+    return bool(run.get("results")) and bool(run.get("artifacts_dir")) and \
+        (Path(run["artifacts_dir"]) / "results.json").is_file()
+
+
+def rerun_params(config: dict) -> dict[str, str]:
+    """Prepare the Distill page to show ``config`` and return the query parameters to open it with.
+
+    The Distill page reads its draft from the URL once per browser session (studio/form.py), so
+    its draft and widget values are dropped here and it reads the URL again.
+    """
+    from distill_core import RunConfig
+
+    from .urlstate import to_params
+
+    cfg = RunConfig.from_dict({k: v for k, v in config.items() if k != "out"})
+    ss = st.session_state
+    for key in [k for k in list(ss.keys()) if str(k).startswith("cfg_")] + ["draft", "form_notes", "uploaded_path"]:
+        ss.pop(key, None)
+    return to_params(cfg)
+
+
+def downloads(run_id: str, student: str) -> list[dict]:
+    """Download buttons' arguments; files are produced when clicked (deferred ``data``)."""
+    from distill_core import export
+
+    def deferred(fmt_: str) -> Callable[[], bytes]:
+        return lambda: export.export_bytes(run_id, fmt_)[0]
+
+    base = f"{student}_{run_id}_student_kd_last"
+    return [
+        {"label": "Metrics (CSV)", "data": lambda: export.metrics_csv(run_id), "file_name": f"metrics_{run_id}.csv",
+         "mime": "text/csv", "key": "dl_csv", "help": "One row per model per epoch"},
+        {"label": "Config (JSON)", "data": lambda: export.config_json(run_id), "file_name": f"config_{run_id}.json",
+         "mime": "application/json", "key": "dl_json",
+         "help": f"python -m distill_core run --config config_{run_id}.json repeats this run"},
+        {"label": "Student (.pt)", "data": deferred("pt"), "file_name": f"{base}.pt",
+         "mime": "application/octet-stream", "key": "dl_pt",
+         "help": "The distilled student's state_dict (last epoch): torch.load(path, weights_only=True)"},
+        {"label": "Student (.safetensors)", "data": deferred("safetensors"), "file_name": f"{base}.safetensors",
+         "mime": "application/octet-stream", "key": "dl_safetensors",
+         "help": "The same weights as safetensors, with the architecture and input shape in its metadata"},
+        {"label": "Student (.onnx)", "data": deferred("onnx"), "file_name": f"{base}.onnx",
+         "mime": "application/octet-stream", "key": "dl_onnx",
+         "help": "Exported from a fresh student (the teacher is never inside) and checked with onnxruntime "
+                 "on the validation split before it is offered"},
+    ]
+
+
+def parity_text(report: dict) -> str:
+    p = report.get("parity") or {}
+    if not p:
+        return ""
+    verdict = "✅ matches PyTorch" if p.get("ok") else "❌ does not match PyTorch"
+    return (f"{verdict}: top-1 agreement {100 * p['top1_agreement']:.2f} % on {p['images']} validation images, "
+            f"accuracy {fmt.percent(p['accuracy_onnx'], 2)} (PyTorch {fmt.percent(p['accuracy_torch'], 2)}), "
+            f"largest logit difference {p['max_abs_logit_diff']:.1e} (tolerance {p['tolerance']:.0e}). "
+            f"File: {report.get('size_bytes', 0) / 1e3:.1f} kB, opset {report.get('opset')}.")
+
+
+def compression_frame(rows: list[dict]) -> pd.DataFrame:
+    """Compression rows (distill_core.compress) as a table: size, accuracy, latency per variant."""
+    out = []
+    for r in rows:
+        lat = r.get("latency_ms") or {}
+        big = next((k for k in lat if k.startswith("batch_") and k != "batch_1"), None)
+        out.append({
+            "model": MODEL_LABEL.get(r["model"], r["model"]), "variant": r["variant"], "engine": r["engine"],
+            "size_kb": r["size_bytes"] / 1e3 if r.get("size_bytes") else None,
+            "sparse_kb": r["size_sparse_bytes"] / 1e3 if r.get("size_sparse_bytes") else None,
+            "vs_fp32": r.get("size_vs_fp32"),
+            "accuracy": 100 * r["accuracy"] if r.get("accuracy") is not None else None,
+            "delta": r.get("delta_points"),
+            "ms_b1": (lat.get("batch_1") or {}).get("median"),
+            "ms_big": (lat.get(big) or {}).get("median") if big else None,
+            "notes": r.get("notes", "")})
+    return pd.DataFrame(out)
+
+
+def compression_column_config(rows: list[dict]) -> dict:
+    cc = st.column_config
+    big = next((k for r in rows for k in (r.get("latency_ms") or {}) if k.startswith("batch_") and k != "batch_1"),
+               "batch_64")
+    return {
+        "model": cc.TextColumn("Model"), "variant": cc.TextColumn("Variant"), "engine": cc.TextColumn("Engine"),
+        "size_kb": cc.NumberColumn("Size (kB)", format="%.1f", help="File size; for pruned rows the dense file"),
+        "sparse_kb": cc.NumberColumn("Sparse est. (kB)", format="%.1f",
+                                     help="Pruned rows: non-zero fp32 values + a 1-bit mask (an estimate)"),
+        "vs_fp32": cc.NumberColumn("vs fp32", format="%.2f×",
+                                   help="Size against the fp32 row of the same engine"),
+        "accuracy": cc.NumberColumn("Accuracy", format="%.2f %%", help="Validation split, top-1"),
+        "delta": cc.NumberColumn("Δ points", format="%+.2f", help="Against the fp32 PyTorch row of the same model"),
+        "ms_b1": cc.NumberColumn("ms, batch 1", format="%.3f", help="Median after warm-up"),
+        "ms_big": cc.NumberColumn(f"ms, batch {big[6:]}", format="%.2f", help="Median after warm-up"),
+        "notes": cc.TextColumn("Notes", width="large"),
+    }
+
+
+def describe(run: dict) -> str:
+    cfg = run.get("config") or {}
+    parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
+             f"T = {cfg.get('temperature')}", f"α = {cfg.get('alpha')}", f"{cfg.get('epochs')} student epochs",
+             f"method {cfg.get('method')}", f"from the {run.get('source') or '?'}"]
+    return " · ".join(parts)
+
+
+def when(timestamp: Optional[float]) -> str:
+    import time
+
+    return "at an unknown time" if not timestamp else time.strftime("on %Y-%m-%d at %H:%M", time.localtime(timestamp))
+
+
+def compression_section(run: Any, key: str = "compress", store: Optional[RunStore] = None) -> None:
+    """The compression block: sparsity, a button that measures, and the saved rows as a table.
+
+    ``run``: a run id, a run folder or a results dict (the Compare page passes its results).
+    Rows are saved in the run's compression.json, so they show again on every page and restart.
+    """
+    from distill_core import compress
+
+    saved = compress.load_rows(run, store)
+    k1, k2 = st.columns([2, 1], vertical_alignment="bottom")
+    sparsity = k1.slider("Pruning sparsity", 0.1, 0.9, 0.5, 0.1, key=f"{key}_sparsity",
+                         help="Share of conv and linear weights set to zero (global L1 magnitude pruning)")
+    if k2.button("Measure fp16, int8 and pruned", key=f"{key}_run", icon=":material/compress:", width="stretch",
+                 help="Half precision and magnitude pruning in PyTorch; int8 static quantisation of the ONNX export "
+                      "with onnxruntime, calibrated on training images. Takes a while for big models."):
+        with st.spinner("Quantising, pruning and timing…"):
+            try:
+                compress.compression_rows(run, sparsity=sparsity, store=store)
+            except Exception as exc:  # noqa: BLE001 - shown, not raised
+                st.error(f"Compression failed: {exc}")
+        saved = compress.load_rows(run, store)
+    if saved and saved.get("rows"):
+        rows = saved["rows"]
+        st.dataframe(compression_frame(rows), hide_index=True, width="stretch", key=f"{key}_table",
+                     column_config=compression_column_config(rows))
+        st.caption("fp32, fp16 and pruned run in PyTorch on the run's device; fp32 and int8 ONNX run in onnxruntime "
+                   f"on the CPU ({saved.get('threads', '?')} thread(s)). int8: static quantisation calibrated on "
+                   f"{saved.get('calibration_images')} training images. Pruned sizes are the dense file; the sparse "
+                   "column estimates a sparse encoding. Latencies were measured on this server "
+                   f"{when(saved.get('created_at'))}; a busy machine makes them noisy.")
+    else:
+        st.caption("Not measured yet for this run.")

@@ -1,0 +1,135 @@
+"""The Runs page, driven with Streamlit's AppTest against a store holding two runs."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from distill_core import paths
+from distill_core.store import RunStore
+from tiny_runs import fake_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# app.py's navigation, with the Runs page first (app.py gains it in the same way).
+HARNESS = f"""
+import streamlit as st
+root = {str(ROOT)!r}
+st.navigation([
+    st.Page(root + "/pages/runs.py", title="Runs", url_path="runs", default=True),
+    st.Page(root + "/pages/compare.py", title="Compare", url_path="compare"),
+    st.Page(root + "/pages/distill.py", title="Distill", url_path="distill"),
+    st.Page(root + "/pages/live.py", title="Live run", url_path="live"),
+]).run()
+"""
+
+
+@pytest.fixture
+def two_runs(studio_home):
+    store = RunStore()
+    fake_run(store, "20260101-090000-aaaa", paths.runs_dir(), temperature=2.0, alpha=0.5, kd_start=0.5)
+    fake_run(store, "20260102-090000-bbbb", paths.runs_dir(), temperature=8.0, alpha=0.9, kd_start=0.7)
+    return store
+
+
+def app() -> AppTest:
+    at = AppTest.from_string(HARNESS, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_table_lists_both_runs_and_filters(two_runs):
+    at = app()
+    assert at.title[0].value == "Runs"
+    table = at.dataframe[0].value
+    assert list(table["run_id"]) == ["20260102-090000-bbbb", "20260101-090000-aaaa"]  # newest first
+    for column in ("date", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc", "scratch_acc", "gain",
+                   "status"):
+        assert column in table.columns
+    assert list(table["T"]) == [8.0, 2.0] and table["gain"].notna().all()
+    at.text_input(key="runs_f_text").input("bbbb").run()
+    assert list(at.dataframe[0].value["run_id"]) == ["20260102-090000-bbbb"]
+    at.text_input(key="runs_f_text").input("").run()
+    at.multiselect(key="runs_f_status").select("done").run()
+    assert len(at.dataframe[0].value) == 2
+
+
+def test_overlay_and_results_of_several_runs(two_runs):
+    at = app()
+    assert at.multiselect(key="runs_pick").value == ["20260102-090000-bbbb", "20260101-090000-aaaa"]
+    results = at.dataframe[1].value
+    assert list(results["run_id"]) == ["20260102-090000-bbbb", "20260101-090000-aaaa"]
+    assert results["kd_acc"].iloc[0] > results["kd_acc"].iloc[1]
+    chart = at.get("plotly_chart")
+    assert chart  # the overlaid validation curves
+    at.multiselect(key="runs_pick").unselect("20260101-090000-aaaa").run()
+    assert list(at.dataframe[1].value["run_id"]) == ["20260102-090000-bbbb"]
+
+
+def test_downloads_are_offered(two_runs):
+    at = app()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Metrics (CSV)", "Config (JSON)", "Student (.pt)", "Student (.safetensors)", "Student (.onnx)"]
+
+
+def test_delete_asks_first_then_removes_rows_and_files(two_runs):
+    at = app()
+    at.selectbox(key="runs_one").select("20260101-090000-aaaa").run()
+    at.button(key="runs_delete").click().run()
+    assert two_runs.get_run("20260101-090000-aaaa") is not None  # nothing happens before the confirmation
+    at.button(key="runs_delete_no").click().run()
+    assert two_runs.get_run("20260101-090000-aaaa") is not None
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    assert not at.exception
+    assert two_runs.get_run("20260101-090000-aaaa") is None
+    assert not (paths.runs_dir() / "20260101-090000-aaaa").exists()
+    assert list(at.dataframe[0].value["run_id"]) == ["20260102-090000-bbbb"]
+
+
+def test_open_in_compare_and_rerun(two_runs):
+    at = app()
+    at.selectbox(key="runs_one").select("20260101-090000-aaaa").run()
+    at.button(key="runs_open").click().run()
+    assert at.query_params["run"] == ["20260101-090000-aaaa"] or at.query_params["run"] == "20260101-090000-aaaa"
+    assert at.session_state["compare_run"] == "20260101-090000-aaaa"  # the Compare page picked it up
+    assert at.title[0].value == "Compare" and not at.exception
+
+    at = app()
+    at.selectbox(key="runs_one").select("20260101-090000-aaaa").run()
+    at.button(key="runs_rerun").click().run()
+    assert at.session_state["draft"]["temperature"] == 2.0 and at.session_state["draft"]["alpha"] == 0.5
+    assert at.session_state["draft"]["out"] is None  # a rerun writes a new run folder
+    assert at.title[0].value == "Distill" and not at.exception
+    assert at.slider(key="cfg_temperature").value == 2.0 and at.slider(key="cfg_alpha").value == 0.5
+
+
+def test_onnx_check_and_compression_from_the_page(two_runs):
+    at = app()
+    at.button(key="runs_onnx_check").click().run()
+    assert not at.exception and not at.error
+    assert any("matches PyTorch" in c.value for c in at.caption)
+    at.slider(key="runs_compress_sparsity").set_value(0.3).run()
+    at.button(key="runs_compress_run").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[2].value
+    assert {"fp32", "fp16", "int8", "pruned-30%"} <= set(table["variant"])
+    assert table["accuracy"].notna().all() and (table["size_kb"] > 0).all()
+
+
+def test_an_interrupted_run_shows_what_it_recorded(two_runs):
+    from tiny_runs import history
+
+    from distill_core import RunConfig
+
+    two_runs.create_run("20260103-090000-cccc", RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny"),
+                        status="running", pid=999999999)
+    for row in history(2, 0.5, 0.1):
+        two_runs.add_epoch("20260103-090000-cccc", "teacher", row)
+    at = app()
+    table = at.dataframe[0].value
+    assert table["status"].iloc[0].endswith("interrupted")
+    at.selectbox(key="runs_one").select("20260103-090000-cccc").run()
+    assert any("interrupted" in w.value for w in at.warning)
+    assert at.button(key="runs_open").disabled  # Compare needs results
+    assert [b.disabled for b in at.get("download_button")] == [False, False, True, True, True]

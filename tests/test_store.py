@@ -1,0 +1,269 @@
+"""The run store: round trip, recording a real run, crashes, interrupted runs, deletion."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from distill_core import paths
+from distill_core.errors import DistillError
+from distill_core.events import EPOCH, ERROR, RESULT, STATUS, Event
+from distill_core.store import RunRecorder, RunStore, default_path, pid_alive, run_recorded
+from tiny_runs import fake_run, history, real_run, tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return real_run(tmp_path_factory)
+
+
+def test_default_path_follows_the_home_setting(studio_home):
+    assert default_path() == studio_home / "runs.db"
+    store = RunStore()
+    assert store.path == studio_home / "runs.db" and store.path.is_file()
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_round_trip(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    cfg = tiny_config(tmp_path, temperature=3.0, alpha=0.7)
+    store.create_run("r1", cfg, status="queued", source="app")
+    run = store.get_run("r1")
+    assert run["status"] == "queued" and run["config"] == cfg.to_dict() and run["pid"] == os.getpid()
+    assert (run["dataset"], run["teacher"], run["student"], run["temperature"], run["alpha"], run["method"]) == \
+        ("digits", "cnn_small", "cnn_tiny", 3.0, 0.7, "kd")
+    store.set_status("r1", "running", message="training")
+    for row in history(2, 0.5, 0.1):
+        store.add_epoch("r1", "teacher", row)
+    store.add_epoch("r1", "teacher", {**history(2, 0.5, 0.2)[1]})  # the same epoch again replaces it
+    rows = store.epochs("r1")
+    assert [(r["model"], r["epoch"]) for r in rows] == [("teacher", 1), ("teacher", 2)]
+    assert rows[1]["val_accuracy"] == pytest.approx(0.9)
+    store.set_model("r1", "student_scratch", {"model": "cnn_tiny", "accuracy": 0.5, "history": history(2, 0.3, 0.1)})
+    assert len(store.epochs("r1", "student_scratch")) == 2  # the entry's history fills in its epochs
+    results = {"run_id": "r1", "status": "done", "config": cfg.to_dict(), "device": "cpu",
+               "teacher": {"model": "cnn_small", "accuracy": 0.9, "history": history(2, 0.5, 0.2)},
+               "student_scratch": {"model": "cnn_tiny", "accuracy": 0.5, "history": history(2, 0.3, 0.1)},
+               "student_kd": {"model": "cnn_tiny", "accuracy": 0.6, "history": history(2, 0.4, 0.1)},
+               "artifacts": {"dir": str(tmp_path / "r1"), "student_kd_last": str(tmp_path / "r1" / "kd.pt")}}
+    store.set_results("r1", results)
+    reopened = RunStore(tmp_path / "runs.db")
+    run = reopened.get_run("r1")
+    assert run["status"] == "done" and run["results"] == results and run["finished_at"] >= run["started_at"]
+    assert set(run["models"]) == {"teacher", "student_scratch", "student_kd"}
+    assert "history" not in run["models"]["student_kd"]
+    assert run["artifacts"] == {"student_kd_last": str(tmp_path / "r1" / "kd.pt")}
+    assert len(reopened.epochs("r1")) == 6
+    (summary,) = reopened.list_runs()
+    assert summary["run_id"] == "r1" and summary["status"] == "done"
+    assert summary["kd_accuracy"] == 0.6 and summary["scratch_accuracy"] == 0.5
+    assert summary["gain_points"] == pytest.approx(10.0)
+    assert (summary["T"], summary["alpha"], summary["method"]) == (3.0, 0.7, "kd")
+    frame = reopened.runs_frame()
+    for column in ("date", "dataset", "teacher", "student", "T", "alpha", "method", "kd_accuracy",
+                   "scratch_accuracy", "gain_points", "status"):
+        assert column in frame.columns
+    assert reopened.list_runs(status="failed") == [] and len(reopened.list_runs(dataset="digits")) == 1
+
+
+def test_recorder_writes_events_and_failures(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    store.create_run("r2", tiny_config(tmp_path), status="running")
+    rec = RunRecorder(store, "r2")
+    rec(Event(STATUS, None, {"status": "running", "message": "loading", "out": str(tmp_path / "r2"), "device": "cpu"}))
+    rec(Event(EPOCH, "student_kd", {**history(1, 0.5, 0.1)[0], "epochs": 3, "progress": 0.2}))
+    rec(Event(RESULT, "teacher", {"model": "teacher", "entry": {"model": "cnn_small", "source": "cache",
+                                                               "accuracy": 0.8, "history": history(2, 0.6, 0.1)}}))
+    rec(Event(ERROR, None, {"message": "the GPU ran out of memory", "type": "DeviceError"}))
+    run = store.get_run("r2")
+    assert run["status"] == "failed" and run["error"] == "the GPU ran out of memory"
+    assert run["device"] == "cpu" and run["artifacts_dir"] == str(tmp_path / "r2")
+    assert [(r["model"], r["epoch"]) for r in store.epochs("r2")] == [("teacher", 1), ("teacher", 2),
+                                                                       ("student_kd", 1)]
+    partial = store.results("r2")  # a run that never returned still reads like results.json
+    assert partial["status"] == "failed" and partial["teacher"]["accuracy"] == 0.8
+    assert len(partial["teacher"]["history"]) == 2 and len(partial["partial_history"]["student_kd"]) == 1
+
+
+def test_run_recorded_marks_an_exception_failed(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+
+    def broken(config, on_event=None, stop=None, run_id=None):
+        on_event(Event(EPOCH, "teacher", {**history(1, 0.5, 0.1)[0], "epochs": 2, "progress": 0.1}))
+        raise ValueError("a bug in the engine")
+
+    with pytest.raises(ValueError):
+        run_recorded(tiny_config(tmp_path), run_id="r3", store=store, runner=broken)
+    run = store.get_run("r3")
+    assert run["status"] == "failed" and "a bug in the engine" in run["error"]
+    assert len(store.epochs("r3")) == 1
+
+
+def test_real_run_is_recorded(tiny):
+    store, results = tiny
+    run = store.get_run("tiny")
+    assert results["status"] == "done" and run["status"] == "done" and run["source"] == "cli"
+    assert run["results"]["run_id"] == "tiny"
+    assert {r["model"] for r in store.epochs("tiny")} == {"teacher", "student_scratch", "student_kd"}
+    assert run["artifacts"]["student_kd_last"] == results["artifacts"]["student_kd_last"]
+    (row,) = store.list_runs()
+    assert row["kd_accuracy"] == pytest.approx(results["student_kd"]["accuracy"])
+    assert row["scratch_accuracy"] == pytest.approx(results["student_scratch"]["accuracy"])
+
+
+def test_cached_teacher_epochs_come_from_its_result(tiny, tmp_path):
+    store, first = tiny
+    root = Path(first["artifacts"]["dir"]).parent.parent
+    config = tiny_config(root, out=str(tmp_path / "again"))  # same teacher cache as the real run
+    again = run_recorded(config, store=RunStore(tmp_path / "other.db"), run_id="again")
+    assert again["teacher"]["source"] == "cache"
+    other = RunStore(tmp_path / "other.db")
+    teacher_rows = other.epochs("again", "teacher")
+    assert len(teacher_rows) == 1 and teacher_rows[0]["val_accuracy"] == pytest.approx(
+        first["teacher"]["history"][0]["val_accuracy"])
+
+
+def test_concurrent_writers(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    for i in range(4):
+        store.create_run(f"t{i}", tiny_config(tmp_path), status="running")
+    errors = []
+
+    def write(i: int) -> None:
+        try:
+            own = RunStore(tmp_path / "runs.db", check_interrupted=False)
+            for row in history(25, 0.1, 0.01):
+                own.add_epoch(f"t{i}", "student_kd", row)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [len(store.epochs(f"t{i}")) for i in range(4)] == [25, 25, 25, 25]
+
+
+def test_dead_and_recycled_processes_become_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    store.create_run("dead", tiny_config(tmp_path), status="running", pid=dead_pid)
+    store.create_run("mine", tiny_config(tmp_path), status="running")  # this process: alive
+    store.create_run("queued", tiny_config(tmp_path), status="queued")
+    store.create_run("recycled", tiny_config(tmp_path), status="running")
+    with sqlite3.connect(store.path) as conn:  # same pid, but another process (a restarted server)
+        conn.execute("UPDATE runs SET proc_token = 'another-boot:123' WHERE id = 'recycled'")
+    assert not pid_alive(dead_pid) and pid_alive(os.getpid())
+    reopened = RunStore(tmp_path / "runs.db")
+    status = {r["run_id"]: r["status"] for r in reopened.list_runs()}
+    assert status == {"dead": "interrupted", "mine": "running", "queued": "queued", "recycled": "interrupted"}
+
+
+def test_killed_cli_run_shows_as_interrupted(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "DISTILL_STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "distill_core", "run", "--dataset", "digits", "--teacher", "cnn_small",
+           "--student", "cnn_tiny", "--epochs", "200", "--teacher-epochs", "200", "--num-threads", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = home / "runs.db"
+    try:
+        deadline = time.time() + 90
+        run = None
+        while time.time() < deadline and proc.poll() is None:
+            if db.is_file():
+                store = RunStore(db)  # opening it must not touch a run that is alive
+                runs = store.list_runs()
+                if runs and len(store.epochs(runs[0]["run_id"])) >= 1:
+                    run = runs[0]
+                    break
+            time.sleep(0.2)
+        assert run is not None, f"the run never recorded an epoch: {proc.stderr.read().decode()[-2000:]}"
+        assert run["status"] == "running" and run["source"] == "cli"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    store = RunStore(db)
+    killed = store.get_run(run["run_id"])
+    assert killed["status"] == "interrupted" and killed["finished_at"] is not None
+    rows = store.epochs(run["run_id"])
+    assert rows and all(r["val_accuracy"] is not None for r in rows)
+    assert store.results(run["run_id"])["status"] == "interrupted"
+
+
+def test_delete_removes_rows_and_files(tmp_path, studio_home):
+    store = RunStore()
+    runs = paths.runs_dir()
+    fake_run(store, "keep", runs)
+    results = fake_run(store, "gone", runs)
+    teacher_elsewhere = tmp_path / "teacher.pt"
+    teacher_elsewhere.write_bytes(b"shared")
+    store.add_artifact("gone", "teacher", teacher_elsewhere)  # a shared file, like the teacher cache
+    run_dir = Path(results["artifacts"]["dir"])
+    assert run_dir.is_dir() and store.epochs("gone")
+    assert store.delete_run("gone")
+    assert store.get_run("gone") is None and not run_dir.exists() and teacher_elsewhere.is_file()
+    with sqlite3.connect(store.path) as conn:
+        for table in ("epochs", "models", "artifacts"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = 'gone'").fetchone()[0] == 0
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = 'keep'").fetchone()[0] > 0
+    assert (runs / "keep").is_dir() and store.delete_run("gone") is False
+
+
+def test_delete_outside_the_runs_folder_keeps_foreign_files(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    mine = tmp_path / "my_project"
+    results = fake_run(store, "custom", tmp_path / "x")
+    results["artifacts"]["dir"] = str(mine)
+    mine.mkdir()
+    for name in ("config.json", "results.json", "student_kd_last.pt"):
+        (mine / name).write_text("{}")
+    (mine / "notes.txt").write_text("mine, not the run's")
+    store.set_results("custom", results)
+    store.delete_run("custom")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_delete_refuses_a_live_run(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    store.create_run("live", tiny_config(tmp_path), status="running")
+    with pytest.raises(DistillError, match="still running"):
+        store.delete_run("live")
+
+
+def test_scan_imports_run_folders_without_rows(tmp_path, studio_home):
+    store = RunStore()
+    fake_run(store, "old", paths.runs_dir())
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM runs")
+    assert store.list_runs() == []
+    assert store.scan() == ["old"]
+    (row,) = store.list_runs()
+    assert row["run_id"] == "old" and row["status"] == "done" and len(store.epochs("old")) == 9
+    assert store.scan() == []
+
+
+def test_cli_runs_lists_and_deletes(studio_home, capsys):
+    from distill_core.cli import main
+
+    store = RunStore()
+    fake_run(store, "one", paths.runs_dir(), temperature=2.0)
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert "one" in out and "done" in out and str(store.path) in out
+    assert main(["runs", "--delete", "one"]) == 0
+    assert store.get_run("one") is None
+    assert main(["runs", "--delete", "one"]) == 2
+    assert json.loads(json.dumps(store.list_runs())) == []
