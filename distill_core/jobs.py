@@ -38,9 +38,15 @@ Runner = Callable[..., dict]  # run_experiment's signature: (config, on_event=, 
 
 
 def _run_experiment(config: RunConfig, **kwargs: Any) -> dict:
-    from .experiment import run_experiment  # imported late: torch and the model zoo load once, when needed
+    """The real engine, recorded in the run store like a CLI run (imported late: torch and the
+    model zoo load once, when the first job starts)."""
+    try:
+        from .store import run_recorded
+    except ImportError:  # the store is optional to the job manager
+        from .experiment import run_experiment
 
-    return run_experiment(config, **kwargs)
+        return run_experiment(config, **kwargs)
+    return run_recorded(config, source="app", **kwargs)
 
 
 def new_job_id() -> str:

@@ -1,0 +1,22 @@
+"""Distill Studio: teach a small image classifier from a big one, and see what it buys.
+
+Run with ``streamlit run app.py``. The pages are in ``pages/``; shared UI helpers in
+``studio/``; everything that trains and measures in ``distill_core``.
+"""
+# pandas and plotly are imported here, in the script thread, before any job thread exists:
+# plotly takes pandas from sys.modules, and would find it half-imported while a job thread is
+# importing the engine.
+import pandas  # noqa: F401
+import plotly.graph_objects  # noqa: F401
+import streamlit as st
+
+st.set_page_config(page_title="Distill Studio", page_icon=":material/school:", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/distill.py", title="Distill", icon=":material/tune:", url_path="distill"),
+    st.Page("pages/live.py", title="Live run", icon=":material/monitoring:", url_path="live"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+]
+st.navigation(pages).run()

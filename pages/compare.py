@@ -1,0 +1,134 @@
+"""Compare: teacher, scratch student and distilled student of one finished run, side by side."""
+from pathlib import Path
+
+import streamlit as st
+
+from studio import fmt
+from studio.charts import bars_figure, confusion_figure
+from studio.compare import comparison_table, headline, latency_table
+from studio.gallery import to_picture, val_images
+from studio.nav import require_app
+from studio.runs import list_runs, load_results
+from studio.style import ROLE_COLOR, ROLE_LABEL, ROLES
+
+require_app()
+
+ss = st.session_state
+st.title("Compare")
+
+runs = list_runs()
+if not runs:
+    st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
+    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
+    st.stop()
+
+ids = [r["run_id"] for r in runs]
+labels = {r["run_id"]: r["label"] for r in runs}
+asked = st.query_params.get("run")
+if asked and asked not in ids:
+    st.warning(f"Run {asked} has no results on this server; showing the latest run instead.")
+if "compare_run" not in ss or ss.compare_run not in ids or (asked in ids and asked != ss.compare_run):
+    ss.compare_run = asked if asked in ids else ids[0]
+st.selectbox("Run", ids, key="compare_run", format_func=labels.get)
+run_id = ss.compare_run
+if st.query_params.get("run") != run_id:
+    st.query_params["run"] = run_id
+
+results = load_results(run_id)
+if not results:
+    st.error(f"The results of run {run_id} could not be read.")
+    st.stop()
+cfg = results.get("config") or {}
+present = [r for r in ROLES if isinstance(results.get(r), dict)]
+if results.get("status") == "cancelled":
+    st.warning("This run was cancelled: only the models that finished before the stop are shown.",
+               icon=":material/block:")
+st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature')} · α = {cfg.get('alpha')} · "
+           f"{cfg.get('epochs')} student epochs · device {results.get('device', '?')} · "
+           f"{fmt.duration(results.get('seconds'))} in all")
+
+# ---- headline -------------------------------------------------------------------------------------
+h = headline(results)
+cards = st.columns(4)
+cards[0].metric("Smaller than the teacher", fmt.times(h["smaller_x"]), border=True,
+                help="Checkpoint size, fp32 state_dict: teacher / distilled student.")
+cards[1].metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True,
+                delta=f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']}" if h["faster_x_batch"] else None,
+                delta_color="off", delta_arrow="off",
+                help="Median latency of one forward pass: teacher / distilled student.")
+cards[2].metric("Accuracy vs the teacher", fmt.points(h["delta_points"]), border=True,
+                help="Distilled student minus teacher, validation accuracy at the last epoch.")
+cards[3].metric("KD gain over scratch", fmt.points(h["kd_gain"]), border=True,
+                delta="distillation helped" if (h["kd_gain"] or 0) > 0 else
+                ("no gain this time" if h["kd_gain"] is not None else None),
+                delta_color="normal" if (h["kd_gain"] or 0) > 0 else "off",
+                delta_arrow="auto" if (h["kd_gain"] or 0) > 0 else "off",
+                help="Distilled student minus the same student trained without a teacher (same recipe, "
+                     "same initial weights).")
+if h["sentence"]:
+    st.markdown(h["sentence"])
+
+# ---- the table ------------------------------------------------------------------------------------
+st.subheader("Side by side")
+st.table(comparison_table(results), hide_index=True)
+lat = latency_table(results)
+st.caption("Latency: median of timed forward passes after warm-up. " + lat["note"])
+
+metrics = [
+    ("best accuracy", {r: 100 * results[r]["best_accuracy"] for r in present
+                       if results[r].get("best_accuracy") is not None}, "{:.1f} %"),
+    ("parameters", {r: results[r].get("params") for r in present}, "{:,.0f}"),
+    ("size (MB)", {r: results[r]["size_bytes"] / 1e6 for r in present if results[r].get("size_bytes")}, "{:.2f}"),
+    ("MFLOPs / image", {r: results[r]["flops"] / 1e6 for r in present if results[r].get("flops")}, "{:.1f}"),
+    (f"latency b1 (ms, {h['latency_device']})", lat["b1"], "{:.2f}"),
+]
+st.plotly_chart(bars_figure([m for m in metrics if m[1]]), key="bars", config={"displaylogo": False})
+
+# ---- confusion matrices ---------------------------------------------------------------------------
+st.subheader("Confusion matrices")
+class_names = (results.get("dataset") or {}).get("class_names") or []
+cols = st.columns(max(1, len(present)))
+for col, role in zip(cols, present):
+    matrix = results[role].get("confusion_matrix")
+    if matrix:
+        col.plotly_chart(confusion_figure(matrix, class_names, f"{ROLE_LABEL[role]} · "
+                                          f"{fmt.percent(results[role].get('accuracy'))}", ROLE_COLOR[role]),
+                         key=f"confusion_{role}", config={"displaylogo": False})
+
+# ---- where teacher and student disagree -----------------------------------------------------------
+st.subheader("Where the teacher and the distilled student disagree")
+rows = results.get("disagreements") or []
+if not rows:
+    st.caption("No disagreements recorded for this run." if "student_kd" in present else
+               "The distilled student did not finish, so there is nothing to compare.")
+else:
+    images, why = val_images(cfg)
+    if images is None:
+        st.caption(f"The images cannot be shown: {why}.")
+    else:
+        def name(i: int) -> str:
+            return str(class_names[i]) if i < len(class_names) else str(i)
+
+        st.caption("Validation images where the two answer differently, the most confident clashes first.")
+        per_row = 6
+        shown = [r for r in rows if 0 <= r["index"] < len(images)][:18]
+        for start in range(0, len(shown), per_row):
+            grid = st.columns(per_row)
+            for col, row in zip(grid, shown[start:start + per_row]):
+                t, s = row["teacher"], row["student_kd"]
+                mark_t = "✓" if t["pred"] == row["label"] else "✗"
+                mark_s = "✓" if s["pred"] == row["label"] else "✗"
+                col.image(to_picture(images[row["index"]]), width=112)
+                col.caption(f"true **{name(row['label'])}**  \n"
+                            f"teacher {name(t['pred'])} ({100 * t['prob']:.0f} %) {mark_t}  \n"
+                            f"student {name(s['pred'])} ({100 * s['prob']:.0f} %) {mark_s}")
+
+# ---- files ----------------------------------------------------------------------------------------
+art = results.get("artifacts") or {}
+best = art.get("student_kd_best")
+if best and Path(best).is_file():
+    with st.expander("Files"):
+        st.caption(f"Everything of this run is in `{art.get('dir')}`.")
+        st.download_button("Distilled student (best epoch, state_dict)", Path(best).read_bytes(),
+                           file_name=f"{cfg.get('student')}_{run_id}_kd_best.pt", on_click="ignore",
+                           icon=":material/download:", key="download_student")

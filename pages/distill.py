@@ -1,0 +1,211 @@
+"""Distill: choose the data, the teacher, the student and the recipe, then start a run."""
+import streamlit as st
+
+from distill_core import describe_devices, resolve_device
+from distill_core.datasets import DATASETS
+from distill_core.models import MODELS
+from studio import fmt
+from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
+    collect, ensure_state, options, sync_url
+from studio.manager import get_manager
+from studio.nav import require_app
+from studio.model_info import input_spec, model_card
+from studio.uploads import check_teacher_file_cached, save_upload
+
+require_app()
+
+DISTILL_DATA_HELP = {
+    "none": "the training images as they are",
+    "mask": "erase random boxes: the teacher explains what is left",
+    "replace": "paste a box from another image (CutMix): soft labels for mixed images",
+    "mixup": "blend two images: the teacher labels the blend",
+}
+
+
+def dataset_label(name: str) -> str:
+    meta = DATASETS.meta(name)
+    return f"{name}  ·  {meta.get('size', '')}  ·  {'offline' if meta.get('offline') else 'download'}"
+
+
+ensure_state()
+ss = st.session_state
+opts = options()
+
+st.title("Distill")
+top = st.columns([1.5, 1.1, 2.4], vertical_alignment="center")
+for col, (name, preset) in zip(top, PRESETS.items()):
+    col.button(preset.label, key=f"preset_{name}", on_click=apply_preset, args=(name,), help=preset.help,
+               icon=":material/bolt:", width="stretch")
+top[2].caption("The address bar holds this whole setup: copy the link to share it or come back to it.")
+for note in ss.get("form_notes", []):
+    st.warning(note, icon=":material/link:")
+
+# ---- data and models ------------------------------------------------------------------------------
+left, right = st.columns([1, 1], gap="large")
+with left:
+    st.subheader("Data and models")
+    st.selectbox("Dataset", opts["dataset"], key=W + "dataset", format_func=dataset_label)
+    dataset = ss[W + "dataset"]
+    meta = DATASETS.meta(dataset)
+    if not meta.get("offline"):
+        st.caption(f":material/cloud_download: {meta.get('source')}. Place the files in the data folder "
+                   "beforehand on a machine without network.")
+    if dataset == "imagefolder":
+        st.text_input("Image folder on this server", key=W + "data_dir",
+                      placeholder="/path/to/folder with one sub-folder of images per class")
+
+    st.radio("Teacher", list(TEACHER_MODES), key=W + "teacher_mode", format_func=TEACHER_MODES.get, horizontal=True)
+    mode = ss[W + "teacher_mode"]
+    upload_error = None
+    if mode == "train":
+        t1, t2 = st.columns([3, 2], vertical_alignment="bottom")
+        t1.selectbox("Teacher model", opts["teacher"], key=W + "teacher")
+        t2.checkbox("Reuse if cached", key=W + "reuse",
+                    help="A teacher trained before with exactly this model, data, recipe and seed is loaded "
+                         "instead of trained again.")
+    elif mode == "cached":
+        found = cached_teachers(dataset)
+        paths_ = [t["path"] for t in found]
+        labels = {t["path"]: f"{t.get('teacher')}  ·  {fmt.percent(t.get('accuracy'))} val  ·  "
+                             f"{t.get('epochs')} epochs, lr {t.get('lr')}, seed {t.get('seed')}" for t in found}
+        if ss.get(W + "cached") not in paths_:
+            ss[W + "cached"] = paths_[0] if paths_ else None
+        if found:
+            st.selectbox("Cached teacher (accuracy on the validation split)", paths_, key=W + "cached",
+                         format_func=labels.get)
+        else:
+            st.info(f"No teacher for {dataset} is cached yet. Every teacher trained here is kept for reuse.")
+    else:
+        st.selectbox("The checkpoint's model", opts["teacher"], key=W + "teacher")
+        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=W + "upload",
+                                    help="torch.save(model.state_dict(), path). Loaded with weights_only=True: "
+                                         "files that could run code are refused.")
+        if uploaded is not None and ss.get("uploaded_id") != uploaded.file_id:  # save once, not every rerun
+            ss.uploaded_path = str(save_upload(uploaded.name, uploaded.getvalue()))
+            ss.uploaded_name, ss.uploaded_id = uploaded.name, uploaded.file_id
+        elif uploaded is None and ss.get("uploaded_id"):  # the user removed the file
+            ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
+        if ss.get("uploaded_path"):
+            stored = ss.uploaded_path.rsplit("/", 1)[-1]
+            name = ss.get("uploaded_name") or stored
+            upload_error = check_teacher_file_cached(ss.uploaded_path, ss[W + "teacher"], dataset)
+            upload_error = upload_error and upload_error.replace(stored, name)
+            if upload_error is None:
+                st.success(f"{name} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
+
+    st.selectbox("Student model", opts["student"], key=W + "student")
+    boxes = {"data": st.container()}
+
+config = collect()
+
+with right:
+    st.subheader("Size and cost")
+    channels, size, classes, exact = input_spec(config.dataset, config.image_size)
+    cards = {role: model_card(arch, channels, size, classes)
+             for role, arch in (("teacher", config.teacher), ("student", config.student))}
+    c1, c2 = st.columns(2)
+    for col, role, arch in ((c1, "teacher", config.teacher), (c2, "student", config.student)):
+        card = cards[role]
+        with col.container(border=True):
+            st.markdown(f"**{role.capitalize()}: `{arch}`**")
+            st.caption(MODELS.meta(arch).get("family", "") if arch in MODELS else "")
+            if "error" in card:
+                st.error(card["error"])
+                continue
+            st.metric("Parameters", fmt.params(card["params"]))
+            st.metric("Checkpoint size", fmt.megabytes(card["size_bytes"]))
+            st.metric("FLOPs per image", fmt.count(card["flops"]))
+    if "error" not in cards["teacher"] and "error" not in cards["student"]:
+        smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
+        cheaper = cards["teacher"]["flops"] / max(1, cards["student"]["flops"])
+        st.markdown(f"The student is **{fmt.times(smaller)} smaller** and needs **{fmt.times(cheaper)} fewer FLOPs** "
+                    "than the teacher." if smaller >= 1 else
+                    f"This student is **larger** than its teacher ({fmt.times(1 / smaller)}): allowed, but unusual.")
+    st.caption(f"For {channels}×{size}×{size} images and {classes} classes"
+               + ("" if exact else " (an estimate: the real shape is known once the folder is read)")
+               + ". FLOPs count 2 per multiply-add.")
+
+# ---- the loss -------------------------------------------------------------------------------------
+st.subheader("The loss")
+l1, l2 = st.columns([1, 1.3], gap="large")
+with l1:
+    st.slider("Temperature T", 0.0, 20.0, step=0.5, key=W + "temperature",
+              help="Softens the teacher's probabilities: higher T shows more of how it ranks the wrong classes.")
+    st.slider("alpha (weight of the soft targets)", 0.0, 1.0, step=0.05, key=W + "alpha",
+              help="0 = train on the labels only (no distillation); 1 = learn from the teacher only.")
+    boxes["loss"] = st.container()
+with l2:
+    t, a = config.temperature, config.alpha
+    st.latex(r"\mathcal{L} = \alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,\sigma(z_s/T)\right)"
+             r" + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))")
+    st.latex(rf"= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left(\sigma(z_t/{t:g})\,\|\,\sigma(z_s/{t:g})\right)"
+             rf" + {1 - a:.2f}\,\mathrm{{CE}}(y, \sigma(z_s))")
+    st.caption("z_t, z_s: teacher and student logits; σ: softmax. The T² keeps the soft term's gradients the same "
+               "size as T changes. The scratch student is trained with α = 0: the same recipe, no teacher.")
+
+# ---- the recipe -----------------------------------------------------------------------------------
+st.subheader("Recipe")
+teacher_trains = mode == "train"
+r = st.columns(4)
+r[0].number_input("Student epochs", step=1, key=W + "epochs",
+                  help="Both students, scratch and distilled, train this long.")
+r[1].number_input("Teacher epochs", step=1, key=W + "teacher_epochs", disabled=not teacher_trains,
+                  help=None if teacher_trains else "Only used when the teacher is trained here.")
+r[2].number_input("Batch size", step=16, key=W + "batch_size")
+r[3].number_input("Learning rate", step=0.01, format="%.4f", key=W + "lr")
+r = st.columns(4)
+r[0].selectbox("Optimizer", opts["optimizer"], key=W + "optimizer")
+r[1].selectbox("LR schedule", opts["schedule"], key=W + "schedule")
+r[2].selectbox("Distillation data", opts["distill_data"], key=W + "distill_data",
+               format_func=lambda m: f"{m}: {DISTILL_DATA_HELP[m]}" if m in DISTILL_DATA_HELP else m,
+               help="What the distilled student is shown. The scratch student always sees plain images.")
+r[3].number_input("Seed", step=1, key=W + "seed")
+boxes["recipe"] = st.container()
+
+names = describe_devices()
+try:
+    auto_name = names.get(resolve_device("auto").type, "cpu")
+except Exception:  # noqa: BLE001 - only a label
+    auto_name = "cpu"
+
+
+def device_label(d: str) -> str:
+    if d == "auto":
+        return f"auto (here: {auto_name})"
+    return names.get(d, f"{d} (not available on this machine)")
+
+
+st.radio("Device", opts["device"], key=W + "device", format_func=device_label, horizontal=True)
+boxes["device"] = st.container()
+with st.expander("More options"):
+    m = st.columns(3)
+    m[0].number_input("Momentum (SGD)", step=0.05, format="%.2f", key=W + "momentum")
+    m[1].number_input("Weight decay", step=1e-4, format="%.5f", key=W + "weight_decay")
+    m[2].toggle("Augment (random crops, flips where they make sense)", key=W + "augment")
+
+config = collect()
+sync_url(config)
+
+# ---- start ----------------------------------------------------------------------------------------
+st.divider()
+found = blocking_problems(config, upload_error)
+for section, problems_here in by_section(found).items():
+    for problem in problems_here:
+        boxes[section].error(problem, icon=":material/error:")
+manager = get_manager()
+busy = [j for j in manager.jobs() if j.active]
+b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
+start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found), key="start",
+                  width="stretch", help="Fix the problems above first." if found else None)
+b2.download_button("config.json", config.to_json() + "\n", file_name="config.json", mime="application/json",
+                   icon=":material/download:", key="download_config", on_click="ignore",
+                   help="The same run from a terminal: python -m distill_core --config config.json")
+if found:
+    b3.caption(f"Start is disabled until the {len(found)} problem{'s' if len(found) > 1 else ''} marked in red "
+               f"above {'are' if len(found) > 1 else 'is'} fixed.")
+elif busy:
+    b3.caption(f"{len(busy)} run(s) already queued or running on this server; a new one waits its turn.")
+if start and not found:
+    job_id = manager.submit(config)
+    ss.job_id = job_id
+    st.switch_page("pages/live.py", query_params={"job": job_id})

@@ -1,0 +1,146 @@
+"""Plotly figures for the live curves and the comparison, in the studio's colours.
+
+Every figure sets ``uirevision`` so that a chart redrawn every second keeps the user's zoom.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .style import ROLE_COLOR, ROLE_LABEL, ROLES
+
+LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=420, uirevision="keep",
+              legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0, font=dict(size=12)),
+              hovermode="x unified", showlegend=True)
+
+
+def ema(values: Sequence[Optional[float]], smoothing: float) -> list[Optional[float]]:
+    """TensorBoard-style exponential moving average, debiased so the start is not pulled to 0."""
+    out, avg, weight = [], 0.0, 0.0
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        avg = smoothing * avg + (1 - smoothing) * float(v)
+        weight = smoothing * weight + (1 - smoothing)
+        out.append(avg / weight if weight else float(v))
+    return out
+
+
+def _empty(fig: go.Figure, text: str) -> go.Figure:
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#888"))
+    return fig
+
+
+def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float,
+                smoothing: float = 0.6) -> go.Figure:
+    """Training loss of each model, and the distilled student's loss split into its two terms.
+
+    The split shows the weighted terms, alpha * T^2 * KL and (1 - alpha) * CE, so the two parts
+    add up to the total that is backpropagated. Per-step parts are used when the engine
+    reports them; otherwise each epoch's averages.
+    """
+    fig = go.Figure()
+    for role in ROLES:
+        color, label = ROLE_COLOR[role], ROLE_LABEL[role]
+        points = steps.get(role) or []
+        if points:
+            fig.add_trace(go.Scatter(
+                x=[p["x"] for p in points], y=ema([p.get("loss") for p in points], smoothing),
+                mode="lines", name=f"{label}: loss", legendgroup=role, line=dict(color=color, width=2.5),
+                hovertemplate="%{y:.3f}"))
+        if role != "student_kd":
+            continue
+        if points and "kd" in points[-1]:
+            xs = [p["x"] for p in points]
+            kd = ema([alpha * p["kd"] if p.get("kd") is not None else None for p in points], smoothing)
+            ce = ema([(1 - alpha) * p["ce"] if p.get("ce") is not None else None for p in points], smoothing)
+            mode, marker = "lines", None
+        else:
+            rows = history.get(role) or []
+            xs = [r["epoch"] for r in rows]
+            kd = [alpha * r["train_kd"] if r.get("train_kd") is not None else None for r in rows]
+            ce = [(1 - alpha) * r["train_ce"] if r.get("train_ce") is not None else None for r in rows]
+            mode, marker = "lines+markers", dict(size=7)
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=kd, mode=mode, marker=marker, name="α·T²·KL (soft targets)",
+                                     legendgroup="kd_parts", line=dict(color=color, dash="dot", width=2),
+                                     hovertemplate="%{y:.3f}"))
+            fig.add_trace(go.Scatter(x=xs, y=ce, mode=mode, marker=marker, name="(1−α)·CE (true labels)",
+                                     legendgroup="kd_parts", line=dict(color=color, dash="dash", width=2),
+                                     hovertemplate="%{y:.3f}"))
+    fig.update_layout(title=dict(text="Training loss", x=0, xanchor="left"), **LAYOUT)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(title_text="loss", rangemode="tozero")
+    if not fig.data:
+        _empty(fig, "waiting for the first training steps…")
+        fig.update_yaxes(range=[0, 2.5])
+    return fig
+
+
+def accuracy_figure(history: dict[str, list[dict]]) -> go.Figure:
+    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes."""
+    fig = go.Figure()
+    for role in ROLES:
+        rows = history.get(role) or []
+        if not rows:
+            continue
+        color, label = ROLE_COLOR[role], ROLE_LABEL[role]
+        epochs = [r["epoch"] for r in rows]
+        fig.add_trace(go.Scatter(x=epochs, y=[100 * r["val_accuracy"] for r in rows], mode="lines+markers",
+                                 name=f"{label}: val", legendgroup=role, line=dict(color=color, width=2.5),
+                                 marker=dict(size=7), hovertemplate="%{y:.1f} %"))
+        if any(r.get("train_accuracy") is not None for r in rows):
+            fig.add_trace(go.Scatter(x=epochs, y=[100 * r["train_accuracy"] if r.get("train_accuracy") is not None
+                                                  else None for r in rows],
+                                     mode="lines", name=f"{label}: train", legendgroup=role,
+                                     line=dict(color=color, dash="dash", width=1.5), hovertemplate="%{y:.1f} %"))
+    fig.update_layout(title=dict(text="Accuracy", x=0, xanchor="left"), **LAYOUT)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero", dtick=1)
+    fig.update_yaxes(title_text="accuracy (%)", ticksuffix=" %")
+    if not fig.data:
+        _empty(fig, "the first point comes at the end of the first epoch")
+        fig.update_yaxes(range=[0, 100])
+    return fig
+
+
+def bars_figure(metrics: list[tuple[str, dict[str, Optional[float]], str]]) -> go.Figure:
+    """Small multiples: one bar chart per metric, three bars (teacher, scratch, distilled) each.
+
+    ``metrics`` holds (title, {role: value}, hover format) triples."""
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[m[0] for m in metrics],
+                        horizontal_spacing=0.06)
+    for col, (_, values, fmt) in enumerate(metrics, start=1):
+        roles = [r for r in ROLES if values.get(r) is not None]
+        fig.add_trace(go.Bar(x=[ROLE_LABEL[r].replace(" student", "<br>student") for r in roles],
+                             y=[values[r] for r in roles], marker_color=[ROLE_COLOR[r] for r in roles],
+                             text=[fmt.format(values[r]) for r in roles], textposition="outside",
+                             cliponaxis=False, hoverinfo="skip", showlegend=False), row=1, col=col)
+    fig.update_layout(margin=dict(l=10, r=10, t=50, b=10), height=330, uirevision="keep", bargap=0.25)
+    fig.update_yaxes(showticklabels=False, showgrid=False, rangemode="tozero")
+    fig.update_xaxes(tickfont=dict(size=11))
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def confusion_figure(matrix: list[list[int]], class_names: list[str], title: str, color: str) -> go.Figure:
+    """Row-normalised confusion matrix (each true class sums to 100 %), counts on hover."""
+    n = len(matrix)
+    names = [str(c) for c in (class_names or range(n))][:n]
+    share = []
+    for row in matrix:
+        total = sum(row) or 1
+        share.append([100.0 * v / total for v in row])
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, customdata=matrix, colorscale=[[0, "#ffffff"], [1, color]], zmin=0, zmax=100,
+        showscale=False, hovertemplate="true %{y}, predicted %{x}: %{customdata} images (%{z:.1f} %)<extra></extra>",
+        text=[[f"{v:.0f}" if v >= 0.5 else "" for v in row] for row in share] if n <= 12 else None,
+        texttemplate="%{text}" if n <= 12 else None, textfont=dict(size=10)))
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=40, b=10), height=360, uirevision="keep")
+    fig.update_xaxes(title_text="predicted", type="category", tickangle=0 if n <= 12 else -45)
+    fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    return fig

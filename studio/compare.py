@@ -1,0 +1,114 @@
+"""The Compare page's numbers, read from a results dict (CONTRACT.md, "results.json")."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pandas as pd
+
+from . import fmt
+from .style import ROLE_LABEL, ROLES
+
+
+def _kind(device: Optional[str]) -> Optional[str]:
+    if not device:
+        return None
+    return "GPU" if device.split(":")[0] in ("cuda", "mps") else "CPU"
+
+
+def latencies(entry: dict) -> dict[str, dict[str, float]]:
+    """{"CPU"|"GPU": {"batch_1": median ms, ...}} from an entry's latency measurements.
+
+    The engine measures on the run's device (``latency_ms``) and, on a GPU run, on the CPU too
+    (``latency_ms_cpu``).
+    """
+    found: dict[str, dict[str, float]] = {}
+    sources = [entry.get("latency_ms") or {}, {"device": "cpu", **(entry.get("latency_ms_cpu") or {})}]
+    for lat in sources:
+        kind = _kind(lat.get("device"))
+        if kind is None:
+            continue
+        for key, value in lat.items():
+            if key.startswith("batch_") and isinstance(value, dict) and value.get("median") is not None:
+                found.setdefault(kind, {})[key] = float(value["median"])
+    return found
+
+
+def _comparison(results: dict) -> dict:
+    if results.get("comparison"):
+        return results["comparison"]
+    try:
+        from distill_core.measure import headline as compute
+
+        return compute(results)
+    except Exception:  # noqa: BLE001 - partial results simply have fewer numbers
+        return {}
+
+
+def headline(results: dict) -> dict[str, Any]:
+    """The four headline numbers and a sentence; any of them None when the run lacks it."""
+    comp = _comparison(results)
+    kd = comp.get("kd_vs_teacher") or {}
+    batch = int((results.get("config") or {}).get("latency_batch") or 64)
+    device = _kind(((results.get("teacher") or {}).get("latency_ms") or {}).get("device")) or "CPU"
+    out = {"smaller_x": kd.get("smaller_x"), "faster_x": kd.get("faster_x_batch_1"),
+           "faster_x_batch": kd.get(f"faster_x_batch_{batch}"), "batch": batch, "latency_device": device,
+           "delta_points": kd.get("delta_points"), "kd_gain": comp.get("kd_gain_points")}
+    parts = []
+    if out["smaller_x"] and out["faster_x"]:
+        parts.append(f"The distilled student is **{fmt.times(out['smaller_x'])} smaller** and "
+                     f"**{fmt.times(out['faster_x'])} faster** (batch 1, {device}) than its teacher")
+    if out["delta_points"] is not None:
+        parts.append(f"{'within' if abs(out['delta_points']) < 1 else 'at'} **{fmt.points(out['delta_points'])}** "
+                     "of its accuracy")
+    if out["kd_gain"] is not None:
+        verb = "better" if out["kd_gain"] > 0 else "worse" if out["kd_gain"] < 0 else "no different"
+        gain = fmt.points(abs(out["kd_gain"]), signed=False)
+        parts.append(f"and **{gain} {verb}** than the same student trained without a teacher"
+                     if verb != "no different" else "and no different from the same student trained alone")
+    out["sentence"] = (", ".join(parts) + ".") if parts else ""
+    return out
+
+
+def comparison_table(results: dict) -> pd.DataFrame:
+    """One row per model that finished, as display strings (st.table shows them as they are)."""
+    batch = int((results.get("config") or {}).get("latency_batch") or 64)
+    rows = []
+    for role in ROLES:
+        entry = results.get(role)
+        if not isinstance(entry, dict):
+            continue
+        lat = latencies(entry)
+        cpu, gpu = lat.get("CPU", {}), lat.get("GPU", {})
+        rows.append({
+            "model": ROLE_LABEL[role],
+            "architecture": entry.get("model", ""),
+            "accuracy (last)": fmt.percent(entry.get("accuracy")),
+            "accuracy (best)": fmt.percent(entry.get("best_accuracy")),
+            "params": fmt.params(entry.get("params")),
+            "size (MB)": fmt.megabytes(entry.get("size_bytes")).removesuffix(" MB"),
+            "FLOPs": fmt.count(entry.get("flops")),
+            "latency b1, CPU · GPU": f"{fmt.ms(cpu.get('batch_1'))} · {fmt.ms(gpu.get('batch_1'))}",
+            f"latency b{batch}, CPU · GPU": f"{fmt.ms(cpu.get(f'batch_{batch}'))} · "
+                                           f"{fmt.ms(gpu.get(f'batch_{batch}'))}",
+        })
+    return pd.DataFrame(rows)
+
+
+def latency_table(results: dict) -> dict[str, Any]:
+    """Batch-1 latency per role on the run's device, and a note on what was not measured."""
+    b1, kinds = {}, set()
+    device = _kind(((results.get("teacher") or {}).get("latency_ms") or {}).get("device")) or "CPU"
+    for role in ROLES:
+        entry = results.get(role)
+        if isinstance(entry, dict):
+            lat = latencies(entry)
+            kinds |= set(lat)
+            if lat.get(device, {}).get("batch_1") is not None:
+                b1[role] = lat[device]["batch_1"]
+    missing = {"CPU", "GPU"} - kinds
+    note = ""
+    if missing == {"GPU"}:
+        note = "No GPU numbers: this run was measured on the CPU."
+    elif missing == {"CPU"}:
+        note = "No CPU numbers: this run was measured on the GPU."
+    return {"b1": b1, "note": note}

@@ -1,0 +1,209 @@
+"""The Distill page's form: a draft RunConfig that survives page switches, presets, the URL.
+
+Streamlit forgets a widget's value when a page stops drawing it, so the truth lives in
+``st.session_state.draft`` (a RunConfig as a dict) and the widgets are re-seeded from it. The
+draft is read from the URL once per browser session and written back on every run, so the
+address bar always holds a link that restores the setup.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import streamlit as st
+
+from distill_core import RunConfig, available_devices, problems
+from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
+from distill_core.datasets import DATASETS
+from distill_core.models import MODELS
+
+from . import urlstate
+from .uploads import on_this_server
+
+W = "cfg_"  # widget key prefix
+FIELDS = ("dataset", "teacher", "student", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
+          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment")
+FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
+INTS = ("epochs", "teacher_epochs", "batch_size", "seed")
+T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
+TEACHER_MODES = {"train": "Train now", "cached": "Reuse a cached teacher", "upload": "Upload a state_dict"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    config: RunConfig
+    help: str
+
+
+PRESETS = {
+    "demo": Preset("1-minute CPU demo (offline)", RunConfig(),
+                   "MNIST sample shipped with the app, a demo CNN teacher and a 200x smaller student. "
+                   "Runs anywhere, no download."),
+    "cifar10_gpu": Preset("CIFAR-10 on GPU", RunConfig(
+        dataset="cifar10", teacher="resnet56", student="resnet20", device="cuda", epochs=30, teacher_epochs=30,
+        batch_size=256, lr=0.1, temperature=4.0, alpha=0.9),
+        "ResNet-56 teaches ResNet-20 on CIFAR-10 (downloads 170 MB on first use). Needs a CUDA GPU."),
+}
+
+
+def options() -> dict[str, list[str]]:
+    devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
+    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
+            "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
+            "device": devices}
+
+
+def cached_teachers(dataset: str) -> list[dict]:
+    from distill_core.teacher_cache import list_cached
+
+    return [t for t in list_cached() if t.get("dataset") == dataset and Path(t["path"]).is_file()]
+
+
+def teacher_mode_of(config: dict) -> str:
+    if config.get("teacher_source") != "checkpoint":
+        return "train"
+    path = config.get("teacher_checkpoint")
+    if any(t["path"] == path for t in cached_teachers(config.get("dataset"))):
+        return "cached"
+    return "upload"
+
+
+def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
+    """What each widget shows for ``draft``; a value no widget can show is noted and replaced."""
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    defaults = RunConfig().to_dict()
+    for name in FIELDS:
+        value = draft[name]
+        if name in FLOATS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        values[W + name] = value
+    for name, allowed in options().items():
+        if values[W + name] not in allowed:
+            fallback = defaults[name] if defaults[name] in allowed else allowed[0]
+            notes.append(f"{name} {values[W + name]!r} is not available here; showing {fallback!r} instead.")
+            values[W + name] = fallback
+    for name, (low, high) in (("temperature", T_RANGE), ("alpha", ALPHA_RANGE)):
+        value = values[W + name]
+        if not isinstance(value, float):
+            value = float(defaults[name])
+        if not low <= value <= high:
+            clamped = min(high, max(low, value))
+            notes.append(f"{name} = {value:g} is outside the slider's range [{low:g}, {high:g}]"
+                         f"{' (T must be > 0)' if name == 'temperature' and value <= 0 else ''}"
+                         f"{' (alpha is a share, between 0 and 1)' if name == 'alpha' else ''}; "
+                         f"showing {clamped:g}. Check it before you start.")
+            values[W + name] = clamped
+    values[W + "data_dir"] = draft.get("data_dir") or ""
+    mode = teacher_mode_of(draft)
+    values[W + "teacher_mode"] = mode
+    values[W + "reuse"] = draft.get("teacher_source") != "train"
+    if mode == "cached":
+        values[W + "cached"] = draft.get("teacher_checkpoint")
+    return values, notes
+
+
+def ensure_state() -> None:
+    """Once per session, take the draft from the URL; on every run, re-seed forgotten widgets."""
+    ss = st.session_state
+    if "draft" not in ss:
+        config, notes = urlstate.from_params(st.query_params.to_dict())
+        if config.teacher_checkpoint and not on_this_server(config.teacher_checkpoint):
+            notes.append("The link names a teacher checkpoint that was not uploaded to this server; "
+                         "upload it here.")
+            config = config.replace(teacher_checkpoint=None)
+        ss.draft = config.to_dict()
+        ss.uploaded_path = config.teacher_checkpoint if teacher_mode_of(ss.draft) == "upload" else None
+        values, more = _widget_values(ss.draft)
+        ss.form_notes = notes + more
+    else:
+        values, _ = _widget_values(ss.draft)
+    for key, value in values.items():
+        if key not in ss:
+            ss[key] = value
+
+
+def apply_preset(name: str) -> None:
+    """Button callback: replace the whole form with a preset (callbacks run before the page)."""
+    ss = st.session_state
+    ss.draft = PRESETS[name].config.to_dict()
+    ss.uploaded_path = None
+    values, ss.form_notes = _widget_values(ss.draft)
+    for key, value in values.items():
+        ss[key] = value
+
+
+def collect() -> RunConfig:
+    """The config the widgets describe now, saved as the new draft."""
+    ss = st.session_state
+    values = dict(ss.draft)
+    for name in FIELDS:
+        values[name] = ss.get(W + name, values[name])
+    values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
+    mode = ss.get(W + "teacher_mode", "train")
+    if mode == "train":
+        values["teacher_source"] = "auto" if ss.get(W + "reuse", True) else "train"
+        values["teacher_checkpoint"] = None
+    elif mode == "cached":
+        values["teacher_source"] = "checkpoint"
+        values["teacher_checkpoint"] = ss.get(W + "cached")
+        entry = next((t for t in cached_teachers(values["dataset"]) if t["path"] == values["teacher_checkpoint"]),
+                     None)
+        if entry:
+            values["teacher"] = entry.get("teacher", values["teacher"])
+    else:
+        values["teacher_source"] = "checkpoint"
+        values["teacher_checkpoint"] = ss.get("uploaded_path")
+    config = RunConfig(**values)
+    ss.draft = config.to_dict()
+    return config
+
+
+def sync_url(config: RunConfig) -> None:
+    want = urlstate.to_params(config)
+    if st.query_params.to_dict() != want:
+        st.query_params.from_dict(want)
+
+
+def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> list[str]:
+    """Every reason Start stays disabled: the engine's checks plus what only this machine knows."""
+    found = problems(config)
+    have = available_devices()
+    if config.device in ("cuda", "mps") and config.device not in have:
+        name = "CUDA GPU" if config.device == "cuda" else "Apple MPS support"
+        found.append(f"This machine has no {name} (it has: {', '.join(have)}). Choose device auto or cpu.")
+    mode = teacher_mode_of(config.to_dict()) if config.teacher_source == "checkpoint" else "train"
+    if config.teacher_source == "checkpoint":
+        path = config.teacher_checkpoint
+        if st.session_state.get(W + "teacher_mode") == "cached" and not path:
+            found.append(f"There is no cached teacher for {config.dataset} yet. Train one (it is kept for "
+                         "reuse), or upload one.")
+        elif not path:
+            found = [p for p in found if "teacher_checkpoint" not in p]
+            found.append("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")
+        elif not Path(path).is_file():
+            found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
+        elif mode == "upload" and upload_error:
+            found.append(upload_error)
+    if config.dataset == "imagefolder" and config.data_dir and not Path(config.data_dir).expanduser().is_dir():
+        found.append(f"The image folder {config.data_dir} does not exist on this server.")
+    return found
+
+
+SECTION_WORDS = {  # which part of the page a problem belongs to, by the words it starts with
+    "loss": ("temperature", "alpha"),
+    "device": ("This machine has no",),
+    "recipe": ("epochs", "teacher_epochs", "batch_size", "learning rate", "weight_decay", "momentum", "seed",
+               "optimizer", "schedule", "distill_data"),
+}
+
+
+def by_section(found: list[str]) -> dict[str, list[str]]:
+    """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
+    out: dict[str, list[str]] = {"data": [], "loss": [], "recipe": [], "device": []}
+    for problem in found:
+        section = next((s for s, words in SECTION_WORDS.items() if problem.startswith(words)), "data")
+        out[section].append(problem)
+    return out

@@ -1,0 +1,14 @@
+"""The one job manager of this server process, shared by every session and tab."""
+from __future__ import annotations
+
+import streamlit as st
+
+from distill_core.jobs import JobManager
+
+
+@st.cache_resource(show_spinner=False)
+def get_manager() -> JobManager:
+    # cache_resource: one instance per process, so a refresh or a second tab sees the same jobs.
+    import distill_core.experiment  # noqa: F401 - the engine's heavy imports, once, in this thread
+
+    return JobManager()

@@ -1,0 +1,60 @@
+"""Finished runs for the Compare page: from this server's jobs and from results.json on disk.
+
+Reading the files too means runs survive a server restart and CLI runs show up as well.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from distill_core import paths
+
+from .manager import get_manager
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read(path: str, mtime: float) -> Optional[dict]:  # mtime: a rewritten file is read again
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _on_disk() -> dict[str, Path]:
+    root = paths.runs_dir()
+    found = {}
+    if root.is_dir():
+        for results in root.glob("*/results.json"):
+            found[results.parent.name] = results
+    return found
+
+
+def list_runs() -> list[dict]:
+    """Summaries of runs with results, newest first: run_id, status, label."""
+    runs: dict[str, dict] = {}
+    for run_id, path in _on_disk().items():
+        data = _read(str(path), path.stat().st_mtime)
+        if data:
+            runs[run_id] = data
+    for snap in get_manager().jobs():
+        if snap.results:
+            runs[snap.id] = snap.results
+    out = []
+    for run_id, data in runs.items():
+        cfg = data.get("config") or {}
+        out.append({"run_id": run_id, "status": data.get("status"), "started_at": data.get("started_at") or 0,
+                    "label": f"{run_id} · {cfg.get('dataset')} · {cfg.get('teacher')} → {cfg.get('student')}"
+                             f" · {data.get('status')}"})
+    return sorted(out, key=lambda r: (r["started_at"], r["run_id"]), reverse=True)
+
+
+def load_results(run_id: str) -> Optional[dict]:
+    snap = get_manager().snapshot(run_id)
+    if snap is not None and snap.results:
+        return snap.results
+    path = _on_disk().get(run_id)
+    return _read(str(path), path.stat().st_mtime) if path else None

@@ -1,0 +1,70 @@
+"""Uploaded teacher checkpoints: saved under the studio home, checked before a run starts.
+
+The engine loads them again with ``weights_only=True`` and checks them again; checking here
+too means a wrong file is reported next to the upload widget, not a minute into a run.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from distill_core import paths
+from distill_core.checkpoints import check_fits, read_state_dict
+from distill_core.errors import DistillError
+
+from .model_info import input_spec
+
+
+def uploads_dir() -> Path:
+    return paths.home() / "uploads"
+
+
+def save_upload(filename: str, data: bytes) -> Path:
+    """Content-addressed, so uploading the same file twice reuses one copy."""
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem)[:60] or "teacher"
+    path = uploads_dir() / f"{digest}-{stem}.pt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def on_this_server(path: Optional[str]) -> bool:
+    """True for files the studio itself keeps: uploads and cached teachers. A link may only
+    name those, so a shared URL cannot make the server open arbitrary files."""
+    if not path:
+        return False
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except OSError:
+        return False
+    return any(resolved.is_relative_to(root.resolve()) for root in (uploads_dir(), paths.teacher_cache_dir()))
+
+
+@st.cache_data(show_spinner="Checking the checkpoint…", max_entries=32)
+def check_teacher_file_cached(path: str, arch: str, dataset: str, image_size: Optional[int] = None) -> Optional[str]:
+    # Uploads are content-addressed, so a path always names the same bytes.
+    return check_teacher_file(path, arch, dataset, image_size)
+
+
+def check_teacher_file(path: str | Path, arch: str, dataset: str, image_size: Optional[int] = None) -> Optional[str]:
+    """None when the file is a state_dict of ``arch`` for this dataset, else why it is not."""
+    from distill_core.models import create_model
+
+    channels, size, classes, exact = input_spec(dataset, image_size)
+    try:
+        state = read_state_dict(path)
+        if exact:  # an image folder's class count is unknown until the run reads it
+            check_fits(state, create_model(arch, channels, classes, size), arch, classes, Path(path).name)
+    except DistillError as exc:
+        return str(exc).replace(str(path), Path(path).name)
+    except Exception as exc:  # noqa: BLE001 - a model factory refusing the shape, say
+        return f"could not check {Path(path).name} against {arch}: {exc}"
+    return None

@@ -1,0 +1,385 @@
+"""Every page through Streamlit's AppTest: widgets, messages, Start, live view, comparison.
+
+Pages share one JobManager per process (st.cache_resource); each test gets a fresh one, with a
+fake engine where the real one would only make the test slow. The Compare tests read the
+results of one real tiny run.
+"""
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+import studio.manager
+from studio import fmt
+from distill_core import RunConfig, paths, run_experiment
+from distill_core.errors import ConfigError
+from distill_core.events import EPOCH, PHASE, STEP, Event
+from distill_core.jobs import JobManager
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TINY = dict(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
+            latency_repeats=5)
+TIMEOUT = 60  # seconds per script run: the first FLOPs count of a model and a busy CI box take a while
+
+
+class FakeEngine:
+    """Stands in for run_experiment: reports one teacher epoch, then waits to be let go or stopped."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.configs = []
+
+    def __call__(self, config, on_event=None, stop=None, run_id=None):
+        self.configs.append(config)
+        if config.seed == 13:
+            raise ConfigError("checkpoint teacher.pt is for 100 classes, but this dataset has 10")
+        on_event(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": 2, "source": "train"}))
+        for i in range(1, 4):
+            on_event(Event(STEP, "teacher", {"epoch": 1, "step": i, "steps": 4, "loss": 2.0 / i,
+                                             "images_per_s": 500.0, "progress": 0.05 * i}))
+        on_event(Event(EPOCH, "teacher", {"epoch": 1, "train_loss": 0.7, "train_ce": 0.7, "train_kd": 0.0,
+                                          "train_accuracy": 0.7, "val_accuracy": 0.75, "epochs": 2,
+                                          "progress": 0.2}))
+        self.started.set()
+        while not self.release.wait(0.01):
+            if stop.is_set():
+                return {"run_id": run_id, "status": "cancelled", "config": config.to_dict()}
+        return {"run_id": run_id, "status": "done", "config": config.to_dict()}
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """Run pages through app.py's st.navigation, as a server does after its first request.
+
+    AppTest starts every run as a fresh server would: in Streamlit's old pages/-folder mode,
+    where a page runs without app.py (see studio/nav.py). That first-request case is covered
+    by the browser test.
+    """
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    """A fresh JobManager for the app, driving the fake engine."""
+    fake = FakeEngine()
+    managers = []
+
+    def make():
+        managers.append(JobManager(runner=fake))
+        return managers[-1]
+
+    monkeypatch.setattr(studio.manager, "JobManager", make)
+    studio.manager.get_manager.clear()
+    yield fake
+    fake.release.set()
+    for m in managers:
+        m.shutdown()
+    studio.manager.get_manager.clear()
+
+
+@pytest.fixture
+def real_manager():
+    studio.manager.get_manager.clear()
+    yield
+    studio.manager.get_manager().shutdown()
+    studio.manager.get_manager.clear()
+
+
+def manager() -> JobManager:
+    return studio.manager.get_manager()
+
+
+def page(path: str, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = str(value)
+    at.run()
+    if path != "pages/home.py":
+        at.switch_page(path).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [i.value for i in at.info] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def start_button(at: AppTest):
+    return at.button(key="start")
+
+
+# ---- Home ----------------------------------------------------------------------------------------
+def test_home_explains_and_launches_the_demo(engine):
+    at = page("pages/home.py")
+    assert at.title[0].value == "Distill Studio"
+    assert "soft targets" in texts(at)
+    at.button(key="home_demo").click().run()
+    jobs = manager().jobs()
+    assert len(jobs) == 1 and jobs[0].config == RunConfig()
+    assert at.session_state["job_id"] == jobs[0].id
+    # a second click joins the same run instead of starting another
+    page("pages/home.py").button(key="home_demo").click().run()
+    assert len(manager().jobs()) == 1
+
+
+# ---- Distill -------------------------------------------------------------------------------------
+def test_distill_has_every_widget_and_model_cards(engine):
+    at = page("pages/distill.py")
+    for key in ("dataset", "teacher", "student"):
+        assert at.selectbox(key="cfg_" + key).value == getattr(RunConfig(), key)
+    assert at.radio(key="cfg_teacher_mode").value == "train"
+    assert at.slider(key="cfg_temperature").value == 4.0
+    assert at.slider(key="cfg_alpha").value == 0.9
+    for key in ("epochs", "teacher_epochs", "batch_size", "lr", "seed"):
+        assert at.number_input(key="cfg_" + key).value == getattr(RunConfig(), key)
+    for key in ("optimizer", "schedule", "distill_data"):
+        assert at.selectbox(key="cfg_" + key).value == getattr(RunConfig(), key)
+    assert at.radio(key="cfg_device").value == "auto"
+    assert at.button(key="preset_demo") and at.button(key="preset_cifar10_gpu")
+    assert not start_button(at).disabled
+    labels = [m.label for m in at.metric]
+    assert labels.count("Parameters") == 2 and labels.count("FLOPs per image") == 2
+    assert all(m.value not in ("", "—") for m in at.metric)
+    assert any("0.90" in l.value and "4^2" in l.value for l in at.latex)  # the formula with the current values
+    assert not at.error
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("cfg_temperature", 0.0, "temperature T must be > 0"),
+    ("cfg_epochs", 0, "epochs must be at least 1"),
+    ("cfg_batch_size", 0, "batch_size must be at least 1"),
+    ("cfg_lr", -0.1, "learning rate must be > 0"),
+])
+def test_distill_bad_values_explain_and_disable_start(engine, key, value, message):
+    at = page("pages/distill.py")
+    widget = at.slider(key=key) if key == "cfg_temperature" else at.number_input(key=key)
+    widget.set_value(value).run()
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert start_button(at).disabled
+    widget.set_value(RunConfig().to_dict()[key[4:]]).run()  # fixed: the message goes, Start comes back
+    assert not at.error and not start_button(at).disabled
+
+
+def test_distill_no_gpu_here(engine, monkeypatch):
+    monkeypatch.setattr("studio.form.available_devices", lambda: ["cpu"])
+    at = page("pages/distill.py")
+    at.button(key="preset_cifar10_gpu").click().run()
+    assert at.selectbox(key="cfg_dataset").value == "cifar10"
+    assert at.selectbox(key="cfg_teacher").value == "resnet56"
+    assert at.radio(key="cfg_device").value == "cuda"
+    assert any("no CUDA GPU" in e.value for e in at.error)
+    assert start_button(at).disabled
+    at.radio(key="cfg_device").set_value("auto").run()
+    assert not start_button(at).disabled
+    at.button(key="preset_demo").click().run()
+    assert at.selectbox(key="cfg_dataset").value == "mnist5k"
+
+
+def test_distill_config_lives_in_the_url(engine):
+    at = page("pages/distill.py", epochs=3, dataset="digits", temperature=2.5)
+    assert at.number_input(key="cfg_epochs").value == 3
+    assert at.selectbox(key="cfg_dataset").value == "digits"
+    assert at.slider(key="cfg_temperature").value == 2.5
+    at.slider(key="cfg_alpha").set_value(0.5).run()
+    params = at.query_params
+    assert params["alpha"] == "0.5" and params["epochs"] == "3" and params["dataset"] == "digits"
+    assert "student" not in params  # defaults stay out of the link
+
+
+def test_distill_bad_link_values_are_explained(engine):
+    at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0)
+    notes = "\n".join(w.value for w in at.warning)
+    assert "alpha = 1.5 is outside" in notes and "lr='abc' was ignored" in notes
+    assert any("epochs must be at least 1" in e.value for e in at.error)
+    assert start_button(at).disabled
+
+
+def test_distill_link_cannot_name_arbitrary_server_files(engine):
+    at = page("pages/distill.py", teacher_source="checkpoint", teacher_checkpoint="/etc/passwd")
+    assert any("not uploaded to this server" in w.value for w in at.warning)
+    assert at.radio(key="cfg_teacher_mode").value == "upload"
+    assert any("Upload the teacher's state_dict" in e.value for e in at.error)
+    assert start_button(at).disabled
+
+
+def test_distill_cached_teacher_choice(engine):
+    at = page("pages/distill.py")
+    at.radio(key="cfg_teacher_mode").set_value("cached").run()
+    assert any("No teacher for mnist5k is cached yet" in i.value for i in at.info)
+    assert any("no cached teacher" in e.value for e in at.error)
+    assert start_button(at).disabled
+
+
+def test_distill_start_creates_a_job_and_a_double_start_joins_it(engine):
+    at = page("pages/distill.py", **{k: v for k, v in TINY.items() if k in ("dataset", "teacher", "epochs")})
+    start_button(at).click().run()
+    assert not at.exception
+    jobs = manager().jobs()
+    assert len(jobs) == 1
+    cfg = jobs[0].config
+    assert (cfg.dataset, cfg.teacher, cfg.epochs) == ("digits", "cnn_small", 1)
+    assert at.session_state["job_id"] == jobs[0].id
+    again = page("pages/distill.py", **{k: v for k, v in TINY.items() if k in ("dataset", "teacher", "epochs")})
+    start_button(again).click().run()
+    assert len(manager().jobs()) == 1  # a second tab pressing Start joins the run
+
+
+def test_upload_check_reports_a_wrong_checkpoint(tmp_path):
+    import torch
+
+    from distill_core.models import create_model
+    from studio.uploads import check_teacher_file, save_upload
+
+    good = create_model("cnn_small", 1, 10, 8).state_dict()
+    wrong = create_model("cnn_small", 1, 100, 8).state_dict()
+    for name, state in (("good.pt", good), ("wrong.pt", wrong)):
+        torch.save(state, tmp_path / name)
+    good_path = save_upload("good.pt", (tmp_path / "good.pt").read_bytes())
+    assert good_path.parent == paths.home() / "uploads"
+    assert check_teacher_file(good_path, "cnn_small", "digits") is None
+    wrong_path = save_upload("wrong.pt", (tmp_path / "wrong.pt").read_bytes())
+    assert "100 classes" in check_teacher_file(wrong_path, "cnn_small", "digits")
+    assert "not a state_dict" in check_teacher_file(good_path, "cnn_large", "digits")
+    junk = save_upload("junk.pt", b"not a checkpoint")
+    assert "junk.pt" in check_teacher_file(junk, "cnn_small", "digits")  # refused, with the file named
+
+
+# ---- Live ----------------------------------------------------------------------------------------
+def test_live_without_a_job(engine):
+    at = page("pages/live.py")
+    assert any("Nothing is running yet" in i.value for i in at.info)
+
+
+def test_live_shows_a_running_job_and_stop_cancels_it(engine):
+    job = manager().submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    at = page("pages/live.py", job=job)
+    assert "training the teacher" in texts(at)
+    assert at.get("progress")[0].proto.text == "Phase 1 of 3: teacher · epoch 2 of 2"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Progress"] == "20 %" and metrics["Speed"] == "500 img/s"
+    assert len(at.get("plotly_chart")) == 2
+    assert "3 loss points" in texts(at)
+    stop = at.button(key="stop")
+    assert not stop.disabled
+    stop.click().run()
+    snap = manager().wait(job, timeout=10)
+    assert snap.status == "cancelled"
+    at.run()
+    assert any("cancelled" in w.value.lower() for w in at.warning)
+
+
+def test_live_reattaches_without_a_job_id(engine):
+    job = manager().submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    at = page("pages/live.py")  # a second tab, or a refresh that lost the session
+    assert at.session_state["job_id"] == job
+    assert at.query_params["job"] == job
+
+
+def test_live_shows_queue_place_and_failures(engine):
+    first = manager().submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    second = manager().submit(RunConfig(**TINY).replace(seed=1))
+    at = page("pages/live.py", job=second)
+    assert any("place 1 in the queue" in i.value for i in at.info)
+    manager().cancel(first)
+    manager().cancel(second)
+    failing = manager().submit(RunConfig(**TINY).replace(seed=13))
+    assert manager().wait(failing, 10).status == "failed"
+    at = page("pages/live.py", job=failing)
+    assert any("100 classes" in e.value for e in at.error)
+
+
+# ---- Compare -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One real tiny run, shared by the Compare tests."""
+    root = tmp_path_factory.mktemp("finished")
+    cfg = RunConfig(**TINY, out=str(root / "run"), cache_dir=str(root / "teachers"))
+    results = run_experiment(cfg, run_id="20250101-000000-test")
+    assert results["status"] == "done"
+    return root / "run", results
+
+
+def test_compare_without_runs(real_manager):
+    at = page("pages/compare.py")
+    assert any("No finished run yet" in i.value for i in at.info)
+
+
+def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
+    folder, results = finished_run
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    at = page("pages/compare.py", run=results["run_id"])
+    assert at.selectbox(key="compare_run").value == results["run_id"]
+    table = at.table[0].value
+    assert list(table["model"]) == ["teacher", "scratch student", "distilled student"]
+    for row, role in zip(table.to_dict("records"), ("teacher", "student_scratch", "student_kd")):
+        assert row["accuracy (last)"] == f"{100 * results[role]['accuracy']:.1f} %"
+        assert row["architecture"] == results[role]["model"]
+    cards = {m.label: m.value for m in at.metric}
+    kd = results["comparison"]["kd_vs_teacher"]
+    assert cards["Smaller than the teacher"].startswith(f"{kd['smaller_x']:.1f}")
+    assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} points"
+    assert len(at.get("plotly_chart")) == 4  # the bars and three confusion matrices
+    assert len(at.get("image")) == min(18, len(results["disagreements"]))  # the gallery
+
+
+def test_compare_shows_a_cancelled_run_partially(real_manager, finished_run):
+    folder, results = finished_run
+    partial = {k: v for k, v in results.items() if k not in ("student_kd", "comparison", "disagreements")}
+    partial.update(status="cancelled", run_id="20250101-000001-part")
+    target = paths.runs_dir() / partial["run_id"]
+    target.mkdir(parents=True)
+    (target / "results.json").write_text(json.dumps(partial))
+    at = page("pages/compare.py", run=partial["run_id"])
+    assert any("cancelled" in w.value for w in at.warning)
+    assert list(at.table[0].value["model"]) == ["teacher", "scratch student"]
+    assert {m.label: m.value for m in at.metric}["KD gain over scratch"] == "—"
+
+
+def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finished_run):
+    folder, results = finished_run
+    shutil.copytree(folder.parent / "teachers", paths.teacher_cache_dir())
+    at = page("pages/distill.py", dataset="digits")
+    at.radio(key="cfg_teacher_mode").set_value("cached").run()
+    choice = at.selectbox(key="cfg_cached")
+    label = choice.options[0]  # as the user reads it
+    assert "cnn_small" in label and f"{100 * results['teacher']['accuracy']:.1f} %" in label
+    assert not at.error and not start_button(at).disabled
+    start_button(at).click().run()
+    cfg = manager().jobs()[0].config
+    assert cfg.teacher_source == "checkpoint" and cfg.teacher == "cnn_small"
+    assert Path(cfg.teacher_checkpoint).is_relative_to(paths.teacher_cache_dir())
+
+
+def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run):
+    folder, results = finished_run
+    gpu = json.loads(json.dumps(results))
+    gpu.update(run_id="20250101-000002-gpu", device="cuda")
+    for role in ("teacher", "student_scratch", "student_kd"):
+        gpu[role]["latency_ms_cpu"] = dict(gpu[role]["latency_ms"])
+        gpu[role]["latency_ms"] = {"batch_1": {"median": 0.5, "p90": 0.6}, "batch_64": {"median": 0.9, "p90": 1.0},
+                                   "device": "cuda:0", "threads": 2}
+    target = paths.runs_dir() / gpu["run_id"]
+    target.mkdir(parents=True)
+    (target / "results.json").write_text(json.dumps(gpu))
+    at = page("pages/compare.py", run=gpu["run_id"])
+    row = at.table[0].value.to_dict("records")[0]
+    cpu_ms = results["teacher"]["latency_ms"]["batch_1"]["median"]
+    assert row["latency b1, CPU · GPU"] == f"{fmt.ms(cpu_ms)} · 0.50 ms"
+    assert "Faster, batch 1 (GPU)" in [m.label for m in at.metric]

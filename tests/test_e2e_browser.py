@@ -1,0 +1,186 @@
+"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, Compare.
+
+Starts ``streamlit run app.py`` on a free loopback port with its own DISTILL_STUDIO_HOME and
+drives Debian's chromium through Playwright (never ``playwright install``). Outside CI a missing
+browser skips the test; with CI=true it fails. Screenshots of every open page are saved when a
+step fails (DISTILL_E2E_ARTIFACTS, default: the test's tmp folder).
+
+The stopped run is the real one-minute preset; the run that goes to the end is the same preset
+with fewer epochs from the URL, to keep the test short. DISTILL_E2E_FULL=1 runs the full preset.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SHORT_RUN = "" if os.environ.get("DISTILL_E2E_FULL") else "?teacher_epochs=1&epochs=2"
+
+# Number of points drawn in the live loss chart, read from Plotly's own graph div.
+LOSS_POINTS_JS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  if (!plots.length || !plots[0].data) return -1;
+  return plots[0].data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+}"""
+
+
+def need(condition: bool, reason: str) -> None:
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: the browser test must run)")
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(studio_home, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "streamlit.log", "w")
+    env = {**os.environ, "DISTILL_STUDIO_HOME": str(studio_home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not start; log:\n{(tmp_path / 'streamlit.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture
+def browser():
+    need(Path(CHROMIUM).exists(), f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the playwright Python package is not installed (pip install -r requirements.txt)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def wait_for_text(page, text: str, timeout_s: float) -> None:
+    page.get_by_text(text).first.wait_for(state="visible", timeout=timeout_s * 1000)
+
+
+def button(page, name: str):
+    """An app button (Streamlit's own header has a "Stop" button too)."""
+    return page.get_by_test_id("stButton").get_by_role("button", name=name)
+
+
+def loss_points(page) -> int:
+    return page.evaluate(LOSS_POINTS_JS)
+
+
+def wait_until(check, timeout_s: float, what: str, interval: float = 0.5):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
+    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    step = "open a deep link on a fresh server"
+    try:
+        # A shared link as the very first request still goes through app.py's navigation.
+        page.goto(server + "/compare")
+        wait_for_text(page, "No finished run yet", 60)
+        assert page.get_by_role("link", name="Live run").count() >= 1
+
+        step = "launch the one-minute demo from Home"
+        page.goto(server + "/")
+        button(page, "Run the 1-minute CPU demo (offline)").click()
+        page.wait_for_url("**/live?job=*", timeout=30_000)
+        job = page.url.split("job=")[1].split("&")[0]
+        wait_for_text(page, "running", 30)
+
+        step = "see the curves gain points while the user does nothing"
+        first = wait_until(lambda: max(0, loss_points(page)), 90, "the first loss points")
+        wait_until(lambda: loss_points(page) > first, 30, "the curve to gain points")
+
+        step = "refresh and a second tab reattach to the running job"
+        page.reload()
+        wait_for_text(page, job, 30)
+        wait_until(lambda: loss_points(page) > 0, 30, "the curves after a refresh")
+        other = context.new_page()
+        other.goto(server + "/live")  # no job id: shows the job that is running
+        wait_for_text(other, job, 30)
+        wait_for_text(other, "running", 30)
+        other.close()
+
+        step = "press Stop and see cancelled"
+        asked = time.time()
+        button(page, "Stop").click()
+        wait_for_text(page, "Run cancelled", 20)
+        assert time.time() - asked < 20
+        wait_for_text(page, "cancelled", 5)
+
+        step = "run it again, to the end"
+        page.goto(server + "/distill" + SHORT_RUN)
+        start = button(page, "Start")
+        start.wait_for(state="visible", timeout=30_000)
+        start.click()
+        page.wait_for_url("**/live?job=*", timeout=30_000)
+        assert page.url.split("job=")[1].split("&")[0] != job
+        button(page, "See the comparison").wait_for(
+            state="visible", timeout=(600 if not SHORT_RUN else 240) * 1000)
+
+        step = "see the three rows on Compare"
+        button(page, "See the comparison").click()
+        page.wait_for_url("**/compare?run=*", timeout=30_000)
+        table = page.locator("table").first
+        table.wait_for(state="visible", timeout=30_000)
+        rows = table.locator("tbody tr")
+        assert rows.count() == 3, table.inner_text()
+        cells = [rows.nth(i).inner_text() for i in range(3)]
+        for row, name in zip(cells, ("teacher", "scratch student", "distilled student")):
+            assert row.strip().startswith(name), cells
+        wait_for_text(page, "KD gain over scratch", 10)
+        assert "%" in cells[2]
+    except BaseException:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(context.pages):
+            try:
+                p.screenshot(path=str(artifacts / f"failure-{i}.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
+                pass
+        print(f"e2e failed at step: {step}; screenshots in {artifacts}")
+        raise
+    finally:
+        context.close()

@@ -1,0 +1,184 @@
+"""The job manager: queueing, de-duplication, cancel, failures, snapshots.
+
+Most tests drive it with fake runners that emit engine events on cue, so they are fast and
+exact; one test runs a real tiny experiment end to end through it.
+"""
+import threading
+import time
+
+import pytest
+
+from distill_core import RunConfig
+from distill_core.errors import ConfigError
+from distill_core.events import EPOCH, PHASE, RESULT, STATUS, STEP, Event
+from distill_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobManager
+
+TINY = RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
+                 device="cpu", latency_repeats=5)
+
+
+class Gate:
+    """A fake engine that reports progress and then waits until the test lets it finish."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls = []
+
+    def __call__(self, config, on_event=None, stop=None, run_id=None):
+        self.calls.append(config)
+        on_event(Event(STATUS, None, {"status": "running", "message": "loading", "out": f"/tmp/{run_id}"}))
+        on_event(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": 2,
+                                          "source": "train"}))
+        on_event(Event(STEP, "teacher", {"epoch": 1, "step": 1, "steps": 4, "loss": 2.0,
+                                         "images_per_s": 100.0, "progress": 0.1}, time=time.time() - 1))
+        on_event(Event(STEP, "teacher", {"epoch": 1, "step": 2, "steps": 4, "loss": 1.5,
+                                         "images_per_s": 120.0, "progress": 0.2}))
+        on_event(Event(EPOCH, "teacher", {"epoch": 1, "train_loss": 1.4, "train_ce": 1.4, "train_kd": 0.0,
+                                          "train_accuracy": 0.5, "val_accuracy": 0.6, "epochs": 2,
+                                          "progress": 0.3}))
+        self.started.set()
+        while not self.release.is_set():
+            if stop is not None and stop.is_set():
+                return {"run_id": run_id, "status": "cancelled", "config": config.to_dict()}
+            time.sleep(0.01)
+        on_event(Event(RESULT, "teacher", {"model": "teacher", "entry": {"accuracy": 0.6, "history": []}}))
+        return {"run_id": run_id, "status": "done", "config": config.to_dict(), "teacher": {"accuracy": 0.6}}
+
+
+@pytest.fixture
+def gate():
+    g = Gate()
+    yield g
+    g.release.set()
+
+
+@pytest.fixture
+def manager(gate):
+    m = JobManager(runner=gate)
+    yield m
+    m.shutdown()
+
+
+def test_snapshot_reports_progress_phase_and_curves(manager, gate):
+    job = manager.submit(TINY)
+    assert gate.started.wait(5)
+    snap = manager.snapshot(job)
+    assert snap.status == RUNNING and snap.active and not snap.finished
+    assert snap.phase == "teacher" and snap.phase_source == "train"
+    assert snap.epoch == 1 and snap.epochs == 2
+    assert snap.progress == pytest.approx(0.3)
+    assert snap.images_per_s == 120.0
+    assert snap.eta_s is not None and snap.eta_s > 0
+    assert [p["loss"] for p in snap.steps["teacher"]] == [2.0, 1.5]
+    assert snap.steps["teacher"][1]["x"] == pytest.approx(0.5)
+    assert snap.history["teacher"][0]["val_accuracy"] == 0.6
+    assert snap.out_dir == f"/tmp/{job}"
+    gate.release.set()
+    done = manager.wait(job, timeout=5)
+    assert done.status == DONE and done.results["status"] == "done"
+    assert done.progress == 1.0 and done.entries["teacher"]["accuracy"] == 0.6
+
+
+def test_identical_config_joins_the_running_job(manager, gate):
+    first = manager.submit(TINY)
+    assert manager.submit(TINY.replace()) == first  # a second click, or a second tab
+    assert gate.started.wait(5)
+    assert manager.submit(TINY) == first
+    other = manager.submit(TINY.replace(seed=1))
+    assert other != first
+    gate.release.set()
+    manager.wait(first, 5)
+    manager.wait(other, 5)
+    assert len(gate.calls) == 2
+    again = manager.submit(TINY)  # finished jobs are not joined: this is a new run
+    assert again not in (first, other)
+
+
+def test_one_job_per_device_fifo_with_queue_positions(manager, gate):
+    a = manager.submit(TINY)
+    assert gate.started.wait(5)
+    b = manager.submit(TINY.replace(seed=1))
+    c = manager.submit(TINY.replace(seed=2))
+    assert manager.snapshot(a).status == RUNNING
+    assert (manager.snapshot(b).status, manager.snapshot(b).queue_position) == (QUEUED, 1)
+    assert manager.snapshot(c).queue_position == 2
+    assert manager.current().id == a
+    assert manager.cancel(b)  # a queued job leaves the queue at once
+    assert manager.snapshot(b).status == CANCELLED
+    assert manager.snapshot(c).queue_position == 1
+    gate.release.set()
+    assert manager.wait(c, 5).status == DONE
+    assert [cfg.seed for cfg in gate.calls] == [0, 2]
+    assert [s.id for s in manager.jobs()] == [c, b, a]  # newest first
+
+
+def test_cancel_a_running_job_ends_it_and_keeps_results(manager, gate):
+    job = manager.submit(TINY)
+    assert gate.started.wait(5)
+    assert manager.cancel(job)
+    snap = manager.wait(job, timeout=5)
+    assert snap.status == CANCELLED and snap.results["status"] == "cancelled"
+    assert not manager.cancel(job)  # already finished
+    assert not manager.cancel("no-such-job")
+
+
+def test_failures_are_reported_and_the_worker_goes_on():
+    def runner(config, on_event=None, stop=None, run_id=None):
+        if config.seed == 1:
+            raise ConfigError("temperature T must be > 0")
+        if config.seed == 2:
+            raise ZeroDivisionError("division by zero")
+        return {"status": "done"}
+
+    manager = JobManager(runner=runner)
+    try:
+        user_error = manager.submit(TINY.replace(seed=1))
+        bug = manager.submit(TINY.replace(seed=2))
+        fine = manager.submit(TINY.replace(seed=3))
+        assert manager.wait(user_error, 5).status == FAILED
+        assert manager.snapshot(user_error).error == "temperature T must be > 0"
+        snap = manager.wait(bug, 5)
+        assert snap.status == FAILED and "ZeroDivisionError" in snap.error and "Traceback" not in snap.error
+        assert manager.wait(fine, 5).status == DONE
+    finally:
+        manager.shutdown()
+
+
+def test_unknown_job_and_empty_manager():
+    manager = JobManager(runner=lambda *a, **k: {"status": "done"})
+    assert manager.snapshot("nope") is None and manager.snapshot(None) is None
+    assert manager.current() is None and manager.jobs() == []
+    manager.shutdown()
+
+
+def test_real_tiny_run_through_the_manager():
+    manager = JobManager()
+    try:
+        job = manager.submit(TINY)
+        snap = manager.wait(job, timeout=240)
+        assert snap.status == DONE, snap.error
+        assert set(snap.history) >= {"teacher", "student_scratch", "student_kd"}
+        assert all(snap.steps.values())
+        for role in ("teacher", "student_scratch", "student_kd"):
+            assert snap.results[role]["params"] > 0
+        assert snap.results["run_id"] == job
+    finally:
+        manager.shutdown()
+
+
+def test_cancel_a_real_run_within_seconds():
+    manager = JobManager()
+    try:
+        job = manager.submit(TINY.replace(teacher_epochs=50))
+        deadline = time.time() + 120
+        while manager.snapshot(job).phase != "teacher" or not manager.snapshot(job).steps:
+            assert time.time() < deadline, "the teacher never started"
+            time.sleep(0.1)
+        asked = time.time()
+        manager.cancel(job)
+        snap = manager.wait(job, timeout=30)
+        assert snap.status == CANCELLED
+        assert time.time() - asked < 10  # "within a couple of seconds", with slack for a busy CI box
+    finally:
+        manager.shutdown()
