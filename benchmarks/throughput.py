@@ -36,41 +36,44 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def plain_epoch(student, teacher, data, config, device) -> float:
-    """The hand-written loop. Returns images per second over one epoch."""
+def plain_loop(student, teacher, data, config, device, epochs: int) -> list[float]:
+    """The hand-written loop. Returns images per second for each epoch."""
     opt = build_optimizer(student.parameters(), config)
     gen = seeded_generator(config.seed, device)
     n, bs = data.train_x.shape[0], config.batch_size
     T, alpha = config.temperature, config.alpha
     student.train()
     teacher.eval()
-    sync(device)
-    start = time.perf_counter()
-    perm = torch.randperm(n, generator=gen, device=device)
-    seen = 0
-    for i in range(0, n - bs + 1, bs):
-        idx = perm[i:i + bs]
-        x = standard_augment(data.normalize(data.train_x[idx]), data.crop_padding, data.hflip, gen)
-        y = data.train_y[idx]
-        with torch.no_grad():
-            t_logits = teacher(x)
-        s_logits = student(x)
-        kd = F.kl_div(F.log_softmax(s_logits / T, 1), F.softmax(t_logits / T, 1), reduction="batchmean") * T * T
-        loss = alpha * kd + (1 - alpha) * F.cross_entropy(s_logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        seen += bs
-    sync(device)
-    return seen / (time.perf_counter() - start)
+    rates = []
+    for _ in range(epochs):
+        sync(device)
+        start = time.perf_counter()
+        perm = torch.randperm(n, generator=gen, device=device)
+        seen = 0
+        for i in range(0, n - bs + 1, bs):
+            idx = perm[i:i + bs]
+            x = standard_augment(data.normalize(data.train_x[idx]), data.crop_padding, data.hflip, gen)
+            y = data.train_y[idx]
+            with torch.no_grad():
+                t_logits = teacher(x)
+            s_logits = student(x)
+            kd = F.kl_div(F.log_softmax(s_logits / T, 1), F.softmax(t_logits / T, 1), reduction="batchmean") * T * T
+            loss = alpha * kd + (1 - alpha) * F.cross_entropy(s_logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += bs
+        sync(device)
+        rates.append(seen / (time.perf_counter() - start))
+    return rates
 
 
-def engine_epoch(student, teacher, data, config, device) -> float:
-    """One epoch of the engine's trainer; its own images/s covers the training part of the epoch
-    (augmentation, teacher labelling, steps, metrics, events), not the validation pass after it."""
+def engine_loop(student, teacher, data, config, device, epochs: int) -> list[float]:
+    """The engine's trainer; its images/s covers the training part of each epoch (augmentation,
+    teacher labelling, steps, metrics, events), not the validation pass after it."""
     method = create_method("kd", student, teacher, temperature=config.temperature, alpha=config.alpha)
-    result = train_phase(method, data, config, epochs=1, phase="student_kd", emit=EventLog())
-    return result.history[0]["images_per_s"]
+    result = train_phase(method, data, config, epochs=epochs, phase="student_kd", emit=EventLog())
+    return [row["images_per_s"] for row in result.history]
 
 
 def main() -> None:
@@ -80,7 +83,7 @@ def main() -> None:
     p.add_argument("--student", default=RunConfig.student)
     p.add_argument("--batch-size", type=int, default=RunConfig.batch_size)
     p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=5, help="epochs timed for each; the median is reported")
+    p.add_argument("--repeats", type=int, default=5, help="epochs timed for each, after one warm-up epoch")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
     if args.threads:
@@ -98,13 +101,18 @@ def main() -> None:
             t, s = t.to(memory_format=torch.channels_last), s.to(memory_format=torch.channels_last)
         return t.eval().requires_grad_(False), s
 
-    rates = {"plain loop": [], "engine": [], "engine, channels_last": []}
-    plain_epoch(*reversed(models()), data, config, device)  # warm-up: allocator, kernels
-    for _ in range(args.repeats):  # interleaved, so drift in machine load hits all alike
-        rates["plain loop"].append(plain_epoch(*reversed(models()), data, config, device))
-        rates["engine"].append(engine_epoch(*reversed(models()), data, config, device))
-        rates["engine, channels_last"].append(
-            engine_epoch(*reversed(models(True)), data, config.replace(channels_last=True), device))
+    # Round robin: one epoch of each variant in turn, each on its own models throughout, so a
+    # drift in machine load hits all alike. The first round (allocator, kernel choice) is dropped.
+    variants = {
+        "plain loop": (plain_loop, models(), config),
+        "engine": (engine_loop, models(), config),
+        "engine, channels_last": (engine_loop, models(True), config.replace(channels_last=True)),
+    }
+    rates = {name: [] for name in variants}
+    for _ in range(args.repeats + 1):
+        for name, (loop, (teacher, student), cfg) in variants.items():
+            rates[name] += loop(student, teacher, data, cfg, device, epochs=1)
+    rates = {name: values[1:] for name, values in rates.items()}
     print(f"{args.teacher} -> {args.student} on {args.dataset}, batch {config.batch_size}, {device}, "
           f"{torch.get_num_threads()} threads, median of {args.repeats} epochs")
     plain = statistics.median(rates["plain loop"])

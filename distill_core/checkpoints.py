@@ -22,12 +22,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+        # weights_only refuses every pickle opcode that would import or call something: a GLOBAL.
+        # Any other refusal is a file that is damaged or not a checkpoint at all.
+        if "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"checkpoint {path} was refused: it holds pickled objects that could run code, "
                 "not just tensors. Save a plain state_dict: torch.save(model.state_dict(), path)") from None
-        raise CheckpointError(f"checkpoint {path} is not a PyTorch file ({first})") from None
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch file, or it is damaged") from None
     except Exception as exc:  # torch.load on arbitrary bytes can raise almost anything
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch file: {msg[:200]}") from None

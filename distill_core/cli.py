@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a state_dict of the teacher to use instead of training one")
     run.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
                      help="no random crops or flips")
-    run.add_argument("--channels-last", dest="channels_last", action="store_true", default=argparse.SUPPRESS,
-                     help="channels_last memory format (faster convolutions on many CPUs)")
+    run.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
+                     default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
     run.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
                      help="never download datasets")
     run.add_argument("--quiet", action="store_true", help="print only the final table")

@@ -103,6 +103,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
                                   "out": str(out_dir), "device": str(device)}))
         data = load_dataset(config.dataset, DataRequest(config.data_dir, config.val_fraction, config.image_size,
                                                          config.download, config.seed)).to(device)
+        check_stop(stop)
         results["dataset"] = {**data.describe(), "class_names": data.classes}
         out_dir.mkdir(parents=True, exist_ok=True)
         config.save(out_dir / "config.json")
@@ -129,6 +130,12 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     return results
 
 
+def check_stop(stop: Optional[threading.Event]) -> None:
+    """Between phases and models, where the trainer's per-batch check does not reach."""
+    if stop is not None and stop.is_set():
+        raise Cancelled()
+
+
 def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,
                 stop: Optional[threading.Event], results: dict, out_dir: Path) -> None:
     teacher = build_model(config.teacher, data, config, device, config.seed)
@@ -145,6 +152,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     shape = (data.in_channels, data.image_size, data.image_size)
 
     # 1. teacher
+    check_stop(stop)
     emit(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": plan["teacher"],
                                   "source": source}))
     if source == "checkpoint":
@@ -181,6 +189,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # 2. and 3. the same student, from scratch and distilled; nothing differs but the teacher
     students = {}
     for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):
+        check_stop(stop)
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
                                  "source": "train"}))
         student = build_model(config.student, data, config, device, config.seed)
@@ -201,9 +210,11 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         del method
 
     # 4. measure, with training over so nothing fights for the cores
+    check_stop(stop)
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
     profiles = {"teacher": profile_model(teacher, shape, device, config)}
     for role in ("student_scratch", "student_kd"):
+        check_stop(stop)
         student = build_model(config.student, data, config, device, config.seed)
         student.load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
         profiles[role] = profile_model(student, shape, device, config)

@@ -70,3 +70,11 @@ def test_garbage_and_missing_files_are_refused(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="not a state_dict"):
         read_state_dict(tmp_path / "list.pt")
+
+
+def test_a_truncated_pickle_is_called_damaged_not_dangerous(tmp_path):
+    import pickle
+
+    (tmp_path / "cut.pt").write_bytes(pickle.dumps({"a": 1})[:5])
+    with pytest.raises(CheckpointError, match="not a PyTorch file, or it is damaged"):
+        read_state_dict(tmp_path / "cut.pt")

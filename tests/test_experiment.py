@@ -114,3 +114,15 @@ def test_the_default_run_shortened_beats_chance(tmp_path):
     results = run_experiment(RunConfig(out=str(tmp_path), epochs=3, teacher_epochs=1, latency_repeats=5))
     assert results["teacher"]["accuracy"] > 0.5
     assert results["student_kd"]["accuracy"] > 0.2 and results["student_scratch"]["accuracy"] > 0.2
+
+
+def test_stop_during_measurement_is_honoured(tmp_path):
+    stop = threading.Event()
+
+    def stop_when_measuring(event):
+        if event.kind == PHASE and event.data["phase"] == "measure":
+            stop.set()
+
+    results = run_experiment(tiny_config(out=str(tmp_path)), on_event=stop_when_measuring, stop=stop)
+    assert results["status"] == "cancelled"
+    assert {"teacher", "student_scratch", "student_kd"} <= set(results)  # the trained models are kept
