@@ -49,6 +49,20 @@ def _run_experiment(config: RunConfig, **kwargs: Any) -> dict:
     return run_recorded(config, source="app", **kwargs)
 
 
+def record_in_store(job_id: str, config: RunConfig, status: str) -> None:
+    """Write a queued job, or one cancelled while queued, to the run store (best effort)."""
+    try:
+        from .store import RunStore
+
+        store = RunStore()
+        if status == QUEUED:
+            store.create_run(job_id, config, status=QUEUED, source="app")
+        else:
+            store.set_status(job_id, status, message="cancelled before it started")
+    except Exception:  # noqa: BLE001 - a store problem must not refuse or lose the job itself
+        log.exception("could not record job %s as %s in the run store", job_id, status)
+
+
 def new_job_id() -> str:
     from .experiment import new_run_id
 
@@ -254,8 +268,12 @@ class JobManager:
     that job's id, so a double click or a second tab pressing Start joins the existing run.
     """
 
-    def __init__(self, runner: Optional[Runner] = None, keep_finished: int = 100):
+    def __init__(self, runner: Optional[Runner] = None, keep_finished: int = 100,
+                 record: Optional[Callable[[str, RunConfig, str], None]] = None):
         self._runner = runner or _run_experiment
+        # The runner records a job in the run store once it starts; ``record`` covers the time
+        # before that (queued) and a job cancelled while queued, so the Runs page sees them too.
+        self._record = record if record is not None else (record_in_store if runner is None else None)
         self._keep_finished = keep_finished
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -285,6 +303,8 @@ class JobManager:
                                           daemon=True)
                 worker = self._workers[device] = _Worker(thread)
                 thread.start()
+            if self._record is not None:  # before the worker can see it, so "queued" never overwrites "running"
+                self._record(job_id, config, QUEUED)
             worker.queue.append(job_id)
             self._prune()
             self._wake.notify_all()
@@ -305,12 +325,15 @@ class JobManager:
                     job.status, job.message, job.finished_at = CANCELLED, "cancelled before it started", time.time()
                     job.stop.set()
                     job.ended.set()
-                    return True
-                if job.status == RUNNING:
+                elif job.status == RUNNING:
                     job.stop.set()
                     job.message = "stopping…"
                     return True
-        return False
+                else:
+                    return False
+        if self._record is not None:  # only a job cancelled while queued gets here
+            self._record(job_id, job.config, CANCELLED)
+        return True
 
     def snapshot(self, job_id: Optional[str]) -> Optional[JobSnapshot]:
         with self._lock:

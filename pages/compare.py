@@ -6,6 +6,7 @@ import streamlit as st
 from studio import fmt
 from studio.charts import bars_figure, confusion_figure
 from studio.compare import comparison_table, headline, latency_table
+from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
 from studio.nav import require_app
 from studio.runs import list_runs, load_results
@@ -122,6 +123,15 @@ else:
                 col.caption(f"true **{name(row['label'])}**  \n"
                             f"teacher {name(t['pred'])} ({100 * t['prob']:.0f} %) {mark_t}  \n"
                             f"student {name(s['pred'])} ({100 * s['prob']:.0f} %) {mark_s}")
+
+# ---- compression side by side ---------------------------------------------------------------------
+st.subheader("Distillation beside quantisation and pruning")
+st.caption("The teacher and the distilled student in half precision, int8 (static, calibrated on training "
+           "images) and magnitude-pruned, beside their fp32 rows.")
+if "student_kd" in present:
+    compression_section(results, key="compare_compress")
+else:
+    st.caption("The distilled student did not finish, so there is nothing to compress.")
 
 # ---- files ----------------------------------------------------------------------------------------
 art = results.get("artifacts") or {}

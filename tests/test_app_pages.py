@@ -339,6 +339,18 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert len(at.get("image")) == min(18, len(results["disagreements"]))  # the gallery
 
 
+def test_compare_measures_compression_beside_the_fp32_rows(real_manager, finished_run):
+    folder, results = finished_run
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    at = page("pages/compare.py", run=results["run_id"])
+    assert not at.get("arrow_data_frame") or "variant" not in at.dataframe[0].value
+    at.button(key="compare_compress_run").click().run(timeout=120)
+    assert not at.error
+    rows = at.dataframe[-1].value
+    variants = set(rows["variant"])
+    assert {"fp32", "fp16", "int8"} <= variants and any(v.startswith("pruned") for v in variants), variants
+
+
 def test_compare_shows_a_cancelled_run_partially(real_manager, finished_run):
     folder, results = finished_run
     partial = {k: v for k, v in results.items() if k not in ("student_kd", "comparison", "disagreements")}

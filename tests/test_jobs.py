@@ -182,3 +182,24 @@ def test_cancel_a_real_run_within_seconds():
         assert time.time() - asked < 10  # "within a couple of seconds", with slack for a busy CI box
     finally:
         manager.shutdown()
+
+
+def test_queued_and_queue_cancelled_jobs_reach_the_run_store(gate):
+    """The runner records a job once it starts; before that, the manager writes it as queued,
+    and a job cancelled in the queue is stored as cancelled, so the Runs page lists both."""
+    from distill_core.jobs import record_in_store
+    from distill_core.store import RunStore
+
+    manager = JobManager(runner=gate, record=record_in_store)
+    try:
+        a = manager.submit(TINY)
+        assert gate.started.wait(5)
+        b = manager.submit(TINY.replace(seed=1))
+        assert RunStore().get_run(b)["status"] == QUEUED
+        assert manager.cancel(b)
+        assert RunStore().get_run(b)["status"] == CANCELLED
+        assert not manager.cancel(b)  # finished: nothing to do, nothing written again
+    finally:
+        gate.release.set()
+        manager.shutdown()
+    assert RunStore().get_run(a) is not None
