@@ -1,4 +1,5 @@
-"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, Compare.
+"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, Compare,
+then a server restart, the runs still listed, and a CSV download.
 
 Starts ``streamlit run app.py`` on a free loopback port with its own DISTILL_STUDIO_HOME and
 drives Debian's chromium through Playwright (never ``playwright install``). Outside CI a missing
@@ -45,35 +46,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """``streamlit run app.py`` on a free loopback port; ``restart`` keeps the port and the home."""
+
+    def __init__(self, home: Path, log_path: Path):
+        self.home, self.log_path = home, log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self) -> None:
+        env = {**os.environ, "DISTILL_STUDIO_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                pytest.fail(f"streamlit did not start; log:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __add__(self, path: str) -> str:  # server + "/live"
+        return self.url + path
+
+
 @pytest.fixture
 def server(studio_home, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "w")
-    env = {**os.environ, "DISTILL_STUDIO_HOME": str(studio_home), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"streamlit did not start; log:\n{(tmp_path / 'streamlit.log').read_text()[-3000:]}")
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    srv = Server(studio_home, tmp_path / "streamlit.log")
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture
@@ -173,6 +196,25 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
             assert row.strip().startswith(name), cells
         wait_for_text(page, "KD gain over scratch", 10)
         assert "%" in cells[2]
+        finished = page.url.split("run=")[1].split("&")[0]
+
+        step = "restart the server and find both runs still listed"
+        server.restart()
+        page.goto(server + "/runs")
+        wait_for_text(page, "One run", 60)
+        page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=30_000)
+        for run_id in (job, finished):  # the newest runs are preselected for the overlay
+            wait_until(lambda: run_id in page.content(), 30, f"run {run_id} in the Runs page")
+
+        step = "download the finished run's metrics as CSV"
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_test_id("stDownloadButton").get_by_role("button", name="Metrics (CSV)").click()
+        csv_text = Path(download.value.path()).read_text()
+        header = csv_text.splitlines()[0].split(",")
+        assert header[:3] == ["run_id", "model", "epoch"] and "val_accuracy" in header, header
+        body = csv_text.splitlines()[1:]
+        assert body and all(line.startswith(finished) for line in body), body[:3]
+        assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}
     except BaseException:
         artifacts.mkdir(parents=True, exist_ok=True)
         for i, p in enumerate(context.pages):
