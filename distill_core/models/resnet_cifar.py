@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from . import MODELS
+from .init import init_weights
 
 
 class BasicBlock(nn.Module):
@@ -60,12 +61,7 @@ class CifarResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))

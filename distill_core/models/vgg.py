@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from . import MODELS
+from .init import init_weights
 
 _CONFIGS = {
     "vgg8": [[64], [128], [256], [512], [512]],
@@ -35,16 +36,7 @@ class VGG(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(cin, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, linear_std=0.01)
 
     def forward(self, x):
         return self.classifier(self.pool(self.features(x)).flatten(1))

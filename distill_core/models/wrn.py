@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from . import MODELS
+from .init import init_weights
 
 
 class PreActBlock(nn.Module):
@@ -52,14 +53,7 @@ class WideResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_weights(self, zero_linear_bias=True)
 
     def forward(self, x):
         x = self.block3(self.block2(self.block1(self.conv1(x))))
