@@ -133,3 +133,18 @@ def test_an_interrupted_run_shows_what_it_recorded(two_runs):
     assert any("interrupted" in w.value for w in at.warning)
     assert at.button(key="runs_open").disabled  # Compare needs results
     assert [b.disabled for b in at.get("download_button")] == [False, False, True, True, True]
+
+
+def test_an_overlay_of_three_runs_draws_each_of_them(two_runs):
+    import json
+
+    fake_run(two_runs, "20260103-090000-cccc", paths.runs_dir(), temperature=4.0, alpha=0.7, kd_start=0.6)
+    at = app()
+    three = ["20260103-090000-cccc", "20260102-090000-bbbb", "20260101-090000-aaaa"]
+    at.multiselect(key="runs_pick").set_value(three).run()
+    assert not at.exception
+    assert list(at.dataframe[1].value["run_id"]) == three
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = " ".join(str(trace.get("name", "")) + str(trace.get("legendgroup", "")) for trace in spec["data"])
+    assert all(run_id in names for run_id in three), names
+    assert all(len(trace["x"]) > 0 for trace in spec["data"])
