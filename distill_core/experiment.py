@@ -159,6 +159,11 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         load_into(teacher, config.teacher_checkpoint, config.teacher, data.num_classes)
         entry = {"model": config.teacher, "role": "teacher", "source": "checkpoint", "split": "val",
                  "history": [], "checkpoint": str(config.teacher_checkpoint)}
+        meta = teacher_cache.meta_for(config.teacher_checkpoint)
+        if meta is not None and meta.get("teacher") == config.teacher and meta.get("dataset") == config.dataset:
+            # a teacher picked from the cache (the app's "reuse"): keep its training record
+            entry.update(source="cache", history=meta.get("history", []), best_epoch=meta.get("best_epoch"),
+                         best_accuracy=meta.get("best_accuracy"))
         results["artifacts"]["teacher"] = str(config.teacher_checkpoint)
     elif source == "cache":
         state, meta = cached

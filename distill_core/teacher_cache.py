@@ -53,6 +53,17 @@ def lookup(config: RunConfig) -> Optional[tuple[dict, dict]]:
     return state, meta
 
 
+def meta_for(checkpoint: str | Path) -> Optional[dict]:
+    """The cache record of a teacher file, when that file is a cached teacher's ``model.pt``."""
+    path = Path(checkpoint).expanduser()
+    if path.name != "model.pt":
+        return None
+    try:
+        return json.loads((path.parent / "meta.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        return None
+
+
 def store(config: RunConfig, state: dict, meta: dict) -> Path:
     """Write atomically (temp file, then rename) so a crash never leaves half a teacher."""
     folder = cache_root(config) / teacher_key(config)

@@ -126,3 +126,14 @@ def test_stop_during_measurement_is_honoured(tmp_path):
     results = run_experiment(tiny_config(out=str(tmp_path)), on_event=stop_when_measuring, stop=stop)
     assert results["status"] == "cancelled"
     assert {"teacher", "student_scratch", "student_kd"} <= set(results)  # the trained models are kept
+
+
+def test_a_cached_teacher_picked_as_a_file_keeps_its_training_record(finished, tmp_path):
+    """The app's "reuse a cached teacher" passes the cached model.pt; its history must survive."""
+    out, first, _ = finished
+    cached = next((out / "cache").glob("*/model.pt"))
+    results = run_experiment(tiny_config(out=str(tmp_path), epochs=1, lr=0.01, teacher_source="checkpoint",
+                                         teacher_checkpoint=str(cached)))
+    assert results["teacher"]["source"] == "cache"
+    assert results["teacher"]["history"] == first["teacher"]["history"]
+    assert results["teacher"]["accuracy"] == first["teacher"]["accuracy"]
