@@ -88,16 +88,15 @@ def test_a_teacher_checkpoint_is_used_and_checked(tmp_path):
     assert [e.kind for e in log.since(0)][-1] == ERROR
 
 
-def test_a_cancelled_run_keeps_what_finished(tmp_path):
+@pytest.mark.parametrize("when, kept", [
+    (lambda e: e.kind == RESULT and e.data["model"] == "student_scratch", {"teacher", "student_scratch"}),
+    (lambda e: e.kind == PHASE and e.data["phase"] == "measure", {"teacher", "student_scratch", "student_kd"}),
+], ids=["after the scratch student", "while measuring"])
+def test_a_stopped_run_is_cancelled_and_keeps_what_finished(when, kept, tmp_path):
     stop = threading.Event()
-
-    def stop_after_scratch(event):
-        if event.kind == RESULT and event.data["model"] == "student_scratch":
-            stop.set()
-
-    results = run_experiment(tiny_config(out=str(tmp_path)), on_event=stop_after_scratch, stop=stop)
+    results = run_experiment(tiny_config(out=str(tmp_path)), on_event=lambda e: when(e) and stop.set(), stop=stop)
     assert results["status"] == "cancelled"
-    assert "teacher" in results and "student_scratch" in results and "student_kd" not in results
+    assert {role for role in ("teacher", "student_scratch", "student_kd") if role in results} == kept
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "cancelled"
 
 
@@ -114,18 +113,6 @@ def test_the_default_run_shortened_beats_chance(tmp_path):
     results = run_experiment(RunConfig(out=str(tmp_path), epochs=3, teacher_epochs=1, latency_repeats=5))
     assert results["teacher"]["accuracy"] > 0.5
     assert results["student_kd"]["accuracy"] > 0.2 and results["student_scratch"]["accuracy"] > 0.2
-
-
-def test_stop_during_measurement_is_honoured(tmp_path):
-    stop = threading.Event()
-
-    def stop_when_measuring(event):
-        if event.kind == PHASE and event.data["phase"] == "measure":
-            stop.set()
-
-    results = run_experiment(tiny_config(out=str(tmp_path)), on_event=stop_when_measuring, stop=stop)
-    assert results["status"] == "cancelled"
-    assert {"teacher", "student_scratch", "student_kd"} <= set(results)  # the trained models are kept
 
 
 def test_a_cached_teacher_picked_as_a_file_keeps_its_training_record(finished, tmp_path):
