@@ -1,6 +1,8 @@
 """Pick the training device, and say clearly when the one asked for is not there."""
 from __future__ import annotations
 
+import gc
+
 import torch
 
 from .errors import DeviceError
@@ -44,8 +46,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def release(device: torch.device) -> None:
-    """Give cached GPU memory back when a job ends, fails or is cancelled."""
+def release(device: torch.device | str) -> None:
+    """Give memory back when a job ends, fails or is cancelled: first the Python objects still
+    holding tensors (reference cycles), then the GPU allocator's cached blocks."""
+    gc.collect()
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps":

@@ -51,6 +51,13 @@ def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult) -> 
             "best_epoch": result.best_epoch, "history": result.history}
 
 
+def cached_teacher_entry(config: RunConfig, meta: dict) -> dict:
+    """A cached teacher's entry: its training record comes from the cache, not from this run."""
+    return {"model": config.teacher, "role": "teacher", "source": "cache", "split": "val",
+            "history": meta.get("history", []), "best_epoch": meta.get("best_epoch"),
+            "best_accuracy": meta.get("best_accuracy")}
+
+
 class Progress:
     """Maps (phase, fraction of phase) to a fraction of the whole run."""
 
@@ -161,16 +168,12 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
                  "history": [], "checkpoint": str(config.teacher_checkpoint)}
         meta = teacher_cache.meta_for(config.teacher_checkpoint)
         if meta is not None and meta.get("teacher") == config.teacher and meta.get("dataset") == config.dataset:
-            # a teacher picked from the cache (the app's "reuse"): keep its training record
-            entry.update(source="cache", history=meta.get("history", []), best_epoch=meta.get("best_epoch"),
-                         best_accuracy=meta.get("best_accuracy"))
+            entry.update(cached_teacher_entry(config, meta))  # the app's "reuse": keep its training record
         results["artifacts"]["teacher"] = str(config.teacher_checkpoint)
     elif source == "cache":
         state, meta = cached
         teacher.load_state_dict(state)
-        entry = {"model": config.teacher, "role": "teacher", "source": "cache", "split": "val",
-                 "history": meta.get("history", []), "best_epoch": meta.get("best_epoch"),
-                 "best_accuracy": meta.get("best_accuracy")}
+        entry = cached_teacher_entry(config, meta)
         results["artifacts"]["teacher"] = str(teacher_cache.cache_root(config) / meta["key"] / "model.pt")
     else:
         method = create_method("kd", teacher, None)

@@ -14,7 +14,6 @@ assignments, and pages copy what they need under the same lock.
 from __future__ import annotations
 
 import collections
-import gc
 import itertools
 import logging
 import threading
@@ -81,16 +80,14 @@ def queue_key(config: RunConfig) -> str:
         return "cpu"
 
 
-def release_memory() -> None:
+def release_memory(device: str) -> None:
     """Give a finished job's memory back, whatever way it ended (done, failed, cancelled)."""
-    gc.collect()
     try:
-        import torch
+        from .device import release
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release(device)
     except Exception:  # noqa: BLE001 - cleanup is best effort
-        pass
+        log.exception("could not release %s memory", device)
 
 
 @dataclass(frozen=True)
@@ -424,7 +421,7 @@ class JobManager:
             error = f"internal error: {type(exc).__name__}" + (f": {text}" if text else "") + \
                 " (the server log has the details)"
         finally:
-            release_memory()
+            release_memory(job.device)
         with job.lock:
             job.status, job.results, job.finished_at = status, results, time.time()
             if status == FAILED:
