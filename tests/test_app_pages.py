@@ -259,6 +259,12 @@ def test_upload_check_reports_a_wrong_checkpoint(tmp_path):
 
 
 # ---- Live ----------------------------------------------------------------------------------------
+def live_charts(at) -> dict[str, dict]:
+    """The Live page's plotly specs (studio.live_chart), by chart title."""
+    specs = [json.loads(c.proto.json_args)["spec"] for c in at.get("component_instance")]
+    return {s["layout"]["title"]["text"]: s for s in specs}
+
+
 def test_live_without_a_job(engine):
     at = page("pages/live.py")
     assert any("Nothing is running yet" in i.value for i in at.info)
@@ -272,7 +278,9 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     assert at.get("progress")[0].proto.text == "Phase 1 of 3: teacher · epoch 2 of 2"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Progress"] == "20 %" and metrics["Speed"] == "500 img/s"
-    assert len(at.get("plotly_chart")) == 2
+    charts = live_charts(at)
+    assert set(charts) == {"Training loss", "Accuracy"}
+    assert sum(len(t["x"]) for t in charts["Training loss"]["data"]) == 3  # the fake engine's three steps
     assert "3 loss points" in texts(at)
     stop = at.button(key="stop")
     assert not stop.disabled

@@ -25,11 +25,12 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHORT_RUN = "" if os.environ.get("DISTILL_E2E_FULL") else "?teacher_epochs=1&epochs=2"
 
-# Number of points drawn in the live loss chart, read from Plotly's own graph div.
+# Number of points drawn in the live loss chart, read from Plotly's own graph div (in the frame of
+# studio.live_chart); -1 in any other frame.
 LOSS_POINTS_JS = """() => {
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  if (!plots.length || !plots[0].data) return -1;
-  return plots[0].data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+  const plot = document.querySelector('.js-plotly-plot');
+  if (!plot || !plot.data || plot.layout.title.text !== 'Training loss') return -1;
+  return plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
 }"""
 
 
@@ -122,7 +123,13 @@ def button(page, name: str):
 
 
 def loss_points(page) -> int:
-    return page.evaluate(LOSS_POINTS_JS)
+    counts = [-1]
+    for frame in page.frames:
+        try:
+            counts.append(frame.evaluate(LOSS_POINTS_JS))
+        except Exception:  # a frame that is being replaced
+            pass
+    return max(counts)
 
 
 def wait_until(check, timeout_s: float, what: str, interval: float = 0.5):
