@@ -10,7 +10,9 @@ import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-st.set_page_config(page_title="Distill Studio", page_icon=":material/school:", layout="wide")
+# An emoji favicon is drawn from a data URL; a ":material/...:" one is fetched from fonts.gstatic.com,
+# which an offline workshop cannot reach.
+st.set_page_config(page_title="Distill Studio", page_icon="🎓", layout="wide")
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -10,6 +10,12 @@ worker that runs one job at a time; two jobs on the same device would only slow 
 (and could run a GPU out of memory). Locks guard dict and list updates only and are never held
 while a model trains: the engine reports through an observer that takes the lock for a few
 assignments, and pages copy what they need under the same lock.
+
+Publishing: pages that redraw by polling the server pay for every poll in the browser and in
+the server, CPU taken from training on a small laptop. So the manager can instead hand fresh
+snapshots to a ``publish`` callback, from one publisher thread: a running job once every
+``publish_every`` seconds, any other job when its status or queue place changes. The app
+writes them where its Live page fetches them (studio/live_feed.py).
 """
 from __future__ import annotations
 
@@ -266,7 +272,8 @@ class JobManager:
     """
 
     def __init__(self, runner: Optional[Runner] = None, keep_finished: int = 100,
-                 record: Optional[Callable[[str, RunConfig, str], None]] = None):
+                 record: Optional[Callable[[str, RunConfig, str], None]] = None,
+                 publish: Optional[Callable[[JobSnapshot], None]] = None, publish_every: float = 1.0):
         self._runner = runner or _run_experiment
         # The runner records a job in the run store once it starts; ``record`` covers the time
         # before that (queued) and a job cancelled while queued, so the Runs page sees them too.
@@ -278,6 +285,8 @@ class JobManager:
         self._workers: dict[str, _Worker] = {}
         self._closed = False
         self._ids = itertools.count()
+        self._publish, self._publish_every = publish, publish_every
+        self._publisher: Optional[threading.Thread] = None
 
     # ---- what pages call --------------------------------------------------------------------
     def submit(self, config: RunConfig) -> str:
@@ -300,6 +309,9 @@ class JobManager:
                                           daemon=True)
                 worker = self._workers[device] = _Worker(thread)
                 thread.start()
+            if self._publish is not None and self._publisher is None:
+                self._publisher = threading.Thread(target=self._publish_loop, name="distill-publisher", daemon=True)
+                self._publisher.start()
             if self._record is not None:  # before the worker can see it, so "queued" never overwrites "running"
                 self._record(job_id, config, QUEUED)
             worker.queue.append(job_id)
@@ -322,6 +334,7 @@ class JobManager:
                     job.status, job.message, job.finished_at = CANCELLED, "cancelled before it started", time.time()
                     job.stop.set()
                     job.ended.set()
+                    self._wake.notify_all()  # wakes the publisher: this job's final state
                 elif job.status == RUNNING:
                     job.stop.set()
                     job.message = "stopping…"
@@ -373,7 +386,7 @@ class JobManager:
             self.cancel(job_id)
         with self._lock:
             self._wake.notify_all()
-            threads = [w.thread for w in self._workers.values()]
+            threads = [w.thread for w in self._workers.values()] + [t for t in (self._publisher,) if t]
         deadline = time.time() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.time()))
@@ -437,3 +450,32 @@ class JobManager:
                         job.entries[role] = results[role]
                 job.out_dir = (results.get("artifacts") or {}).get("dir", job.out_dir)
         job.ended.set()
+        with self._lock:
+            self._wake.notify_all()  # the publisher: this job's final state, and the queue moved
+
+    def _publish_loop(self) -> None:
+        """Hand out snapshots that changed; sleep while nothing is queued or running."""
+        sent: dict[str, tuple] = {}  # job id -> (status, queue place) last published
+        failed: set[str] = set()  # jobs whose publishing failed, logged once each
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                found = [(job, self._position(job)) for job in self._jobs.values()]
+            for job, position in found:
+                seen = (job.status, position)
+                if job.status == RUNNING or sent.get(job.id) != seen:
+                    try:
+                        self._publish(job.snapshot(position))
+                    except Exception:  # noqa: BLE001 - a page's problem must never stop a run
+                        if job.id not in failed:
+                            failed.add(job.id)
+                            log.exception("could not publish job %s", job.id)
+                    sent[job.id] = seen
+            with self._lock:
+                for gone in set(sent) - set(self._jobs):
+                    del sent[gone]
+                idle = all(job.status in FINISHED and sent.get(job.id) == (job.status, None)
+                           for job in self._jobs.values())
+                if not self._closed:
+                    self._wake.wait(None if idle else self._publish_every)

@@ -1,16 +1,20 @@
-"""Live run: status, progress and curves of one job, redrawn every second by a fragment.
+"""Live run: status, progress and curves of one job.
 
 The job id lives in the URL (``?job=...``), so a refresh or a link reattaches; a page opened
-without one shows the job that is running now.
+without one shows the job that is running now. The numbers and curves redraw about once a second
+inside one frame that reads the job's feed (studio/live_view.py says why: a fragment rerun every
+second cost the browser several times more CPU, taken from training). The rest is a fragment
+that reruns when the run changes phase or status, when the frame asks, and every 10 s.
 """
 import streamlit as st
 
-from studio import fmt
-from studio.charts import accuracy_figure, loss_figure
-from studio.live_chart import live_chart
+from studio.live_feed import stage
+from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.nav import require_app
-from studio.style import PHASE_LABEL, STATUS_BADGE
+from studio.style import STATUS_BADGE
+
+SAFETY_NET_S = 10.0
 
 require_app()
 
@@ -59,13 +63,10 @@ def stop() -> None:
     manager.cancel(job_id)
 
 
-# The progress bar animates each change of width, repainted frame by frame: at one update a second
-# that cost Chromium about 5 % of a CPU core, taken from training. It jumps instead.
-st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
-
-
-@st.fragment(run_every=1.0 if snap.active else None)
-def live_view() -> None:
+# The frame below asks for a rerun of this fragment as soon as the run changes stage; the slow timer
+# is a safety net for a frame that could not load or a change it missed.
+@st.fragment(run_every=SAFETY_NET_S if snap.active else None)
+def live_parts() -> None:
     now = manager.snapshot(job_id)
     if now is None:
         st.warning("This run is no longer known to the server.")
@@ -81,46 +82,21 @@ def live_view() -> None:
     if now.status == "queued":
         st.info(f"Waiting for the {now.device}: place {now.queue_position} in the queue. It starts by itself "
                 "when the runs before it finish.", icon=":material/schedule:")
-    phase = PHASE_LABEL.get(now.phase or "", now.phase or "starting")
-    if now.finished:
-        label = {"done": f"Finished in {fmt.duration(now.elapsed_s)}", "failed": "Failed",
-                 "cancelled": "Cancelled"}[now.status]
-    elif now.phase == "measure":
-        label = "Measuring size, FLOPs and latency"
-    elif now.phase and now.epochs:
-        label = (f"Phase {now.phase_index + 1} of {now.phase_total}: {phase} · "
-                 f"epoch {min(now.epoch + 1, now.epochs)} of {now.epochs}")
-    elif now.phase:
-        label = f"Phase {now.phase_index + 1} of {now.phase_total}: {phase}"
-    else:
-        label = "Waiting for the device" if now.status == "queued" else "Loading the data"
-    st.progress(min(1.0, now.progress), text=label)
-    m = st.columns(4)
-    m[0].metric("Progress", f"{100 * now.progress:.0f} %")
-    m[1].metric("Time left", fmt.duration(now.eta_s) if now.status == "running" else fmt.DASH)
-    m[2].metric("Speed", fmt.rate(now.images_per_s) if now.status == "running" else fmt.DASH)
-    m[3].metric("Elapsed", fmt.duration(now.elapsed_s) if now.started_at else fmt.DASH)
-
     if now.status == "failed":
         st.error(f"The run failed: {now.error}", icon=":material/error:")
     elif now.status == "cancelled":
         st.warning("Run cancelled. The models that finished before the stop are kept"
                    + (" and can be compared." if now.entries else "."), icon=":material/block:")
 
-    c1, c2 = st.columns(2)
-    with c1:
-        live_chart(loss_figure(now.steps, now.history, cfg.alpha, smoothing), key="loss_chart")
-    with c2:
-        live_chart(accuracy_figure(now.history), key="accuracy_chart")
-    points = sum(len(v) for v in now.steps.values())
-    epochs_seen = sum(len(v) for v in now.history.values())
-    st.caption(f"{points} loss points · {epochs_seen} epochs logged", help="Curves update every second.")
+    # Progress, numbers and curves: redrawn by the frame itself, which reruns this fragment when
+    # the run reaches another stage (so the badge, Stop and the messages above follow).
+    live_view(job_id, stage(now), smoothing, key="live_view")
 
     if now.finished and now.results and any(now.results.get(r) for r in ("teacher", "student_kd")):
         if st.button("See the comparison", type="primary", icon=":material/leaderboard:", key="to_compare"):
             st.switch_page("pages/compare.py", query_params={"run": now.id})
     if now.finished and snap.active:
-        st.rerun()  # the whole page again, now without the once-a-second timer
+        st.rerun()  # the whole page, for the other runs' list
 
 
-live_view()
+live_parts()

@@ -4,7 +4,7 @@ Every figure sets ``uirevision`` so that a chart redrawn every second keeps the 
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -14,27 +14,18 @@ from .style import ROLE_COLOR, ROLE_LABEL, ROLES
 LIVE_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=420, uirevision="keep",
                    legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0, font=dict(size=12)),
                    hovermode="x unified", showlegend=True)
-
-
-def ema(values: Sequence[Optional[float]], smoothing: float) -> list[Optional[float]]:
-    """TensorBoard-style exponential moving average, debiased so the start is not pulled to 0."""
-    out, avg, weight = [], 0.0, 0.0
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        avg = smoothing * avg + (1 - smoothing) * float(v)
-        weight = smoothing * weight + (1 - smoothing)
-        out.append(avg / weight if weight else float(v))
-    return out
+SMOOTH = "ema"  # a trace's ``meta``: smooth this line with the viewer's EMA (studio/web/live_view.js)
 
 
 def _line(x: list, y: list, name: str, group: str, color: str, width: float, dash: str = "solid",
-          markers: bool = False, hover: str = "%{y:.3f}") -> dict:
+          markers: bool = False, hover: str = "%{y:.3f}", smooth: bool = False) -> dict:
+    y = [v if v is None or math.isfinite(v) else None for v in y]  # a diverged run's NaN: a gap, valid JSON
     trace = dict(type="scatter", x=x, y=y, mode="lines+markers" if markers else "lines", name=name,
                  legendgroup=group, line=dict(color=color, width=width, dash=dash), hovertemplate=hover)
     if markers:
         trace["marker"] = dict(size=7)
+    if smooth:
+        trace["meta"] = SMOOTH
     return trace
 
 
@@ -47,13 +38,13 @@ def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: st
     return {"data": data, "layout": layout}
 
 
-def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float,
-                smoothing: float = 0.6) -> dict:
+def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float) -> dict:
     """Training loss of each model, and the distilled student's loss split into its two terms.
 
     The split shows the weighted terms, alpha * T^2 * KL and (1 - alpha) * CE, so the two parts
     add up to the total that is backpropagated. Per-step parts are used when the engine
-    reports them; otherwise each epoch's averages.
+    reports them; otherwise each epoch's averages. Per-step lines are marked ``meta=SMOOTH``:
+    the Live page's frame smooths them with each viewer's own EMA setting.
 
     Live figures are plain plotly.js specs, not ``go.Figure``: they are rebuilt every second and
     plotly's validation took about 25 ms per figure, time taken from training on a small CPU.
@@ -63,14 +54,14 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
         color, label = ROLE_COLOR[role], ROLE_LABEL[role]
         points = steps.get(role) or []
         if points:
-            data.append(_line([p["x"] for p in points], ema([p.get("loss") for p in points], smoothing),
-                              f"{label}: loss", role, color, 2.5))
+            data.append(_line([p["x"] for p in points], [p.get("loss") for p in points], f"{label}: loss", role,
+                              color, 2.5, smooth=True))
         if role != "student_kd":
             continue
         if points and "kd" in points[-1]:
             xs = [p["x"] for p in points]
-            kd = ema([alpha * p["kd"] if p.get("kd") is not None else None for p in points], smoothing)
-            ce = ema([(1 - alpha) * p["ce"] if p.get("ce") is not None else None for p in points], smoothing)
+            kd = [alpha * p["kd"] if p.get("kd") is not None else None for p in points]
+            ce = [(1 - alpha) * p["ce"] if p.get("ce") is not None else None for p in points]
             markers = False
         else:
             rows = history.get(role) or []
@@ -79,8 +70,9 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
             ce = [(1 - alpha) * r["train_ce"] if r.get("train_ce") is not None else None for r in rows]
             markers = True
         if xs:
-            data.append(_line(xs, kd, "α·T²·KL (soft targets)", "kd_parts", color, 2, "dot", markers))
-            data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers))
+            per_step = not markers
+            data.append(_line(xs, kd, "α·T²·KL (soft targets)", "kd_parts", color, 2, "dot", markers, smooth=per_step))
+            data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers, smooth=per_step))
     yaxis = dict(title=dict(text="loss"), rangemode="tozero")
     if not data:
         yaxis["range"] = [0, 2.5]

@@ -5,10 +5,14 @@ import streamlit as st
 
 from distill_core.jobs import JobManager
 
+from . import live_feed
+
 
 @st.cache_resource(show_spinner=False)
 def get_manager() -> JobManager:
     # cache_resource: one instance per process, so a refresh or a second tab sees the same jobs.
     import distill_core.experiment  # noqa: F401 - the engine's heavy imports, once, in this thread
 
-    return JobManager()
+    live_feed.remove_stale(live_feed.feed_folder())
+    # The Live page reads each job's state from its feed, which the manager publishes once a second.
+    return JobManager(publish=live_feed.publish)

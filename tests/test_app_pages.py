@@ -7,6 +7,7 @@ results of one real tiny run.
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import studio.manager
-from studio import fmt
+from studio import fmt, live_view
 from distill_core import RunConfig, paths, run_experiment
 from distill_core.errors import ConfigError
 from distill_core.events import EPOCH, PHASE, STEP, Event
@@ -76,8 +77,8 @@ def engine(monkeypatch):
     fake = FakeEngine()
     managers = []
 
-    def make():
-        managers.append(JobManager(runner=fake))
+    def make(**kwargs):
+        managers.append(JobManager(runner=fake, **kwargs))
         return managers[-1]
 
     monkeypatch.setattr(studio.manager, "JobManager", make)
@@ -259,10 +260,22 @@ def test_upload_check_reports_a_wrong_checkpoint(tmp_path):
 
 
 # ---- Live ----------------------------------------------------------------------------------------
-def live_charts(at) -> dict[str, dict]:
-    """The Live page's plotly specs (studio.live_chart), by chart title."""
-    specs = [json.loads(c.proto.json_args)["spec"] for c in at.get("component_instance")]
-    return {s["layout"]["title"]["text"]: s for s in specs}
+def live_frame(at) -> dict:
+    """The arguments of the Live page's frame (studio.live_view)."""
+    [frame] = at.get("component_instance")
+    return json.loads(frame.proto.json_args)
+
+
+def fetched(at, until, timeout: float = 10) -> dict:
+    """The feed the Live page's frame fetches, read from where the frame reads it, once ``until`` holds."""
+    path = live_view.assets_folder(paths.home()) / live_frame(at)["feed"]
+    deadline = time.time() + timeout
+    while True:
+        feed = json.loads(path.read_text()) if path.exists() else None
+        if feed and until(feed) or time.time() > deadline:
+            assert feed and until(feed), feed
+            return feed
+        time.sleep(0.05)
 
 
 def test_live_without_a_job(engine):
@@ -275,20 +288,25 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     assert engine.started.wait(10)
     at = page("pages/live.py", job=job)
     assert "training the teacher" in texts(at)
-    assert at.get("progress")[0].proto.text == "Phase 1 of 3: teacher · epoch 2 of 2"
-    metrics = {m.label: m.value for m in at.metric}
+    args = live_frame(at)
+    assert args["stage"].startswith("running|teacher|") and args["smoothing"] == 0.6
+    feed = fetched(at, lambda f: f["stage"] == args["stage"])  # the manager publishes it
+    assert feed["label"] == "Phase 1 of 3: teacher · epoch 2 of 2"
+    metrics = dict(feed["metrics"])
     assert metrics["Progress"] == "20 %" and metrics["Speed"] == "500 img/s"
-    charts = live_charts(at)
-    assert set(charts) == {"Training loss", "Accuracy"}
-    assert sum(len(t["x"]) for t in charts["Training loss"]["data"]) == 3  # the fake engine's three steps
-    assert "3 loss points" in texts(at)
+    assert sum(len(t["x"]) for t in feed["loss"]["data"]) == 3  # the fake engine's three steps
+    assert feed["accuracy"]["data"][0]["y"] == [75.0]
+    assert feed["caption"].startswith("3 loss points · 1 epochs logged")
     stop = at.button(key="stop")
     assert not stop.disabled
     stop.click().run()
     snap = manager().wait(job, timeout=10)
     assert snap.status == "cancelled"
+    feed = fetched(at, lambda f: f["finished"])  # a new stage: the frame would ask for this rerun
+    assert feed["label"] == "Cancelled" and feed["stage"] != args["stage"]
     at.run()
     assert any("cancelled" in w.value.lower() for w in at.warning)
+    assert live_frame(at)["stage"] == feed["stage"] and at.button(key="stop").disabled
 
 
 def test_live_reattaches_without_a_job_id(engine):

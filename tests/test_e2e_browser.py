@@ -26,11 +26,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHORT_RUN = "" if os.environ.get("DISTILL_E2E_FULL") else "?teacher_epochs=1&epochs=2"
 
 # Number of points drawn in the live loss chart, read from Plotly's own graph div (in the frame of
-# studio.live_chart); -1 in any other frame.
+# studio.live_view); -1 in any other frame.
 LOSS_POINTS_JS = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  if (!plot || !plot.data || plot.layout.title.text !== 'Training loss') return -1;
-  return plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+  const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+    (p) => p.data && p.layout && p.layout.title && p.layout.title.text === 'Training loss');
+  return plot ? plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1;
 }"""
 
 
@@ -145,6 +145,9 @@ def wait_until(check, timeout_s: float, what: str, interval: float = 0.5):
 def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
     artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    outside = []  # requests that leave this machine: an offline workshop would wait on them
+    context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+        (server + "/", "data:", "blob:", "about:")) else None)
     page = context.new_page()
     step = "open a deep link on a fresh server"
     try:
@@ -222,6 +225,9 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         body = csv_text.splitlines()[1:]
         assert body and all(line.startswith(finished) for line in body), body[:3]
         assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}
+
+        step = "nothing was fetched from outside this machine"
+        assert not outside, sorted(set(outside))
     except BaseException:
         artifacts.mkdir(parents=True, exist_ok=True)
         for i, p in enumerate(context.pages):

@@ -203,3 +203,32 @@ def test_queued_and_queue_cancelled_jobs_reach_the_run_store(gate):
         gate.release.set()
         manager.shutdown()
     assert RunStore().get_run(a) is not None
+
+
+def test_publisher_hands_out_changes_and_sleeps_when_idle(gate):
+    seen = []
+
+    def publish(snap):
+        seen.append((snap.id, snap.status))
+        if len(seen) == 1:
+            raise RuntimeError("a page's bug")  # logged; the run and the publishing go on
+
+    manager = JobManager(runner=gate, publish=publish, publish_every=0.02)
+    try:
+        job = manager.submit(TINY)
+        assert gate.started.wait(5)
+        deadline = time.time() + 5
+        while seen.count((job, RUNNING)) < 3:  # a running job: every tick (its clock moves)
+            assert time.time() < deadline
+            time.sleep(0.01)
+        gate.release.set()
+        assert manager.wait(job, 5).status == DONE
+        while (job, DONE) not in seen:
+            assert time.time() < deadline
+            time.sleep(0.01)
+        count = len(seen)
+        time.sleep(0.3)
+        assert len(seen) == count and seen[-1] == (job, DONE)  # finished and published: it sleeps
+    finally:
+        manager.shutdown()
+    assert not [t for t in threading.enumerate() if t.name == "distill-publisher"]

@@ -1,0 +1,86 @@
+"""A job's live state as the Live page's frame draws it: one small JSON file per job.
+
+The job manager calls ``publish`` from its publisher thread (about once a second while a job
+runs, and on every status change). The frame (studio/live_view.py) fetches the file, so watching
+a run costs one file write a second, however many tabs are open. Everything the frame shows is
+worded and formatted here, in Python, where it is tested; the frame only places it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from distill_core import paths
+from distill_core.jobs import JobSnapshot
+
+from . import fmt
+from .charts import accuracy_figure, loss_figure
+from .live_view import FEED, assets_folder
+from .style import PHASE_LABEL
+
+STALE_DAYS = 7  # feeds of jobs from older server processes are removed after this
+
+
+def stage(snap: JobSnapshot) -> str:
+    """What the Streamlit part of the Live page depends on: it is redrawn when this changes."""
+    return f"{snap.status}|{snap.phase}|{snap.queue_position}|{snap.message}"
+
+
+def progress_label(snap: JobSnapshot) -> str:
+    if snap.finished:
+        return {"done": f"Finished in {fmt.duration(snap.elapsed_s)}", "failed": "Failed",
+                "cancelled": "Cancelled"}[snap.status]
+    if snap.phase == "measure":
+        return "Measuring size, FLOPs and latency"
+    if snap.phase:
+        label = f"Phase {snap.phase_index + 1} of {snap.phase_total}: {PHASE_LABEL.get(snap.phase, snap.phase)}"
+        return f"{label} · epoch {min(snap.epoch + 1, snap.epochs)} of {snap.epochs}" if snap.epochs else label
+    return "Waiting for the device" if snap.status == "queued" else "Loading the data"
+
+
+def feed(snap: JobSnapshot) -> dict:
+    """The document the frame draws. Loss curves are unsmoothed: each viewer smooths its own."""
+    running = snap.status == "running"
+    steps = sum(len(v) for v in snap.steps.values())
+    epochs = sum(len(v) for v in snap.history.values())
+    return {
+        "job": snap.id,
+        "stage": stage(snap),
+        "finished": snap.finished,
+        "label": progress_label(snap),
+        "progress": min(1.0, snap.progress),
+        "metrics": [["Progress", f"{100 * snap.progress:.0f} %"],
+                    ["Time left", fmt.duration(snap.eta_s) if running else fmt.DASH],
+                    ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
+                    ["Elapsed", fmt.duration(snap.elapsed_s) if snap.started_at else fmt.DASH]],
+        "caption": f"{steps} loss points · {epochs} epochs logged · updated every second",
+        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha),
+        "accuracy": accuracy_figure(snap.history),
+    }
+
+
+def feed_folder() -> Path:
+    return assets_folder(paths.home()) / FEED
+
+
+def publish(snap: JobSnapshot) -> None:
+    """Write ``snap``'s feed; a reader sees the old file or the new one, never half of one."""
+    target = feed_folder() / f"{snap.id}.json"
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(json.dumps(feed(snap), separators=(",", ":"), allow_nan=False))
+    os.replace(partial, target)
+
+
+def remove_stale(folder: Path, days: float = STALE_DAYS) -> int:
+    """Delete feeds older than ``days`` (jobs of servers long gone); returns how many."""
+    cutoff, removed = time.time() - days * 86400, 0
+    for path in folder.glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:  # another server removed it first
+            pass
+    return removed

@@ -1,0 +1,185 @@
+"""The Live page's frame: the chart specs, the feed the job manager publishes, and the frame's script.
+
+The script's smoothing runs in a real Chromium (skipped outside CI when there is none, as the
+browser test is); the frame's polling and reruns are driven end to end by tests/test_e2e_browser.py.
+"""
+import json
+import math
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from distill_core import RunConfig, paths
+from distill_core.events import EPOCH, PHASE, STEP, Event
+from distill_core.jobs import JobManager
+from studio import live_feed, live_view
+from studio.charts import SMOOTH, accuracy_figure, loss_figure
+
+STEPS = {"teacher": [{"x": 0.5, "loss": 2.0}, {"x": 1.0, "loss": 1.0}],
+         "student_kd": [{"x": 0.5, "loss": 3.0, "kd": 2.0, "ce": 1.0}, {"x": 1.0, "loss": 2.0, "kd": 1.0, "ce": 2.0}]}
+HISTORY = {"teacher": [{"epoch": 1, "val_accuracy": 0.9, "train_accuracy": 0.8}],
+           "student_kd": [{"epoch": 1, "val_accuracy": 0.7, "train_accuracy": None, "train_kd": 1.0, "train_ce": 1.0}]}
+CHROMIUM = "/usr/bin/chromium"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TINY = RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1, alpha=0.5)
+
+
+def traces(spec: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in spec["data"]}
+
+
+# ---- chart specs ---------------------------------------------------------------------------------
+def test_live_specs_are_valid_plotly_figures():
+    # Built as plain dicts for speed; plotly's own validation must still accept every one of them.
+    for spec in (loss_figure(STEPS, HISTORY, 0.9), loss_figure({}, {}, 0.5), accuracy_figure(HISTORY),
+                 accuracy_figure({})):
+        go.Figure(spec)
+
+
+def test_loss_parts_are_the_weighted_terms():
+    by_name = traces(loss_figure(STEPS, HISTORY, alpha=0.75))
+    assert by_name["α·T²·KL (soft targets)"]["y"] == [0.75 * 2.0, 0.75 * 1.0]
+    assert by_name["(1−α)·CE (true labels)"]["y"] == [0.25 * 1.0, 0.25 * 2.0]
+    assert by_name["teacher: loss"]["y"] == [2.0, 1.0]  # raw: each viewer smooths in the frame
+    assert all(t.get("meta") == SMOOTH for t in by_name.values())  # per-step lines are smoothed
+
+
+def test_loss_parts_fall_back_to_epoch_averages():
+    steps = {"student_kd": [{"x": 0.5, "loss": 3.0}]}  # an engine that reports no per-step parts
+    by_name = traces(loss_figure(steps, HISTORY, alpha=0.5))
+    kd = by_name["α·T²·KL (soft targets)"]
+    assert kd["x"] == [1] and kd["mode"] == "lines+markers"
+    assert "meta" not in kd  # epoch averages are not smoothed
+
+
+def test_empty_charts_and_diverged_losses():
+    assert "annotations" in loss_figure({}, {}, 0.9)["layout"]
+    acc = traces(accuracy_figure(HISTORY))
+    assert acc["teacher: val"]["y"] == [90.0] and acc["teacher: train"]["y"] == [80.0]
+    assert "distilled student: train" not in acc  # no train accuracy reported, no line
+    nan = {"teacher": [{"x": 0.5, "loss": 2.0}, {"x": 1.0, "loss": math.nan}, {"x": 1.5, "loss": math.inf}]}
+    assert traces(loss_figure(nan, {}, 0.5))["teacher: loss"]["y"] == [2.0, None, None]  # gaps, valid JSON
+
+
+# ---- the feed ------------------------------------------------------------------------------------
+class Script:
+    """A fake engine: a phase, two steps and an epoch, then it waits to be let go."""
+
+    def __init__(self):
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, config, on_event=None, stop=None, run_id=None):
+        on_event(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": 2}))
+        for i in (1, 2):
+            on_event(Event(STEP, "teacher", {"epoch": 1, "step": i, "steps": 2, "loss": 1.0 / i,
+                                             "images_per_s": 1234.0, "progress": 0.1 * i}))
+        on_event(Event(EPOCH, "teacher", {"epoch": 1, "train_accuracy": 0.5, "val_accuracy": 0.6, "epochs": 2,
+                                          "progress": 0.25}))
+        self.started.set()
+        while not self.release.wait(0.01):
+            if stop.is_set():
+                return {"status": "cancelled"}
+        return {"status": "done"}
+
+
+def read_feed(job_id: str) -> dict:
+    return json.loads((live_feed.feed_folder() / f"{job_id}.json").read_text())
+
+
+def wait_for(check, timeout: float = 10):
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
+    script = Script()
+    manager = JobManager(runner=script, publish=live_feed.publish, publish_every=0.05)
+    try:
+        first = manager.submit(TINY)
+        second = manager.submit(TINY.replace(seed=1))
+        assert script.started.wait(10)
+        wait_for(lambda: (live_feed.feed_folder() / f"{second}.json").exists())
+        queued = read_feed(second)
+        assert queued["stage"].startswith("queued|None|1|") and queued["label"] == "Waiting for the device"
+        wait_for(lambda: read_feed(first)["label"] == "Phase 1 of 3: teacher · epoch 2 of 2")
+        running = read_feed(first)
+        metrics = dict(running["metrics"])
+        assert list(metrics) == ["Progress", "Time left", "Speed", "Elapsed"]
+        assert metrics["Progress"] == "25 %" and metrics["Speed"] == "1,234 img/s"
+        assert running["caption"].startswith("2 loss points · 1 epochs logged")
+        assert [t["y"] for t in running["loss"]["data"]] == [[1.0, 0.5]]
+        assert running["accuracy"]["data"][0]["y"] == [60.0] and not running["finished"]
+        manager.cancel(first)
+        wait_for(lambda: read_feed(first)["finished"])  # the final state, with a new stage
+        assert read_feed(first)["label"] == "Cancelled" and read_feed(first)["stage"].startswith("cancelled|")
+        wait_for(lambda: read_feed(second)["stage"].startswith("running|"))  # the queue moved
+        script.release.set()
+        wait_for(lambda: read_feed(second)["finished"])
+        assert read_feed(second)["label"].startswith("Finished in ")
+        assert {p.name for p in live_feed.feed_folder().iterdir()} == {f"{first}.json", f"{second}.json"}
+    finally:
+        script.release.set()
+        manager.shutdown()
+
+
+def test_stale_feeds_are_removed(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text("{}")
+    new.write_text("{}")
+    os.utime(old, (time.time() - 8 * 86400,) * 2)
+    assert live_feed.remove_stale(tmp_path) == 1
+    assert not old.exists() and new.exists()
+
+
+def test_component_folder_holds_the_page_its_script_and_plotly():
+    folder = live_view.assets_folder(paths.home())
+    page = (folder / "index.html").read_text()
+    assert page == live_view.ASSETS["index.html"].read_text()
+    for src in re.findall(r'src="([^"]+)"', page):  # everything the page loads is served beside it
+        assert (folder / src).is_file(), src
+    plotly_js = (folder / live_view.PLOTLY_JS).read_bytes()
+    assert plotly_js == live_view.ASSETS[live_view.PLOTLY_JS].read_bytes()
+    assert b"plotly.js (basic - minified) v4.1.1" in plotly_js[:200]  # the version the comment names
+    assert live_feed.feed_folder() == folder / live_view.FEED
+    (folder / "index.html").write_text("stale")  # an older studio's page is replaced
+    live_view._copy_if_changed(live_view.ASSETS["index.html"], folder / "index.html")
+    assert (folder / "index.html").read_text() == page
+
+
+# ---- the frame's script, in a browser ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def js_page():
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser tests must run)")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.set_content("<body></body>")
+        page.add_script_tag(content=live_view.ASSETS["live_view.js"].read_text())
+        yield page
+        browser.close()
+
+
+def test_the_frames_smoothing_is_a_debiased_ema(js_page):
+    assert js_page.evaluate("ema([1, null, 3], 0)") == [1, None, 3]
+    assert js_page.evaluate("ema([2, 2, 2], 0.9)") == pytest.approx([2, 2, 2])  # debiased: constant stays
+    # by hand: avg 0.5*0+0.5*2 = 1 over weight 0.5 -> 2; avg 0.5*1+0.5*1 = 1 over weight 0.75 -> 4/3
+    assert js_page.evaluate("ema([2, 1], 0.5)") == pytest.approx([2, 4 / 3])
+    spec = loss_figure(STEPS, HISTORY, alpha=0.5)
+    smoothed = js_page.evaluate("([data, s]) => smoothed(data, s)", [spec["data"], 0.5])
+    assert [t["y"] for t in smoothed] == [pytest.approx([2, 4 / 3]), pytest.approx([3, 7 / 3]),
+                                          pytest.approx([1, 2 / 3]), pytest.approx([0.5, 5 / 6])]
+    markers = loss_figure({"student_kd": [{"x": 0.5, "loss": 3.0}]}, HISTORY, 0.5)["data"]
+    assert js_page.evaluate("([data, s]) => smoothed(data, s)", [markers, 0.9])[1:] == markers[1:]  # epoch points
