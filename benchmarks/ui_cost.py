@@ -6,7 +6,10 @@ Headless: ``python -m distill_core run`` with a fresh Distill Studio home (so th
 App: ``streamlit run app.py`` with a fresh home, Debian's chromium (through Playwright) clicks the
 one-minute demo and keeps the Live page open, refreshing every second, until the run ends.
 Both times are the engine's own ``results["seconds"]``, so process start-up is not counted.
-Rounds alternate, so drift in machine load hits both alike. Prints each time and the overhead.
+Rounds alternate, so drift in machine load hits both alike. Prints each time, the overhead of the
+medians and the median of the paired differences, and the CPU time Chromium used from the click
+to the end of the run (read from /proc, so Linux only): a steadier figure than wall time on a
+busy machine.
 """
 from __future__ import annotations
 
@@ -26,6 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 
 
+def chromium_cpu_s() -> float:
+    """CPU seconds used so far by every running chromium process (0 where /proc is missing)."""
+    if not os.path.isdir("/proc"):
+        return 0.0
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"chromium" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            pass
+    return total
+
+
 def headless(home: Path) -> float:
     out = home / "cli-run"
     env = {**os.environ, "DISTILL_STUDIO_HOME": str(home)}
@@ -34,7 +52,7 @@ def headless(home: Path) -> float:
     return json.loads((out / "results.json").read_text())["seconds"]
 
 
-def in_app(home: Path) -> float:
+def in_app(home: Path) -> tuple[float, float]:
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -57,12 +75,14 @@ def in_app(home: Path) -> float:
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(url)
+            cpu_before = chromium_cpu_s()
             page.get_by_role("button", name="Run the 1-minute CPU demo (offline)").click()
             page.wait_for_url("**/live?job=*", timeout=60_000)
             job = page.url.split("job=")[1].split("&")[0]
             page.get_by_role("button", name="See the comparison").wait_for(state="visible", timeout=600_000)
+            cpu = chromium_cpu_s() - cpu_before
             browser.close()
-        return json.loads((home / "runs" / job / "results.json").read_text())["seconds"]
+        return json.loads((home / "runs" / job / "results.json").read_text())["seconds"], cpu
     finally:
         server.terminate()
         server.wait(20)
@@ -73,15 +93,21 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
     times = {"headless (CLI)": [], "app, Live page open": []}
+    browser_cpu = []
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             times["headless (CLI)"].append(headless(Path(a)))
-            times["app, Live page open"].append(in_app(Path(b)))
+            seconds, cpu = in_app(Path(b))
+            times["app, Live page open"].append(seconds)
+            browser_cpu.append(cpu)
     base = statistics.median(times["headless (CLI)"])
     for name, values in times.items():
         med = statistics.median(values)
         print(f"{name:<22} median {med:6.1f} s  ({', '.join(f'{v:.1f}' for v in values)})  "
               f"overhead {100 * (med / base - 1):+.1f}%")
+    paired = statistics.median(b - a for a, b in zip(*times.values()))
+    print(f"median paired difference {paired:+.1f} s ({100 * paired / base:+.1f}%); Chromium CPU per app run: "
+          f"median {statistics.median(browser_cpu):.1f} s ({', '.join(f'{c:.1f}' for c in browser_cpu)})")
 
 
 if __name__ == "__main__":
