@@ -5,6 +5,7 @@ Every figure sets ``uirevision`` so that a chart redrawn every second keeps the 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots

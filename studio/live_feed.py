@@ -8,7 +8,6 @@ worded and formatted here, in Python, where it is tested; the frame only places 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from distill_core.jobs import JobSnapshot
 
 from . import fmt
 from .charts import accuracy_figure, loss_figure
-from .live_view import FEED, assets_folder
+from .live_view import FEED, assets_folder, write_atomic
 from .style import PHASE_LABEL
 
 STALE_DAYS = 7  # feeds of jobs from older server processes are removed after this
@@ -66,11 +65,9 @@ def feed_folder() -> Path:
 
 
 def publish(snap: JobSnapshot) -> None:
-    """Write ``snap``'s feed; a reader sees the old file or the new one, never half of one."""
-    target = feed_folder() / f"{snap.id}.json"
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
-    partial.write_text(json.dumps(feed(snap), separators=(",", ":"), allow_nan=False))
-    os.replace(partial, target)
+    """Write ``snap``'s feed, where the frame fetches it."""
+    text = json.dumps(feed(snap), separators=(",", ":"), allow_nan=False)
+    write_atomic(feed_folder() / f"{snap.id}.json", text.encode())
 
 
 def remove_stale(folder: Path, days: float = STALE_DAYS) -> int:

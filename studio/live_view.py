@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
+import threading
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -34,12 +34,17 @@ ASSETS = {"index.html": WEB / "live_view.html", "live_view.js": WEB / "live_view
 FEED = "feed"  # the sub-folder with one JSON file per job (studio/live_feed.py)
 
 
+def write_atomic(target: Path, data: bytes) -> None:
+    """Replace ``target`` so that a reader (the browser, another server) never sees half a file."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+
+
 def _copy_if_changed(source: Path, target: Path) -> None:
-    if target.exists() and target.read_bytes() == source.read_bytes():
-        return
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)  # a reader never sees half a file, even with two servers
+    data = source.read_bytes()
+    if not (target.exists() and target.read_bytes() == data):
+        write_atomic(target, data)
 
 
 @functools.lru_cache(maxsize=None)
