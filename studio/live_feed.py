@@ -45,7 +45,6 @@ def feed(snap: JobSnapshot) -> dict:
     steps = sum(len(v) for v in snap.steps.values())
     epochs = sum(len(v) for v in snap.history.values())
     return {
-        "job": snap.id,
         "stage": stage(snap),
         "finished": snap.finished,
         "label": progress_label(snap),

@@ -112,18 +112,23 @@ function resize() {
 async function poll() {
   view.timer = null;
   const url = view.args.feed;
+  let text = null, fresh = null;
   try {
     const response = await fetch(url + "?t=" + Date.now(), {cache: "no-store"});
-    if (!response.ok) throw new Error(String(response.status));
-    const text = await response.text();
-    if (url !== view.args.feed) return;  // the page moved to another job meanwhile
+    if (response.ok) text = await response.text();
+    if (text !== null && text !== view.text) fresh = JSON.parse(text);
+  } catch (error) {
+    text = null;  // the server is restarting, or gone: counted as a miss below
+  }
+  if (url !== view.args.feed) return;  // the page moved to another job meanwhile; its own poll runs
+  if (text !== null) {
     view.misses = 0;
-    if (text !== view.text) {
+    if (fresh) {
       view.text = text;
-      view.feed = JSON.parse(text);
+      view.feed = fresh;
       render();
     }
-  } catch (error) {
+  } else {
     view.misses += 1;  // not written yet (the job was just submitted), or the server is restarting
     byId("waiting").textContent = view.misses > 10
       ? "No news from the server for a while. Is it still running? Refresh the page to try again."
