@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (DONE, FAILED, CANCELLED)
+STOPPING = "stopping…"  # a running job's message once Stop was pressed
 
 MAX_STEP_POINTS = 4000  # per phase; beyond this every other point is dropped (charts stay light)
 
@@ -132,6 +133,11 @@ class JobSnapshot:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def stopping(self) -> bool:
+        """Stop was pressed; the job ends after its current batch."""
+        return self.status == RUNNING and self.message == STOPPING
 
     @property
     def elapsed_s(self) -> float:
@@ -337,7 +343,7 @@ class JobManager:
                     self._wake.notify_all()  # wakes the publisher: this job's final state
                 elif job.status == RUNNING:
                     job.stop.set()
-                    job.message = "stopping…"
+                    job.message = STOPPING
                     return True
                 else:
                     return False

@@ -3,8 +3,10 @@
 The job id lives in the URL (``?job=...``), so a refresh or a link reattaches; a page opened
 without one shows the job that is running now. The numbers and curves redraw about once a second
 inside one frame that reads the job's feed (studio/live_view.py says why: a fragment rerun every
-second cost the browser several times more CPU, taken from training). The rest is a fragment
-that reruns when the run changes phase or status, when the frame asks, and every 10 s.
+second cost the browser several times more CPU, taken from training). The frame's label says
+the phase, the epoch and "stopping". The rest (status badge, Stop, queue place, error) is a
+fragment that reruns when the status or the queue place changes (the frame asks), and every
+30 s as a safety net.
 """
 import streamlit as st
 
@@ -14,7 +16,7 @@ from studio.manager import get_manager
 from studio.nav import require_app
 from studio.style import STATUS_BADGE
 
-SAFETY_NET_S = 10.0
+SAFETY_NET_S = 30.0
 
 require_app()
 
@@ -63,8 +65,8 @@ def stop() -> None:
     manager.cancel(job_id)
 
 
-# The frame below asks for a rerun of this fragment as soon as the run changes stage; the slow timer
-# is a safety net for a frame that could not load or a change it missed.
+# The frame below asks for a rerun of this fragment as soon as the run changes stage (status or
+# queue place); the slow timer is a safety net for a frame that could not load or a change it missed.
 @st.fragment(run_every=SAFETY_NET_S if snap.active else None)
 def live_parts() -> None:
     now = manager.snapshot(job_id)
@@ -72,11 +74,10 @@ def live_parts() -> None:
         st.warning("This run is no longer known to the server.")
         return
     icon, color = STATUS_BADGE[now.status]
-    row = st.columns([1.4, 4, 1.2], vertical_alignment="center")
+    row = st.columns([5.4, 1.2], vertical_alignment="center")
     with row[0]:
         st.badge(now.status, icon=icon, color=color)
-    row[1].markdown(now.message)
-    row[2].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
+    row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
                   width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
 
     if now.status == "queued":

@@ -68,10 +68,15 @@ def test_empty_charts_and_diverged_losses():
 
 # ---- the feed ------------------------------------------------------------------------------------
 class Script:
-    """A fake engine: a phase, two steps and an epoch, then it waits to be let go."""
+    """A fake engine: a phase, two steps and an epoch, then it waits to be let go.
+
+    ``next_phase`` starts the second phase; with ``obey_stop`` cleared, a stopped job stays
+    "stopping" until it is set again (a long batch)."""
 
     def __init__(self):
         self.started, self.release = threading.Event(), threading.Event()
+        self.next_phase, self.obey_stop = threading.Event(), threading.Event()
+        self.obey_stop.set()
 
     def __call__(self, config, on_event=None, stop=None, run_id=None):
         on_event(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": 2}))
@@ -81,8 +86,13 @@ class Script:
         on_event(Event(EPOCH, "teacher", {"epoch": 1, "train_accuracy": 0.5, "val_accuracy": 0.6, "epochs": 2,
                                           "progress": 0.25}))
         self.started.set()
+        phase_two = False
         while not self.release.wait(0.01):
-            if stop.is_set():
+            if self.next_phase.is_set() and not phase_two:
+                phase_two = True
+                on_event(Event(PHASE, "student_scratch", {"phase": "student_scratch", "index": 1, "total": 3,
+                                                          "epochs": 2}))
+            if stop.is_set() and self.obey_stop.is_set():
                 return {"status": "cancelled"}
         return {"status": "done"}
 
@@ -107,19 +117,27 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
         assert script.started.wait(10)
         wait_for(lambda: (live_feed.feed_folder() / f"{second}.json").exists())
         queued = read_feed(second)
-        assert queued["stage"].startswith("queued|None|1|") and queued["label"] == "Waiting for the device"
+        assert queued["stage"] == "queued|1" and queued["label"] == "Waiting for the device"
         wait_for(lambda: read_feed(first)["label"] == "Phase 1 of 3: teacher · epoch 2 of 2")
         running = read_feed(first)
+        assert running["stage"] == "running|None"
         metrics = dict(running["metrics"])
         assert list(metrics) == ["Progress", "Time left", "Speed", "Elapsed"]
         assert metrics["Progress"] == "25 %" and metrics["Speed"] == "1,234 img/s"
         assert running["caption"].startswith("2 loss points · 1 epochs logged")
         assert [t["y"] for t in running["loss"]["data"]] == [[1.0, 0.5]]
         assert running["accuracy"]["data"][0]["y"] == [60.0] and not running["finished"]
+        # A new phase, and Stop pressed: the label says so, the stage (the page's rerun) stays.
+        script.next_phase.set()
+        wait_for(lambda: read_feed(first)["label"].startswith("Phase 2 of 3: "))
+        script.obey_stop.clear()
         manager.cancel(first)
+        wait_for(lambda: read_feed(first)["label"].startswith("Stopping after the current batch"))
+        assert read_feed(first)["stage"] == "running|None" and not read_feed(first)["finished"]
+        script.obey_stop.set()
         wait_for(lambda: read_feed(first)["finished"])  # the final state, with a new stage
-        assert read_feed(first)["label"] == "Cancelled" and read_feed(first)["stage"].startswith("cancelled|")
-        wait_for(lambda: read_feed(second)["stage"].startswith("running|"))  # the queue moved
+        assert read_feed(first)["label"] == "Cancelled" and read_feed(first)["stage"] == "cancelled|None"
+        wait_for(lambda: read_feed(second)["stage"] == "running|None")  # the queue moved
         script.release.set()
         wait_for(lambda: read_feed(second)["finished"])
         assert read_feed(second)["label"].startswith("Finished in ")
