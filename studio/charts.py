@@ -42,13 +42,18 @@ def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: st
     return {"data": data, "layout": layout}
 
 
-def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float) -> dict:
+def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float,
+                epochs: Optional[float] = None) -> dict:
     """Training loss of each model, and the distilled student's loss split into its two terms.
 
     The split shows the weighted terms, alpha * T^2 * KL and (1 - alpha) * CE, so the two parts
     add up to the total that is backpropagated. Per-step parts are used when the engine
     reports them; otherwise each epoch's averages. Per-step lines are marked ``meta=SMOOTH``:
     the Live page's frame smooths them with each viewer's own EMA setting.
+
+    The axes have fixed ranges: x up to ``epochs`` (the run's longest phase), y up to a round
+    number above the highest loss. So they change only when a phase starts, and in between the
+    frame moves the lines without redrawing the axes (half the CPU of a full redraw).
 
     Live figures are plain plotly.js specs, not ``go.Figure``: they are rebuilt every second and
     plotly's validation took about 25 ms per figure, time taken from training on a small CPU.
@@ -77,33 +82,50 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
             per_step = not markers
             data.append(_line(xs, kd, "α·T²·KL (soft targets)", "kd_parts", color, 2, "dot", markers, smooth=per_step))
             data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers, smooth=per_step))
-    yaxis = dict(title=dict(text="loss"), rangemode="tozero")
-    if not data:
-        yaxis["range"] = [0, 2.5]
-    return _live_spec(data, "Training loss", dict(title=dict(text="epoch"), rangemode="tozero"), yaxis,
-                      "waiting for the first training steps…")
+    xs = [x for t in data for x in t["x"]]
+    ys = [y for t in data for y in t["y"] if y is not None]
+    x_top = max([epochs or 0] + xs) or 1
+    y_top = round_top(max(ys)) if ys else 2.5
+    return _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=[0, x_top]),
+                      dict(title=dict(text="loss"), range=[0, y_top]), "waiting for the first training steps…")
 
 
-def accuracy_figure(history: dict[str, list[dict]]) -> dict:
-    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes."""
+ROUND_STEPS = (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9, 10)
+
+
+def round_top(value: float) -> float:
+    """A round number 5 % or more above ``value`` (losses are >= 0): 2.3 -> 2.5, 14.8 -> 16."""
+    if not value > 0:
+        return 1.0
+    target = 1.05 * value
+    scale = 10 ** math.floor(math.log10(target))
+    return next(round(step * scale, 12) for step in ROUND_STEPS if step * scale >= target)
+
+
+def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = None) -> dict:
+    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes.
+
+    Fixed ranges, as in ``loss_figure``: x up to ``epochs``, y from a multiple of 10 below the
+    lowest accuracy to 100 %, so a new epoch moves the lines without a full redraw."""
     data = []
     for role in ROLES:
         rows = history.get(role) or []
         if not rows:
             continue
         color, label = ROLE_COLOR[role], ROLE_LABEL[role]
-        epochs = [r["epoch"] for r in rows]
-        data.append(_line(epochs, [100 * r["val_accuracy"] for r in rows], f"{label}: val", role, color, 2.5,
+        at = [r["epoch"] for r in rows]
+        data.append(_line(at, [100 * r["val_accuracy"] for r in rows], f"{label}: val", role, color, 2.5,
                           markers=True, hover="%{y:.1f} %"))
         if any(r.get("train_accuracy") is not None for r in rows):
-            data.append(_line(epochs, [100 * r["train_accuracy"] if r.get("train_accuracy") is not None else None
+            data.append(_line(at, [100 * r["train_accuracy"] if r.get("train_accuracy") is not None else None
                                        for r in rows], f"{label}: train", role, color, 1.5, "dash",
                               hover="%{y:.1f} %"))
-    yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %")
-    if not data:
-        yaxis["range"] = [0, 100]
-    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), rangemode="tozero", dtick=1), yaxis,
-                      "the first point comes at the end of the first epoch")
+    xs = [x for t in data for x in t["x"]]
+    ys = [y for t in data for y in t["y"] if y is not None]
+    bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
+    yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
+    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=[0, max([epochs or 0] + xs) or 1],
+                                             dtick=1), yaxis, "the first point comes at the end of the first epoch")
 
 
 def bars_figure(metrics: list[tuple[str, dict[str, Optional[float]], str]]) -> go.Figure:

@@ -61,9 +61,14 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(snap.elapsed_s) if snap.started_at else fmt.DASH]],
         "caption": f"{steps} loss points · {epochs} epochs logged · updated every second",
-        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha),
-        "accuracy": accuracy_figure(snap.history),
+        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=_longest_phase(snap)),
+        "accuracy": accuracy_figure(snap.history, epochs=_longest_phase(snap)),
     }
+
+
+def _longest_phase(snap: JobSnapshot) -> int:
+    """The charts' x range: the longest phase, in epochs (the teacher's counts only if it trains)."""
+    return max(snap.config.epochs, snap.config.teacher_epochs if snap.steps.get("teacher") else 0)
 
 
 def feed_folder() -> Path:

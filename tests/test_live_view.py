@@ -18,7 +18,7 @@ from distill_core import RunConfig, paths
 from distill_core.events import EPOCH, PHASE, STEP, Event
 from distill_core.jobs import JobManager
 from studio import live_feed, live_view
-from studio.charts import SMOOTH, accuracy_figure, loss_figure
+from studio.charts import SMOOTH, accuracy_figure, loss_figure, round_top
 
 STEPS = {"teacher": [{"x": 0.5, "loss": 2.0}, {"x": 1.0, "loss": 1.0}],
          "student_kd": [{"x": 0.5, "loss": 3.0, "kd": 2.0, "ce": 1.0}, {"x": 1.0, "loss": 2.0, "kd": 1.0, "ce": 2.0}]}
@@ -55,6 +55,18 @@ def test_loss_parts_fall_back_to_epoch_averages():
     kd = by_name["α·T²·KL (soft targets)"]
     assert kd["x"] == [1] and kd["mode"] == "lines+markers"
     assert "meta" not in kd  # epoch averages are not smoothed
+
+
+def test_loss_axes_have_fixed_ranges_that_change_only_when_outgrown():
+    layout = loss_figure(STEPS, HISTORY, 0.9, epochs=8)["layout"]
+    assert layout["xaxis"]["range"] == [0, 8] and layout["yaxis"]["range"] == [0, 3.5]  # top loss 3.0
+    steps = {"teacher": [{"x": 0.5, "loss": 2.9}, {"x": 9.5, "loss": 1.0}]}
+    layout = loss_figure(steps, {}, 0.9, epochs=8)["layout"]
+    assert layout["xaxis"]["range"] == [0, 9.5] and layout["yaxis"]["range"] == [0, 3.5]  # 2.9 has room
+    assert [round_top(v) for v in (2.3, 14.8, 0.09, 1.0, 0.0)] == [2.5, 16, 0.1, 1.2, 1.0]
+    layout = accuracy_figure(HISTORY, epochs=5)["layout"]  # lowest accuracy 70 %
+    assert layout["xaxis"]["range"] == [0, 5] and layout["yaxis"]["range"] == [60, 102]
+    assert accuracy_figure({}, epochs=5)["layout"]["yaxis"]["range"] == [0, 102]
 
 
 def test_empty_charts_and_diverged_losses():
@@ -112,7 +124,7 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
     script = Script()
     manager = JobManager(runner=script, publish=live_feed.publish, publish_every=0.05)
     try:
-        first = manager.submit(TINY)
+        first = manager.submit(TINY.replace(teacher_epochs=3))
         second = manager.submit(TINY.replace(seed=1))
         assert script.started.wait(10)
         wait_for(lambda: (live_feed.feed_folder() / f"{second}.json").exists())
@@ -126,6 +138,7 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
         assert metrics["Progress"] == "25 %" and metrics["Speed"] == "1,234 img/s"
         assert running["caption"].startswith("2 loss points · 1 epochs logged")
         assert [t["y"] for t in running["loss"]["data"]] == [[1.0, 0.5]]
+        assert running["loss"]["layout"]["xaxis"]["range"] == [0, 3]  # the teacher trains longest
         assert running["accuracy"]["data"][0]["y"] == [60.0] and not running["finished"]
         # A new phase, and Stop pressed: the label says so, the stage (the page's rerun) stays.
         script.next_phase.set()
@@ -184,7 +197,8 @@ def js_page():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page()
-        page.set_content("<body></body>")
+        page.set_content('<body><div id="loss"></div><div id="ref"></div></body>')
+        page.add_script_tag(content=live_view.ASSETS[live_view.PLOTLY_JS].read_text())
         page.add_script_tag(content=live_view.ASSETS["live_view.js"].read_text())
         yield page
         browser.close()
@@ -201,3 +215,29 @@ def test_the_frames_smoothing_is_a_debiased_ema(js_page):
                                           pytest.approx([1, 2 / 3]), pytest.approx([0.5, 5 / 6])]
     markers = loss_figure({"student_kd": [{"x": 0.5, "loss": 3.0}]}, HISTORY, 0.5)["data"]
     assert js_page.evaluate("([data, s]) => smoothed(data, s)", [markers, 0.9])[1:] == markers[1:]  # epoch points
+
+
+def test_the_frame_moves_lines_in_place_until_the_chart_changes_shape(js_page):
+    # Points added under the same axes: Plotly.animate moves the lines, and they end up where a
+    # full Plotly.react would draw them. A new trace (the next phase): a full redraw.
+    few = loss_figure({"teacher": STEPS["teacher"]}, {}, 0.5, epochs=4)
+    more = loss_figure({"teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, 0.5, epochs=4)
+    phase = loss_figure({**STEPS, "teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, 0.5, epochs=4)
+    assert few["layout"] == more["layout"]
+    calls = js_page.evaluate("""async ([few, more, phase]) => {
+        const calls = [], real = {react: Plotly.react, animate: Plotly.animate};
+        for (const name of ["react", "animate"]) {
+          Plotly[name] = (...args) => { calls.push(name); return (window.last = real[name](...args)); };
+        }
+        view.args = {smoothing: 0};
+        const lines = (id) => [...document.querySelectorAll("#" + id + " .scatterlayer path.js-line")]
+          .map((p) => p.getAttribute("d"));
+        draw("loss", few, 0); await window.last;
+        draw("loss", more, 0); await window.last;
+        await real.react("ref", more.data, more.layout);
+        const moved = lines("loss"), drawn = lines("ref");
+        draw("loss", phase, 0); await window.last;
+        Object.assign(Plotly, real);
+        return {calls, same: moved.length === 1 && moved[0] === drawn[0], traces: lines("loss").length};
+    }""", [few, more, phase])
+    assert calls == {"calls": ["react", "animate", "react"], "same": True, "traces": 4}
