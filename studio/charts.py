@@ -30,6 +30,11 @@ def _line(x: list, y: list, name: str, group: str, color: str, width: float, das
     return trace
 
 
+def _points(data: list[dict]) -> tuple[list, list]:
+    """Every x and every drawn y of a live figure's traces, for its axis ranges."""
+    return [x for t in data for x in t["x"]], [y for t in data for y in t["y"] if y is not None]
+
+
 def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: str) -> dict:
     # ticklabeloverflow "allow": the default measures every tick label against the div on every
     # redraw (a forced layout each), about 5 of the 30 ms a live redraw takes; automargin keeps them in.
@@ -82,8 +87,7 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
             per_step = not markers
             data.append(_line(xs, kd, "α·T²·KL (soft targets)", "kd_parts", color, 2, "dot", markers, smooth=per_step))
             data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers, smooth=per_step))
-    xs = [x for t in data for x in t["x"]]
-    ys = [y for t in data for y in t["y"] if y is not None]
+    xs, ys = _points(data)
     x_top = max([epochs or 0] + xs) or 1
     y_top = round_top(max(ys)) if ys else 2.5
     return _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=[0, x_top]),
@@ -120,8 +124,7 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
             data.append(_line(at, [100 * r["train_accuracy"] if r.get("train_accuracy") is not None else None
                                        for r in rows], f"{label}: train", role, color, 1.5, "dash",
                               hover="%{y:.1f} %"))
-    xs = [x for t in data for x in t["x"]]
-    ys = [y for t in data for y in t["y"] if y is not None]
+    xs, ys = _points(data)
     bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
     yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
     return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=[0, max([epochs or 0] + xs) or 1],

@@ -49,6 +49,7 @@ def progress_label(snap: JobSnapshot) -> str:
 def feed(snap: JobSnapshot) -> dict:
     """The document the frame draws. Loss curves are unsmoothed: each viewer smooths its own."""
     running = snap.status == "running"
+    x_top = _longest_phase(snap)
     steps = sum(len(v) for v in snap.steps.values())
     epochs = sum(len(v) for v in snap.history.values())
     return {
@@ -61,8 +62,8 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(snap.elapsed_s) if snap.started_at else fmt.DASH]],
         "caption": f"{steps} loss points · {epochs} epochs logged · updated every second",
-        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=_longest_phase(snap)),
-        "accuracy": accuracy_figure(snap.history, epochs=_longest_phase(snap)),
+        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top),
+        "accuracy": accuracy_figure(snap.history, epochs=x_top),
     }
 
 
