@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 # kinds
 STATUS = "status"  # data: {"status": "running"|"done"|"failed"|"cancelled", "message": str}
 PHASE = "phase"  # data: {"phase": ..., "index": i, "total": n, "epochs": e}; a phase begins
-STEP = "step"  # data: {"epoch", "step", "steps", "loss", "images_per_s", "progress"}; throttled
+STEP = "step"  # data: {"epoch", "step", "steps", "loss", "progress"}, "images_per_s" once measured; throttled
 EPOCH = "epoch"  # data: one history row (see trainer.EpochRecord)
 RESULT = "result"  # data: a finished model entry, {"model": name, "entry": {...}}
 LOG = "log"  # data: {"message": str}

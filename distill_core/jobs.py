@@ -192,6 +192,7 @@ class _Job:
                 self.phase_total = int(data.get("total", self.phase_total))
                 self.phase_source = data.get("source")
                 self.epoch, self.epochs = 0, int(data.get("epochs") or 0)
+                self.images_per_s = None  # the last phase's speed is not this one's
                 if not self.stop.is_set():
                     self.message = _phase_message(self.phase, self.phase_source)
             elif event.kind == STEP:

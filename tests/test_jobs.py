@@ -123,6 +123,29 @@ def test_cancel_a_running_job_ends_it_and_keeps_results(manager, gate):
     assert not manager.cancel("no-such-job")
 
 
+def test_a_new_phase_clears_the_last_phases_speed():
+    reported = threading.Event()
+
+    def runner(config, on_event=None, stop=None, run_id=None):
+        on_event(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": 1}))
+        on_event(Event(STEP, "teacher", {"epoch": 1, "step": 1, "steps": 2, "loss": 1.0, "images_per_s": 900.0}))
+        on_event(Event(PHASE, "student_scratch", {"phase": "student_scratch", "index": 1, "total": 3, "epochs": 1}))
+        on_event(Event(STEP, "student_scratch", {"epoch": 1, "step": 1, "steps": 2, "loss": 2.0}))  # not measured yet
+        reported.set()
+        stop.wait(5)
+        return {"status": "cancelled"}
+
+    manager = JobManager(runner=runner)
+    try:
+        job = manager.submit(TINY)
+        assert reported.wait(5)
+        snap = manager.snapshot(job)
+        assert snap.phase == "student_scratch" and snap.images_per_s is None  # "—", not the teacher's 900
+        manager.cancel(job)
+    finally:
+        manager.shutdown()
+
+
 def test_failures_are_reported_and_the_worker_goes_on():
     def runner(config, on_event=None, stop=None, run_id=None):
         if config.seed == 1:
