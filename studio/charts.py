@@ -35,6 +35,11 @@ def _points(data: list[dict]) -> tuple[list, list]:
     return [x for t in data for x in t["x"]], [y for t in data for y in t["y"] if y is not None]
 
 
+def _x_range(xs: list, epochs: Optional[float]) -> list:
+    """A live chart's epochs axis: the run's longest phase, or further if a point lies beyond."""
+    return [0, max([epochs or 0] + xs) or 1]
+
+
 def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: str) -> dict:
     # ticklabeloverflow "allow": the default measures every tick label against the div on every
     # redraw (a forced layout each), about 5 of the 30 ms a live redraw takes; automargin keeps them in.
@@ -88,9 +93,8 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
             data.append(_line(xs, kd, "α·T²·KL (soft targets)", "kd_parts", color, 2, "dot", markers, smooth=per_step))
             data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers, smooth=per_step))
     xs, ys = _points(data)
-    x_top = max([epochs or 0] + xs) or 1
     y_top = round_top(max(ys)) if ys else 2.5
-    return _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=[0, x_top]),
+    return _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=_x_range(xs, epochs)),
                       dict(title=dict(text="loss"), range=[0, y_top]), "waiting for the first training steps…")
 
 
@@ -127,8 +131,8 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
     xs, ys = _points(data)
     bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
     yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
-    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=[0, max([epochs or 0] + xs) or 1],
-                                             dtick=1), yaxis, "the first point comes at the end of the first epoch")
+    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=_x_range(xs, epochs), dtick=1), yaxis,
+                      "the first point comes at the end of the first epoch")
 
 
 def bars_figure(metrics: list[tuple[str, dict[str, Optional[float]], str]]) -> go.Figure:
