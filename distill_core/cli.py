@@ -178,10 +178,12 @@ def format_table(results: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import preload
     from .store import run_recorded
 
     config = config_from_args(args)
     started = time.perf_counter()
+    preload()
     results = run_recorded(config, on_event=None if args.quiet else ConsolePrinter(), source="cli")
     print()
     print(format_table(results))

@@ -11,7 +11,9 @@ from . import live_feed
 @st.cache_resource(show_spinner=False)
 def get_manager() -> JobManager:
     # cache_resource: one instance per process, so a refresh or a second tab sees the same jobs.
-    import distill_core.experiment  # noqa: F401 - the engine's heavy imports, once, in this thread
+    from distill_core.experiment import preload  # the engine's heavy imports, once, in this thread
+
+    preload()  # and those of a run's first step, so the first run starts training at once
 
     live_feed.remove_stale(live_feed.feed_folder())
     # The Live page reads each job's state from its feed, which the manager publishes once a second.

@@ -22,9 +22,14 @@ def run_cli(capsys, *argv):
     return code, out.out, out.err
 
 
-def test_run_prints_a_table_and_writes_results(capsys, tmp_path):
+def test_run_prints_a_table_and_writes_results(capsys, tmp_path, monkeypatch):
+    import distill_core.experiment
+
+    preloaded = []  # before the run, so its clock counts the run (as in the app, test_experiment says why)
+    monkeypatch.setattr(distill_core.experiment, "preload", lambda: preloaded.append(True))
     code, out, err = run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "demo"))
     assert code == 0, err
+    assert preloaded == [True]
     assert "teacher" in out and "student_kd" in out and "KD gain over scratch" in out
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert results["config"]["epochs"] == 2 and results["config"]["dataset"] == "digits"

@@ -1,6 +1,10 @@
 """A whole run: files, results schema, teacher cache, checkpoints, cancellation."""
 import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +16,7 @@ from distill_core.models import create_model
 
 from helpers import tiny_config
 
+ROOT = Path(__file__).resolve().parents[1]
 MODEL_KEYS = {"accuracy", "best_accuracy", "best_epoch", "params", "size_bytes", "flops", "flops_unit",
               "latency_ms", "history", "split", "per_class_accuracy", "confusion_matrix", "top5"}
 
@@ -124,3 +129,31 @@ def test_a_cached_teacher_picked_as_a_file_keeps_its_training_record(finished, t
     assert results["teacher"]["source"] == "cache"
     assert results["teacher"]["history"] == first["teacher"]["history"]
     assert results["teacher"]["accuracy"] == first["teacher"]["accuracy"]
+
+
+PRELOAD_CHECK = """
+import json, sys
+from distill_core import RunConfig
+from distill_core.experiment import preload, run_experiment
+before = set(sys.modules)
+preload()
+preloaded = set(sys.modules) - before
+run_experiment(RunConfig(dataset="mnist5k", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
+                         batch_size=256, latency_repeats=3, latency_batch=8, out=sys.argv[1]))
+print(json.dumps({"preloaded": sorted(preloaded), "in_run": sorted(set(sys.modules) - before - preloaded)}))
+"""
+
+
+def test_after_preload_a_run_on_the_default_data_imports_nothing_heavy(tmp_path):
+    """A run's clock is for training: torch.optim's first call imported torch._dynamo and sympy
+    (1.8 s), mnist5k's split imported scikit-learn (2.5 s). A fresh process, so nothing is
+    imported already."""
+    env = {**os.environ, "DISTILL_STUDIO_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", PRELOAD_CHECK, str(tmp_path / "run")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "torch._dynamo" in modules["preloaded"]
+    heavy = [m for m in modules["in_run"] if m.split(".")[0] in ("sympy", "sklearn", "scipy", "triton")
+             or m.startswith("torch._dynamo")]
+    assert not heavy, heavy
