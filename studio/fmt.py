@@ -16,6 +16,11 @@ def count(n: Optional[float], unit: str = "") -> str:
     return f"{n:.3g} {unit}".rstrip() if unit else f"{n:.0f}"
 
 
+def things(n: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``: a whole count with its noun, singular for one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def params(n: Optional[float]) -> str:
     return count(n)
 

@@ -61,7 +61,7 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Time left", fmt.duration(snap.eta_s) if running else fmt.DASH],
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(snap.elapsed_s) if snap.started_at else fmt.DASH]],
-        "caption": f"{steps} loss points · {epochs} epochs logged · updated every second",
+        "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
         "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top),
         "accuracy": accuracy_figure(snap.history, epochs=x_top),
     }

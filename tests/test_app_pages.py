@@ -295,7 +295,7 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     assert metrics["Progress"] == "20 %" and metrics["Speed"] == "500 img/s"
     assert sum(len(t["x"]) for t in feed["loss"]["data"]) == 3  # the fake engine's three steps
     assert feed["accuracy"]["data"][0]["y"] == [75.0]
-    assert feed["caption"].startswith("3 loss points · 1 epochs logged")
+    assert feed["caption"].startswith("3 loss points · 1 epoch logged")
     stop = at.button(key="stop")
     assert not stop.disabled
     stop.click().run()

@@ -136,7 +136,7 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
         metrics = dict(running["metrics"])
         assert list(metrics) == ["Progress", "Time left", "Speed", "Elapsed"]
         assert metrics["Progress"] == "25 %" and metrics["Speed"] == "1,234 img/s"
-        assert running["caption"].startswith("2 loss points · 1 epochs logged")
+        assert running["caption"].startswith("2 loss points · 1 epoch logged")
         assert [t["y"] for t in running["loss"]["data"]] == [[1.0, 0.5]]
         assert running["loss"]["layout"]["xaxis"]["range"] == [0, 3]  # the teacher trains longest
         assert running["accuracy"]["data"][0]["y"] == [60.0] and not running["finished"]
