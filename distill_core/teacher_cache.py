@@ -2,8 +2,8 @@
 
 Training the teacher is the slowest part of a run, and an exploration of T and alpha reuses
 the same teacher many times. A teacher is stored under a key of everything that shaped it:
-architecture, dataset (and its loading options), recipe and seed. Change any of those and the
-key changes, so a stale teacher is never reused.
+architecture, dataset (its loading options and, where this project splits it, the split), recipe
+and seed. Change any of those and the key changes, so a stale teacher is never reused.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ import torch
 
 from . import paths
 from .config import RunConfig
+from .datasets import DATASETS
 
 
 def teacher_key_fields(config: RunConfig) -> dict:
-    return {
+    fields = {
         "teacher": config.teacher, "dataset": config.dataset,
         "data_dir": str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None,
         "val_fraction": config.val_fraction if config.dataset == "imagefolder" else None,
@@ -29,6 +30,14 @@ def teacher_key_fields(config: RunConfig) -> dict:
         "weight_decay": config.weight_decay, "schedule": config.schedule, "augment": config.augment,
         "seed": config.seed,
     }
+    split = _split(config.dataset)
+    if split:  # only where the split is ours, so teachers of datasets with an official split keep their keys
+        fields["split"] = split
+    return fields
+
+
+def _split(dataset: str) -> Optional[str]:
+    return DATASETS.meta(dataset).get("split") if dataset in DATASETS else None
 
 
 def teacher_key(config: RunConfig) -> str:
@@ -77,8 +86,11 @@ def store(config: RunConfig, state: dict, meta: dict) -> Path:
     return folder / "model.pt"
 
 
-def list_cached(config_dir: Optional[str] = None) -> list[dict]:
-    """Every cached teacher with its accuracy, for the app's "reuse a teacher" picker."""
+def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None) -> list[dict]:
+    """Every cached teacher with its accuracy, for the app's "reuse a teacher" picker.
+
+    With ``dataset``, only those trained on that dataset with the split it has now.
+    """
     root = Path(config_dir).expanduser() if config_dir else paths.teacher_cache_dir()
     found = []
     for meta_path in sorted(root.glob("*/meta.json")):
@@ -86,7 +98,9 @@ def list_cached(config_dir: Optional[str] = None) -> list[dict]:
             meta = json.loads(meta_path.read_text())
         except (json.JSONDecodeError, OSError):
             continue
+        fields = meta.get("fields", {})
+        if dataset is not None and (fields.get("dataset") != dataset or fields.get("split") != _split(dataset)):
+            continue
         found.append({"key": meta.get("key", meta_path.parent.name), "path": str(meta_path.parent / "model.pt"),
-                      **meta.get("fields", {}), "accuracy": meta.get("accuracy"),
-                      "best_accuracy": meta.get("best_accuracy")})
+                      **fields, "accuracy": meta.get("accuracy"), "best_accuracy": meta.get("best_accuracy")})
     return found

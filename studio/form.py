@@ -58,7 +58,7 @@ def options() -> dict[str, list[str]]:
 def cached_teachers(dataset: str) -> list[dict]:
     from distill_core.teacher_cache import list_cached
 
-    return [t for t in list_cached() if t.get("dataset") == dataset and Path(t["path"]).is_file()]
+    return [t for t in list_cached(dataset=dataset) if Path(t["path"]).is_file()]
 
 
 def teacher_mode_of(config: dict) -> str:
