@@ -1,10 +1,12 @@
 """What does watching a run in the app cost? The same default run, headless and in the app.
 
-    python benchmarks/ui_cost.py [--rounds 2]
+    python benchmarks/ui_cost.py [--rounds 2] [--epochs N --teacher-epochs M]
 
 Headless: ``python -m distill_core run`` with a fresh Distill Studio home (so the teacher trains).
 App: ``streamlit run app.py`` with a fresh home, Debian's chromium (through Playwright) clicks the
-one-minute demo and keeps the Live page open, refreshing every second, until the run ends.
+one-minute demo and keeps the Live page open, refreshing every second, until the run ends. With
+``--epochs`` / ``--teacher-epochs`` (a longer or shorter run, to see how the cost scales), both
+run the demo with those epochs: the app from the Distill page, set up by its URL, and Start.
 Both times are the engine's own ``results["seconds"]``, so process start-up is not counted.
 Rounds alternate, so drift in machine load hits both alike. Prints each time, the overhead of the
 medians and the median of the paired differences, and the CPU time Chromium used from the click
@@ -44,15 +46,16 @@ def chromium_cpu_s() -> float:
     return total
 
 
-def headless(home: Path) -> float:
+def headless(home: Path, epochs: dict) -> float:
     out = home / "cli-run"
     env = {**os.environ, "DISTILL_STUDIO_HOME": str(home)}
-    subprocess.run([sys.executable, "-m", "distill_core", "run", "--quiet", "--out", str(out)], cwd=ROOT,
+    flags = [arg for name, n in epochs.items() for arg in (f"--{name.replace('_', '-')}", str(n))]
+    subprocess.run([sys.executable, "-m", "distill_core", "run", "--quiet", "--out", str(out), *flags], cwd=ROOT,
                    env=env, check=True, capture_output=True)
     return json.loads((out / "results.json").read_text())["seconds"]
 
 
-def in_app(home: Path) -> tuple[float, float]:
+def in_app(home: Path, epochs: dict) -> tuple[float, float]:
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -74,9 +77,15 @@ def in_app(home: Path) -> tuple[float, float]:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url)
+            if epochs:  # the Distill page, set up by its URL (studio/urlstate.py)
+                page.goto(url + "/distill?" + "&".join(f"{name}={n}" for name, n in epochs.items()))
+                start = page.get_by_role("button", name="Start", exact=True)
+            else:
+                page.goto(url)
+                start = page.get_by_role("button", name="Run the 1-minute CPU demo (offline)")
+            start.wait_for(state="visible", timeout=60_000)
             cpu_before = chromium_cpu_s()
-            page.get_by_role("button", name="Run the 1-minute CPU demo (offline)").click()
+            start.click()
             page.wait_for_url("**/live?job=*", timeout=60_000)
             job = page.url.split("job=")[1].split("&")[0]
             results = home / "runs" / job / "results.json"
@@ -95,13 +104,16 @@ def in_app(home: Path) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--epochs", type=int, help="student epochs (the demo's 8 if not given)")
+    p.add_argument("--teacher-epochs", type=int, help="teacher epochs (the demo's 6 if not given)")
     args = p.parse_args()
+    epochs = {name: n for name, n in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs)) if n}
     times = {"headless (CLI)": [], "app, Live page open": []}
     browser_cpu = []
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            times["headless (CLI)"].append(headless(Path(a)))
-            seconds, cpu = in_app(Path(b))
+            times["headless (CLI)"].append(headless(Path(a), epochs))
+            seconds, cpu = in_app(Path(b), epochs)
             times["app, Live page open"].append(seconds)
             browser_cpu.append(cpu)
     base = statistics.median(times["headless (CLI)"])
