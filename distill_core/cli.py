@@ -56,6 +56,14 @@ RUN_FLAGS = [
 ]
 
 
+def repeat_command(config_file: str) -> str:
+    """The terminal command that repeats the run saved in ``config_file``.
+
+    The app shows it beside every config download, so it is written here, next to the parser
+    that must accept it (a test parses it)."""
+    return f"python -m distill_core run --config {config_file}"
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line and exit 2, like our own errors
         self.exit(2, f"error: {message}\n(see `python -m distill_core {self.prog.split()[-1]} --help`)\n")

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from distill_core import describe_devices, resolve_device
+from distill_core.cli import repeat_command
 from distill_core.datasets import DATASETS
 from distill_core.models import MODELS
 from studio import fmt
@@ -199,12 +200,12 @@ start = b1.button("Start", type="primary", icon=":material/play_arrow:", disable
                   width="stretch", help="Fix the problems above first." if found else None)
 b2.download_button("config.json", config.to_json() + "\n", file_name="config.json", mime="application/json",
                    icon=":material/download:", key="download_config", on_click="ignore",
-                   help="The same run from a terminal: python -m distill_core --config config.json")
+                   help=f"The same run from a terminal: {repeat_command('config.json')}")
 if found:
-    b3.caption(f"Start is disabled until the {len(found)} problem{'s' if len(found) > 1 else ''} marked in red "
+    b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
 elif busy:
-    b3.caption(f"{len(busy)} run(s) already queued or running on this server; a new one waits its turn.")
+    b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
 if start and not found:
     job_id = manager.submit(config)
     ss.job_id = job_id

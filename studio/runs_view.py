@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from distill_core.cli import repeat_command
 from distill_core.store import ACTIVE, RunStore
 
 from . import fmt
@@ -203,7 +204,7 @@ def downloads(run_id: str, student: str) -> list[dict]:
          "mime": "text/csv", "key": "dl_csv", "help": "One row per model per epoch"},
         {"label": "Config (JSON)", "data": lambda: export.config_json(run_id), "file_name": f"config_{run_id}.json",
          "mime": "application/json", "key": "dl_json",
-         "help": f"python -m distill_core run --config config_{run_id}.json repeats this run"},
+         "help": f"{repeat_command(f'config_{run_id}.json')} repeats this run"},
         {"label": "Student (.pt)", "data": deferred("pt"), "file_name": f"{base}.pt",
          "mime": "application/octet-stream", "key": "dl_pt",
          "help": "The distilled student's state_dict (last epoch): torch.load(path, weights_only=True)"},

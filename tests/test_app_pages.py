@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 import studio.manager
 from studio import fmt, live_view
 from distill_core import RunConfig, paths, run_experiment
+from distill_core.cli import repeat_command
 from distill_core.errors import ConfigError
 from distill_core.events import EPOCH, PHASE, STEP, Event
 from distill_core.jobs import JobManager
@@ -199,6 +200,12 @@ def test_distill_config_lives_in_the_url(engine):
     params = at.query_params
     assert params["alpha"] == "0.5" and params["epochs"] == "3" and params["dataset"] == "digits"
     assert "student" not in params  # defaults stay out of the link
+
+
+def test_distill_config_download_names_the_command_that_repeats_it(engine):
+    at = page("pages/distill.py", epochs=3, dataset="digits")
+    (button,) = [b for b in at.get("download_button") if b.proto.label == "config.json"]
+    assert repeat_command("config.json") in button.proto.help  # the command test_cli runs word for word
 
 
 def test_distill_bad_link_values_are_explained(engine):

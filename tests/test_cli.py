@@ -1,6 +1,7 @@
 """The CLI: runs, repeats runs from config.json, and refuses bad input in one line, exit 2."""
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill_core.cli import main
+from distill_core.cli import main, repeat_command
 from distill_core.models import create_model
 
 TINY = ["--dataset", "digits", "--teacher", "cnn_small", "--student", "cnn_tiny", "--epochs", "2",
@@ -38,7 +39,10 @@ def test_run_prints_a_table_and_writes_results(capsys, tmp_path, monkeypatch):
 def test_a_config_file_repeats_the_run_exactly(capsys, tmp_path):
     assert run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "a"))[0] == 0
     config = tmp_path / "a" / "config.json"
-    assert run_cli(capsys, "run", "--config", str(config), "--out", str(tmp_path / "b"))[0] == 0
+    # word for word the command the app shows beside its config downloads
+    python, dash_m, module, *argv = shlex.split(repeat_command(str(config)))
+    assert (python, dash_m, module) == ("python", "-m", "distill_core")
+    assert run_cli(capsys, *argv, "--out", str(tmp_path / "b"))[0] == 0
     a = json.loads((tmp_path / "a" / "results.json").read_text())
     b = json.loads((tmp_path / "b" / "results.json").read_text())
     for role in ("teacher", "student_scratch", "student_kd"):
