@@ -3,7 +3,7 @@ import streamlit as st
 
 from distill_core.errors import DistillError
 
-from studio import runs_view as rv
+from studio import fmt, runs_view as rv
 from studio.nav import require_app
 
 require_app()
@@ -12,7 +12,7 @@ ss = st.session_state
 st.title("Runs")
 store = rv.open_store()
 table = rv.runs_table(store)
-st.caption(f"{len(table)} run(s) in the run store `{store.path}`, shared by the app and "
+st.caption(f"{fmt.things(len(table), 'run')} in the run store `{store.path}`, shared by the app and "
            "`python -m distill_core` (set DISTILL_STUDIO_HOME to move it).")
 if table.empty:
     st.info("No runs yet. Every run started here or from the CLI is listed on this page.", icon=":material/info:")
