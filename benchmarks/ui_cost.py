@@ -11,7 +11,10 @@ Both times are the engine's own ``results["seconds"]``, so process start-up is n
 Rounds alternate, so drift in machine load hits both alike. Prints each time, the overhead of the
 medians and the median of the paired differences, and the CPU time Chromium used from the click
 to the end of the run (read from /proc, so Linux only): a steadier figure than wall time on a
-busy machine, whose wall times here vary by 10 % or more from one run to the next.
+busy machine, whose wall times here vary by 10 % or more from one run to the next. Also from
+/proc: how long the run's process (the CLI, or the app's server from the click on) had threads
+ready to run but waiting for a core, summed over its threads: the time the browser takes from
+training shows there.
 """
 from __future__ import annotations
 
@@ -46,16 +49,40 @@ def chromium_cpu_s() -> float:
     return total
 
 
-def headless(home: Path, epochs: dict) -> float:
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the threads of process ``pid`` spent ready to run but waiting for a core, summed.
+
+    The second field of each thread's /proc schedstat; 0 where it is missing. Threads that
+    ended are not counted, so sample before the process's threads end."""
+    total = 0.0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def headless(home: Path, epochs: dict) -> tuple[float, float]:
     out = home / "cli-run"
     env = {**os.environ, "DISTILL_STUDIO_HOME": str(home)}
     flags = [arg for name, n in epochs.items() for arg in (f"--{name.replace('_', '-')}", str(n))]
-    subprocess.run([sys.executable, "-m", "distill_core", "run", "--quiet", "--out", str(out), *flags], cwd=ROOT,
-                   env=env, check=True, capture_output=True)
-    return json.loads((out / "results.json").read_text())["seconds"]
+    cli = subprocess.Popen([sys.executable, "-m", "distill_core", "run", "--quiet", "--out", str(out), *flags],
+                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    waited = 0.0
+    while cli.poll() is None:  # the last reading before the process ends
+        waited = max(waited, run_queue_wait_s(cli.pid))
+        time.sleep(0.2)
+    if cli.returncode:
+        raise SystemExit(f"the headless run failed: {cli.stderr.read().decode()[-2000:]}")
+    return json.loads((out / "results.json").read_text())["seconds"], waited
 
 
-def in_app(home: Path, epochs: dict) -> tuple[float, float]:
+def in_app(home: Path, epochs: dict) -> tuple[float, float, float]:
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -84,7 +111,7 @@ def in_app(home: Path, epochs: dict) -> tuple[float, float]:
                 page.goto(url)
                 start = page.get_by_role("button", name="Run the 1-minute CPU demo (offline)")
             start.wait_for(state="visible", timeout=60_000)
-            cpu_before = chromium_cpu_s()
+            cpu_before, wait_before = chromium_cpu_s(), run_queue_wait_s(server.pid)
             start.click()
             page.wait_for_url("**/live?job=*", timeout=60_000)
             job = page.url.split("job=")[1].split("&")[0]
@@ -93,9 +120,10 @@ def in_app(home: Path, epochs: dict) -> tuple[float, float]:
             while not results.exists() and time.time() < deadline:  # written when the run ends
                 time.sleep(0.1)
             cpu = chromium_cpu_s() - cpu_before
+            waited = run_queue_wait_s(server.pid) - wait_before
             page.get_by_role("button", name="See the comparison").wait_for(state="visible", timeout=600_000)
             browser.close()
-        return json.loads(results.read_text())["seconds"], cpu
+        return json.loads(results.read_text())["seconds"], cpu, waited
     finally:
         server.terminate()
         server.wait(20)
@@ -109,12 +137,15 @@ def main() -> None:
     args = p.parse_args()
     epochs = {name: n for name, n in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs)) if n}
     times = {"headless (CLI)": [], "app, Live page open": []}
-    browser_cpu = []
+    browser_cpu, waits = [], {name: [] for name in times}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            times["headless (CLI)"].append(headless(Path(a), epochs))
-            seconds, cpu = in_app(Path(b), epochs)
+            seconds, waited = headless(Path(a), epochs)
+            times["headless (CLI)"].append(seconds)
+            waits["headless (CLI)"].append(waited)
+            seconds, cpu, waited = in_app(Path(b), epochs)
             times["app, Live page open"].append(seconds)
+            waits["app, Live page open"].append(waited)
             browser_cpu.append(cpu)
     base = statistics.median(times["headless (CLI)"])
     for name, values in times.items():
@@ -125,6 +156,9 @@ def main() -> None:
     print(f"median paired difference {paired:+.1f} s ({100 * paired / base:+.1f}%); Chromium CPU from the click "
           f"to the end of the run: median {statistics.median(browser_cpu):.1f} s "
           f"({', '.join(f'{c:.1f}' for c in browser_cpu)})")
+    for name, values in waits.items():
+        print(f"{name:<22} threads waiting for a core: median {statistics.median(values):.2f} s "
+              f"({', '.join(f'{v:.2f}' for v in values)})")
 
 
 if __name__ == "__main__":
