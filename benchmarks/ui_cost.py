@@ -71,14 +71,16 @@ def headless(home: Path, epochs: dict) -> tuple[float, float]:
     out = home / "cli-run"
     env = {**os.environ, "DISTILL_STUDIO_HOME": str(home)}
     flags = [arg for name, n in epochs.items() for arg in (f"--{name.replace('_', '-')}", str(n))]
-    cli = subprocess.Popen([sys.executable, "-m", "distill_core", "run", "--quiet", "--out", str(out), *flags],
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    waited = 0.0
-    while cli.poll() is None:  # the last reading before the process ends
-        waited = max(waited, run_queue_wait_s(cli.pid))
-        time.sleep(0.2)
+    log = home / "cli-stderr.txt"  # a file, not a pipe: a pipe nobody reads until the end can fill and block
+    with log.open("wb") as err:
+        cli = subprocess.Popen([sys.executable, "-m", "distill_core", "run", "--quiet", "--out", str(out), *flags],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        waited = 0.0
+        while cli.poll() is None:  # the last reading before the process ends
+            waited = max(waited, run_queue_wait_s(cli.pid))
+            time.sleep(0.2)
     if cli.returncode:
-        raise SystemExit(f"the headless run failed: {cli.stderr.read().decode()[-2000:]}")
+        raise SystemExit(f"the headless run failed: {log.read_text()[-2000:]}")
     return json.loads((out / "results.json").read_text())["seconds"], waited
 
 
