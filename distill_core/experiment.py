@@ -22,7 +22,7 @@ from .datasets import DataRequest, ImageData, load_dataset
 from .device import release, resolve_device
 from .errors import Cancelled, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
-from .measure import disagreements, evaluate, headline, measure_latency, model_profile
+from .measure import disagreements, evaluate, headline, measure_latencies, model_profiles
 from .methods import create_method
 from .models import create_model
 from .trainer import PhaseResult, train_phase
@@ -85,13 +85,20 @@ class Progress:
         return lambda fraction: (before + weight * fraction) / self.total
 
 
-def profile_model(model: torch.nn.Module, shape: tuple, device: torch.device, config: RunConfig) -> dict:
-    """Size, FLOPs and latency on the run's device; on a GPU run, CPU latency too (for deployment)."""
-    found = model_profile(model, shape, device, config.latency_batch, config.latency_repeats)
+def profile_models(models: dict[str, torch.nn.Module], shape: tuple, device: torch.device, config: RunConfig,
+                   stop: Optional[threading.Event] = None) -> dict[str, dict]:
+    """Size, FLOPs and latency on the run's device; on a GPU run, CPU latency too (for deployment).
+
+    The models' latencies are timed in turn (``measure_latencies``), so what else the machine
+    does meanwhile (the app's browser, on a laptop) weighs on all of them alike."""
+    found = model_profiles(models, shape, device, config.latency_batch, config.latency_repeats,
+                           between_rounds=lambda: check_stop(stop))
     if device.type != "cpu":
-        found["latency_ms_cpu"] = measure_latency(copy.deepcopy(model).float().cpu(), shape, "cpu",
-                                                  batch_sizes=(1, config.latency_batch),
-                                                  repeats=config.latency_repeats)
+        on_cpu = {name: copy.deepcopy(model).float().cpu() for name, model in models.items()}
+        for name, latency in measure_latencies(on_cpu, shape, "cpu", batch_sizes=(1, config.latency_batch),
+                                               repeats=config.latency_repeats,
+                                               between_rounds=lambda: check_stop(stop)).items():
+            found[name]["latency_ms_cpu"] = latency
     return found
 
 
@@ -230,12 +237,11 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # 4. measure, with training over so nothing fights for the cores
     check_stop(stop)
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
-    profiles = {"teacher": profile_model(teacher, shape, device, config)}
+    models = {"teacher": teacher}
     for role in ("student_scratch", "student_kd"):
-        check_stop(stop)
-        student = build_model(config.student, data, config, device, config.seed)
-        student.load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
-        profiles[role] = profile_model(student, shape, device, config)
+        models[role] = build_model(config.student, data, config, device, config.seed)
+        models[role].load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
+    profiles = profile_models(models, shape, device, config, stop)
     for role, profile in profiles.items():
         results[role].update(profile)
     results["comparison"] = headline(results)

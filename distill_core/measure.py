@@ -10,14 +10,15 @@ Conventions, chosen so the numbers mean the same thing everywhere they are shown
   only: bias adds, BatchNorm, activations and pooling add nothing.
 - Latency is the median and 90th percentile of individually timed forwards after warm-up, with
   the thread count stated, because batch-1 latency and batched throughput do not follow FLOPs
-  and a single sample is noise.
+  and a single sample is noise. Models that are compared are timed in turn, so that the
+  machine's other work weighs on them alike.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import time
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -146,42 +147,77 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device=
     ``budget_s`` has passed, but never before ``MIN_TIMED_RUNS`` runs; warm-up likewise stops
     after half the budget, but never before one run. The counts actually made are recorded.
     """
+    return measure_latencies({"model": model}, input_shape, device, batch_sizes, repeats, warmup, num_threads,
+                             budget_s)["model"]
+
+
+def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, int, int], device="cpu",
+                      batch_sizes: Sequence[int] = (1, 64), repeats: int = 30, warmup: int = 5,
+                      num_threads: Optional[int] = None, budget_s: float = LATENCY_BUDGET_S,
+                      between_rounds: Optional[Callable[[], None]] = None) -> dict[str, dict]:
+    """``measure_latency`` for several models at once, their timed runs taken in turn.
+
+    Models that are compared are timed round robin (one run of each, then the next round), so a
+    burst of other work on the machine (a browser redrawing, a backup) slows them alike instead
+    of landing on whichever model was being timed: measured one after the other in the app, two
+    copies of the same student once differed by 70 % at batch 1. Each model keeps its own
+    warm-up, budget and counts. ``between_rounds`` is called after each round; raising there
+    abandons the measurement (the experiment uses it to honour Stop).
+    """
     device = _device(device)
     repeats = max(int(repeats), MIN_TIMED_RUNS)
     warmup = max(int(warmup), 0)
-    dtype = _input_dtype(model)
-    out: dict = {}
-    with _threads(num_threads), _eval_mode(model), torch.inference_mode():
+    out: dict[str, dict] = {name: {} for name in models}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_threads(num_threads))
+        for model in models.values():
+            stack.enter_context(_eval_mode(model))
+        stack.enter_context(torch.inference_mode())
         threads = torch.get_num_threads()
         for b in batch_sizes:
-            x = torch.randn((int(b), *input_shape), device=device, dtype=dtype)
-            start = time.perf_counter()
-            warm = 0
-            while warm < warmup:
-                model(x)
-                warm += 1
-                _sync(device)
-                if time.perf_counter() - start > budget_s / 2:
-                    break
-            times: list[float] = []
-            spent = 0.0
-            while len(times) < repeats:
-                _sync(device)
-                t0 = time.perf_counter()
-                model(x)
-                _sync(device)
-                dt = time.perf_counter() - t0
-                times.append(dt * 1000.0)
-                spent += dt
-                if len(times) >= MIN_TIMED_RUNS and spent > budget_s:
-                    break
-            q = torch.tensor(times, dtype=torch.float64).quantile(
-                torch.tensor([0.5, 0.9], dtype=torch.float64))
-            out[f"batch_{int(b)}"] = {"median": float(q[0]), "p90": float(q[1]),
-                                      "repeats": len(times), "warmup": warm}
-    out["device"] = str(device)
-    out["threads"] = threads
+            inputs = {name: torch.randn((int(b), *input_shape), device=device, dtype=_input_dtype(model))
+                      for name, model in models.items()}
+            warm = {name: _warm_up(model, inputs[name], device, warmup, budget_s / 2)
+                    for name, model in models.items()}
+            times: dict[str, list[float]] = {name: [] for name in models}
+            spent = dict.fromkeys(models, 0.0)
+            timing = list(models)
+            while timing:
+                for name in list(timing):
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    models[name](inputs[name])
+                    _sync(device)
+                    dt = time.perf_counter() - t0
+                    times[name].append(dt * 1000.0)
+                    spent[name] += dt
+                    n = len(times[name])
+                    if n >= repeats or (n >= MIN_TIMED_RUNS and spent[name] > budget_s):
+                        timing.remove(name)
+                if between_rounds is not None:
+                    between_rounds()
+            for name, runs in times.items():
+                q = torch.tensor(runs, dtype=torch.float64).quantile(
+                    torch.tensor([0.5, 0.9], dtype=torch.float64))
+                out[name][f"batch_{int(b)}"] = {"median": float(q[0]), "p90": float(q[1]),
+                                                "repeats": len(runs), "warmup": warm[name]}
+    for row in out.values():
+        row["device"] = str(device)
+        row["threads"] = threads
     return out
+
+
+def _warm_up(model: nn.Module, x: torch.Tensor, device: torch.device, runs: int, budget_s: float) -> int:
+    """Up to ``runs`` untimed forwards, stopping once ``budget_s`` has passed; how many ran."""
+    start = time.perf_counter()
+    done = 0
+    while done < runs:
+        model(x)
+        done += 1
+        _sync(device)
+        if time.perf_counter() - start > budget_s:
+            break
+    return done
 
 
 # ---- accuracy -------------------------------------------------------------------------------
@@ -253,10 +289,19 @@ def disagreements(labels, probs_a, probs_b, limit: int = 24,
 def model_profile(model: nn.Module, input_shape: tuple[int, int, int], device="cpu",
                   latency_batch: int = 64, repeats: int = 30) -> dict:
     """Everything about a model's cost in one entry, measured the same way for every model."""
-    return {"params": count_params(model), "size_bytes": state_dict_bytes(model),
-            "flops": count_flops(model, input_shape, device), "flops_unit": FLOPS_UNIT,
-            "latency_ms": measure_latency(model, input_shape, device,
-                                          batch_sizes=(1, latency_batch), repeats=repeats)}
+    return model_profiles({"model": model}, input_shape, device, latency_batch, repeats)["model"]
+
+
+def model_profiles(models: Mapping[str, nn.Module], input_shape: tuple[int, int, int], device="cpu",
+                   latency_batch: int = 64, repeats: int = 30,
+                   between_rounds: Optional[Callable[[], None]] = None) -> dict[str, dict]:
+    """``model_profile`` of models that are compared, their latencies timed in turn."""
+    latencies = measure_latencies(models, input_shape, device, batch_sizes=(1, latency_batch), repeats=repeats,
+                                  between_rounds=between_rounds)
+    return {name: {"params": count_params(model), "size_bytes": state_dict_bytes(model),
+                   "flops": count_flops(model, input_shape, device), "flops_unit": FLOPS_UNIT,
+                   "latency_ms": latencies[name]}
+            for name, model in models.items()}
 
 
 def _times(x: float, more: str, less: str) -> str:

@@ -149,6 +149,63 @@ def test_measure_latency_num_threads_is_reported_and_restored():
     assert torch.get_num_threads() == before
 
 
+class Logged(Counted):
+    """A Counted model that also writes its name to a log shared with the other models."""
+
+    def __init__(self, name: str, log: list, delay: float = 0.0):
+        super().__init__(delay)
+        self.name, self.log = name, log
+
+    def forward(self, x):
+        self.log.append(self.name)
+        return super().forward(x)
+
+
+def test_measure_latencies_times_compared_models_in_turn():
+    log = []
+    models = {"a": Logged("a", log), "b": Logged("b", log), "c": Logged("c", log)}
+    out = measure.measure_latencies(models, (1, 4, 4), "cpu", batch_sizes=(1,), repeats=6, warmup=2)
+    assert log[:6] == ["a", "a", "b", "b", "c", "c"]  # each model's own warm-up first
+    assert log[6:] == ["a", "b", "c"] * 6  # then one timed run of each, round after round
+    assert {name: row["batch_1"]["repeats"] for name, row in out.items()} == {"a": 6, "b": 6, "c": 6}
+    assert all(row["threads"] == torch.get_num_threads() and row["device"] == "cpu" for row in out.values())
+
+
+def test_measure_latencies_budget_is_per_model_and_stop_is_honoured():
+    log = []
+    slow, fast = Logged("slow", log, delay=0.01), Logged("fast", log)
+    out = measure.measure_latencies({"slow": slow, "fast": fast}, (1, 4, 4), "cpu", batch_sizes=(2,), repeats=20,
+                                    warmup=0, budget_s=0.02)
+    assert out["slow"]["batch_2"]["repeats"] == 5 and out["fast"]["batch_2"]["repeats"] == 20
+    assert log[:10] == ["slow", "fast"] * 5 and log[10:] == ["fast"] * 15
+
+    class Stop(Exception):
+        pass
+
+    rounds = []
+
+    def between_rounds():
+        rounds.append(len(log))
+        if len(rounds) == 3:
+            raise Stop
+
+    log.clear()
+    with pytest.raises(Stop):
+        measure.measure_latencies({"slow": slow, "fast": fast}, (1, 4, 4), "cpu", batch_sizes=(2,), repeats=20,
+                                  warmup=0, between_rounds=between_rounds)
+    assert rounds == [2, 4, 6] and len(log) == 6  # abandoned after the third round
+
+
+def test_model_profiles_match_model_profile():
+    nets = {"big": small_net(), "small": nn.Sequential(nn.Flatten(), nn.Linear(64, 10))}
+    profiles = measure.model_profiles(nets, (1, 8, 8), "cpu", latency_batch=4, repeats=5)
+    for name, net in nets.items():
+        one = measure.model_profile(net, (1, 8, 8), "cpu", latency_batch=4, repeats=5)
+        assert {k: v for k, v in profiles[name].items() if k != "latency_ms"} == \
+            {k: v for k, v in one.items() if k != "latency_ms"}
+        assert set(profiles[name]["latency_ms"]) == set(one["latency_ms"])
+
+
 def test_model_profile():
     net = small_net()
     prof = measure.model_profile(net, (1, 8, 8), "cpu", latency_batch=4, repeats=5)
