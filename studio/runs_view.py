@@ -119,9 +119,12 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
                 line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
                 hovertemplate=f"{labels.get(run_id, run_id)}<br>{MODEL_LABEL.get(model, model)}: "
                               "epoch %{x}, %{y:.1f} %<extra></extra>"))
-    fig.update_layout(title=dict(text="Validation accuracy", x=0, xanchor="left"), height=380, uirevision="keep",
-                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+    # The legend goes under the plot: above it, a few runs' entries wrapped over the title. The
+    # chart grows with the legend's rows (about two entries a row) so the plot keeps its height.
+    rows = (len(fig.data) + 1) // 2
+    fig.update_layout(title=dict(text="Validation accuracy", x=0, xanchor="left"), height=360 + 22 * rows,
+                      uirevision="keep", margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="accuracy (%)")
     if not fig.data:
