@@ -204,6 +204,7 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
     for row in out.values():
         row["device"] = str(device)
         row["threads"] = threads
+        row["in_turn"] = len(models)  # how many models were timed in turn with this one (itself included)
     return out
 
 

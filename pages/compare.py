@@ -73,7 +73,7 @@ if h["sentence"]:
 st.subheader("Side by side")
 st.table(comparison_table(results), hide_index=True)
 lat = latency_table(results)
-st.caption("Latency: median of timed forward passes after warm-up. " + lat["note"])
+st.caption(lat["note"])
 
 metrics = [
     ("best accuracy", {r: 100 * results[r]["best_accuracy"] for r in present

@@ -106,9 +106,12 @@ def latency_table(results: dict) -> dict[str, Any]:
             if lat.get(device, {}).get("batch_1") is not None:
                 b1[role] = lat[device]["batch_1"]
     missing = {"CPU", "GPU"} - kinds
-    note = ""
+    # Runs from before the models were timed in turn have no "in_turn": they were timed one after the other.
+    in_turn = (((results.get("teacher") or {}).get("latency_ms") or {}).get("in_turn") or 1) > 1
+    how = "the three models timed in turn" if in_turn else "each model timed on its own, one after the other"
+    note = f"Latency: median of timed forward passes after warm-up, {how}."
     if missing == {"GPU"}:
-        note = "No GPU numbers: this run was measured on the CPU."
+        note += " No GPU numbers: this run was measured on the CPU."
     elif missing == {"CPU"}:
-        note = "No CPU numbers: this run was measured on the GPU."
+        note += " No CPU numbers: this run was measured on the GPU."
     return {"b1": b1, "note": note}

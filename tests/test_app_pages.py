@@ -360,6 +360,7 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert at.selectbox(key="compare_run").value == results["run_id"]
     table = at.table[0].value
     assert list(table["model"]) == ["teacher", "scratch student", "distilled student"]
+    assert "the three models timed in turn" in texts(at) and "No GPU numbers" in texts(at)
     for row, role in zip(table.to_dict("records"), ("teacher", "student_scratch", "student_kd")):
         assert row["accuracy (last)"] == f"{100 * results[role]['accuracy']:.1f} %"
         assert row["architecture"] == results[role]["model"]
@@ -427,3 +428,5 @@ def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run)
     cpu_ms = results["teacher"]["latency_ms"]["batch_1"]["median"]
     assert row["latency b1, CPU · GPU"] == f"{fmt.ms(cpu_ms)} · 0.50 ms"
     assert "Faster, batch 1 (GPU)" in [m.label for m in at.metric]
+    # latencies without "in_turn", as runs recorded before the models were timed in turn: said so
+    assert "each model timed on its own, one after the other" in texts(at)

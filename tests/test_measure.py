@@ -83,7 +83,8 @@ class Counted(nn.Module):
 def test_measure_latency_keys_counts_and_mode():
     net = Counted().train()
     out = measure.measure_latency(net, (1, 4, 4), "cpu", batch_sizes=(1, 8), repeats=7, warmup=2)
-    assert set(out) == {"batch_1", "batch_8", "device", "threads"}
+    assert set(out) == {"batch_1", "batch_8", "device", "threads", "in_turn"}
+    assert out["in_turn"] == 1  # timed alone
     assert out["device"] == "cpu"
     assert out["threads"] == torch.get_num_threads()
     for key in ("batch_1", "batch_8"):
@@ -99,7 +100,7 @@ def test_measure_latency_keys_counts_and_mode():
 def test_measure_latency_defaults_and_eval_model_stays_eval():
     net = Counted().eval()
     out = measure.measure_latency(net, (1, 4, 4), "cpu")
-    assert set(out) == {"batch_1", "batch_64", "device", "threads"}
+    assert set(out) == {"batch_1", "batch_64", "device", "threads", "in_turn"}
     assert out["batch_1"]["repeats"] == 30 and out["batch_64"]["repeats"] == 30
     assert len(net.calls) == 2 * (5 + 30)
     assert not net.training
@@ -168,7 +169,8 @@ def test_measure_latencies_times_compared_models_in_turn():
     assert log[:6] == ["a", "a", "b", "b", "c", "c"]  # each model's own warm-up first
     assert log[6:] == ["a", "b", "c"] * 6  # then one timed run of each, round after round
     assert {name: row["batch_1"]["repeats"] for name, row in out.items()} == {"a": 6, "b": 6, "c": 6}
-    assert all(row["threads"] == torch.get_num_threads() and row["device"] == "cpu" for row in out.values())
+    assert all(row["threads"] == torch.get_num_threads() and row["device"] == "cpu" and row["in_turn"] == 3
+               for row in out.values())
 
 
 def test_measure_latencies_budget_is_per_model_and_stop_is_honoured():
@@ -213,7 +215,7 @@ def test_model_profile():
     assert prof["size_bytes"] == measure.state_dict_bytes(net)
     assert prof["flops"] == 2 * (4 * 8 * 8 * 9 + 256 * 10)
     assert prof["flops_unit"] == "FLOPs"
-    assert set(prof["latency_ms"]) == {"batch_1", "batch_4", "device", "threads"}
+    assert set(prof["latency_ms"]) == {"batch_1", "batch_4", "device", "threads", "in_turn"}
 
 
 # ---- evaluate ---------------------------------------------------------------------------------
