@@ -167,10 +167,34 @@ def test_measure_latencies_times_compared_models_in_turn():
     models = {"a": Logged("a", log), "b": Logged("b", log), "c": Logged("c", log)}
     out = measure.measure_latencies(models, (1, 4, 4), "cpu", batch_sizes=(1,), repeats=6, warmup=2)
     assert log[:6] == ["a", "a", "b", "b", "c", "c"]  # each model's own warm-up first
-    assert log[6:] == ["a", "b", "c"] * 6  # then one timed run of each, round after round
+    # then, round after round, each model in turn: an untimed run (its weights back in the
+    # caches the model before it evicted), then the timed one
+    assert log[6:] == ["a", "a", "b", "b", "c", "c"] * 6
     assert {name: row["batch_1"]["repeats"] for name, row in out.items()} == {"a": 6, "b": 6, "c": 6}
     assert all(row["threads"] == torch.get_num_threads() and row["device"] == "cpu" and row["in_turn"] == 3
                for row in out.values())
+
+
+def test_measure_latencies_times_only_the_run_after_the_untimed_one(monkeypatch):
+    # A fake clock that each forward advances by a known time: the untimed runs take 100 ms,
+    # so any of them counted would show in the medians.
+    now = [0.0]
+
+    class Ticking(nn.Module):
+        def __init__(self, timed_ms):
+            super().__init__()
+            warm_then_turns = [0.5] + [t for ms in timed_ms for t in (0.1, ms / 1000)]
+            self.durations = iter(warm_then_turns)
+
+        def forward(self, x):
+            now[0] += next(self.durations)
+            return x
+
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
+    out = measure.measure_latencies({"a": Ticking([3, 1, 5, 2, 4]), "b": Ticking([30, 10, 50, 20, 40])}, (1, 2, 2),
+                                    "cpu", batch_sizes=(1,), repeats=5, warmup=1, budget_s=100)
+    assert out["a"]["batch_1"]["median"] == pytest.approx(3.0)
+    assert out["b"]["batch_1"]["median"] == pytest.approx(30.0)
 
 
 def test_measure_latencies_budget_is_per_model_and_stop_is_honoured():
@@ -179,7 +203,7 @@ def test_measure_latencies_budget_is_per_model_and_stop_is_honoured():
     out = measure.measure_latencies({"slow": slow, "fast": fast}, (1, 4, 4), "cpu", batch_sizes=(2,), repeats=20,
                                     warmup=0, budget_s=0.02)
     assert out["slow"]["batch_2"]["repeats"] == 5 and out["fast"]["batch_2"]["repeats"] == 20
-    assert log[:10] == ["slow", "fast"] * 5 and log[10:] == ["fast"] * 15
+    assert log[:20] == ["slow", "slow", "fast", "fast"] * 5 and log[20:] == ["fast"] * 30
 
     class Stop(Exception):
         pass
@@ -195,7 +219,7 @@ def test_measure_latencies_budget_is_per_model_and_stop_is_honoured():
     with pytest.raises(Stop):
         measure.measure_latencies({"slow": slow, "fast": fast}, (1, 4, 4), "cpu", batch_sizes=(2,), repeats=20,
                                   warmup=0, between_rounds=between_rounds)
-    assert rounds == [2, 4, 6] and len(log) == 6  # abandoned after the third round
+    assert rounds == [4, 8, 12] and len(log) == 12  # abandoned after the third round
 
 
 def test_model_profiles_match_model_profile():
