@@ -18,7 +18,8 @@ For each model asked for (by default the teacher and the distilled student), row
 
 Every row has ``size_bytes`` (a file size unless said otherwise), ``accuracy`` on the full
 validation split, ``delta_points`` against the fp32 torch row of the same model, and
-``latency_ms`` measured like ``measure.measure_latency`` (median and p90 after warm-up).
+``latency_ms`` measured like ``measure.measure_latency`` (median and p90 after warm-up); the torch
+variants of a model are timed in turn, ONNX Runtime on its own.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from torch import nn
 
 from .errors import DistillError
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
-from .measure import LATENCY_BUDGET_S, MIN_TIMED_RUNS, evaluate, measure_latency
+from .measure import LATENCY_BUDGET_S, MIN_TIMED_RUNS, evaluate, measure_latencies
 
 log = logging.getLogger(__name__)
 
@@ -260,12 +261,16 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
         mine.append(r)
         return r
 
+    # The torch variants are timed together, in turn (measure.measure_latencies), so that the
+    # machine's other work weighs on them alike: fp32 and the pruned model run the same dense
+    # kernels, and a difference between them would be noise. ONNX Runtime is timed on its own
+    # below: a live session's thread pool spins and would slow the torch variants.
+    timed: dict[str, nn.Module] = {}
     say(f"{role}: fp32")
     model = model.to(dev)
     fp32 = row("fp32", "torch", size_bytes=saved_bytes(model), accuracy=evaluate(model, data.to(dev), dev)["accuracy"],
-               latency_ms=measure_latency(model, shape, dev, batches, repeats),
-               notes="as trained; size of the torch.save state_dict")
-    model = model.cpu()
+               latency_ms=None, notes="as trained; size of the torch.save state_dict")
+    timed["fp32"] = model
     if "fp16" in variants:
         say(f"{role}: fp16")
         half = copy.deepcopy(model).half().to(dev)
@@ -274,7 +279,8 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
             note += "; CPU half-precision kernels are often slower than fp32"
         try:
             row("fp16", "torch", size_bytes=saved_bytes(half), accuracy=evaluate(half, data.to(dev), dev)["accuracy"],
-                latency_ms=measure_latency(half, shape, dev, batches, repeats), notes=note)
+                latency_ms=None, notes=note)
+            timed["fp16"] = half
         except (RuntimeError, NotImplementedError) as exc:
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             row("fp16", "torch", size_bytes=saved_bytes(half), accuracy=None, latency_ms=None,
@@ -284,14 +290,23 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
         say(f"{role}: pruned to {sparsity:.0%}")
         pruned, stats = prune_model(model, sparsity)
         pruned = pruned.to(dev)
-        row(f"pruned-{round(100 * sparsity)}%", "torch", size_bytes=saved_bytes(pruned), size_kind="dense file",
+        name = f"pruned-{round(100 * sparsity)}%"
+        row(name, "torch", size_bytes=saved_bytes(pruned), size_kind="dense file",
             size_sparse_bytes=stats["size_sparse_bytes"], sparsity=stats["sparsity"],
             sparsity_all_params=stats["sparsity_all_params"], accuracy=evaluate(pruned, data.to(dev), dev)["accuracy"],
-            latency_ms=measure_latency(pruned, shape, dev, batches, repeats),
+            latency_ms=None,
             notes=f"global L1 magnitude pruning of conv/linear weights, {stats['sparsity']:.0%} zeros; "
                   "size: the dense file (size_sparse_bytes: estimated non-zero fp32 values + 1-bit mask); "
                   "dense kernels, so no speed-up")
+        timed[name] = pruned
         del pruned
+    say(f"{role}: timing {', '.join(timed)} in turn")
+    latencies = measure_latencies(timed, shape, dev, batches, repeats)
+    for r in mine:
+        if r["engine"] == "torch" and r["variant"] in latencies:
+            r["latency_ms"] = latencies[r["variant"]]
+    del timed, latencies
+    model = model.cpu()
     if "int8" in variants:
         say(f"{role}: ONNX export and int8 static quantisation")
         try:

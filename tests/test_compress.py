@@ -40,6 +40,10 @@ def test_every_variant_has_size_accuracy_and_latency(rows):
             assert 0.0 <= r["accuracy"] <= 1.0
             assert {"batch_1", "batch_8"} <= set(r["latency_ms"]) and r["latency_ms"]["batch_1"]["median"] > 0
     for model in ("teacher", "student_kd"):
+        # a model's torch variants are timed together, in turn; ONNX Runtime on its own
+        timed = [r for r in found if r["model"] == model and r["engine"] == "torch" and r["latency_ms"]]
+        assert len(timed) >= 2 and all(r["latency_ms"]["in_turn"] == len(timed) for r in timed)
+        assert all("in_turn" not in r["latency_ms"] for r in found if r["engine"] == "onnxruntime" and r["latency_ms"])
         fp32 = pick(found, model, "fp32", "torch")
         assert fp32["accuracy"] == pytest.approx(results[model]["accuracy"])
         assert fp32["delta_points"] == 0.0
