@@ -39,7 +39,7 @@ from torch import nn
 
 from .errors import DistillError
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
-from .measure import LATENCY_BUDGET_S, MIN_TIMED_RUNS, evaluate, measure_latencies
+from .measure import LATENCY_BUDGET_S, evaluate, measure_latencies, time_in_turn
 
 log = logging.getLogger(__name__)
 
@@ -153,29 +153,12 @@ def ort_accuracy(session, data, batch_size: int = 256) -> float:
 def ort_latency(session, input_shape: tuple[int, int, int], batch_sizes: Sequence[int] = (1, 64),
                 repeats: int = 30, warmup: int = 5, budget_s: float = LATENCY_BUDGET_S, threads: Optional[int] = None) -> dict:
     """``measure.measure_latency`` for an onnxruntime session: the same warm-up, budget and stats."""
-    repeats = max(int(repeats), MIN_TIMED_RUNS)
     rng = np.random.default_rng(0)
     out: dict = {}
     for b in batch_sizes:
         x = {INPUT_NAME: rng.standard_normal((int(b), *input_shape)).astype(np.float32)}
-        start, warm = time.perf_counter(), 0
-        while warm < warmup:
-            session.run([OUTPUT_NAME], x)
-            warm += 1
-            if time.perf_counter() - start > budget_s / 2:
-                break
-        times: list[float] = []
-        spent = 0.0
-        while len(times) < repeats:
-            t0 = time.perf_counter()
-            session.run([OUTPUT_NAME], x)
-            dt = time.perf_counter() - t0
-            times.append(dt * 1000.0)
-            spent += dt
-            if len(times) >= MIN_TIMED_RUNS and spent > budget_s:
-                break
-        q = np.quantile(np.asarray(times, dtype=np.float64), [0.5, 0.9])
-        out[f"batch_{int(b)}"] = {"median": float(q[0]), "p90": float(q[1]), "repeats": len(times), "warmup": warm}
+        run = lambda x=x: session.run([OUTPUT_NAME], x)  # noqa: E731 - one forward, to completion
+        out[f"batch_{int(b)}"] = time_in_turn({"session": run}, repeats, warmup, budget_s)["session"]
     out["device"] = "cpu"
     out["threads"] = int(threads or torch.get_num_threads())
     return out

@@ -167,8 +167,6 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
     abandons the measurement (the experiment uses it to honour Stop).
     """
     device = _device(device)
-    repeats = max(int(repeats), MIN_TIMED_RUNS)
-    warmup = max(int(warmup), 0)
     out: dict[str, dict] = {name: {} for name in models}
     with contextlib.ExitStack() as stack:
         stack.enter_context(_threads(num_threads))
@@ -177,34 +175,11 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
         stack.enter_context(torch.inference_mode())
         threads = torch.get_num_threads()
         for b in batch_sizes:
-            inputs = {name: torch.randn((int(b), *input_shape), device=device, dtype=_input_dtype(model))
-                      for name, model in models.items()}
-            warm = {name: _warm_up(model, inputs[name], device, warmup, budget_s / 2)
+            runs = {name: _forward(model, torch.randn((int(b), *input_shape), device=device,
+                                                      dtype=_input_dtype(model)), device)
                     for name, model in models.items()}
-            times: dict[str, list[float]] = {name: [] for name in models}
-            spent = dict.fromkeys(models, 0.0)
-            timing = list(models)
-            while timing:
-                for name in list(timing):
-                    if len(models) > 1:  # its weights back in the caches the model before it evicted
-                        models[name](inputs[name])
-                    _sync(device)
-                    t0 = time.perf_counter()
-                    models[name](inputs[name])
-                    _sync(device)
-                    dt = time.perf_counter() - t0
-                    times[name].append(dt * 1000.0)
-                    spent[name] += dt
-                    n = len(times[name])
-                    if n >= repeats or (n >= MIN_TIMED_RUNS and spent[name] > budget_s):
-                        timing.remove(name)
-                if between_rounds is not None:
-                    between_rounds()
-            for name, runs in times.items():
-                q = torch.tensor(runs, dtype=torch.float64).quantile(
-                    torch.tensor([0.5, 0.9], dtype=torch.float64))
-                out[name][f"batch_{int(b)}"] = {"median": float(q[0]), "p90": float(q[1]),
-                                                "repeats": len(runs), "warmup": warm[name]}
+            for name, row in time_in_turn(runs, repeats, warmup, budget_s, between_rounds).items():
+                out[name][f"batch_{int(b)}"] = row
     for row in out.values():
         row["device"] = str(device)
         row["threads"] = threads
@@ -212,14 +187,57 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
     return out
 
 
-def _warm_up(model: nn.Module, x: torch.Tensor, device: torch.device, runs: int, budget_s: float) -> int:
-    """Up to ``runs`` untimed forwards, stopping once ``budget_s`` has passed; how many ran."""
+def _forward(model: nn.Module, x: torch.Tensor, device: torch.device) -> Callable[[], None]:
+    def run() -> None:
+        model(x)
+        _sync(device)  # kernels run asynchronously on GPUs: without this the clock sees only the launch
+    return run
+
+
+def time_in_turn(runs: Mapping[str, Callable[[], object]], repeats: int = 30, warmup: int = 5,
+                 budget_s: float = LATENCY_BUDGET_S,
+                 between_rounds: Optional[Callable[[], None]] = None) -> dict[str, dict]:
+    """Median and p90 in ms of each of ``runs`` (a call that runs one forward to completion).
+
+    The timer behind ``measure_latencies`` and compress's ONNX Runtime rows. Each run first gets
+    its warm-up (stopping after half of ``budget_s``, never before one call); then the timed
+    calls go round robin, one per run per round, each after an untimed call of the same run when
+    there are several (see ``measure_latencies``). A run stops once it has ``repeats`` timings,
+    or ``MIN_TIMED_RUNS`` and ``budget_s`` of timed calls.
+    """
+    repeats = max(int(repeats), MIN_TIMED_RUNS)
+    warm = {name: _warm_up(run, max(int(warmup), 0), budget_s / 2) for name, run in runs.items()}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    spent = dict.fromkeys(runs, 0.0)
+    timing = list(runs)
+    while timing:
+        for name in list(timing):
+            if len(runs) > 1:  # its weights back in the caches the run before it evicted
+                runs[name]()
+            t0 = time.perf_counter()
+            runs[name]()
+            dt = time.perf_counter() - t0
+            times[name].append(dt * 1000.0)
+            spent[name] += dt
+            n = len(times[name])
+            if n >= repeats or (n >= MIN_TIMED_RUNS and spent[name] > budget_s):
+                timing.remove(name)
+        if between_rounds is not None:
+            between_rounds()
+    out = {}
+    for name, ms in times.items():
+        q = torch.tensor(ms, dtype=torch.float64).quantile(torch.tensor([0.5, 0.9], dtype=torch.float64))
+        out[name] = {"median": float(q[0]), "p90": float(q[1]), "repeats": len(ms), "warmup": warm[name]}
+    return out
+
+
+def _warm_up(run: Callable[[], object], runs: int, budget_s: float) -> int:
+    """Up to ``runs`` untimed calls, stopping once ``budget_s`` has passed; how many ran."""
     start = time.perf_counter()
     done = 0
     while done < runs:
-        model(x)
+        run()
         done += 1
-        _sync(device)
         if time.perf_counter() - start > budget_s:
             break
     return done
