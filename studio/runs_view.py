@@ -25,9 +25,10 @@ MODEL_LABEL = {"student_kd": "distilled student", "student_scratch": "scratch st
 MODEL_DASH = {"student_kd": "solid", "student_scratch": "dash", "teacher": "dot"}
 PALETTE = ("#12A37F", "#5B5BD6", "#E8873A", "#D6409F", "#0090FF", "#8E4EC6", "#AD7F58", "#E5484D", "#6E56CF",
            "#30A46C")
-STATUS_ICON = {"queued": "🕒", "running": "🔄", "done": "✅", "failed": "❌", "cancelled": "⛔", "interrupted": "⚠️"}
-TABLE_COLUMNS = ["date", "run_id", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc", "scratch_acc",
-                 "gain", "teacher_acc", "status"]
+# The status is a plain word, next to the run id so it shows without scrolling sideways. It had an
+# emoji in front, drawn as an empty box on machines without an emoji font (Debian's chromium here).
+TABLE_COLUMNS = ["date", "run_id", "status", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc",
+                 "scratch_acc", "gain", "teacher_acc"]
 
 
 def open_store() -> RunStore:
@@ -50,9 +51,8 @@ def runs_table(store: RunStore) -> pd.DataFrame:
         "T": raw["T"], "alpha": raw["alpha"], "method": raw["method"],
         "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
         "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100,
-        "status": [f"{STATUS_ICON.get(s, '')} {s}".strip() for s in raw["status"]],
+        "status": raw["status"],
     }, columns=TABLE_COLUMNS)
-    df.attrs["status_raw"] = list(raw["status"])
     return df
 
 
@@ -89,7 +89,7 @@ def filter_table(df: pd.DataFrame, datasets: Sequence[str] = (), teachers: Seque
         if wanted:
             keep &= df[column].astype(str).isin(list(wanted))
     if statuses:
-        keep &= df["status"].str.split().str[-1].isin(list(statuses))
+        keep &= df["status"].isin(list(statuses))
     if text:
         keep &= df["run_id"].str.contains(text.strip(), case=False, regex=False)
     return df[keep]
@@ -225,7 +225,8 @@ def parity_text(report: dict) -> str:
     p = report.get("parity") or {}
     if not p:
         return ""
-    verdict = "✅ matches PyTorch" if p.get("ok") else "❌ does not match PyTorch"
+    # Material icons: Streamlit ships their font, an emoji needs one on the viewer's machine.
+    verdict = ":material/check_circle: matches PyTorch" if p.get("ok") else ":material/cancel: does not match PyTorch"
     return (f"{verdict}: top-1 agreement {100 * p['top1_agreement']:.2f} % on {p['images']} validation images, "
             f"accuracy {fmt.percent(p['accuracy_onnx'], 2)} (PyTorch {fmt.percent(p['accuracy_torch'], 2)}), "
             f"largest logit difference {p['max_abs_logit_diff']:.1e} (tolerance {p['tolerance']:.0e}). "
