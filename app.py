@@ -10,9 +10,10 @@ import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-# An emoji favicon is drawn from a data URL; a ":material/...:" one is fetched from fonts.gstatic.com,
-# which an offline workshop cannot reach.
-st.set_page_config(page_title="Distill Studio", page_icon="🎓", layout="wide")
+from studio.diagram import favicon_svg
+
+# Streamlit turns an SVG icon into a data URL: nothing to fetch, no font needed (diagram.py says more).
+st.set_page_config(page_title="Distill Studio", page_icon=favicon_svg(), layout="wide")
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

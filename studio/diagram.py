@@ -18,12 +18,13 @@ def _bars(x0: float, base: float, width: float, height: float, color: str) -> st
     return "".join(out)
 
 
-def _layers(x: float, y: float, widths: list[float], height: float, color: str) -> str:
-    gap, out, cx = 6.0, [], x
+def _layers(x: float, y: float, widths: list[float], height: float, color: str, bar: float = 10.0,
+            gap: float = 6.0) -> str:
+    out, cx = [], x
     for w in widths:
-        out.append(f'<rect x="{cx:.1f}" y="{y + (height - w) / 2:.1f}" width="10" height="{w:.1f}" rx="3" '
+        out.append(f'<rect x="{cx:.1f}" y="{y + (height - w) / 2:.1f}" width="{bar:g}" height="{w:.1f}" rx="3" '
                    f'fill="{color}" opacity="0.85"/>')
-        cx += 10 + gap
+        cx += bar + gap
     return "".join(out)
 
 
@@ -67,3 +68,18 @@ def distillation_svg() -> str:
         marker-end="url(#arr)"/>
   <text x="360" y="230" font-size="12" text-anchor="middle" fill="#8a8f99">the student sees the same image</text>
 </svg>"""
+
+
+def favicon_svg() -> str:
+    """The tab's icon: the teacher's layers beside the student's, in their colours.
+
+    Drawn, not an emoji: an emoji icon is text, and shows as an empty box on a machine without an
+    emoji font (Debian's chromium, many workshop Linux laptops); a material icon is fetched from
+    fonts.gstatic.com, which an offline workshop cannot reach."""
+    t, s = ROLE_COLOR["teacher"], ROLE_COLOR["student_kd"]
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
+            f'<rect x="2" y="4" width="34" height="56" rx="8" fill="{t}"/>'
+            f'{_layers(4.5, 10, [26, 40, 44, 30], 44, "#fff", bar=5, gap=3)}'
+            f'<rect x="40" y="22" width="22" height="24" rx="6" fill="{s}"/>'
+            f'{_layers(44, 25, [12, 16], 18, "#fff", bar=5, gap=4)}'
+            f'</svg>')
