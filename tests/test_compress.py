@@ -8,6 +8,7 @@ from torch import nn
 from distill_core import compress
 from distill_core.cli import main
 from distill_core.errors import DistillError
+from distill_core.export import INPUT_NAME, OUTPUT_NAME, load_data, open_run, ort_session
 from tiny_runs import real_run
 
 
@@ -35,14 +36,15 @@ def test_every_variant_has_size_accuracy_and_latency(rows):
             ("fp32", "torch"), ("fp16", "torch"), ("pruned-50%", "torch"), ("fp32", "onnxruntime"),
             ("int8", "onnxruntime"))]
     for r in found:
-        assert r["size_bytes"] > 0 and r["notes"]
-        if r["accuracy"] is not None:  # fp16 may not run on some devices; then it says so in the notes
-            assert 0.0 <= r["accuracy"] <= 1.0
-            assert {"batch_1", "batch_8"} <= set(r["latency_ms"]) and r["latency_ms"]["batch_1"]["median"] > 0
+        # Every row ran, fp16 included: the pinned torch has float16 CPU kernels for these models (on a
+        # device without them the row says "does not run"; test_fp16_that_cannot_run_says_why covers that).
+        assert r["size_bytes"] > 0 and r["notes"] and "does not run" not in r["notes"]
+        assert 0.0 <= r["accuracy"] <= 1.0
+        assert {"batch_1", "batch_8"} <= set(r["latency_ms"]) and r["latency_ms"]["batch_1"]["median"] > 0
     for model in ("teacher", "student_kd"):
         # a model's torch variants are timed together, in turn; ONNX Runtime on its own
         timed = [r for r in found if r["model"] == model and r["engine"] == "torch" and r["latency_ms"]]
-        assert len(timed) >= 2 and all(r["latency_ms"]["in_turn"] == len(timed) for r in timed)
+        assert len(timed) == 3 and all(r["latency_ms"]["in_turn"] == 3 for r in timed)
         assert all("in_turn" not in r["latency_ms"] for r in found if r["engine"] == "onnxruntime" and r["latency_ms"])
         fp32 = pick(found, model, "fp32", "torch")
         assert fp32["accuracy"] == pytest.approx(results[model]["accuracy"])
@@ -50,14 +52,24 @@ def test_every_variant_has_size_accuracy_and_latency(rows):
         assert pick(found, model, "fp32", "onnxruntime")["accuracy"] == pytest.approx(fp32["accuracy"])
 
 
+def agreement(path_a, path_b, data) -> float:
+    """How often two ONNX models give the same top-1 class on the validation images."""
+    x = data.normalize(data.val_x).numpy().astype("float32")
+    a, b = (ort_session(p, 1).run([OUTPUT_NAME], {INPUT_NAME: x})[0].argmax(1) for p in (path_a, path_b))
+    return float((a == b).mean())
+
+
 def test_int8_is_smaller_and_its_accuracy_is_reported(rows):
-    found, _, _ = rows
+    found, _, run_dir = rows
+    data = load_data(open_run(run_dir))
     for model in ("teacher", "student_kd"):
         fp32, int8 = pick(found, model, "fp32", "onnxruntime"), pick(found, model, "int8", "onnxruntime")
         assert int8["size_bytes"] < fp32["size_bytes"]
         assert int8["size_vs_fp32"] == pytest.approx(int8["size_bytes"] / fp32["size_bytes"])
         assert int8["accuracy"] is not None and int8["delta_points"] is not None
-        assert abs(int8["delta_points"]) < 15  # calibrated int8 stays close to fp32
+        # Calibrated int8 predicts what fp32 predicts: compared image by image, since the tiny run's
+        # student is too weak (about 20 %) for its accuracy alone to show a broken quantisation.
+        assert agreement(fp32["path"], int8["path"], data) > 0.9
         assert Path(int8["path"]).is_file() and int8["quantization"]["calibration_images"] == 128
     teacher_int8 = pick(found, "teacher", "int8", "onnxruntime")
     assert teacher_int8["size_vs_fp32"] < 0.5  # weights dominate: about 4x fewer bytes per weight
@@ -65,8 +77,31 @@ def test_int8_is_smaller_and_its_accuracy_is_reported(rows):
 
 def test_fp16_halves_the_weights(rows):
     found, _, _ = rows
-    for model in ("teacher", "student_kd"):
-        assert pick(found, model, "fp16", "torch")["size_bytes"] < pick(found, model, "fp32", "torch")["size_bytes"]
+    ratio = {m: pick(found, m, "fp16", "torch")["size_bytes"] / pick(found, m, "fp32", "torch")["size_bytes"]
+             for m in ("teacher", "student_kd")}
+    # The teacher's file is mostly weights, so it halves; the tiny student's a few kB of weights sit
+    # beside a few kB of file structure that stay the same size.
+    assert 0.45 < ratio["teacher"] < 0.56 and ratio["student_kd"] < 0.8
+
+
+def test_fp16_that_cannot_run_says_why(rows, monkeypatch):
+    """A device without float16 kernels: the fp16 row keeps its size, says why it has no numbers,
+    and fp32 is still measured."""
+    _, _, run_dir = rows
+    real = compress.evaluate
+
+    def no_half(model, *args, **kwargs):
+        if next(model.parameters()).dtype == torch.float16:
+            raise RuntimeError('"addmm_impl_cpu_" not implemented for \'Half\'\nmore lines')
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(compress, "evaluate", no_half)
+    found = compress.compression_rows(run_dir, roles=("student_kd",), variants=("fp32", "fp16"), repeats=3,
+                                      num_threads=1, save=False)
+    fp32, fp16 = pick(found, "student_kd", "fp32", "torch"), pick(found, "student_kd", "fp16", "torch")
+    assert fp16["accuracy"] is None and fp16["latency_ms"] is None and 0 < fp16["size_bytes"] < fp32["size_bytes"]
+    assert fp16["notes"] == "float16 does not run on cpu here: \"addmm_impl_cpu_\" not implemented for 'Half'"
+    assert fp32["accuracy"] is not None and fp32["latency_ms"]["in_turn"] == 1
 
 
 def test_pruned_rows_report_sparsity_and_both_sizes(rows):

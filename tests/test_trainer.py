@@ -111,11 +111,22 @@ def test_events_report_progress(digits):
     assert all(e.phase == "student_scratch" for e in log.since(0) if e.kind in (EPOCH, STEP))
 
 
-def test_distillation_data_modes_train(digits):
+def test_distillation_data_modes_train(digits, monkeypatch):
+    """Each mode reaches the batches: the trainer passes it on, and the run differs from "none"."""
+    seen = []
+    real = trainer.distill_transform
+    monkeypatch.setattr(trainer, "distill_transform", lambda mode, *a: seen.append(mode) or real(mode, *a))
+
+    def run(mode):
+        return train(digits, tiny_config(epochs=1), build("cnn_tiny", digits), teacher=build("cnn_small", digits),
+                     distill_data=mode).last_state
+
+    plain = run("none")
     for mode in ("mask", "replace", "mixup"):
-        result = train(digits, tiny_config(epochs=1), build("cnn_tiny", digits),
-                       teacher=build("cnn_small", digits), distill_data=mode)
-        assert result.history[0]["train_kd"] > 0
+        seen.clear()
+        state = run(mode)
+        assert seen and set(seen) == {mode}
+        assert any(not torch.equal(state[k], plain[k]) for k in plain), f"{mode} trained like 'none'"
 
 
 def test_a_feature_method_plugs_in_without_touching_the_trainer(digits):
