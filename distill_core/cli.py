@@ -66,7 +66,7 @@ def repeat_command(config_file: str) -> str:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line and exit 2, like our own errors
-        self.exit(2, f"error: {message}\n(see `python -m distill_core {self.prog.split()[-1]} --help`)\n")
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     base = RunConfig.load(args.config) if getattr(args, "config", None) else RunConfig()
     overrides = {field: getattr(args, field) for _, field, _, _ in RUN_FLAGS if hasattr(args, field)}
+    if "out" not in overrides:
+        overrides["out"] = None  # a repeated run gets a folder of its own, not the one its config came from
     for field in ("teacher_checkpoint", "augment", "channels_last", "download"):
         if hasattr(args, field):
             overrides[field] = getattr(args, field)
@@ -153,13 +155,13 @@ class ConsolePrinter:
 
 
 def format_table(results: dict) -> str:
-    rows = [("model", "arch", "val acc last", "best (epoch)", "params", "MB", "MFLOPs", "ms b=1", "ms b=64")]
-    for role in ("teacher", "student_scratch", "student_kd"):
-        e = results.get(role)
-        if not e:
-            continue
+    entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
+    big = next((k for _, e in entries for k in e.get("latency_ms", {}) if k.startswith("batch_") and k != "batch_1"),
+               f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
+    rows = [("model", "arch", "val acc last", "best (epoch)", "params", "MB", "MFLOPs", "ms b=1",
+             f"ms b={big.split('_')[1]}")]
+    for role, e in entries:
         lat = e.get("latency_ms", {})
-        big = next((k for k in lat if k.startswith("batch_") and k != "batch_1"), None)
         best_epoch = e.get("best_epoch")
         rows.append((
             role, e["model"], f"{100 * e['accuracy']:.2f}%",
@@ -168,7 +170,7 @@ def format_table(results: dict) -> str:
             f"{e['size_bytes'] / 1e6:.2f}" if "size_bytes" in e else "-",
             f"{e['flops'] / 1e6:.1f}" if "flops" in e else "-",
             f"{lat['batch_1']['median']:.2f}" if "batch_1" in lat else "-",
-            f"{lat[big]['median']:.1f}" if big else "-",
+            f"{lat[big]['median']:.1f}" if big in lat else "-",
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]

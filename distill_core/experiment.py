@@ -20,7 +20,7 @@ from .checkpoints import load_into, save_state_dict
 from .config import RunConfig, validate
 from .datasets import DataRequest, ImageData, load_dataset
 from .device import release, resolve_device
-from .errors import Cancelled, DeviceError, DistillError
+from .errors import Cancelled, ConfigError, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from .measure import disagreements, evaluate, headline, measure_latencies, model_profiles
 from .methods import create_method
@@ -44,6 +44,19 @@ def preload() -> None:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def out_dir_for(config: RunConfig, run_id: str) -> Path:
+    """The run's folder: ``config.out``, or ``runs/<run id>`` in the studio's home.
+
+    A folder that already holds a run (its config.json) is refused: writing a second run there
+    would replace the first one's files under its store entry, and deleting either run would
+    then delete both."""
+    out_dir = Path(config.out).expanduser() if config.out else paths.runs_dir() / run_id
+    if (out_dir / "config.json").exists():
+        raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
+                          "folder in the runs folder")
+    return out_dir
 
 
 def build_model(name: str, data: ImageData, config: RunConfig, device: torch.device, seed: int):
@@ -113,7 +126,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     validate(config)
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
-    out_dir = Path(config.out).expanduser() if config.out else paths.runs_dir() / run_id
+    out_dir = out_dir_for(config, run_id)
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
                                "started_at": started, "artifacts": {"dir": str(out_dir)}}

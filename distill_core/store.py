@@ -663,13 +663,13 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
     comes, and the returned results are stored. An exception marks it "failed" (Ctrl-C:
     "interrupted") and is raised again. The app's job runner and the CLI both go through here.
     """
-    from .experiment import new_run_id
+    from .experiment import new_run_id, out_dir_for
 
     if runner is None:
         from .experiment import run_experiment as runner
     store = store or RunStore()
     run_id = run_id or new_run_id()
-    out_dir = Path(config.out).expanduser() if getattr(config, "out", None) else paths.runs_dir() / run_id
+    out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
     store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
     recorder = RunRecorder(store, run_id)
     try:

@@ -1,6 +1,7 @@
 """The CLI: runs, repeats runs from config.json, and refuses bad input in one line, exit 2."""
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from distill_core import paths
 from distill_core.cli import main, repeat_command
+from distill_core.store import RunStore
 from distill_core.models import create_model
 
 TINY = ["--dataset", "digits", "--teacher", "cnn_small", "--student", "cnn_tiny", "--epochs", "2",
@@ -42,15 +45,43 @@ def test_a_config_file_repeats_the_run_exactly(capsys, tmp_path):
     # word for word the command the app shows beside its config downloads
     python, dash_m, module, *argv = shlex.split(repeat_command(str(config)))
     assert (python, dash_m, module) == ("python", "-m", "distill_core")
-    assert run_cli(capsys, *argv, "--out", str(tmp_path / "b"))[0] == 0
+    # Its own teacher cache, so the teacher is trained again rather than reused from the first run.
+    # No --out: the repeat gets a new folder in the runs folder, not the one its config.json names.
+    code, out, _ = run_cli(capsys, *argv, "--cache-dir", str(tmp_path / "b-cache"))
+    assert code == 0
+    b_dir = Path(re.search(r"written to (.+) \(run ", out).group(1))
+    assert b_dir.parent == paths.runs_dir() and b_dir != tmp_path / "a"
     a = json.loads((tmp_path / "a" / "results.json").read_text())
-    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    b = json.loads((b_dir / "results.json").read_text())
+    assert a["run_id"] != b["run_id"]
+    assert a["teacher"]["source"] == b["teacher"]["source"] == "train"
     for role in ("teacher", "student_scratch", "student_kd"):
         assert [r["val_loss"] for r in a[role]["history"]] == [r["val_loss"] for r in b[role]["history"]]
-    assert {k: v for k, v in a["config"].items() if k != "out"} == {k: v for k, v in b["config"].items() if k != "out"}
+    where = ("out", "cache_dir")
+    assert a["config"]["out"] == str(tmp_path / "a") and b["config"]["out"] is None
+    assert {k: v for k, v in a["config"].items() if k not in where} == \
+        {k: v for k, v in b["config"].items() if k not in where}
     # a flag overrides the file
     assert run_cli(capsys, "run", "--config", str(config), "--alpha", "0.5", "--out", str(tmp_path / "c"))[0] == 0
     assert json.loads((tmp_path / "c" / "config.json").read_text())["alpha"] == 0.5
+
+
+def test_a_folder_that_holds_a_run_is_not_written_over(capsys, tmp_path):
+    assert run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "a"))[0] == 0
+    first = (tmp_path / "a" / "results.json").read_bytes()
+    code, _, err = run_cli(capsys, "run", *TINY, "--alpha", "0.5", "--out", str(tmp_path / "a"))
+    assert code == 2 and err.startswith("error: ") and "already holds a run" in err
+    assert (tmp_path / "a" / "results.json").read_bytes() == first
+    assert len(RunStore().runs_frame()) == 1  # the refused run left no failed row behind
+
+
+def test_the_table_heads_the_large_batch_it_measured():
+    from distill_core.cli import format_table
+
+    lat = {"batch_1": {"median": 0.5}, "batch_8": {"median": 1.25}, "device": "cpu"}
+    entry = {"model": "cnn_tiny", "accuracy": 0.9, "best_accuracy": 0.91, "best_epoch": 2, "latency_ms": lat}
+    head, _, row = format_table({"config": {"latency_batch": 8}, "student_kd": entry}).splitlines()[:3]
+    assert head.endswith("ms b=1  ms b=8") and row.split()[-2:] == ["0.50", "1.2"]
 
 
 def test_registries_are_listed(capsys):
@@ -109,9 +140,9 @@ def test_bad_input_is_one_error_line_and_exit_2(case, capsys, tmp_path):
         with_exit.append(True)
     assert code == 2
     assert err.startswith("error: ") and expected in err, err
-    assert "Traceback" not in err
-    if not with_exit:
-        assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    if with_exit:  # argparse's own errors name the command whose --help explains the flags
+        assert err.strip().endswith("(see `python -m distill_core run --help`)"), err
 
 
 def test_no_traceback_from_the_real_entry_point(tmp_path):
