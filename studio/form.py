@@ -39,7 +39,7 @@ class Preset:
 
 PRESETS = {
     "demo": Preset("1-minute CPU demo (offline)", RunConfig(),
-                   "MNIST sample shipped with the app, a demo CNN teacher and a 200x smaller student. "
+                   "MNIST sample shipped with the app, a demo CNN teacher and a student over 100x smaller. "
                    "Runs anywhere, no download."),
     "cifar10_gpu": Preset("CIFAR-10 on GPU", RunConfig(
         dataset="cifar10", teacher="resnet56", student="resnet20", device="cuda", epochs=30, teacher_epochs=30,

@@ -138,6 +138,19 @@ def test_home_explains_and_launches_the_demo(engine):
     assert len(manager().jobs()) == 1
 
 
+def test_the_demo_preset_says_what_its_models_are():
+    """Its help promises "a student over 100x smaller": true of the preset's two models."""
+    from studio.form import PRESETS
+    from studio.model_info import input_spec, model_card
+
+    demo = PRESETS["demo"]
+    assert "over 100x smaller" in demo.help
+    channels, size, classes, _ = input_spec(demo.config.dataset)
+    teacher, student = (model_card.__wrapped__(m, channels, size, classes)
+                        for m in (demo.config.teacher, demo.config.student))
+    assert teacher["size_bytes"] / student["size_bytes"] > 100
+
+
 # ---- Distill -------------------------------------------------------------------------------------
 def test_distill_has_every_widget_and_model_cards(engine):
     at = page("pages/distill.py")
