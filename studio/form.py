@@ -15,7 +15,8 @@ import streamlit as st
 
 from distill_core import RunConfig, available_devices, problems
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
-from distill_core.datasets import DATASETS
+from distill_core.datasets import DATASETS, image_files
+from distill_core.errors import DistillError
 from distill_core.models import MODELS
 
 from . import urlstate
@@ -187,8 +188,14 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
             found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
         elif mode == "upload" and upload_error:
             found.append(upload_error)
-    if config.dataset == "imagefolder" and config.data_dir and not Path(config.data_dir).expanduser().is_dir():
-        found.append(f"The image folder {config.data_dir} does not exist on this server.")
+    if config.dataset == "imagefolder" and config.data_dir:
+        if not Path(config.data_dir).expanduser().is_dir():
+            found.append(f"The image folder {config.data_dir} does not exist on this server.")
+        else:
+            try:
+                image_files(Path(config.data_dir).expanduser())
+            except DistillError as exc:  # no images, one class: said before Start, not after the run fails
+                found.append(str(exc)[0].upper() + str(exc)[1:] + ".")
     return found
 
 

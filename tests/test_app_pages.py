@@ -189,6 +189,24 @@ def test_distill_bad_values_explain_and_disable_start(engine, key, value, messag
     assert not at.error and not start_button(at).disabled
 
 
+def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "one" / "cats").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(tmp_path / "one" / "cats" / "0.png")
+    at = page("pages/distill.py")
+    at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
+    for folder, message in ((tmp_path / "empty", "holds no images"), (tmp_path / "one", "only one class")):
+        at.text_input(key="cfg_data_dir").input(str(folder)).run()
+        assert any(message in e.value for e in at.error), [e.value for e in at.error]
+        assert start_button(at).disabled
+    (tmp_path / "one" / "dogs").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "one" / "dogs" / "0.png")
+    at.run()
+    assert not any("one class" in e.value for e in at.error) and not start_button(at).disabled
+
+
 def test_distill_no_gpu_here(engine, monkeypatch):
     monkeypatch.setattr("studio.form.available_devices", lambda: ["cpu"])
     at = page("pages/distill.py")
