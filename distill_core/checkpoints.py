@@ -71,6 +71,11 @@ def check_fits(state: dict[str, torch.Tensor], model: nn.Module, arch: str, num_
         raise CheckpointError(
             f"checkpoint {path} does not fit {arch} on this dataset: {k} has shape {got}, expected {want}"
             + (f" ({len(wrong) - 1} more)" if len(wrong) > 1 else ""))
+    # A teacher with NaN or infinite weights trains nothing: its soft targets would be NaN.
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"checkpoint {path} holds NaN or infinite values (in {', '.join(broken[:3])}"
+                              + (f" and {len(broken) - 3} more" if len(broken) > 3 else "") + "); it cannot teach")
 
 
 def load_into(model: nn.Module, path: str | Path, arch: str, num_classes: int) -> nn.Module:

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", default="student_kd", choices=("student_kd", "student_scratch", "teacher"),
                         help="which model's weights (default: the distilled student)")
     export.add_argument("--which", default="last", choices=("last", "best"), help="last or best epoch's checkpoint")
+    export.add_argument("--overwrite", action="store_true", help="replace a file that --out names, if it exists")
 
     compress = sub.add_parser("compress", help="fp16, int8 (ONNX Runtime static) and pruned variants of a run's models")
     compress.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
@@ -192,6 +193,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .store import run_recorded
 
     config = config_from_args(args)
+    if args.compress:  # a bad --sparsity is refused now, not after the whole run has trained
+        from .compress import CALIBRATION_IMAGES, check_settings
+
+        check_settings(args.sparsity, CALIBRATION_IMAGES)
     started = time.perf_counter()
     preload()
     results = run_recorded(config, on_event=None if args.quiet else ConsolePrinter(), source="cli")
@@ -245,7 +250,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(formats) > 1 and args.out and Path(args.out).suffix:
         raise DistillError("--format all writes several files: give --out a folder, not a file name")
     for fmt in formats:
-        report = export_run(args.run_id, fmt, args.out, role=args.model, which=args.which)
+        # Files in the run's own exports/ folder are replaced; a file elsewhere only when asked.
+        report = export_run(args.run_id, fmt, args.out, role=args.model, which=args.which,
+                            overwrite=args.overwrite or not args.out)
         line = f"{fmt:<12} {report['path']}  ({report['size_bytes']:,} bytes)"
         parity = report.get("parity")
         if parity:
@@ -311,6 +318,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return handler(args)
     except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a place that cannot be written or read, past the checks above
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

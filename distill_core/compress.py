@@ -190,6 +190,7 @@ def compression_rows(run: Any, roles: Sequence[str] = DEFAULT_ROLES, sparsity: f
     the run's own latencies were measured with (``num_threads`` overrides). With ``save`` the
     rows are written to ``compression.json`` in the run folder (and recorded in the store).
     """
+    check_settings(sparsity, calibration_images, repeats)
     run = open_run(run, store)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -211,6 +212,16 @@ def compression_rows(run: Any, roles: Sequence[str] = DEFAULT_ROLES, sparsity: f
         save_rows(run, rows, {"sparsity": sparsity, "calibration_images": calibration_images, "roles": list(roles),
                               "threads": threads}, store)
     return rows
+
+
+def check_settings(sparsity: float, calibration_images: int, repeats: Optional[int] = None) -> None:
+    """Refuse settings out of range before any work (the CLI checks them before a run trains)."""
+    if not 0 <= sparsity < 1:
+        raise DistillError(f"sparsity must be in [0, 1), got {sparsity}")
+    if calibration_images < 1:
+        raise DistillError(f"calibration images must be at least 1, got {calibration_images}")
+    if repeats is not None and repeats < 1:
+        raise DistillError(f"latency repeats must be at least 1, got {repeats}")
 
 
 def _run_threads(run: RunFiles) -> Optional[int]:

@@ -7,7 +7,9 @@ a run from the app repeatable from the CLI.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -19,6 +21,7 @@ SCHEDULES = ("cosine", "onecycle", "step")
 DISTILL_DATA = ("none", "mask", "replace", "mixup")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TEACHER_SOURCES = ("auto", "train", "checkpoint")
+MAX_TEMPERATURE = 100.0
 
 
 @dataclass
@@ -85,6 +88,8 @@ class RunConfig:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:  # a folder, no permission
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
         if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
@@ -111,7 +116,9 @@ def problems(config: RunConfig) -> list[str]:
     from .methods import METHODS
     from .models import MODELS
 
-    out: list[str] = []
+    out = wrong_types(config)
+    if out:  # the checks below assume text is text
+        return out
 
     def check(ok: bool, message: str) -> None:
         if not ok:
@@ -121,6 +128,9 @@ def problems(config: RunConfig) -> list[str]:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             out.append(f"{name} must be a number, got {value!r}")
+            return None
+        if not math.isfinite(value):
+            out.append(f"{name} must be a finite number, got {value!r}")
             return None
         if kind is int and value != int(value):
             out.append(f"{name} must be a whole number, got {value!r}")
@@ -136,6 +146,8 @@ def problems(config: RunConfig) -> list[str]:
     t = number("temperature")
     if t is not None:
         check(t > 0, f"temperature T must be > 0 (it divides the logits), got {t}")
+        check(t <= MAX_TEMPERATURE, f"temperature T must be at most {MAX_TEMPERATURE:g} (the soft targets are "
+                                    f"flat long before that, and T^2 grows without bound), got {t:g}")
     a = number("alpha")
     if a is not None:
         check(0 <= a <= 1, f"alpha must be in [0, 1] (0 = plain training, 1 = pure distillation), got {a}")
@@ -175,9 +187,47 @@ def problems(config: RunConfig) -> list[str]:
           f"teacher_source must be one of {', '.join(TEACHER_SOURCES)}, got {config.teacher_source!r}")
     if config.teacher_source == "checkpoint":
         check(bool(config.teacher_checkpoint), "teacher_source 'checkpoint' needs a teacher_checkpoint path")
+    elif config.teacher_source == "auto":
+        check(not config.teacher_checkpoint, f"teacher_checkpoint {config.teacher_checkpoint!r} is set, but "
+              "teacher_source 'auto' (cache or train) would not use it: set teacher_source to 'checkpoint'")
+    if config.method in METHODS and config.extra:
+        check(not (unknown := unknown_options(METHODS.get(config.method), config.extra)),
+              f"extra holds options the {config.method!r} method does not take: {', '.join(unknown)}")
     if config.dataset == "imagefolder":
         check(bool(config.data_dir), "the imagefolder dataset needs a data_dir: a folder of class sub-folders")
     return out
+
+
+def wrong_types(config: RunConfig) -> list[str]:
+    """Text, switches and the options dict of the wrong JSON type (numbers are checked one by one).
+
+    A config.json is written by hand too: "augment": "no" would otherwise read as true."""
+    found = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.type in ("str", "Optional[str]"):
+            ok, want = isinstance(value, str) or (value is None and f.type != "str"), "text"
+        elif f.type == "bool":
+            ok, want = isinstance(value, bool), "true or false"
+        elif f.type.startswith("dict"):
+            ok, want = isinstance(value, dict), "a JSON object"
+        else:
+            continue
+        if not ok:
+            found.append(f"{f.name} must be {want}, got {value!r}")
+    return found
+
+
+def unknown_options(factory, options: dict) -> list[str]:
+    """Keys of ``options`` (``config.extra``) that the method does not read: a ``DistillMethod``
+    lists them in ``OPTIONS``; another factory takes them as named parameters."""
+    known = getattr(factory, "OPTIONS", None)
+    if known is None:
+        params = inspect.signature(factory).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return []
+        known = set(params) - {"student", "teacher", "temperature", "alpha"}
+    return sorted(set(options) - set(known))
 
 
 def validate(config: RunConfig) -> RunConfig:

@@ -197,6 +197,11 @@ TORCHVISION = {
 }
 
 
+# The file whose presence says the dataset was placed (or downloaded) rather than missing.
+FIRST_FILE = {"mnist": "train-images-idx3-ubyte.gz", "fashion_mnist": "train-images-idx3-ubyte.gz",
+              "cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
+
+
 def torchvision_root(request: DataRequest) -> Path:
     return Path(request.data_dir).expanduser() if request.data_dir else paths.data_dir()
 
@@ -213,6 +218,12 @@ def load_torchvision(name: str, request: DataRequest) -> ImageData:
         val = cls(str(root), train=False, download=request.download)
     except (urllib.error.URLError, OSError, RuntimeError, ConnectionError) as exc:
         where = root / folder if folder else root
+        there = where / FIRST_FILE[name]
+        if there.is_file():  # the files are there, but torchvision could not read them
+            raise DataUnavailableError(
+                f"{name}'s files in {where} could not be read: {there.name} may be damaged or an incomplete "
+                f"download. Delete it and run again where there is network, or place a good copy of {files} "
+                f"there. ({type(exc).__name__})") from None
         how = "it could not be downloaded (no network?)" if request.download else "downloads are off"
         raise DataUnavailableError(
             f"{name} is not in {root} and {how}. Place {files} in {where} by hand, or run once "
@@ -248,6 +259,28 @@ _register_torchvision("cifar100", (3, 32, 32), 100, "50,000 train / 10,000 test"
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def image_files(root: Path) -> dict[str, list[Path]]:
+    """Each class sub-folder's image files, by name alone (nothing is opened, so it is quick).
+
+    Refuses a folder that cannot make a classification dataset; the app's Distill page calls it
+    to explain that before Start, the run to load the images."""
+    if not root.is_dir():
+        raise DataUnavailableError(f"image folder {root} does not exist or is not a folder")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = {d.name: sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+             for d in class_dirs}
+    files = {k: v for k, v in files.items() if v}
+    if not files:
+        raise DataUnavailableError(
+            f"image folder {root} holds no images: put each class's images "
+            f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in a sub-folder named after the class")
+    if len(files) < 2:
+        raise DataUnavailableError(
+            f"image folder {root} has images for only one class ({next(iter(files))}); "
+            "classification needs at least two class sub-folders")
+    return files
+
+
 @DATASETS.register("imagefolder", shape=("C", "S", "S"), classes="folders", size="your images",
                    offline=True, split=STRATIFIED_SPLIT,
                    source="a folder with one sub-folder of images per class (--data-dir)")
@@ -257,21 +290,8 @@ def imagefolder(request: DataRequest) -> ImageData:
     if not request.data_dir:
         raise ConfigError("the imagefolder dataset needs --data-dir: a folder with one sub-folder per class")
     root = Path(request.data_dir).expanduser()
-    if not root.is_dir():
-        raise DataUnavailableError(f"image folder {root} does not exist or is not a folder")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files = {d.name: sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-             for d in class_dirs}
-    files = {k: v for k, v in files.items() if v}
+    files = image_files(root)
     total = sum(len(v) for v in files.values())
-    if total == 0:
-        raise DataUnavailableError(
-            f"image folder {root} holds no images: put each class's images "
-            f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in a sub-folder named after the class")
-    if len(files) < 2:
-        raise DataUnavailableError(
-            f"image folder {root} has images for only one class ({next(iter(files))}); "
-            "classification needs at least two class sub-folders")
     size = request.image_size or 32
     images, labels, grey = [], [], True
     opened = []
@@ -301,5 +321,7 @@ def imagefolder(request: DataRequest) -> ImageData:
             f"image folder {root} is too small to split: every class needs at least 2 images "
             f"(smallest has {counts.min()})")
     train_idx, val_idx = stratified_split(y, val_count, seed=request.seed)
-    return from_arrays("imagefolder", x, y, classes, train_idx, val_idx,
-                       crop_padding=max(1, size // 8), hflip=True, source=str(root))
+    skipped = total - len(opened)  # said in the run's dataset description, not silently dropped
+    return from_arrays("imagefolder", x, y, classes, train_idx, val_idx, crop_padding=max(1, size // 8), hflip=True,
+                       source=str(root) + (f" ({skipped} of {total} files could not be read and were skipped)"
+                                           if skipped else ""))

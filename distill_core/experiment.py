@@ -56,7 +56,16 @@ def out_dir_for(config: RunConfig, run_id: str) -> Path:
     if (out_dir / "config.json").exists():
         raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
                           "folder in the runs folder")
-    return out_dir
+    return writable_folder(out_dir, "output folder")
+
+
+def writable_folder(folder: Path, what: str) -> Path:
+    """Create ``folder`` now, so that a place the run cannot write stops it before it trains."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def build_model(name: str, data: ImageData, config: RunConfig, device: torch.device, seed: int):
@@ -127,6 +136,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
+    if config.teacher_source != "checkpoint":  # a teacher it trains goes to the cache
+        writable_folder(teacher_cache.cache_root(config), "teacher cache folder")
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
                                "started_at": started, "artifacts": {"dir": str(out_dir)}}

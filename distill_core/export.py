@@ -418,15 +418,21 @@ def default_name(run: RunFiles, fmt: str, role: str = "student_kd", which: str =
 
 
 def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "student_kd", which: str = "last",
-               store=None, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> dict:
+               store=None, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE, overwrite: bool = True) -> dict:
     """Write one export of a run; returns {"path", "format", "size_bytes", ...}. ``out`` is a file
-    or a folder (default: the run's ``exports/`` folder). The store records the file."""
+    or a folder (default: the run's ``exports/`` folder). The store records the file. Without
+    ``overwrite`` an existing file is refused (the CLI, for a file the user named)."""
     if fmt not in FORMATS:
         raise DistillError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     run = open_run(ref, store)
     out = Path(out).expanduser() if out else run.dir / "exports"
     path = out if out.suffix else out / default_name(run, fmt, role, which)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise DistillError(f"{path} already exists; choose another --out, or add --overwrite to replace it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DistillError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
     report: dict = {"format": fmt, "run_id": run.run_id}
     if fmt == "csv":
         path.write_text(metrics_csv(run))

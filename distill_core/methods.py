@@ -30,6 +30,7 @@ METHODS: Registry = Registry("distillation method")
 
 class DistillMethod(nn.Module):
     sliceable = True  # teacher targets are one row per image
+    OPTIONS: tuple[str, ...] = ()  # the keys of config.extra this method reads (self.options); others are refused
 
     def __init__(self, student: nn.Module, teacher: Optional[nn.Module], temperature: float = 4.0,
                  alpha: float = 0.9, **options: Any):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from . import paths
-from .errors import DistillError
+from .errors import ConfigError, DistillError
 from .events import EPOCH, ERROR, RESULT, STATUS, Event, Observer, fan_out
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,15 @@ class RunStore:
     def __init__(self, path: str | Path | None = None, timeout: float = 30.0, check_interrupted: bool = True):
         self.path = Path(path).expanduser() if path else default_path()
         self.timeout = timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._init_schema()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            raise DistillError(f"the run store {self.path} cannot be read ({exc}); move it away and a new, empty "
+                               "one is made (the run folders stay, and are listed again)") from None
+        except OSError as exc:
+            raise DistillError(f"the run store {self.path} cannot be created: {exc.strerror or exc} (set "
+                               "DISTILL_STUDIO_HOME to a folder you can write)") from None
         if check_interrupted:
             self.mark_interrupted()
 
@@ -440,6 +447,11 @@ class RunStore:
     def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._read() as conn:
             return conn.execute(sql, args).fetchall()
+
+    def runs_in(self, folder: str | Path) -> list[tuple[str, str]]:
+        """(run id, status) of the runs whose files are in ``folder``."""
+        rows = self._rows("SELECT id, status FROM runs WHERE artifacts_dir = ?", (str(Path(folder).expanduser()),))
+        return [(r["id"], r["status"]) for r in rows]
 
     def get_run(self, run_id: str) -> Optional[dict]:
         """The run row with config, results, model entries and artifacts decoded; None if unknown."""
@@ -669,6 +681,11 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         from .experiment import run_experiment as runner
     store = store or RunStore()
     run_id = run_id or new_run_id()
+    owners = store.runs_in(config.out) if getattr(config, "out", None) else []
+    if owners and (Path(config.out).expanduser() / "config.json").exists():  # name the run that is in the way
+        rid, status = owners[-1]
+        raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete that "
+                          f"run first (python -m distill_core runs --delete {rid})")
     out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
     store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
     recorder = RunRecorder(store, run_id)

@@ -69,10 +69,43 @@ def test_a_config_file_repeats_the_run_exactly(capsys, tmp_path):
 def test_a_folder_that_holds_a_run_is_not_written_over(capsys, tmp_path):
     assert run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "a"))[0] == 0
     first = (tmp_path / "a" / "results.json").read_bytes()
+    run_id = json.loads(first)["run_id"]
     code, _, err = run_cli(capsys, "run", *TINY, "--alpha", "0.5", "--out", str(tmp_path / "a"))
-    assert code == 2 and err.startswith("error: ") and "already holds a run" in err
+    assert code == 2 and err.startswith("error: ") and f"already holds run {run_id} (done)" in err
     assert (tmp_path / "a" / "results.json").read_bytes() == first
     assert len(RunStore().runs_frame()) == 1  # the refused run left no failed row behind
+    # a run folder the store does not know (copied from elsewhere) is refused too
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "config.json").write_text("{}")
+    code, _, err = run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "copied"))
+    assert code == 2 and "already holds a run" in err and (tmp_path / "copied" / "config.json").read_text() == "{}"
+
+
+def test_a_failed_run_in_the_way_is_named_and_can_be_deleted(capsys, tmp_path):
+    write_checkpoints(tmp_path)
+    out = ["--out", str(tmp_path / "o")]
+    assert run_cli(capsys, "run", *TINY, *out, "--teacher-checkpoint", str(tmp_path / "c100.pt"))[0] == 2
+    (failed,) = [rid for rid, status in RunStore().runs_in(tmp_path / "o") if status == "failed"]
+    code, _, err = run_cli(capsys, "run", *TINY, *out)
+    assert code == 2 and f"already holds run {failed} (failed)" in err and f"runs --delete {failed}" in err
+    assert run_cli(capsys, "runs", "--delete", failed)[0] == 0
+    assert run_cli(capsys, "run", *TINY, *out)[0] == 0
+
+
+def test_a_damaged_run_store_is_one_error_line(capsys):
+    paths.home().mkdir(parents=True, exist_ok=True)
+    (paths.home() / "runs.db").write_bytes(b"this is not sqlite" * 100)
+    code, _, err = run_cli(capsys, "runs")
+    assert code == 2 and err.startswith("error: the run store") and "move it away" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_compress_settings_out_of_range_are_refused(capsys, tmp_path):
+    for flags, message in ((["--sparsity", "1.5"], "sparsity must be in [0, 1)"),
+                           (["--calibration-images", "-5"], "calibration images must be at least 1"),
+                           (["--latency-repeats", "0"], "latency repeats must be at least 1")):
+        code, _, err = run_cli(capsys, "compress", str(tmp_path / "no-run-needed"), *flags)
+        assert code == 2 and message in err, err
 
 
 def test_the_table_heads_the_large_batch_it_measured():
@@ -97,6 +130,15 @@ def write_checkpoints(folder: Path):
     torch.save(create_model("cnn_small", 1, 100, 8).state_dict(), folder / "c100.pt")
     torch.save(create_model("mlp", 1, 10, 8).state_dict(), folder / "mlp.pt")
     torch.save(create_model("cnn_small", 1, 10, 8), folder / "pickled_model.pt")
+    nan = create_model("cnn_small", 1, 10, 8).state_dict()
+    next(iter(nan.values())).fill_(float("nan"))
+    torch.save(nan, folder / "nan.pt")
+    for name, body in (("augment_text", {"augment": "no"}), ("extra_text", {"extra": "x"}),
+                       ("extra_unknown", {"extra": {"hint_layer": 2}}), ("list_dir", {"data_dir": ["a"]}),
+                       ("unused_checkpoint", {"teacher_checkpoint": str(folder / "c100.pt")})):
+        (folder / f"{name}.json").write_text(json.dumps(body))
+    (folder / "a_folder.json").mkdir()
+    (folder / "a_file").write_text("not a folder")
     (folder / "empty").mkdir()
     (folder / "one" / "only").mkdir(parents=True)
     from PIL import Image
@@ -122,6 +164,18 @@ BAD = {
     "empty image folder": (["--dataset", "imagefolder", "--data-dir", "{d}/empty"], "holds no images"),
     "one-class image folder": (["--dataset", "imagefolder", "--data-dir", "{d}/one"], "only one class"),
     "missing config": (["--config", "{d}/none.json"], "config file not found"),
+    "config is a folder": (["--config", "{d}/a_folder.json"], "cannot read config file"),
+    "T infinite": (["--temperature", "inf"], "temperature must be a finite number"),
+    "T huge": (["--temperature", "1e30"], "temperature T must be at most 100"),
+    "NaN checkpoint": (["--teacher-checkpoint", "{d}/nan.pt"], "holds NaN or infinite values"),
+    "a switch as text": (["--config", "{d}/augment_text.json"], "augment must be true or false, got 'no'"),
+    "options as text": (["--config", "{d}/extra_text.json"], "extra must be a JSON object"),
+    "unknown options": (["--config", "{d}/extra_unknown.json"], "options the 'kd' method does not take: hint_layer"),
+    "a list for a path": (["--config", "{d}/list_dir.json"], "data_dir must be text"),
+    "a checkpoint nothing uses": (["--config", "{d}/unused_checkpoint.json"], "would not use it"),
+    "out is a file": (["--out", "{d}/a_file"], "cannot create the output folder"),
+    "cache under a file": (["--cache-dir", "{d}/a_file/cache"], "cannot create the teacher cache folder"),
+    "sparsity checked before the run": (["--compress", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),
 }
 if not torch.cuda.is_available():
     BAD["cuda with none"] = (["--device", "cuda"], "no CUDA GPU")
@@ -134,13 +188,16 @@ def test_bad_input_is_one_error_line_and_exit_2(case, capsys, tmp_path):
     flags = [f.format(d=tmp_path) for f in flags]
     with_exit = []
     try:
-        code, out, err = run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "out"), *flags)
+        out_flag = [] if "--out" in flags else ["--out", str(tmp_path / "out")]
+        code, out, err = run_cli(capsys, "run", *TINY, *out_flag, *flags)
     except SystemExit as exc:  # argparse type errors exit from inside parse_args
         code, err = exc.code, capsys.readouterr().err
         with_exit.append(True)
     assert code == 2
     assert err.startswith("error: ") and expected in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    if case == "sparsity checked before the run":
+        assert not (tmp_path / "out").exists()  # refused before the run began
     if with_exit:  # argparse's own errors name the command whose --help explains the flags
         assert err.strip().endswith("(see `python -m distill_core run --help`)"), err
 

@@ -74,6 +74,17 @@ def test_torchvision_datasets_without_files_or_downloads_say_where_to_put_them(n
         load_dataset(name, DataRequest(data_dir=str(tmp_path), download=False))
 
 
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_a_damaged_download_is_called_damaged_not_missing(name, tmp_path):
+    from distill_core.datasets import FIRST_FILE, TORCHVISION
+
+    where = tmp_path / TORCHVISION[name][1]
+    where.mkdir(parents=True, exist_ok=True)
+    (where / FIRST_FILE[name]).write_bytes(b"half a download")
+    with pytest.raises(DataUnavailableError, match=f"{FIRST_FILE[name]} may be damaged or an incomplete download"):
+        load_dataset(name, DataRequest(data_dir=str(tmp_path), download=False))
+
+
 def write_images(folder, classes, per_class, size=(12, 10), mode="RGB"):
     rng = np.random.default_rng(0)
     for c in classes:
@@ -85,12 +96,14 @@ def write_images(folder, classes, per_class, size=(12, 10), mode="RGB"):
 
 def test_imagefolder_loads_resizes_and_splits(tmp_path):
     write_images(tmp_path, ["cat", "dog", "eel"], 10)
-    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")  # not an image name: not counted
+    (tmp_path / "dog" / "broken.png").write_bytes(b"not a png")  # an image name that cannot be read
     data = load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path), image_size=16, val_fraction=0.2))
     assert data.classes == ["cat", "dog", "eel"]
     assert data.train_x.shape[1:] == (3, 16, 16)
     assert data.train_x.shape[0] + data.val_x.shape[0] == 30 and data.val_x.shape[0] == 6
     assert sorted(data.val_y.tolist()) == [0, 0, 1, 1, 2, 2]
+    assert data.describe()["source"].endswith("(1 of 31 files could not be read and were skipped)")
 
 
 def test_grey_imagefolder_has_one_channel(tmp_path):

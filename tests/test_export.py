@@ -116,6 +116,23 @@ def test_cli_export_all_formats(tiny, tmp_path, capsys):
     assert main(["export", "no-such-run", "--format", "csv"]) == 2
 
 
+def test_cli_export_keeps_a_file_it_was_not_asked_to_replace(tiny, tmp_path, capsys):
+    _, _, run_dir = tiny
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"my own checkpoint")
+    assert main(["export", str(run_dir), "--format", "safetensors", "--out", str(mine)]) == 2
+    assert "already exists" in capsys.readouterr().err and mine.read_bytes() == b"my own checkpoint"
+    assert main(["export", str(run_dir), "--format", "safetensors", "--out", str(mine), "--overwrite"]) == 0
+    assert mine.read_bytes() != b"my own checkpoint"
+    # the run's own exports/ folder is the tool's: an export there is simply replaced
+    assert main(["export", str(run_dir), "--format", "csv"]) == 0
+    assert main(["export", str(run_dir), "--format", "csv"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run_dir), "--format", "csv", "--out", str(mine / "x.csv")]) == 2  # under a file
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot create the folder") and len(err.strip().splitlines()) == 1
+
+
 def test_export_of_a_store_run_by_id_is_recorded(studio_home):
     from distill_core import paths
 
