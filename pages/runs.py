@@ -10,7 +10,11 @@ require_app()
 
 ss = st.session_state
 st.title("Runs")
-store = rv.open_store()
+try:
+    store = rv.open_store()
+except DistillError as exc:  # a damaged runs.db: say which file and what to do, the other pages go on
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
 table = rv.runs_table(store)
 st.caption(f"{fmt.things(len(table), 'run')} in the run store `{store.path}`, shared by the app and "
            "`python -m distill_core` (set DISTILL_STUDIO_HOME to move it).")

@@ -151,3 +151,11 @@ def test_an_overlay_of_three_runs_draws_each_of_them(two_runs):
     names = " ".join(str(trace.get("name", "")) + str(trace.get("legendgroup", "")) for trace in spec["data"])
     assert all(run_id in names for run_id in three), names
     assert all(len(trace["x"]) > 0 for trace in spec["data"])
+
+
+def test_a_damaged_run_store_is_explained(studio_home):
+    paths.home().mkdir(parents=True, exist_ok=True)
+    (paths.home() / "runs.db").write_bytes(b"not a database" * 200)
+    at = app()
+    assert at.title[0].value == "Runs"
+    assert any("cannot be read" in e.value and "move it away" in e.value for e in at.error), [e.value for e in at.error]
