@@ -42,9 +42,10 @@ if not results:
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
 if results.get("status") == "cancelled":
-    st.warning("This run was cancelled: only the models that finished before the stop are shown.",
+    st.warning("This run was cancelled: only the models that finished before the stop are shown. Sizes, FLOPs "
+               "and latencies are measured after all three have trained, so the headline needs a finished run.",
                icon=":material/block:")
-st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature')} · α = {cfg.get('alpha')} · "
+st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "
            f"{cfg.get('epochs')} student epochs · device {results.get('device', '?')} · "
            f"{fmt.duration(results.get('seconds'))} in all")
 
@@ -59,11 +60,13 @@ cards[1].metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_
                 help="Median latency of one forward pass: teacher / distilled student.")
 cards[2].metric("Accuracy vs the teacher", fmt.points(h["delta_points"]), border=True,
                 help="Distilled student minus teacher, validation accuracy at the last epoch.")
-cards[3].metric("KD gain over scratch", fmt.points(h["kd_gain"]), border=True,
-                delta="distillation helped" if (h["kd_gain"] or 0) > 0 else
-                ("no gain this time" if h["kd_gain"] is not None else None),
-                delta_color="normal" if (h["kd_gain"] or 0) > 0 else "off",
-                delta_arrow="auto" if (h["kd_gain"] or 0) > 0 else "off",
+gain = h["kd_gain"]
+# A point or more below scratch is a loss worth saying so; less is within this size of run's noise.
+verdict = (None if gain is None else ("distillation helped", "green", "up") if gain > 0 else
+           ("no gain this time", "gray", "off") if gain > -1 else ("distillation hurt", "red", "down"))
+cards[3].metric("KD gain over scratch", fmt.points(gain), border=True,
+                delta=verdict[0] if verdict else None, delta_color=verdict[1] if verdict else "off",
+                delta_arrow=verdict[2] if verdict else "off",
                 help="Distilled student minus the same student trained without a teacher (same recipe, "
                      "same initial weights).")
 if h["sentence"]:
@@ -76,18 +79,22 @@ lat = latency_table(results)
 st.caption(lat["note"])
 
 metrics = [
-    ("best accuracy", {r: 100 * results[r]["best_accuracy"] for r in present
-                       if results[r].get("best_accuracy") is not None}, "{:.1f} %"),
-    ("parameters", {r: results[r].get("params") for r in present}, "{:,.0f}"),
-    ("size (MB)", {r: results[r]["size_bytes"] / 1e6 for r in present if results[r].get("size_bytes")}, "{:.2f}"),
-    ("MFLOPs / image", {r: results[r]["flops"] / 1e6 for r in present if results[r].get("flops")}, "{:.1f}"),
-    (f"latency b1 (ms, {h['latency_device']})", lat["b1"], "{:.2f}"),
+    # last epoch, like the headline and the confusion matrices
+    ("val accuracy (last epoch)", {r: 100 * results[r]["accuracy"] for r in present
+                                   if results[r].get("accuracy") is not None}, "{:.1f} %"),
+    ("parameters", {r: results[r]["params"] for r in present if results[r].get("params") is not None}, "{:,.0f}"),
+    ("size (MB, fp32)", {r: results[r]["size_bytes"] / 1e6 for r in present if results[r].get("size_bytes")},
+     "{:.3g}"),
+    ("MFLOPs / image", {r: results[r]["flops"] / 1e6 for r in present if results[r].get("flops")}, "{:.3g}"),
+    (f"latency b1 (ms, {h['latency_device']})", lat["b1"], "{:.3g}"),
 ]
 st.plotly_chart(bars_figure([m for m in metrics if m[1]]), key="bars", config={"displaylogo": False})
 
 # ---- confusion matrices ---------------------------------------------------------------------------
 st.subheader("Confusion matrices")
 class_names = (results.get("dataset") or {}).get("class_names") or []
+st.caption("Validation split, last epoch. Each row is a true class; its cells are the share of that class's "
+           "images (%) given each predicted class, so the diagonal is the per-class accuracy.")
 cols = st.columns(max(1, len(present)))
 for col, role in zip(cols, present):
     matrix = results[role].get("confusion_matrix")

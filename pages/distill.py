@@ -114,7 +114,7 @@ with right:
                 st.error(card["error"])
                 continue
             st.metric("Parameters", fmt.params(card["params"]))
-            st.metric("Checkpoint size", fmt.megabytes(card["size_bytes"]))
+            st.metric("Checkpoint size", fmt.size(card["size_bytes"]))
             st.metric("FLOPs per image", fmt.count(card["flops"]))
     if "error" not in cards["teacher"] and "error" not in cards["student"]:
         smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
@@ -204,6 +204,9 @@ b2.download_button("config.json", config.to_json() + "\n", file_name="config.jso
 if found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
+elif same := next((j for j in busy if j.config == config), None):  # Start joins it (JobManager.submit)
+    b3.caption(f"This exact setup is already {same.status} (run {same.id}): Start shows that run instead of "
+               "training it twice.")
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
 if start and not found:

@@ -29,8 +29,8 @@ st.title("Live run")
 if snap is None:
     snap = manager.current()
     if asked and snap is not None:
-        st.info(f"Run {asked} is not known to this server (it may have been restarted); showing the current "
-                "run. Finished runs stay on the Compare page.", icon=":material/help:")
+        st.info(f"Run {asked} is not known to this server (it may have been restarted); showing the latest "
+                "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
 if snap is None:
     if asked:
         st.warning(f"Run {asked} is not known to this server (it may have been restarted). Finished runs are "

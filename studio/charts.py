@@ -21,6 +21,9 @@ SMOOTH = "ema"  # a trace's ``meta``: smooth this line with the viewer's EMA (st
 def _line(x: list, y: list, name: str, group: str, color: str, width: float, dash: str = "solid",
           markers: bool = False, hover: str = "%{y:.3f}", smooth: bool = False) -> dict:
     y = [v if v is None or math.isfinite(v) else None for v in y]  # a diverged run's NaN: a gap, valid JSON
+    # A lone point drawn as a line is invisible: a short phase that reported one loss point
+    # would be in the legend but nowhere on the chart.
+    markers = markers or sum(v is not None for v in y) < 2
     trace = dict(type="scatter", x=x, y=y, mode="lines+markers" if markers else "lines", name=name,
                  legendgroup=group, line=dict(color=color, width=width, dash=dash), hovertemplate=hover)
     if markers:

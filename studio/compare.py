@@ -58,8 +58,7 @@ def headline(results: dict) -> dict[str, Any]:
         parts.append(f"The distilled student is **{fmt.times(out['smaller_x'])} smaller** and "
                      f"**{fmt.times(out['faster_x'])} faster** (batch 1, {device}) than its teacher")
     if out["delta_points"] is not None:
-        parts.append(f"{'within' if abs(out['delta_points']) < 1 else 'at'} **{fmt.points(out['delta_points'])}** "
-                     "of its accuracy")
+        parts.append(f"**{fmt.above_below(out['delta_points'])}** it in validation accuracy")
     if out["kd_gain"] is not None:
         verb = "better" if out["kd_gain"] > 0 else "worse" if out["kd_gain"] < 0 else "no different"
         gain = fmt.points(abs(out["kd_gain"]), signed=False)
@@ -82,10 +81,10 @@ def comparison_table(results: dict) -> pd.DataFrame:
         rows.append({
             "model": ROLE_LABEL[role],
             "architecture": entry.get("model", ""),
-            "accuracy (last)": fmt.percent(entry.get("accuracy")),
-            "accuracy (best)": fmt.percent(entry.get("best_accuracy")),
+            "val accuracy (last epoch)": fmt.percent(entry.get("accuracy")),
+            "val accuracy (best epoch)": fmt.percent(entry.get("best_accuracy")),
             "params": fmt.params(entry.get("params")),
-            "size (MB)": fmt.megabytes(entry.get("size_bytes")).removesuffix(" MB"),
+            "size (fp32)": fmt.size(entry.get("size_bytes")),
             "FLOPs": fmt.count(entry.get("flops")),
             "latency b1, CPU · GPU": f"{fmt.ms(cpu.get('batch_1'))} · {fmt.ms(gpu.get('batch_1'))}",
             f"latency b{batch}, CPU · GPU": f"{fmt.ms(cpu.get(f'batch_{batch}'))} · "
@@ -105,6 +104,9 @@ def latency_table(results: dict) -> dict[str, Any]:
             kinds |= set(lat)
             if lat.get(device, {}).get("batch_1") is not None:
                 b1[role] = lat[device]["batch_1"]
+    if not kinds:
+        return {"b1": b1, "note": "Sizes, FLOPs and latencies are measured once all three models have trained: "
+                                  "this run ended before that."}
     missing = {"CPU", "GPU"} - kinds
     # Runs from before the models were timed in turn have no "in_turn": they were timed one after the other.
     in_turn = (((results.get("teacher") or {}).get("latency_ms") or {}).get("in_turn") or 1) > 1

@@ -29,15 +29,32 @@ def flops(n: Optional[float]) -> str:
     return count(n, "FLOPs") if n is not None else DASH
 
 
-def megabytes(n_bytes: Optional[float]) -> str:
+def sig3(x: float) -> str:
+    """Three significant digits, trailing zeros kept: 0.500, 2.27, 13.8, 0.0253, 150."""
+    return f"{x:#.3g}".rstrip(".")
+
+
+def size(n_bytes: Optional[float]) -> str:
+    """Three significant digits in a unit that suits: 2.69 MB and 21.8 kB, so that the ratio of
+    two sizes can be checked by eye (0.02 MB would hide a factor of 1.5)."""
     if n_bytes is None:
         return DASH
-    mb = float(n_bytes) / 1e6
-    return f"{mb:.2f} MB" if mb < 10 else f"{mb:.1f} MB"
+    n = float(n_bytes)
+    for scale, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if n >= 0.9995 * scale:  # 999.96 kB rounds to 1.00 MB, not "1.00e+03 kB"
+            return f"{sig3(n / scale)} {unit}"
+    return f"{n:.0f} B"
 
 
 def percent(x: Optional[float], digits: int = 1) -> str:
     return DASH if x is None else f"{100 * float(x):.{digits}f} %"
+
+
+def above_below(x: float) -> str:
+    """A difference in accuracy points as words: "3.1 points below", "1.3 points above"."""
+    if abs(x) < 0.05:
+        return "level with"
+    return f"{abs(x):.1f} points {'below' if x < 0 else 'above'}"
 
 
 def points(x: Optional[float], signed: bool = True) -> str:
@@ -47,9 +64,11 @@ def points(x: Optional[float], signed: bool = True) -> str:
 
 
 def ms(x: Optional[float]) -> str:
+    """Three significant digits (0.0253 ms, 2.27 ms, 13.8 ms): a student's sub-millisecond
+    latency keeps the digits its speed-up is computed from."""
     if x is None:
         return DASH
-    return f"{x:.2f} ms" if x < 10 else f"{x:.1f} ms" if x < 100 else f"{x:.0f} ms"
+    return f"{sig3(x)} ms" if x < 100 else f"{x:.0f} ms"
 
 
 def times(x: Optional[float]) -> str:

@@ -153,7 +153,7 @@ def results_table(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
             "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
             "teacher_acc": acc(teacher), "scratch_acc": acc(scratch), "kd_acc": acc(kd),
             "gain": acc(kd) - acc(scratch) if acc(kd) is not None and acc(scratch) is not None else None,
-            "kd_size": fmt.megabytes(s_size), "smaller": fmt.times(t_size / s_size) if t_size and s_size else fmt.DASH,
+            "kd_size": fmt.size(s_size), "smaller": fmt.times(t_size / s_size) if t_size and s_size else fmt.DASH,
             "kd_ms_b1": lat, "status": run["status"], "seconds": fmt.duration(
                 run["finished_at"] - run["started_at"] if run["finished_at"] and run["started_at"] else None)})
     return pd.DataFrame(rows)

@@ -7,6 +7,7 @@ for the page to show, never an exception; range checks are left to ``distill_cor
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import typing
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 from distill_core import RunConfig
 
 NOT_IN_URL = {"out", "cache_dir"}  # where files go is the server's business, not a link's
+OTHER_PAGES = {"job", "run"}  # the Live and Compare pages' parameters, which a link may carry along
 _DEFAULTS = RunConfig().to_dict()
 _HINTS = typing.get_type_hints(RunConfig)
 
@@ -84,8 +86,13 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for name, raw in params.items():
         text = raw[-1] if isinstance(raw, (list, tuple)) else str(raw)
-        if name not in fields or name in NOT_IN_URL:
-            continue  # other pages' parameters (job, run) and unknown ones are not config
+        if name in OTHER_PAGES or name in NOT_IN_URL:
+            continue
+        if name not in fields:  # a misspelt setting would otherwise vanish without a word
+            close = difflib.get_close_matches(name, sorted(fields - NOT_IN_URL), n=1)
+            notes.append(f"The link's {name}={text!r} is not a setting and was ignored"
+                         + (f" (did you mean {close[0]}?)." if close else "."))
+            continue
         try:
             values[name] = _parse(name, text)
         except (ValueError, json.JSONDecodeError) as exc:

@@ -240,9 +240,11 @@ def test_distill_config_download_names_the_command_that_repeats_it(engine):
 
 
 def test_distill_bad_link_values_are_explained(engine):
-    at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0)
+    at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0, temprature=9, job="x")
     notes = "\n".join(w.value for w in at.warning)
     assert "alpha = 1.5 is outside" in notes and "lr='abc' was ignored" in notes
+    assert "temprature='9' is not a setting and was ignored (did you mean temperature?)" in notes
+    assert "job=" not in notes  # another page's parameter, not a mistake
     assert any("epochs must be at least 1" in e.value for e in at.error)
     assert start_button(at).disabled
 
@@ -273,6 +275,8 @@ def test_distill_start_creates_a_job_and_a_double_start_joins_it(engine):
     assert (cfg.dataset, cfg.teacher, cfg.epochs) == ("digits", "cnn_small", 1)
     assert at.session_state["job_id"] == jobs[0].id
     again = page("pages/distill.py", **{k: v for k, v in TINY.items() if k in ("dataset", "teacher", "epochs")})
+    # said before the click: the fake engine holds the first run until the test ends
+    assert f"This exact setup is already {manager().jobs()[0].status} (run {jobs[0].id})" in texts(again)
     start_button(again).click().run()
     assert len(manager().jobs()) == 1  # a second tab pressing Start joins the run
 
@@ -393,12 +397,20 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert list(table["model"]) == ["teacher", "scratch student", "distilled student"]
     assert "the three models timed in turn" in texts(at) and "No GPU numbers" in texts(at)
     for row, role in zip(table.to_dict("records"), ("teacher", "student_scratch", "student_kd")):
-        assert row["accuracy (last)"] == f"{100 * results[role]['accuracy']:.1f} %"
+        assert row["val accuracy (last epoch)"] == f"{100 * results[role]['accuracy']:.1f} %"
         assert row["architecture"] == results[role]["model"]
     cards = {m.label: m.value for m in at.metric}
     kd = results["comparison"]["kd_vs_teacher"]
     assert cards["Smaller than the teacher"].startswith(f"{kd['smaller_x']:.1f}")
     assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} points"
+    # The table's digits reproduce the headline's ratios (0.02 MB for a student would not).
+    unit = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "ms": 1}
+    teacher, student = (table.iloc[i] for i in (0, 2))
+    size, first_ms = (lambda cell: float(cell.split()[0]) * unit[cell.split()[1]]), (lambda c: float(c.split()[0]))
+    assert size(teacher["size (fp32)"]) / size(student["size (fp32)"]) == pytest.approx(kd["smaller_x"], rel=0.02)
+    assert first_ms(teacher["latency b1, CPU · GPU"]) / first_ms(student["latency b1, CPU · GPU"]) == \
+        pytest.approx(kd["faster_x_batch_1"], rel=0.02)
+    assert f"{fmt.above_below(kd['delta_points'])}** it in validation accuracy" in texts(at)
     assert len(at.get("plotly_chart")) == 4  # the bars and three confusion matrices
     assert len(at.get("image")) == min(18, len(results["disagreements"]))  # the gallery
 
@@ -426,6 +438,34 @@ def test_compare_shows_a_cancelled_run_partially(real_manager, finished_run):
     assert any("cancelled" in w.value for w in at.warning)
     assert list(at.table[0].value["model"]) == ["teacher", "scratch student"]
     assert {m.label: m.value for m in at.metric}["KD gain over scratch"] == "—"
+
+
+def test_compare_says_when_nothing_was_measured_and_draws_no_empty_bars(real_manager, finished_run):
+    _, results = finished_run
+    unmeasured = ("params", "size_bytes", "flops", "flops_unit", "latency_ms")
+    partial = {"status": "cancelled", "run_id": "20250101-000002-part", "config": results["config"],
+               "dataset": results["dataset"], "device": "cpu", "seconds": 3.0,
+               "teacher": {k: v for k, v in results["teacher"].items() if k not in unmeasured}}
+    target = paths.runs_dir() / partial["run_id"]
+    target.mkdir(parents=True)
+    (target / "results.json").write_text(json.dumps(partial))
+    at = page("pages/compare.py", run=partial["run_id"])
+    assert "measured once all three models have trained" in texts(at) and "timed in turn" not in texts(at)
+    bars = at.get("plotly_chart")[0].proto.spec
+    assert "parameters" not in bars and "latency" not in bars and "val accuracy (last epoch)" in bars
+
+
+def test_kd_gain_card_says_when_distillation_hurt(real_manager, finished_run):
+    folder, results = finished_run
+    worse = json.loads(json.dumps(results))
+    worse["run_id"] = "20250101-000003-bad"
+    worse["comparison"]["kd_gain_points"] = -12.0
+    target = paths.runs_dir() / worse["run_id"]
+    shutil.copytree(folder, target)
+    (target / "results.json").write_text(json.dumps(worse))
+    at = page("pages/compare.py", run=worse["run_id"])
+    card = next(m for m in at.metric if m.label == "KD gain over scratch")
+    assert card.value == "-12.0 points" and card.proto.delta == "distillation hurt"
 
 
 def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finished_run):
@@ -457,7 +497,7 @@ def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run)
     at = page("pages/compare.py", run=gpu["run_id"])
     row = at.table[0].value.to_dict("records")[0]
     cpu_ms = results["teacher"]["latency_ms"]["batch_1"]["median"]
-    assert row["latency b1, CPU · GPU"] == f"{fmt.ms(cpu_ms)} · 0.50 ms"
+    assert row["latency b1, CPU · GPU"] == f"{fmt.ms(cpu_ms)} · 0.500 ms"
     assert "Faster, batch 1 (GPU)" in [m.label for m in at.metric]
     # latencies without "in_turn", as runs recorded before the models were timed in turn: said so
     assert "each model timed on its own, one after the other" in texts(at)

@@ -57,6 +57,14 @@ def test_loss_parts_fall_back_to_epoch_averages():
     assert "meta" not in kd  # epoch averages are not smoothed
 
 
+def test_a_phase_with_one_loss_point_is_drawn_as_a_marker():
+    """A short phase reports a single point; as a line alone it would be in the legend only."""
+    steps = {"teacher": STEPS["teacher"], "student_scratch": [{"x": 1.0, "loss": 2.2}]}
+    by_name = traces(loss_figure(steps, HISTORY, alpha=0.5))
+    assert by_name["scratch student: loss"]["mode"] == "lines+markers"
+    assert by_name["teacher: loss"]["mode"] == "lines"  # two points make a line
+
+
 def test_loss_axes_have_fixed_ranges_that_change_only_when_outgrown():
     layout = loss_figure(STEPS, HISTORY, 0.9, epochs=8)["layout"]
     assert layout["xaxis"]["range"] == [0, 8] and layout["yaxis"]["range"] == [0, 3.5]  # top loss 3.0
