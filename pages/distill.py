@@ -157,9 +157,10 @@ r[3].number_input("Learning rate", step=0.01, format="%.4f", key=W + "lr")
 r = st.columns(4)
 r[0].selectbox("Optimizer", opts["optimizer"], key=W + "optimizer")
 r[1].selectbox("LR schedule", opts["schedule"], key=W + "schedule")
+# The mode's name in the box (a quarter of the page is too narrow for the sentence); the sentences in the help.
 r[2].selectbox("Distillation data", opts["distill_data"], key=W + "distill_data",
-               format_func=lambda m: f"{m}: {DISTILL_DATA_HELP[m]}" if m in DISTILL_DATA_HELP else m,
-               help="What the distilled student is shown. The scratch student always sees plain images.")
+               help="What the distilled student is shown (the scratch student always sees plain images):\n"
+                    + "\n".join(f"- **{m}**: {text}" for m, text in DISTILL_DATA_HELP.items()))
 r[3].number_input("Seed", step=1, key=W + "seed")
 boxes["recipe"] = st.container()
 

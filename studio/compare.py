@@ -109,9 +109,11 @@ def latency_table(results: dict) -> dict[str, Any]:
                                   "this run ended before that."}
     missing = {"CPU", "GPU"} - kinds
     # Runs from before the models were timed in turn have no "in_turn": they were timed one after the other.
-    in_turn = (((results.get("teacher") or {}).get("latency_ms") or {}).get("in_turn") or 1) > 1
+    measured = (results.get("teacher") or {}).get("latency_ms") or {}
+    in_turn = (measured.get("in_turn") or 1) > 1
     how = "the three models timed in turn" if in_turn else "each model timed on its own, one after the other"
-    note = f"Latency: median of timed forward passes after warm-up, {how}."
+    threads = f" with {fmt.things(int(measured['threads']), 'CPU thread')}" if measured.get("threads") else ""
+    note = f"Latency: median of timed forward passes after warm-up{threads}, {how}."
     if missing == {"GPU"}:
         note += " No GPU numbers: this run was measured on the CPU."
     elif missing == {"CPU"}:

@@ -396,6 +396,8 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     table = at.table[0].value
     assert list(table["model"]) == ["teacher", "scratch student", "distilled student"]
     assert "the three models timed in turn" in texts(at) and "No GPU numbers" in texts(at)
+    threads = results["teacher"]["latency_ms"]["threads"]
+    assert f"after warm-up with {threads} CPU thread" in texts(at)
     for row, role in zip(table.to_dict("records"), ("teacher", "student_scratch", "student_kd")):
         assert row["val accuracy (last epoch)"] == f"{100 * results[role]['accuracy']:.1f} %"
         assert row["architecture"] == results[role]["model"]
