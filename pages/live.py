@@ -47,11 +47,14 @@ if st.query_params.get("job") != job_id:
 
 cfg = snap.config
 others = [j for j in manager.jobs() if j.id != job_id]
-head = st.columns([4, 2], vertical_alignment="bottom")
+head = st.columns([4, 2, 1], vertical_alignment="bottom")
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · T = {cfg.temperature:g}, "
                  f"α = {cfg.alpha:g} · {cfg.epochs} student epochs · {snap.device} · run `{job_id}`")
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
+log_scale = head[2].toggle("Log loss", key="log_loss",
+                           help="A log scale for the loss axis: the distilled student's loss carries T² and can "
+                                "sit far above the others.")
 if others:
     with st.expander(f"Other runs on this server ({len(others)})"):
         for other in others[:20]:
@@ -91,7 +94,7 @@ def live_parts() -> None:
 
     # Progress, numbers and curves: redrawn by the frame itself, which reruns this fragment when
     # the run reaches another stage (so the badge, Stop and the messages above follow).
-    live_view(job_id, stage(now), smoothing, key="live_view")
+    live_view(job_id, stage(now), smoothing, key="live_view", log_scale=log_scale)
 
     if now.finished and now.results and any(now.results.get(r) for r in ("teacher", "student_kd")):
         if st.button("See the comparison", type="primary", icon=":material/leaderboard:", key="to_compare"):

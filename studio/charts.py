@@ -97,8 +97,21 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
             data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers, smooth=per_step))
     xs, ys = _points(data)
     y_top = round_top(max(ys)) if ys else 2.5
-    return _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=_x_range(xs, epochs)),
+    spec = _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=_x_range(xs, epochs)),
                       dict(title=dict(text="loss"), range=[0, y_top]), "waiting for the first training steps…")
+    # A viewer may ask for a log y axis (the distilled student's loss carries T^2 and can sit ten
+    # times above the others); its range is fixed here too, in whole decades, for the same reason.
+    spec["layout"]["meta"] = {"log_range": log_range(ys)}
+    return spec
+
+
+def log_range(ys: list) -> list:
+    """The decades around the positive values, as plotly's log-axis range (powers of ten)."""
+    positive = [y for y in ys if y > 0]
+    if not positive:
+        return [-2, 1]
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(1.05 * max(positive)))
+    return [low, max(high, low + 1)]
 
 
 ROUND_STEPS = (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9, 10)

@@ -64,13 +64,14 @@ def _component(folder: Path) -> Callable:
     return components.declare_component("live_view", path=str(folder))
 
 
-def live_view(job_id: str, stage: str, smoothing: float, key: str) -> Optional[str]:
+def live_view(job_id: str, stage: str, smoothing: float, key: str, log_scale: bool = False) -> Optional[str]:
     """Show job ``job_id``'s live state, redrawn from its feed about once a second.
 
     ``stage`` is what the rest of the page was drawn for (see ``live_feed.stage``). When the
     feed reaches another stage, the frame returns that stage once, which reruns the caller's
     fragment, so the status badge and buttons follow. ``smoothing`` is the loss curves' EMA,
-    applied in the frame, so moving the slider needs no new data.
+    applied in the frame, so moving the slider needs no new data; ``log_scale`` likewise puts the
+    loss axis on a log scale.
     """
     return _component(assets_folder(paths.home()))(feed=f"{FEED}/{job_id}.json", stage=stage,
-                                                   smoothing=smoothing, key=key, default=None)
+                                                   smoothing=smoothing, log_scale=log_scale, key=key, default=None)

@@ -330,7 +330,9 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     assert engine.started.wait(10)
     at = page("pages/live.py", job=job)
     args = live_frame(at)
-    assert args["stage"] == "running|None" and args["smoothing"] == 0.6
+    assert args["stage"] == "running|None" and args["smoothing"] == 0.6 and args["log_scale"] is False
+    at.toggle(key="log_loss").set_value(True).run()
+    assert live_frame(at)["log_scale"] is True  # the viewer's choice reaches the frame
     feed = fetched(at, lambda f: f["stage"] == args["stage"])  # the manager publishes it
     assert feed["label"] == "Phase 1 of 3: teacher · epoch 2 of 2"
     metrics = dict(feed["metrics"])

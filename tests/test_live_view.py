@@ -18,7 +18,7 @@ from distill_core import RunConfig, paths
 from distill_core.events import EPOCH, PHASE, STEP, Event
 from distill_core.jobs import JobManager
 from studio import live_feed, live_view
-from studio.charts import SMOOTH, accuracy_figure, loss_figure, round_top
+from studio.charts import SMOOTH, accuracy_figure, log_range, loss_figure, round_top
 
 STEPS = {"teacher": [{"x": 0.5, "loss": 2.0}, {"x": 1.0, "loss": 1.0}],
          "student_kd": [{"x": 0.5, "loss": 3.0, "kd": 2.0, "ce": 1.0}, {"x": 1.0, "loss": 2.0, "kd": 1.0, "ce": 2.0}]}
@@ -63,6 +63,11 @@ def test_a_phase_with_one_loss_point_is_drawn_as_a_marker():
     by_name = traces(loss_figure(steps, HISTORY, alpha=0.5))
     assert by_name["scratch student: loss"]["mode"] == "lines+markers"
     assert by_name["teacher: loss"]["mode"] == "lines"  # two points make a line
+
+
+def test_the_loss_chart_carries_whole_decades_for_a_log_axis():
+    assert loss_figure(STEPS, HISTORY, 0.5)["layout"]["meta"]["log_range"] == [-1, 1]  # 0.25 .. 3.0
+    assert log_range([14.0, 0.03]) == [-2, 2] and log_range([1.0]) == [0, 1] and log_range([]) == [-2, 1]
 
 
 def test_loss_axes_have_fixed_ranges_that_change_only_when_outgrown():
@@ -226,13 +231,29 @@ def test_the_frames_smoothing_is_a_debiased_ema(js_page):
     assert js_page.evaluate("([data, s]) => smoothed(data, s)", [markers, 0.9])[1:] == markers[1:]  # epoch points
 
 
+def test_the_frame_puts_the_loss_on_a_log_axis_when_asked(js_page):
+    spec = loss_figure(STEPS, HISTORY, 0.5, epochs=4)
+    axis = js_page.evaluate("""async ([spec]) => {
+        const el = document.getElementById("loss"), out = [];
+        for (const log of [false, true, false]) {
+          view.args = {smoothing: 0, log_scale: log};
+          draw("loss", spec, [0, log]);
+          out.push([el.layout.yaxis.type, el.layout.yaxis.range]);
+        }
+        return out;
+    }""", [spec])
+    linear = ["linear", spec["layout"]["yaxis"]["range"]]
+    assert axis == [linear, ["log", [-1, 1]], linear]
+
+
 def test_the_frame_moves_lines_in_place_until_the_chart_changes_shape(js_page):
     # Points added under the same axes: Plotly.animate moves the lines, and they end up where a
     # full Plotly.react would draw them. A new trace (the next phase): a full redraw.
     few = loss_figure({"teacher": STEPS["teacher"]}, {}, 0.5, epochs=4)
     more = loss_figure({"teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, 0.5, epochs=4)
     phase = loss_figure({**STEPS, "teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, 0.5, epochs=4)
-    assert few["layout"] == more["layout"]
+    drawn = lambda layout: {k: v for k, v in layout.items() if k != "meta"}  # the frame draws all but meta
+    assert drawn(few["layout"]) == drawn(more["layout"])
     calls = js_page.evaluate("""async ([few, more, phase]) => {
         const calls = [], real = {react: Plotly.react, animate: Plotly.animate};
         for (const name of ["react", "animate"]) {

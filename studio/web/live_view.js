@@ -3,8 +3,9 @@
 // "streamlit:render" message's arguments, report the frame's height, and send a value back.
 //
 // Arguments: feed (the job's JSON file, beside this script), stage (what the Streamlit part of
-// the page was drawn for) and smoothing (the loss curves' EMA). The feed is fetched about once a
-// second until the job has finished; nothing is redrawn that did not change.
+// the page was drawn for), smoothing (the loss curves' EMA) and log_scale (the loss axis). The
+// feed is fetched about once a second until the job has finished; nothing is redrawn that did
+// not change.
 
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 5000;  // a tab in the background needs no fresh curves
@@ -63,7 +64,11 @@ function draw(id, spec, extra) {
   const key = JSON.stringify([spec, extra, view.theme]);
   if (view.drawn[id] === key) return;  // the same curves with the same settings
   view.drawn[id] = key;
-  const layout = themed(spec.layout, view.theme);
+  // "meta" holds the log axis's range; it is left out of what is drawn, so that on a linear axis
+  // a change of decade alone does not count as a change of shape (and a full redraw).
+  const {meta, ...plain} = themed(spec.layout, view.theme);
+  const log = id === "loss" && view.args.log_scale && meta && meta.log_range;
+  const layout = log ? {...plain, yaxis: {...plain.yaxis, type: "log", range: meta.log_range}} : plain;
   const data = id === "loss" ? smoothed(spec.data, view.args.smoothing) : spec.data;
   const el = byId(id), shape = outline(data, layout);
   if (view.outlines[id] === shape && fixedAxes(layout)) {
@@ -109,7 +114,7 @@ function render() {
   byId("fill").style.width = (100 * feed.progress).toFixed(1) + "%";
   byId("bar").setAttribute("aria-valuenow", Math.round(100 * feed.progress));
   metrics(feed.metrics);
-  draw("loss", feed.loss, view.args.smoothing);
+  draw("loss", feed.loss, [view.args.smoothing, !!view.args.log_scale]);
   draw("accuracy", feed.accuracy, null);
   setText("caption", feed.caption);
   // The Streamlit part of the page (badge, Stop, messages) follows the run's stage: ask once
