@@ -38,6 +38,7 @@ if shown.empty:
 
 ids = list(shown["run_id"])
 labels = {r["run_id"]: rv.run_label(r) for _, r in shown.iterrows()}
+legend = {r["run_id"]: rv.legend_label(r) for _, r in shown.iterrows()}
 
 # ---- several runs side by side ---------------------------------------------------------------------
 st.subheader("Side by side")
@@ -49,7 +50,7 @@ picked = c1.multiselect("Runs to overlay", ids, key="runs_pick", format_func=lab
 models = c2.multiselect("Models", list(rv.MODEL_LABEL), default=["student_kd", "student_scratch"],
                         format_func=rv.MODEL_LABEL.get, key="runs_models")
 if picked:
-    st.plotly_chart(rv.curves_figure(store, picked, models, labels), key="runs_curves",
+    st.plotly_chart(rv.curves_figure(store, picked, models, labels, legend), key="runs_curves",
                     config={"displaylogo": False})
     st.dataframe(rv.results_table(store, picked), hide_index=True, column_config=rv.results_column_config(),
                  width="stretch", key="runs_results")

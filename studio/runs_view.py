@@ -103,7 +103,16 @@ def run_label(row: dict | pd.Series) -> str:
 
 
 # ---- several runs side by side ----------------------------------------------------------------------
-def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str], labels: dict[str, str]) -> go.Figure:
+def legend_label(row: dict | pd.Series) -> str:
+    """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha."""
+    parts = [str(row["run_id"])]
+    if pd.notna(row.get("T")) and pd.notna(row.get("alpha")):
+        parts.append(f"T {row['T']:g}, α {row['alpha']:g}")
+    return " · ".join(parts)
+
+
+def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str], labels: dict[str, str],
+                  legend: Optional[dict[str, str]] = None) -> go.Figure:
     """Validation accuracy per epoch: one colour per run, one dash style per model."""
     fig = go.Figure()
     for i, run_id in enumerate(run_ids):
@@ -115,7 +124,7 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
                 continue
             fig.add_trace(go.Scatter(
                 x=[r["epoch"] for r in points], y=[100 * r["val_accuracy"] for r in points], mode="lines+markers",
-                name=f"{run_id} · {MODEL_LABEL.get(model, model)}", legendgroup=run_id,
+                name=f"{(legend or {}).get(run_id, run_id)} · {MODEL_LABEL.get(model, model)}", legendgroup=run_id,
                 line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
                 hovertemplate=f"{labels.get(run_id, run_id)}<br>{MODEL_LABEL.get(model, model)}: "
                               "epoch %{x}, %{y:.1f} %<extra></extra>"))

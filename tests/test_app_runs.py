@@ -150,6 +150,7 @@ def test_an_overlay_of_three_runs_draws_each_of_them(two_runs):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = " ".join(str(trace.get("name", "")) + str(trace.get("legendgroup", "")) for trace in spec["data"])
     assert all(run_id in names for run_id in three), names
+    assert "20260103-090000-cccc · T 4, α 0.7 · distilled student" in names  # a sweep's runs told apart
     assert all(len(trace["x"]) > 0 for trace in spec["data"])
 
 
