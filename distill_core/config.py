@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -198,6 +199,16 @@ def problems(config: RunConfig) -> list[str]:
     return out
 
 
+def field_type(name: str) -> tuple[type, bool]:
+    """(base type, may be None) of a RunConfig field: ``Optional[int]`` is (int, True)."""
+    hint = typing.get_type_hints(RunConfig)[name]
+    args = typing.get_args(hint)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else str), True
+    return (typing.get_origin(hint) or hint), False
+
+
 def wrong_types(config: RunConfig) -> list[str]:
     """Text, switches and the options dict of the wrong JSON type (numbers are checked one by one).
 
@@ -205,11 +216,12 @@ def wrong_types(config: RunConfig) -> list[str]:
     found = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.type in ("str", "Optional[str]"):
-            ok, want = isinstance(value, str) or (value is None and f.type != "str"), "text"
-        elif f.type == "bool":
+        base, optional = field_type(f.name)
+        if base is str:
+            ok, want = isinstance(value, str) or (optional and value is None), "text"
+        elif base is bool:
             ok, want = isinstance(value, bool), "true or false"
-        elif f.type.startswith("dict"):
+        elif base is dict:
             ok, want = isinstance(value, dict), "a JSON object"
         else:
             continue

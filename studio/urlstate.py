@@ -10,23 +10,14 @@ import dataclasses
 import difflib
 import json
 import math
-import typing
 from typing import Any, Mapping
 
 from distill_core import RunConfig
+from distill_core.config import field_type
 
 NOT_IN_URL = {"out", "cache_dir"}  # where files go is the server's business, not a link's
 OTHER_PAGES = {"job", "run"}  # the Live and Compare pages' parameters, which a link may carry along
 _DEFAULTS = RunConfig().to_dict()
-_HINTS = typing.get_type_hints(RunConfig)
-
-
-def _base_type(hint: Any) -> tuple[Any, bool]:
-    args = typing.get_args(hint)
-    if type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else str), True
-    return (typing.get_origin(hint) or hint), False
 
 
 def _format(value: Any) -> str:
@@ -42,7 +33,7 @@ def _format(value: Any) -> str:
 
 
 def _parse(name: str, text: str) -> Any:
-    base, optional = _base_type(_HINTS[name])
+    base, optional = field_type(name)
     if optional and text.strip().lower() in ("", "none", "null"):
         return None
     if base is bool:
