@@ -1,6 +1,7 @@
 """Finished runs for the Compare page: from this server's jobs and from results.json on disk.
 
-Reading the files too means runs survive a server restart and CLI runs show up as well.
+Reading the files too means runs survive a server restart and CLI runs show up as well: those in
+the runs folder, and those the run store knows elsewhere (a CLI run with its own --out).
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Optional
 import streamlit as st
 
 from distill_core import paths
+from distill_core.errors import DistillError
+from distill_core.store import RunStore
 
 from .manager import get_manager
 
@@ -25,11 +28,17 @@ def _read(path: str, mtime: float) -> Optional[dict]:  # mtime: a rewritten file
 
 
 def _on_disk() -> dict[str, Path]:
-    root = paths.runs_dir()
     found = {}
+    try:
+        for row in RunStore(check_interrupted=False).list_runs():
+            if row["dir"] and (Path(row["dir"]) / "results.json").is_file():
+                found[row["run_id"]] = Path(row["dir"]) / "results.json"
+    except DistillError:  # a damaged store: the runs folder below still lists what it holds
+        pass
+    root = paths.runs_dir()
     if root.is_dir():
         for results in root.glob("*/results.json"):
-            found[results.parent.name] = results
+            found.setdefault(results.parent.name, results)
     return found
 
 

@@ -120,6 +120,18 @@ def test_onnx_check_and_compression_from_the_page(two_runs):
     assert table["accuracy"].notna().all() and (table["size_kb"] > 0).all()
 
 
+def test_a_cli_run_written_outside_the_runs_folder_opens_in_compare(two_runs, tmp_path):
+    # `python -m distill_core run --out runs/demo`: the store knows its folder, the runs folder does not hold it
+    fake_run(two_runs, "20260104-090000-dddd", tmp_path / "elsewhere")
+    at = app()
+    at.selectbox(key="runs_one").select("20260104-090000-dddd").run()
+    assert not at.button(key="runs_open").disabled
+    at.button(key="runs_open").click().run()
+    assert at.title[0].value == "Compare" and not at.exception
+    assert at.session_state["compare_run"] == "20260104-090000-dddd"
+    assert not any("has no results" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
 def test_an_interrupted_run_shows_what_it_recorded(two_runs):
     from tiny_runs import history
 
