@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -30,8 +30,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 "not just tensors. Save a plain state_dict: torch.save(model.state_dict(), path)") from None
         raise CheckpointError(f"checkpoint {path} is not a PyTorch file, or it is damaged") from None
     except Exception as exc:  # torch.load on arbitrary bytes can raise almost anything
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch file: {msg[:200]}") from None
+        raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch file: {first_line(exc, 200)}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # the common {"state_dict": ...} wrapper
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

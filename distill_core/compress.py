@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import DistillError
+from .errors import DistillError, first_line
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
 from .measure import LATENCY_BUDGET_S, evaluate, measure_latencies, time_in_turn
 
@@ -276,7 +276,7 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
                 latency_ms=None, notes=note)
             timed["fp16"] = half
         except (RuntimeError, NotImplementedError) as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc, 160)
             row("fp16", "torch", size_bytes=saved_bytes(half), accuracy=None, latency_ms=None,
                 notes=f"float16 does not run on {dev.type} here: {first}")
         del half
@@ -306,7 +306,7 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
         try:
             _onnx_rows(model, role, data, shape, batches, repeats, threads, calibration_images, work, run, row)
         except Exception as exc:  # noqa: BLE001 - the other rows still stand; say why this one is missing
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             log.warning("int8 rows of %s failed", role, exc_info=True)
             row("int8", "onnxruntime", size_bytes=None, accuracy=None, latency_ms=None,
                 notes=f"could not be produced: {first}")

@@ -6,6 +6,13 @@ its message. Anything else that escapes is a bug, and deserves its traceback.
 """
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line, cut to ``limit`` characters (its type's name if it has no text):
+    what a table cell, a note or a one-line message can hold of a library's multi-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class DistillError(Exception):
     """A problem the user can fix; its message says how."""
 

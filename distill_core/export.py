@@ -28,7 +28,7 @@ from torch import nn
 from . import paths
 from .checkpoints import load_into
 from .config import RunConfig
-from .errors import CheckpointError, DistillError
+from .errors import CheckpointError, DistillError, first_line
 
 ROLES = ("teacher", "student_scratch", "student_kd")
 METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
@@ -324,7 +324,7 @@ def model_to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, in
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot express
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DistillError(f"this model cannot be exported to ONNX (opset {opset}): {first}") from exc
     proto = onnx.load(str(path))
     if metadata:

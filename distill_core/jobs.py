@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .config import RunConfig
-from .errors import DistillError
+from .errors import DistillError, first_line
 from .events import EPOCH, ERROR, PHASE, RESULT, STATUS, STEP, Event
 
 log = logging.getLogger(__name__)
@@ -437,9 +437,8 @@ class JobManager:
             error = str(exc) or type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - a bug in one run must not take the worker down
             log.exception("job %s failed", job.id)
-            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            error = f"internal error: {type(exc).__name__}" + (f": {text}" if text else "") + \
-                " (the server log has the details)"
+            text = f": {first_line(exc)}" if str(exc).strip() else ""
+            error = f"internal error: {type(exc).__name__}{text} (the server log has the details)"
         finally:
             release_memory(job.device)
         with job.lock:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from . import paths
-from .errors import ConfigError, DistillError
+from .errors import ConfigError, DistillError, first_line
 from .events import EPOCH, ERROR, RESULT, STATUS, Event, Observer, fan_out
 
 log = logging.getLogger(__name__)
@@ -695,7 +695,7 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         _safe(store.set_status, run_id, INTERRUPTED, message="interrupted (Ctrl-C)")
         raise
     except BaseException as exc:
-        text = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc, 500)
         _safe(store.set_status, run_id, FAILED, message="failed", error=text)
         raise
     if isinstance(results, dict):

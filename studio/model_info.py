@@ -6,6 +6,7 @@ from typing import Optional
 import streamlit as st
 
 from distill_core.datasets import DATASETS
+from distill_core.errors import first_line
 
 
 def input_spec(dataset: str, image_size: Optional[int] = None) -> tuple[int, int, int, bool]:
@@ -34,4 +35,4 @@ def model_card(name: str, in_channels: int, image_size: int, num_classes: int) -
                 "flops": measure.count_flops(model, (in_channels, image_size, image_size))}
     except Exception as exc:  # noqa: BLE001 - a model that cannot take this input is shown, not raised
         return {"error": f"{name} cannot be built for {in_channels}x{image_size}x{image_size} images: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"}
+                         f"{first_line(exc)}"}
