@@ -156,9 +156,11 @@ class ConsolePrinter:
 
 
 def format_table(results: dict) -> str:
+    from .measure import large_batch_key  # torch: imported when there is a table, not for --help
+
     entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
-    big = next((k for _, e in entries for k in e.get("latency_ms", {}) if k.startswith("batch_") and k != "batch_1"),
-               f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
+    big = (large_batch_key(*(e.get("latency_ms") for _, e in entries))
+           or f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
     rows = [("model", "arch", "val acc last", "best (epoch)", "params", "MB", "MFLOPs", "ms b=1",
              f"ms b={big.split('_')[1]}")]
     for role, e in entries:

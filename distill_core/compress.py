@@ -39,7 +39,7 @@ from torch import nn
 
 from .errors import DistillError, first_line
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
-from .measure import LATENCY_BUDGET_S, evaluate, measure_latencies, time_in_turn
+from .measure import LATENCY_BUDGET_S, evaluate, large_batch_key, measure_latencies, time_in_turn
 
 log = logging.getLogger(__name__)
 
@@ -370,8 +370,7 @@ def load_rows(run: Any, store=None) -> Optional[dict]:
 
 def format_rows(rows: list[dict]) -> str:
     """A plain-text table of compression rows (the CLI prints it)."""
-    big = next((k for r in rows for k in (r.get("latency_ms") or {}) if k.startswith("batch_") and k != "batch_1"),
-               None)
+    big = large_batch_key(*(r.get("latency_ms") for r in rows))
     head = ("model", "variant", "engine", "size KB", "vs fp32", "val acc", "Δ points", "ms b=1",
             f"ms b={big[6:]}" if big else "ms b=N")
     table = [head]

@@ -99,6 +99,12 @@ def _median(entry: dict, key: str) -> Optional[float]:
     return row.get("median") if isinstance(row, dict) else None
 
 
+def large_batch_key(*latencies: Optional[dict]) -> Optional[str]:
+    """The larger latency batch's key ("batch_64", or the run's --latency-batch) in any of these
+    ``latency_ms`` dicts; None when none has one."""
+    return next((k for lat in latencies for k in (lat or {}) if k.startswith("batch_") and k != "batch_1"), None)
+
+
 def _batch_keys(*entries: dict) -> list[str]:
     """Latency keys ("batch_<n>") present in every entry, smallest batch first."""
     common = None

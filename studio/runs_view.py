@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from distill_core.cli import repeat_command
+from distill_core.measure import large_batch_key
 from distill_core.store import ACTIVE, RunStore
 
 from . import fmt
@@ -247,7 +248,7 @@ def compression_frame(rows: list[dict]) -> pd.DataFrame:
     out = []
     for r in rows:
         lat = r.get("latency_ms") or {}
-        big = next((k for k in lat if k.startswith("batch_") and k != "batch_1"), None)
+        big = large_batch_key(lat)
         out.append({
             "model": MODEL_LABEL.get(r["model"], r["model"]), "variant": r["variant"], "engine": r["engine"],
             "size_kb": r["size_bytes"] / 1e3 if r.get("size_bytes") else None,
@@ -263,8 +264,7 @@ def compression_frame(rows: list[dict]) -> pd.DataFrame:
 
 def compression_column_config(rows: list[dict]) -> dict:
     cc = st.column_config
-    big = next((k for r in rows for k in (r.get("latency_ms") or {}) if k.startswith("batch_") and k != "batch_1"),
-               "batch_64")
+    big = large_batch_key(*(r.get("latency_ms") for r in rows)) or "batch_64"
     return {
         "model": cc.TextColumn("Model"), "variant": cc.TextColumn("Variant"), "engine": cc.TextColumn("Engine"),
         "size_kb": cc.NumberColumn("Size (kB)", format="%.1f", help="File size; for pruned rows the dense file"),
