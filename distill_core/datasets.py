@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import urllib.error
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -34,7 +34,6 @@ class ImageData:
     crop_padding: int = 0  # random crop with this much zero padding
     hflip: bool = False  # random horizontal flips (not for digits or letters)
     source: str = ""  # where the images came from, for the record
-    notes: dict = field(default_factory=dict)
 
     @property
     def in_channels(self) -> int:

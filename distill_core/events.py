@@ -1,8 +1,9 @@
 """Training events: what a run tells the world while it works.
 
 The trainer calls ``emit`` with small dicts; observers (the CLI printer, the app's job
-manager, the run store) read them. ``EventLog`` is the shared buffer the app polls: appends
-and reads take a lock for a list operation only, so a reader can never stall training.
+manager, the run store) read them. ``EventLog`` is a buffer any observer can read later (the
+tests do): appends and reads take a lock for a list operation only, so a reader can never
+stall training.
 """
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from typing import Any, Callable, Optional
 STATUS = "status"  # data: {"status": "running"|"done"|"failed"|"cancelled", "message": str}
 PHASE = "phase"  # data: {"phase": ..., "index": i, "total": n, "epochs": e}; a phase begins
 STEP = "step"  # data: {"epoch", "step", "steps", "loss", "progress"}, "images_per_s" once measured; throttled
-EPOCH = "epoch"  # data: one history row (see trainer.EpochRecord)
+EPOCH = "epoch"  # data: one history row (trainer.train_phase's history) plus "progress"
 RESULT = "result"  # data: a finished model entry, {"model": name, "entry": {...}}
-LOG = "log"  # data: {"message": str}
 ERROR = "error"  # data: {"message": str, "type": exception class name}
 
 

@@ -27,7 +27,6 @@ from .methods import create_method
 from .models import create_model
 from .trainer import PhaseResult, train_phase
 
-PHASES = ("teacher", "student_scratch", "student_kd")
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {"teacher": 2.0, "student_scratch": 1.0, "student_kd": 1.5}
 

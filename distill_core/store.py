@@ -497,13 +497,6 @@ class RunStore:
             args += (model,)
         return [dict(r) for r in self._rows(sql + f" ORDER BY {order}, epoch", args)]
 
-    def epochs_frame(self, run_ids: list[str] | str):
-        import pandas as pd
-
-        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-        rows = [r for run_id in ids for r in self.epochs(run_id)]
-        return pd.DataFrame(rows, columns=["run_id", "model", "epoch", *METRICS])
-
     def list_runs(self, status: Optional[str] = None, dataset: Optional[str] = None,
                   limit: Optional[int] = None) -> list[dict]:
         """One summary row per run, newest first, ready for a table (see ``runs_frame``).
@@ -555,9 +548,6 @@ class RunStore:
                    "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
                    "source", "seconds", "created_at", "dir", "error"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
-
-    def run_ids(self) -> list[str]:
-        return [r["id"] for r in self._rows("SELECT id FROM runs ORDER BY created_at DESC, id DESC")]
 
     # ---- row helpers (inside a write transaction) ----------------------------------------------
     @staticmethod

@@ -6,14 +6,14 @@ from typing import Optional
 DASH = "—"
 
 
-def count(n: Optional[float], unit: str = "") -> str:
+def count(n: Optional[float]) -> str:
     if n is None:
         return DASH
     n = float(n)
     for scale, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
         if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}{unit}"
-    return f"{n:.3g} {unit}".rstrip() if unit else f"{n:.0f}"
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:.0f}"
 
 
 def things(n: int, noun: str) -> str:
@@ -23,10 +23,6 @@ def things(n: int, noun: str) -> str:
 
 def params(n: Optional[float]) -> str:
     return count(n)
-
-
-def flops(n: Optional[float]) -> str:
-    return count(n, "FLOPs") if n is not None else DASH
 
 
 def sig3(x: float) -> str:

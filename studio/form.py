@@ -26,7 +26,6 @@ W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
           "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment")
 FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
-INTS = ("epochs", "teacher_epochs", "batch_size", "seed")
 T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
 TEACHER_MODES = {"train": "Train now", "cached": "Reuse a cached teacher", "upload": "Upload a state_dict"}
 
