@@ -304,7 +304,8 @@ class JobManager:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
             for job in self._jobs.values():
-                if job.key == key and job.status in ACTIVE:
+                # a job being stopped is not joined: it ends "cancelled", and this run would be lost
+                if job.key == key and job.status in ACTIVE and not job.stop.is_set():
                     return job.id
             job_id = new_job_id()
             while job_id in self._jobs:  # two submits within one second could share a run id
@@ -435,7 +436,9 @@ class JobManager:
                 status = DONE
         except DistillError as exc:
             error = str(exc) or type(exc).__name__
-        except Exception as exc:  # noqa: BLE001 - a bug in one run must not take the worker down
+        except BaseException as exc:  # noqa: BLE001 - a bug in one run must not take the worker down
+            # BaseException too: a SystemExit or KeyboardInterrupt raised inside a run would end this
+            # worker thread, leaving its job "running" and every later job on the device queued forever.
             log.exception("job %s failed", job.id)
             text = f": {first_line(exc)}" if str(exc).strip() else ""
             error = f"internal error: {type(exc).__name__}{text} (the server log has the details)"
@@ -473,11 +476,11 @@ class JobManager:
                 if job.status == RUNNING or sent.get(job.id) != seen:
                     try:
                         self._publish(job.snapshot(position))
+                        sent[job.id] = seen  # only once it is out: a failed final state is tried again
                     except Exception:  # noqa: BLE001 - a page's problem must never stop a run
                         if job.id not in failed:
                             failed.add(job.id)
                             log.exception("could not publish job %s", job.id)
-                    sent[job.id] = seen
             with self._lock:
                 for gone in set(sent) - set(self._jobs):
                     del sent[gone]

@@ -671,12 +671,17 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         from .experiment import run_experiment as runner
     store = store or RunStore()
     run_id = run_id or new_run_id()
-    owners = store.runs_in(config.out) if getattr(config, "out", None) else []
-    if owners and (Path(config.out).expanduser() / "config.json").exists():  # name the run that is in the way
-        rid, status = owners[-1]
-        raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete that "
-                          f"run first (python -m distill_core runs --delete {rid})")
-    out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
+    try:
+        owners = store.runs_in(config.out) if getattr(config, "out", None) else []
+        if owners and (Path(config.out).expanduser() / "config.json").exists():  # name the run in the way
+            rid, status = owners[-1]
+            raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete "
+                              f"that run first (python -m distill_core runs --delete {rid})")
+        out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
+    except BaseException as exc:
+        if store.get_run(run_id) is not None:  # the app's job manager wrote it "queued": it must not stay so
+            _safe(store.set_status, run_id, FAILED, message="failed", error=first_line(exc, 500))
+        raise
     store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
     recorder = RunRecorder(store, run_id)
     try:

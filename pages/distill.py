@@ -205,7 +205,7 @@ b2.download_button("config.json", config.to_json() + "\n", file_name="config.jso
 if found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
-elif same := next((j for j in busy if j.config == config), None):  # Start joins it (JobManager.submit)
+elif same := next((j for j in busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
     b3.caption(f"This exact setup is already {same.status} (run {same.id}): Start shows that run instead of "
                "training it twice.")
 elif busy:

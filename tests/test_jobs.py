@@ -255,3 +255,73 @@ def test_publisher_hands_out_changes_and_sleeps_when_idle(gate):
     finally:
         manager.shutdown()
     assert not [t for t in threading.enumerate() if t.name == "distill-publisher"]
+
+
+def test_a_run_that_raises_systemexit_fails_and_the_worker_goes_on():
+    """A BaseException (SystemExit from a library, KeyboardInterrupt re-raised by run_recorded)
+    used to end the device's worker: its job stayed "running" and later jobs queued forever."""
+    def runner(config, on_event=None, stop=None, run_id=None):
+        if config.seed == 1:
+            raise SystemExit(3)
+        if config.seed == 2:
+            raise KeyboardInterrupt
+        return {"status": "done"}
+
+    manager = JobManager(runner=runner)
+    try:
+        first, second, third = (manager.submit(TINY.replace(seed=s)) for s in (1, 2, 3))
+        for job, kind in ((first, "SystemExit"), (second, "KeyboardInterrupt")):
+            snap = manager.wait(job, 5)
+            assert snap.status == FAILED and kind in snap.error
+        assert manager.wait(third, 5).status == DONE
+        assert manager.submit(TINY.replace(seed=1)) != first  # a failed job is not joined
+    finally:
+        manager.shutdown()
+
+
+def test_start_while_a_run_is_stopping_starts_a_new_run(manager, gate):
+    first = manager.submit(TINY)
+    assert gate.started.wait(5)
+    assert manager.cancel(first)
+    second = manager.submit(TINY)  # the same setup, pressed again after Stop
+    assert second != first
+    assert manager.wait(first, 5).status == CANCELLED
+    gate.release.set()
+    assert manager.wait(second, 5).status == DONE and len(gate.calls) == 2
+
+
+def test_a_final_state_that_failed_to_publish_is_published_again(gate):
+    seen, broken = [], {"done": 1}
+
+    def publish(snap):
+        if snap.status == DONE and broken["done"]:
+            broken["done"] -= 1
+            raise PermissionError("the feed file is open elsewhere")  # once
+        seen.append(snap.status)
+
+    manager = JobManager(runner=gate, publish=publish, publish_every=0.02)
+    try:
+        job = manager.submit(TINY)
+        gate.release.set()
+        assert manager.wait(job, 5).status == DONE
+        deadline = time.time() + 5
+        while DONE not in seen:
+            assert time.time() < deadline, "the final state was never published"
+            time.sleep(0.01)
+    finally:
+        manager.shutdown()
+
+
+def test_a_job_refused_before_it_starts_does_not_stay_queued_in_the_store(tmp_path):
+    from distill_core.store import RunStore
+
+    (tmp_path / "a_file").write_text("in the way")
+    manager = JobManager(record=None, runner=None)  # the real runner, recorded in the store
+    try:
+        job = manager.submit(TINY.replace(out=str(tmp_path / "a_file")))
+        snap = manager.wait(job, 30)
+        assert snap.status == FAILED and "cannot create the output folder" in snap.error
+        row = RunStore().get_run(job)
+        assert row["status"] == FAILED and "cannot create the output folder" in row["error"]
+    finally:
+        manager.shutdown()
