@@ -183,9 +183,7 @@ def _json(value: Any) -> str:
     def default(obj: Any):
         if hasattr(obj, "item"):  # numpy / torch scalars
             return obj.item()
-        if isinstance(obj, Path):
-            return str(obj)
-        return str(obj)
+        return str(obj)  # paths, and anything else, as text
 
     return json.dumps(value, default=default, allow_nan=True)
 

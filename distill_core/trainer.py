@@ -4,7 +4,7 @@ The same function trains all three, so the scratch and the distilled student sha
 detail of the recipe: data order, augmentation draws, optimizer, schedule and initial weights
 all follow from the seed. The only difference is the method's teacher.
 
-Speed, on 2 CPU cores as much as on a GPU (shared/reference/perf-facts.md):
+Speed, on 2 CPU cores as much as on a GPU (benchmarks/throughput.py times it against a plain loop):
 * the dataset is a uint8 tensor on the device, sliced by a seeded permutation;
 * augmentation runs on whole chunks of batches at once, on the device;
 * the teacher labels a chunk's augmented images in large inference batches, so teacher and
