@@ -1,9 +1,9 @@
 """The dataset registry. Every dataset becomes the same thing: uint8 image tensors in memory.
 
 Small image datasets fit in memory many times over, and slicing a tensor is ~6x faster than a
-DataLoader with per-sample collate on 2 cores (measured on the 2-core development machine). So each loader
-returns an ``ImageData`` of uint8 ``[N, C, H, W]`` tensors plus what training needs to know:
-class names, normalisation, and which augmentations make sense (no flips for digits).
+DataLoader with per-sample collate on 2 cores (measured on the 2-core development machine). So
+each loader returns an ``ImageData`` of uint8 ``[N, C, H, W]`` tensors plus what training needs
+to know: class names, normalisation, and which augmentations make sense (no flips for digits).
 """
 from __future__ import annotations
 
