@@ -225,6 +225,8 @@ class RunStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._init_schema()
+        except sqlite3.OperationalError as exc:  # locked, or cannot be opened: not a damaged file
+            raise DistillError(f"the run store {self.path} cannot be opened: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise DistillError(f"the run store {self.path} cannot be read ({exc}); move it away and a new, empty "
                                "one is made (the run folders stay, and are listed again)") from None
@@ -268,8 +270,7 @@ class RunStore:
     def _init_schema(self) -> None:
         conn = self._connect()
         try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
+            self._use_wal(conn)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
@@ -280,6 +281,21 @@ class RunStore:
                 conn.execute("COMMIT")
         finally:
             conn.close()
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new store file to WAL (persistent: once per file).
+
+        The switch takes no busy timeout: when two connections open a brand-new file at once
+        (the app's first job and a page), one of them gets "database is locked" for a moment.
+        It tries again until the other has switched it, within the store's timeout."""
+        deadline = time.time() + self.timeout
+        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
 
     # ---- writes ----------------------------------------------------------------------------
     def create_run(self, run_id: str, config: Any, status: str = QUEUED, artifacts_dir: str | Path | None = None,
