@@ -56,14 +56,16 @@ def _run_experiment(config: RunConfig, **kwargs: Any) -> dict:
 
 
 def record_in_store(job_id: str, config: RunConfig, status: str) -> None:
-    """Write a queued job, or one cancelled while queued, to the run store (best effort)."""
+    """Write a queued job, or one cancelled while queued, to the run store (best effort).
+
+    Called outside the manager's lock, so in any order with the job's own start: "queued" is
+    written only where the run has no row yet, "cancelled" whether or not "queued" got there first."""
     try:
         from .store import RunStore
 
         store = RunStore()
-        if status == QUEUED:
-            store.create_run(job_id, config, status=QUEUED, source="app")
-        else:
+        store.create_run(job_id, config, status=status, source="app", if_new=status == QUEUED)
+        if status != QUEUED:
             store.set_status(job_id, status, message="cancelled before it started")
     except Exception:  # noqa: BLE001 - a store problem must not refuse or lose the job itself
         log.exception("could not record job %s as %s in the run store", job_id, status)
@@ -320,11 +322,13 @@ class JobManager:
             if self._publish is not None and self._publisher is None:
                 self._publisher = threading.Thread(target=self._publish_loop, name="distill-publisher", daemon=True)
                 self._publisher.start()
-            if self._record is not None:  # before the worker can see it, so "queued" never overwrites "running"
-                self._record(job_id, config, QUEUED)
             worker.queue.append(job_id)
             self._prune()
             self._wake.notify_all()
+        # The store is written outside the lock: sqlite may wait for another writer, and pages
+        # (and the workers) must not wait with it. It never overwrites a row the job already has.
+        if self._record is not None:
+            self._record(job_id, config, QUEUED)
         return job_id
 
     def cancel(self, job_id: str) -> bool:

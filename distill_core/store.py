@@ -299,10 +299,12 @@ class RunStore:
 
     # ---- writes ----------------------------------------------------------------------------
     def create_run(self, run_id: str, config: Any, status: str = QUEUED, artifacts_dir: str | Path | None = None,
-                   source: str = "cli", pid: Optional[int] = None) -> None:
+                   source: str = "cli", pid: Optional[int] = None, if_new: bool = False) -> None:
         """Add a run, or (same id) take it over: a queued app job that now starts, a rerun.
 
-        The calling process is recorded as the run's owner unless ``pid`` says otherwise.
+        The calling process is recorded as the run's owner unless ``pid`` says otherwise. With
+        ``if_new`` a run already there is left as it is: the job manager writes "queued" outside
+        its lock, and by then the job may have started (or been cancelled) and written its row.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -325,12 +327,12 @@ class RunStore:
                        proc_token)
                    VALUES (:id, :now, :now, :started, :status, :dataset, :teacher, :student, :method, :temperature,
                        :alpha, :epochs, :seed, :device, :config, :dir, :source, :pid, :host, :token)
-                   ON CONFLICT (id) DO UPDATE SET
+                   ON CONFLICT (id) DO """ + ("NOTHING" if if_new else """UPDATE SET
                        updated_at = :now, status = :status, started_at = COALESCE(runs.started_at, :started),
                        dataset = :dataset, teacher = :teacher, student = :student, method = :method,
                        temperature = :temperature, alpha = :alpha, epochs = :epochs, seed = :seed,
                        device = :device, config = :config, artifacts_dir = :dir, pid = :pid, host = :host,
-                       proc_token = :token, error = NULL""", values)
+                       proc_token = :token, error = NULL"""), values)
 
     def set_status(self, run_id: str, status: str, message: Optional[str] = None, error: Optional[str] = None,
                    device: Optional[str] = None, artifacts_dir: Optional[str] = None) -> None:
@@ -693,7 +695,11 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
                               f"that run first (python -m distill_core runs --delete {rid})")
         out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
     except BaseException as exc:
-        if store.get_run(run_id) is not None:  # the app's job manager wrote it "queued": it must not stay so
+        # An app job is listed as failed, whether or not the manager's "queued" row got there
+        # first (it is written outside the manager's lock, and never over an existing row). A
+        # refused CLI run leaves no row.
+        if source == "app" or store.get_run(run_id) is not None:
+            _safe(store.create_run, run_id, config, status=FAILED, source=source)
             _safe(store.set_status, run_id, FAILED, message="failed", error=first_line(exc, 500))
         raise
     store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)

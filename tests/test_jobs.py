@@ -325,3 +325,37 @@ def test_a_job_refused_before_it_starts_does_not_stay_queued_in_the_store(tmp_pa
         assert row["status"] == FAILED and "cannot create the output folder" in row["error"]
     finally:
         manager.shutdown()
+
+
+def test_pages_do_not_wait_for_the_run_store(gate):
+    """While another process holds the store's write lock, submit waits to write "queued", but
+    the manager's lock is free: pages (jobs, snapshots) and the worker go on."""
+    import sqlite3
+
+    from distill_core.jobs import record_in_store
+    from distill_core.store import RunStore
+
+    store = RunStore()
+    other = sqlite3.connect(str(store.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer, holding the lock
+    manager = JobManager(runner=gate, record=record_in_store)
+    submitted = []
+    clicker = threading.Thread(target=lambda: submitted.append(manager.submit(TINY)))
+    try:
+        clicker.start()
+        deadline = time.time() + 5
+        while not manager.jobs():
+            assert time.time() < deadline
+            time.sleep(0.01)
+        asked = time.time()
+        assert len(manager.jobs()) == 1 and time.time() - asked < 0.5  # not stuck behind sqlite
+        assert gate.started.wait(5)  # the worker started the job meanwhile
+        assert clicker.is_alive()  # submit itself is still waiting to write "queued"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        clicker.join(10)
+    gate.release.set()
+    assert manager.wait(submitted[0], 5).status == DONE
+    manager.shutdown()
+    assert RunStore().get_run(submitted[0])["status"] == QUEUED  # the fake runner records nothing more

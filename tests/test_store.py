@@ -289,3 +289,14 @@ def test_a_new_store_opened_by_several_threads_at_once(tmp_path):
         for t in threads:
             t.join()
     assert not failures, failures[:3]
+
+
+def test_a_late_queued_record_never_overwrites_the_run_it_became(tmp_path):
+    # The job manager writes "queued" outside its lock; the job may already have started.
+    store = RunStore(tmp_path / "runs.db")
+    config = tiny_config(tmp_path)
+    store.create_run("r1", config, status="running", source="app")
+    store.create_run("r1", config, status="queued", source="app", if_new=True)
+    assert store.get_run("r1")["status"] == "running"
+    store.create_run("r2", config, status="queued", source="app", if_new=True)  # a new one is written
+    assert store.get_run("r2")["status"] == "queued"
