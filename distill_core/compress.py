@@ -66,8 +66,7 @@ def prune_model(model: nn.Module, sparsity: float) -> tuple[nn.Module, dict]:
     absolute value, across all layers at once) set to zero; returns (model, stats)."""
     from torch.nn.utils import prune
 
-    if not 0.0 <= sparsity < 1.0:
-        raise DistillError(f"sparsity must be in [0, 1), got {sparsity}")
+    check_sparsity(sparsity)
     pruned = copy.deepcopy(model).float().eval()
     targets = _prunable(pruned)
     if not targets:
@@ -214,10 +213,14 @@ def compression_rows(run: Any, roles: Sequence[str] = DEFAULT_ROLES, sparsity: f
     return rows
 
 
-def check_settings(sparsity: float, calibration_images: int, repeats: Optional[int] = None) -> None:
-    """Refuse settings out of range before any work (the CLI checks them before a run trains)."""
+def check_sparsity(sparsity: float) -> None:
     if not 0 <= sparsity < 1:
         raise DistillError(f"sparsity must be in [0, 1), got {sparsity}")
+
+
+def check_settings(sparsity: float, calibration_images: int, repeats: Optional[int] = None) -> None:
+    """Refuse settings out of range before any work (the CLI checks them before a run trains)."""
+    check_sparsity(sparsity)
     if calibration_images < 1:
         raise DistillError(f"calibration images must be at least 1, got {calibration_images}")
     if repeats is not None and repeats < 1:
