@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from .errors import CheckpointError, first_line
+from .files import save_atomic
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -85,7 +86,4 @@ def load_into(model: nn.Module, path: str | Path, arch: str, num_classes: int) -
 
 
 def save_state_dict(state: dict[str, torch.Tensor], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path
+    return save_atomic(state, path)  # the Runs page may offer it for download meanwhile

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .errors import DistillError, first_line
+from .files import write_atomic
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
 from .measure import LATENCY_BUDGET_S, evaluate, large_batch_key, measure_latencies, time_in_turn
 
@@ -348,8 +349,7 @@ def _relative(row: dict, fp32_torch: dict, fp32_same_engine: dict) -> None:
 
 def save_rows(run: RunFiles, rows: list[dict], settings: dict, store=None) -> Path:
     path = run.dir / COMPRESSION_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"run_id": run.run_id, "created_at": time.time(), **settings, "rows": rows}, indent=2))
+    write_atomic(path, json.dumps({"run_id": run.run_id, "created_at": time.time(), **settings, "rows": rows}, indent=2))
     try:
         from .store import RunStore
 

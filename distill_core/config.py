@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError
+from .files import write_atomic
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
@@ -100,8 +101,7 @@ class RunConfig:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(self.to_json() + "\n")
+        write_atomic(path, self.to_json() + "\n")
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +17,7 @@ import torch
 from . import paths
 from .config import RunConfig
 from .datasets import DATASETS
+from .files import save_atomic, write_atomic
 
 
 def teacher_key_fields(config: RunConfig) -> dict:
@@ -74,15 +74,12 @@ def meta_for(checkpoint: str | Path) -> Optional[dict]:
 
 
 def store(config: RunConfig, state: dict, meta: dict) -> Path:
-    """Write atomically (temp file, then rename) so a crash never leaves half a teacher."""
+    """Write atomically, weights first, so a crash never leaves half a teacher, and a teacher
+    is listed (by its meta.json) only once its weights are there."""
     folder = cache_root(config) / teacher_key(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"model.pt.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, folder / "model.pt")
+    save_atomic(state, folder / "model.pt")
     meta = {**meta, "key": teacher_key(config), "fields": teacher_key_fields(config)}
-    (folder / "meta.json.tmp").write_text(json.dumps(meta, indent=2))
-    os.replace(folder / "meta.json.tmp", folder / "meta.json")
+    write_atomic(folder / "meta.json", json.dumps(meta, indent=2))
     return folder / "model.pt"
 
 

@@ -21,26 +21,18 @@ studio's home once per server.
 from __future__ import annotations
 
 import functools
-import os
-import threading
 from pathlib import Path
 from typing import Callable, Optional
 
 import streamlit.components.v1 as components
 
 from distill_core import paths
+from distill_core.files import write_atomic
 
 WEB = Path(__file__).with_name("web")
 PLOTLY_JS = "plotly-basic.min.js"  # v4.1.1, from npm's plotly.js-basic-dist-min; its licence: plotly-basic.LICENSE
 ASSETS = {"index.html": WEB / "live_view.html", "live_view.js": WEB / "live_view.js", PLOTLY_JS: WEB / PLOTLY_JS}
 FEED = "feed"  # the sub-folder with one JSON file per job (studio/live_feed.py)
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Replace ``target`` so that a reader (the browser, another server) never sees half a file."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(data)
-    os.replace(partial, target)
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Optional
 import streamlit as st
 
 from distill_core import paths
+from distill_core.files import write_atomic
 from distill_core.checkpoints import check_fits, read_state_dict
 from distill_core.errors import DistillError
 
@@ -29,10 +30,7 @@ def save_upload(filename: str, data: bytes) -> Path:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem)[:60] or "teacher"
     path = uploads_dir() / f"{digest}-{stem}.pt"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)  # two sessions uploading the same file write it side by side
     return path
 
 
