@@ -22,7 +22,8 @@ from .datasets import DataRequest, ImageData, load_dataset
 from .device import release, resolve_device
 from .errors import Cancelled, ConfigError, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
-from .measure import disagreements, evaluate, headline, measure_latencies, model_profiles
+from .files import write_atomic
+from .measure import disagreements, evaluate, headline, measure_latencies, model_profiles, static_profile
 from .methods import create_method
 from .models import create_model
 from .trainer import PhaseResult, train_phase
@@ -171,7 +172,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     results["finished_at"] = time.time()
     results["seconds"] = results["finished_at"] - started
     if out_dir.is_dir():
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+        write_atomic(out_dir / "results.json", json.dumps(results, indent=2))  # pages poll for it
     emit(Event(STATUS, None, {"status": results["status"], "run_id": run_id, "out": str(out_dir),
                               "message": "finished" if results["status"] == "done" else "cancelled; finished models kept"}))
     return results
@@ -229,6 +230,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     report = evaluate(teacher, data, device, channels_last=config.channels_last)
     teacher_probs = report.pop("probs")
     entry.update(report)
+    entry.update(static_profile(teacher, shape, device))  # kept if the run stops before the timing
     if entry.get("best_accuracy") is None:  # a checkpoint has no training history
         entry["best_accuracy"], entry["best_epoch"] = entry["accuracy"], None
     results["teacher"] = entry
@@ -253,6 +255,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         report = evaluate(student, data, device, channels_last=config.channels_last)
         students[role] = report.pop("probs")
         entry.update({k: v for k, v in report.items() if k not in ("accuracy", "loss")})
+        entry.update(static_profile(student, shape, device))
         results[role] = entry
         emit(Event(RESULT, role, {"model": role, "entry": entry}))
         del method

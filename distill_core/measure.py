@@ -327,10 +327,15 @@ def model_profiles(models: Mapping[str, nn.Module], input_shape: tuple[int, int,
     """``model_profile`` of models that are compared, their latencies timed in turn."""
     latencies = measure_latencies(models, input_shape, device, batch_sizes=(1, latency_batch), repeats=repeats,
                                   between_rounds=between_rounds)
-    return {name: {"params": count_params(model), "size_bytes": state_dict_bytes(model),
-                   "flops": count_flops(model, input_shape, device), "flops_unit": FLOPS_UNIT,
-                   "latency_ms": latencies[name]}
+    return {name: {**static_profile(model, input_shape, device), "latency_ms": latencies[name]}
             for name, model in models.items()}
+
+
+def static_profile(model: nn.Module, input_shape: tuple[int, int, int], device="cpu") -> dict:
+    """Params, fp32 size and FLOPs: the costs that need no clock, so they are known (and kept)
+    as soon as a model exists, even in a run stopped before its models are timed."""
+    return {"params": count_params(model), "size_bytes": state_dict_bytes(model),
+            "flops": count_flops(model, input_shape, device), "flops_unit": FLOPS_UNIT}
 
 
 def _times(x: float, more: str, less: str) -> str:

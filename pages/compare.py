@@ -42,8 +42,8 @@ if not results:
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
 if results.get("status") == "cancelled":
-    st.warning("This run was cancelled: only the models that finished before the stop are shown. Sizes, FLOPs "
-               "and latencies are measured after all three have trained, so the headline needs a finished run.",
+    st.warning("This run was cancelled: only the models that finished before the stop are shown. Latencies are "
+               "timed after all three have trained, so the speed-up needs a finished run.",
                icon=":material/block:")
 st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "
            f"{cfg.get('epochs')} student epochs · device {results.get('device', '?')} · "

@@ -105,8 +105,8 @@ def latency_table(results: dict) -> dict[str, Any]:
             if lat.get(device, {}).get("batch_1") is not None:
                 b1[role] = lat[device]["batch_1"]
     if not kinds:
-        return {"b1": b1, "note": "Sizes, FLOPs and latencies are measured once all three models have trained: "
-                                  "this run ended before that."}
+        return {"b1": b1, "note": "Latencies are timed once all three models have trained: this run ended "
+                                  "before that."}
     missing = {"CPU", "GPU"} - kinds
     # Runs from before the models were timed in turn have no "in_turn": they were timed one after the other.
     measured = (results.get("teacher") or {}).get("latency_ms") or {}

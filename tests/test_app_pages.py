@@ -454,7 +454,7 @@ def test_compare_says_when_nothing_was_measured_and_draws_no_empty_bars(real_man
     target.mkdir(parents=True)
     (target / "results.json").write_text(json.dumps(partial))
     at = page("pages/compare.py", run=partial["run_id"])
-    assert "measured once all three models have trained" in texts(at) and "timed in turn" not in texts(at)
+    assert "timed once all three models have trained" in texts(at) and "timed in turn" not in texts(at)
     bars = at.get("plotly_chart")[0].proto.spec
     assert "parameters" not in bars and "latency" not in bars and "val accuracy (last epoch)" in bars
 

@@ -102,6 +102,9 @@ def test_a_stopped_run_is_cancelled_and_keeps_what_finished(when, kept, tmp_path
     results = run_experiment(tiny_config(out=str(tmp_path)), on_event=lambda e: when(e) and stop.set(), stop=stop)
     assert results["status"] == "cancelled"
     assert {role for role in ("teacher", "student_scratch", "student_kd") if role in results} == kept
+    for role in kept:  # what needs no clock is measured as each model finishes, so a stop keeps it
+        assert min(results[role][k] for k in ("params", "size_bytes", "flops")) > 0
+        assert "latency_ms" not in results[role]  # the timing, after all three, did not finish
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "cancelled"
 
 
