@@ -24,6 +24,9 @@ DISTILL_DATA = ("none", "mask", "replace", "mixup")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TEACHER_SOURCES = ("auto", "train", "checkpoint")
 MAX_TEMPERATURE = 100.0
+# Above the longest published KD schedules (Beyer et al.'s "patient" students: 9,600 epochs on
+# Flowers-102); a typed 1e12 would otherwise start a run whose progress never moves.
+MAX_EPOCHS = 10_000
 
 
 @dataclass
@@ -156,6 +159,8 @@ def problems(config: RunConfig) -> list[str]:
         v = number(name, int)
         if v is not None:
             check(v >= 1, f"{name} must be at least 1, got {v}")
+            if name.endswith("epochs"):
+                check(v <= MAX_EPOCHS, f"{name} must be at most {MAX_EPOCHS:,}, got {v:g}")
     lr = number("lr")
     if lr is not None:
         check(lr > 0, f"learning rate must be > 0, got {lr}")

@@ -154,6 +154,8 @@ BAD = {
     "alpha > 1": (["--alpha", "1.5"], "alpha must be in [0, 1]"),
     "alpha < 0": (["--alpha", "-0.1"], "alpha must be in [0, 1]"),
     "epochs 0": (["--epochs", "0"], "epochs must be at least 1"),
+    # with a second mistake, so that without the bound the run is refused anyway (not trained for ever)
+    "epochs huge": (["--teacher-epochs", "1000000000000", "--lr", "0"], "teacher_epochs must be at most 10,000"),
     "batch 0": (["--batch-size", "0"], "batch_size must be at least 1"),
     "lr 0": (["--lr", "0"], "learning rate must be > 0"),
     "lr not a number": (["--lr", "fast"], "invalid float value"),
