@@ -191,11 +191,32 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
         if not Path(config.data_dir).expanduser().is_dir():
             found.append(f"The image folder {config.data_dir} does not exist on this server.")
         else:
-            try:
-                image_files(Path(config.data_dir).expanduser())
-            except DistillError as exc:  # no images, one class: said before Start, not after the run fails
-                found.append(str(exc)[0].upper() + str(exc)[1:] + ".")
+            folder = Path(config.data_dir).expanduser()
+            problem = image_folder_problem(str(folder), _folder_stamp(folder))
+            if problem:  # no images, one class: said before Start, not after the run fails
+                found.append(problem)
     return found
+
+
+def _folder_stamp(folder: Path) -> tuple:
+    """The folder's and its class folders' modification times: they change when a class or an
+    image is added or removed, so a listing cached under them is redone exactly then."""
+    try:
+        return (folder.stat().st_mtime_ns,
+                *sorted((d.name, d.stat().st_mtime_ns) for d in folder.iterdir() if d.is_dir()))
+    except OSError:
+        return ()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def image_folder_problem(folder: str, stamp: tuple) -> Optional[str]:
+    """Why this image folder cannot train, or None. Cached by ``stamp``: listing every file of a
+    large folder on each rerun of the Distill page (each widget touched) took a noticeable while."""
+    try:
+        image_files(Path(folder))
+    except DistillError as exc:
+        return str(exc)[0].upper() + str(exc)[1:] + "."
+    return None
 
 
 SECTION_WORDS = {  # which part of the page a problem belongs to, by the words it starts with
