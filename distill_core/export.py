@@ -409,12 +409,17 @@ def onnx_report(run: Any, role: str = "student_kd", which: str = "last", store=N
 
 # ---- one entry point for the CLI and the app -------------------------------------------------------
 def default_name(run: RunFiles, fmt: str, role: str = "student_kd", which: str = "last") -> str:
+    return file_name(run.run_id, fmt, run.arch(role) if fmt not in ("csv", "json") else "", role, which)
+
+
+def file_name(run_id: str, fmt: str, arch: str, role: str = "student_kd", which: str = "last") -> str:
+    """The name an export gets, on disk (the CLI) and as a download (the Runs page) alike."""
     if fmt == "csv":
-        return f"metrics_{run.run_id}.csv"
+        return f"metrics_{run_id}.csv"
     if fmt == "json":
-        return f"config_{run.run_id}.json"
+        return f"config_{run_id}.json"
     suffix = role if role == "teacher" else f"{role}_{which}"
-    return f"{run.arch(role)}_{run.run_id}_{suffix}.{fmt}"
+    return f"{arch}_{run_id}_{suffix}.{fmt}"
 
 
 def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "student_kd", which: str = "last",

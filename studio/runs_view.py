@@ -211,20 +211,22 @@ def downloads(run_id: str, student: str) -> list[dict]:
     def deferred(fmt_: str) -> Callable[[], bytes]:
         return lambda: export.export_bytes(run_id, fmt_)[0]
 
-    base = f"{student}_{run_id}_student_kd_last"
+    def name(fmt_: str) -> str:
+        return export.file_name(run_id, fmt_, student)  # the CLI's export names, so both agree
+
     return [
-        {"label": "Metrics (CSV)", "data": lambda: export.metrics_csv(run_id), "file_name": f"metrics_{run_id}.csv",
+        {"label": "Metrics (CSV)", "data": lambda: export.metrics_csv(run_id), "file_name": name("csv"),
          "mime": "text/csv", "key": "dl_csv", "help": "One row per model per epoch"},
-        {"label": "Config (JSON)", "data": lambda: export.config_json(run_id), "file_name": f"config_{run_id}.json",
+        {"label": "Config (JSON)", "data": lambda: export.config_json(run_id), "file_name": name("json"),
          "mime": "application/json", "key": "dl_json",
-         "help": f"{repeat_command(f'config_{run_id}.json')} repeats this run"},
-        {"label": "Student (.pt)", "data": deferred("pt"), "file_name": f"{base}.pt",
+         "help": f"{repeat_command(name('json'))} repeats this run"},
+        {"label": "Student (.pt)", "data": deferred("pt"), "file_name": name("pt"),
          "mime": "application/octet-stream", "key": "dl_pt",
          "help": "The distilled student's state_dict (last epoch): torch.load(path, weights_only=True)"},
-        {"label": "Student (.safetensors)", "data": deferred("safetensors"), "file_name": f"{base}.safetensors",
+        {"label": "Student (.safetensors)", "data": deferred("safetensors"), "file_name": name("safetensors"),
          "mime": "application/octet-stream", "key": "dl_safetensors",
          "help": "The same weights as safetensors, with the architecture and input shape in its metadata"},
-        {"label": "Student (.onnx)", "data": deferred("onnx"), "file_name": f"{base}.onnx",
+        {"label": "Student (.onnx)", "data": deferred("onnx"), "file_name": name("onnx"),
          "mime": "application/octet-stream", "key": "dl_onnx",
          "help": "Exported from a fresh student (the teacher is never inside) and checked with onnxruntime "
                  "on the validation split before it is offered"},

@@ -75,6 +75,15 @@ def test_downloads_are_offered(two_runs):
     assert labels == ["Metrics (CSV)", "Config (JSON)", "Student (.pt)", "Student (.safetensors)", "Student (.onnx)"]
 
 
+def test_downloads_are_named_as_the_cli_names_its_exports(two_runs):
+    from distill_core import export
+    from studio.runs_view import downloads
+
+    run = export.open_run("20260101-090000-aaaa", store=two_runs)
+    names = [d["file_name"] for d in downloads(run.run_id, run.arch("student_kd"))]
+    assert names == [export.default_name(run, fmt) for fmt in ("csv", "json", "pt", "safetensors", "onnx")]
+
+
 def test_delete_asks_first_then_removes_rows_and_files(two_runs):
     at = app()
     at.selectbox(key="runs_one").select("20260101-090000-aaaa").run()
