@@ -207,6 +207,28 @@ def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine,
     assert not any("one class" in e.value for e in at.error) and not start_button(at).disabled
 
 
+def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_path, monkeypatch):
+    from PIL import Image
+
+    import studio.form as form
+
+    listed, real = [], form.image_files
+    monkeypatch.setattr(form, "image_files", lambda root: listed.append(root) or real(root))
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        Image.new("L", (8, 8)).save(tmp_path / name / "0.png")
+    at = page("pages/distill.py")
+    at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
+    at.text_input(key="cfg_data_dir").input(str(tmp_path)).run()
+    assert listed and not start_button(at).disabled
+    before = len(listed)
+    at.slider(key="cfg_temperature").set_value(6.0).run()  # another widget: the same folder, not listed again
+    assert len(listed) == before
+    Image.new("L", (8, 8)).save(tmp_path / "cats" / "1.png")
+    at.run()
+    assert len(listed) == before + 1
+
+
 def test_distill_no_gpu_here(engine, monkeypatch):
     monkeypatch.setattr("studio.form.available_devices", lambda: ["cpu"])
     at = page("pages/distill.py")
