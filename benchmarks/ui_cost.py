@@ -11,7 +11,8 @@ Both times are the engine's own ``results["seconds"]``, so process start-up is n
 Rounds alternate, so drift in machine load hits both alike. Prints each time, the overhead of the
 medians and the median of the paired differences, and the CPU time Chromium used from the click
 to the end of the run (read from /proc, so Linux only): a steadier figure than wall time on a
-busy machine, whose wall times here vary by 10 % or more from one run to the next. Also from
+busy machine, whose wall times here vary by 10 % or more from one run to the next, split into
+opening the Live page (its first seconds) and each second after that. Also from
 /proc: how long the run's process (the CLI, or the app's server from the click on) had threads
 ready to run but waiting for a core, summed over its threads: the time the browser takes from
 training shows there.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
+OPENING_S = 4.0  # from the click: the page switch, the frame and plotly.js loading, the first draws
 
 
 def chromium_cpu_s() -> float:
@@ -84,7 +86,7 @@ def headless(home: Path, epochs: dict) -> tuple[float, float]:
     return json.loads((out / "results.json").read_text())["seconds"], waited
 
 
-def in_app(home: Path, epochs: dict) -> tuple[float, float, float]:
+def in_app(home: Path, epochs: dict) -> tuple[float, float, float, tuple[float, float]]:
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -114,18 +116,23 @@ def in_app(home: Path, epochs: dict) -> tuple[float, float, float]:
                 start = page.get_by_role("button", name="Run the 1-minute CPU demo (offline)")
             start.wait_for(state="visible", timeout=60_000)
             cpu_before, wait_before = chromium_cpu_s(), run_queue_wait_s(server.pid)
+            clicked = time.time()
             start.click()
             page.wait_for_url("**/live?job=*", timeout=60_000)
             job = page.url.split("job=")[1].split("&")[0]
             results = home / "runs" / job / "results.json"
+            while time.time() < clicked + OPENING_S:
+                time.sleep(0.02)
+            opening = chromium_cpu_s() - cpu_before
             deadline = time.time() + 600
             while not results.exists() and time.time() < deadline:  # written when the run ends
                 time.sleep(0.1)
             cpu = chromium_cpu_s() - cpu_before
+            rest_s = time.time() - clicked - OPENING_S
             waited = run_queue_wait_s(server.pid) - wait_before
             page.get_by_role("button", name="See the comparison").wait_for(state="visible", timeout=600_000)
             browser.close()
-        return json.loads(results.read_text())["seconds"], cpu, waited
+        return json.loads(results.read_text())["seconds"], cpu, waited, (opening, (cpu - opening) / rest_s)
     finally:
         server.terminate()
         server.wait(20)
@@ -139,13 +146,14 @@ def main() -> None:
     args = p.parse_args()
     epochs = {name: n for name, n in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs)) if n}
     times = {"headless (CLI)": [], "app, Live page open": []}
-    browser_cpu, waits = [], {name: [] for name in times}
+    browser_cpu, parts, waits = [], [], {name: [] for name in times}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             seconds, waited = headless(Path(a), epochs)
             times["headless (CLI)"].append(seconds)
             waits["headless (CLI)"].append(waited)
-            seconds, cpu, waited = in_app(Path(b), epochs)
+            seconds, cpu, waited, split = in_app(Path(b), epochs)
+            parts.append(split)
             times["app, Live page open"].append(seconds)
             waits["app, Live page open"].append(waited)
             browser_cpu.append(cpu)
@@ -158,6 +166,9 @@ def main() -> None:
     print(f"median paired difference {paired:+.1f} s ({100 * paired / base:+.1f}%); Chromium CPU from the click "
           f"to the end of the run: median {statistics.median(browser_cpu):.1f} s "
           f"({', '.join(f'{c:.1f}' for c in browser_cpu)})")
+    print(f"of which opening the Live page (the first {OPENING_S:g} s): median "
+          f"{statistics.median(o for o, _ in parts):.2f} s; after that, per second of run: median "
+          f"{1000 * statistics.median(r for _, r in parts):.0f} ms of Chromium CPU")
     for name, values in waits.items():
         print(f"{name:<22} threads waiting for a core: median {statistics.median(values):.2f} s "
               f"({', '.join(f'{v:.2f}' for v in values)})")
