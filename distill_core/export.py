@@ -412,7 +412,7 @@ def default_name(run: RunFiles, fmt: str, role: str = "student_kd", which: str =
     return file_name(run.run_id, fmt, run.arch(role) if fmt not in ("csv", "json") else "", role, which)
 
 
-def file_name(run_id: str, fmt: str, arch: str, role: str = "student_kd", which: str = "last") -> str:
+def file_name(run_id: str, fmt: str, arch: str = "", role: str = "student_kd", which: str = "last") -> str:
     """The name an export gets, on disk (the CLI) and as a download (the Runs page) alike."""
     if fmt == "csv":
         return f"metrics_{run_id}.csv"

@@ -13,9 +13,9 @@ from typing import Optional
 import streamlit as st
 
 from distill_core import paths
-from distill_core.files import write_atomic
 from distill_core.checkpoints import check_fits, read_state_dict
 from distill_core.errors import DistillError
+from distill_core.files import write_atomic
 
 from .model_info import input_spec
 
