@@ -3,6 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from distill_core.export import file_name
 from studio import fmt
 from studio.charts import bars_figure, confusion_figure
 from studio.compare import comparison_table, headline, latency_table
@@ -41,6 +42,12 @@ if not results:
     st.stop()
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
+if results.get("status") == "cancelled" and not present:
+    st.warning(f"Run {run_id} was cancelled before any model finished, so there is nothing to compare. Start it "
+               "again from the Distill page; a teacher that finished training is reused from the cache.",
+               icon=":material/block:")
+    st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
+    st.stop()
 if results.get("status") == "cancelled":
     st.warning("This run was cancelled: only the models that finished before the stop are shown. Latencies are "
                "timed after all three have trained, so the speed-up needs a finished run.",
@@ -52,7 +59,7 @@ st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg
 # ---- headline -------------------------------------------------------------------------------------
 h = headline(results)
 cards = st.columns(4)
-cards[0].metric("Smaller than the teacher", fmt.times(h["smaller_x"]), border=True,
+cards[0].metric("Smaller file than the teacher", fmt.times(h["smaller_x"]), border=True,
                 help="Checkpoint size, fp32 state_dict: teacher / distilled student.")
 cards[1].metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True,
                 delta=f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']}" if h["faster_x_batch"] else None,
@@ -88,7 +95,8 @@ metrics = [
     ("MFLOPs / image", {r: results[r]["flops"] / 1e6 for r in present if results[r].get("flops")}, "{:.3g}"),
     (f"latency b1 (ms, {h['latency_device']})", lat["b1"], "{:.3g}"),
 ]
-st.plotly_chart(bars_figure([m for m in metrics if m[1]]), key="bars", config={"displaylogo": False})
+if any(values for _, values, _ in metrics):
+    st.plotly_chart(bars_figure([m for m in metrics if m[1]]), key="bars", config={"displaylogo": False})
 
 # ---- confusion matrices ---------------------------------------------------------------------------
 st.subheader("Confusion matrices")
@@ -142,10 +150,10 @@ else:
 
 # ---- files ----------------------------------------------------------------------------------------
 art = results.get("artifacts") or {}
-best = art.get("student_kd_best")
-if best and Path(best).is_file():
+last = art.get("student_kd_last")  # the epoch every number on this page is from
+if last and Path(last).is_file():
     with st.expander("Files"):
         st.caption(f"Everything of this run is in `{art.get('dir')}`.")
-        st.download_button("Distilled student (best epoch, state_dict)", Path(best).read_bytes(),
-                           file_name=f"{cfg.get('student')}_{run_id}_kd_best.pt", on_click="ignore",
+        st.download_button("Distilled student (last epoch, state_dict)", Path(last).read_bytes(),
+                           file_name=file_name(run_id, "pt", cfg.get("student") or "student"), on_click="ignore",
                            icon=":material/download:", key="download_student")

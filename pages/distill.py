@@ -54,6 +54,7 @@ with left:
     if dataset == "imagefolder":
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
+        boxes_folder = st.container()  # its problems show here, under the field
 
     st.radio("Teacher", list(TEACHER_MODES), key=W + "teacher_mode", format_func=TEACHER_MODES.get, horizontal=True)
     mode = ss[W + "teacher_mode"]
@@ -96,6 +97,8 @@ with left:
 
     st.selectbox("Student model", opts["student"], key=W + "student")
     boxes = {"data": st.container()}
+    if dataset == "imagefolder":
+        boxes["folder"] = boxes_folder
 
 config = collect()
 
@@ -119,7 +122,8 @@ with right:
     if "error" not in cards["teacher"] and "error" not in cards["student"]:
         smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
         cheaper = cards["teacher"]["flops"] / max(1, cards["student"]["flops"])
-        st.markdown(f"The student is **{fmt.times(smaller)} smaller** and needs **{fmt.times(cheaper)} fewer FLOPs** "
+        st.markdown(f"The student's checkpoint is **{fmt.times(smaller)} smaller**, and it needs "
+                    f"**{fmt.times(cheaper)} fewer FLOPs** "
                     "than the teacher." if smaller >= 1 else
                     f"This student is **larger** than its teacher ({fmt.times(1 / smaller)}): allowed, but unusual.")
     st.caption(f"For {channels}×{size}×{size} images and {classes} classes"
@@ -193,7 +197,7 @@ st.divider()
 found = blocking_problems(config, upload_error)
 for section, problems_here in by_section(found).items():
     for problem in problems_here:
-        boxes[section].error(problem, icon=":material/error:")
+        boxes.get(section, boxes["data"]).error(problem, icon=":material/error:")
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")

@@ -55,7 +55,7 @@ def headline(results: dict) -> dict[str, Any]:
            "delta_points": kd.get("delta_points"), "kd_gain": comp.get("kd_gain_points")}
     parts = []
     if out["smaller_x"] and out["faster_x"]:
-        parts.append(f"The distilled student is **{fmt.times(out['smaller_x'])} smaller** and "
+        parts.append(f"The distilled student is **{fmt.times(out['smaller_x'])} smaller** (its checkpoint file) and "
                      f"**{fmt.times(out['faster_x'])} faster** (batch 1, {device}) than its teacher")
     if out["delta_points"] is not None:
         parts.append(f"**{fmt.above_below(out['delta_points'])}** it in validation accuracy")

@@ -187,6 +187,9 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
             found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
         elif mode == "upload" and upload_error:
             found.append(upload_error)
+    if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
+        found = [p for p in found if "needs a data_dir" not in p]
+        found.append(FOLDER_NEEDED)
     if config.dataset == "imagefolder" and config.data_dir:
         if not Path(config.data_dir).expanduser().is_dir():
             found.append(f"The image folder {config.data_dir} does not exist on this server.")
@@ -219,7 +222,10 @@ def image_folder_problem(folder: str, stamp: tuple) -> Optional[str]:
     return None
 
 
+FOLDER_NEEDED = "Type the path of an image folder on this server: one sub-folder of images per class."
+
 SECTION_WORDS = {  # which part of the page a problem belongs to, by the words it starts with
+    "folder": (FOLDER_NEEDED, "The image folder", "Image folder"),
     "loss": ("temperature", "alpha"),
     "device": ("This machine has no",),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "learning rate", "weight_decay", "momentum", "seed",
@@ -229,7 +235,7 @@ SECTION_WORDS = {  # which part of the page a problem belongs to, by the words i
 
 def by_section(found: list[str]) -> dict[str, list[str]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[str]] = {"data": [], "loss": [], "recipe": [], "device": []}
+    out: dict[str, list[str]] = {"data": [], "folder": [], "loss": [], "recipe": [], "device": []}
     for problem in found:
         section = next((s for s, words in SECTION_WORDS.items() if problem.startswith(words)), "data")
         out[section].append(problem)

@@ -35,12 +35,8 @@ def stage(snap: JobSnapshot) -> str:
 
 def progress_label(snap: JobSnapshot) -> str:
     if snap.finished:
-        # The engine's own clock when it has one, as on the Compare page ("27 s in all"): the job's
-        # wall time also counts starting the thread and writing the results, so the two pages
-        # gave a demo's audience two different times for one run.
-        seconds = (snap.results or {}).get("seconds") if isinstance(snap.results, dict) else None
-        return {"done": f"Finished in {fmt.duration(seconds if seconds is not None else snap.elapsed_s)}",
-                "failed": "Failed", "cancelled": "Cancelled"}[snap.status]
+        return {"done": f"Finished in {fmt.duration(run_seconds(snap))}", "failed": "Failed",
+                "cancelled": "Cancelled"}[snap.status]
     if snap.stopping:
         return "Stopping after the current batch; the models that finished are kept"
     if snap.phase == "measure":
@@ -49,6 +45,14 @@ def progress_label(snap: JobSnapshot) -> str:
         label = f"Phase {snap.phase_index + 1} of {snap.phase_total}: {PHASE_LABEL.get(snap.phase, snap.phase)}"
         return f"{label} · epoch {min(snap.epoch + 1, snap.epochs)} of {snap.epochs}" if snap.epochs else label
     return "Waiting for the device" if snap.status == "queued" else "Loading the data"
+
+
+def run_seconds(snap: JobSnapshot) -> float:
+    """How long the run took: once it has finished, the engine's own clock, as on the Compare page
+    ("27 s in all"). The job's wall time also counts starting the thread and writing the results,
+    so the two pages (and "Finished in" beside "Elapsed") gave one run two different times."""
+    seconds = snap.results.get("seconds") if snap.finished and isinstance(snap.results, dict) else None
+    return seconds if isinstance(seconds, (int, float)) else snap.elapsed_s
 
 
 def feed(snap: JobSnapshot) -> dict:
@@ -65,7 +69,7 @@ def feed(snap: JobSnapshot) -> dict:
         "metrics": [["Progress", f"{100 * snap.progress:.0f} %"],
                     ["Time left", fmt.duration(snap.eta_s) if running else fmt.DASH],
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
-                    ["Elapsed", fmt.duration(snap.elapsed_s) if snap.started_at else fmt.DASH]],
+                    ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
         "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top),
         "accuracy": accuracy_figure(snap.history, epochs=x_top),

@@ -197,6 +197,9 @@ def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine,
     Image.new("L", (8, 8)).save(tmp_path / "one" / "cats" / "0.png")
     at = page("pages/distill.py")
     at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
+    # No path yet: asked for in the page's words, not the config field's name
+    assert any(e.value.startswith("Type the path of an image folder") for e in at.error)
+    assert not any("data_dir" in e.value for e in at.error) and start_button(at).disabled
     for folder, message in ((tmp_path / "empty", "holds no images"), (tmp_path / "one", "only one class")):
         at.text_input(key="cfg_data_dir").input(str(folder)).run()
         assert any(message in e.value for e in at.error), [e.value for e in at.error]
@@ -370,7 +373,8 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     feed = fetched(at, lambda f: f["finished"])  # a new stage: the frame would ask for this rerun
     assert feed["label"] == "Cancelled" and feed["stage"] != args["stage"]
     at.run()
-    assert any("cancelled" in w.value.lower() for w in at.warning)
+    # The fake engine was stopped inside the teacher's phase: nothing finished, and the page says so.
+    assert any("cancelled before any model finished" in w.value for w in at.warning), [w.value for w in at.warning]
     assert live_frame(at)["stage"] == feed["stage"] and at.button(key="stop").disabled
 
 
@@ -427,7 +431,9 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
         assert row["architecture"] == results[role]["model"]
     cards = {m.label: m.value for m in at.metric}
     kd = results["comparison"]["kd_vs_teacher"]
-    assert cards["Smaller than the teacher"].startswith(f"{kd['smaller_x']:.1f}")
+    assert cards["Smaller file than the teacher"].startswith(f"{kd['smaller_x']:.1f}")
+    assert "smaller** (its checkpoint file)" in texts(at)  # 124x is the file; the params ratio differs
+    assert "Distilled student (last epoch, state_dict)" in [b.label for b in at.get("download_button")]
     assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} points"
     # The table's digits reproduce the headline's ratios (0.02 MB for a student would not).
     unit = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "ms": 1}
@@ -464,6 +470,18 @@ def test_compare_shows_a_cancelled_run_partially(real_manager, finished_run):
     assert any("cancelled" in w.value for w in at.warning)
     assert list(at.table[0].value["model"]) == ["teacher", "scratch student"]
     assert {m.label: m.value for m in at.metric}["KD gain over scratch"] == "—"
+
+
+def test_compare_explains_a_run_cancelled_before_any_model_finished(real_manager, finished_run):
+    _, results = finished_run
+    nothing = {"status": "cancelled", "run_id": "20250101-000004-none", "config": results["config"],
+               "dataset": results["dataset"], "device": "cpu", "seconds": 11.0}
+    target = paths.runs_dir() / nothing["run_id"]
+    target.mkdir(parents=True)
+    (target / "results.json").write_text(json.dumps(nothing))
+    at = page("pages/compare.py", run=nothing["run_id"])  # page() asserts the page raised nothing
+    assert any("before any model finished" in w.value for w in at.warning)
+    assert not at.table and not at.get("plotly_chart")
 
 
 def test_compare_says_when_nothing_was_measured_and_draws_no_empty_bars(real_manager, finished_run):
