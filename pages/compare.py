@@ -44,7 +44,7 @@ cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
 if results.get("status") == "cancelled" and not present:
     st.warning(f"Run {run_id} was cancelled before any model finished, so there is nothing to compare. Start it "
-               "again from the Distill page; a teacher that finished training is reused from the cache.",
+               "again from the Distill page.",
                icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()

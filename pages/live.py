@@ -90,8 +90,7 @@ def live_parts() -> None:
         st.error(f"The run failed: {now.error}", icon=":material/error:")
     elif now.status == "cancelled":
         st.warning("Run cancelled. The models that finished before the stop are kept and can be compared."
-                   if now.entries else "Run cancelled before any model finished, so there is nothing to compare. "
-                   "A teacher that finished training is kept in the cache for the next run.",
+                   if now.entries else "Run cancelled before any model finished, so there is nothing to compare.",
                    icon=":material/block:")
 
     # Progress, numbers and curves: redrawn by the frame itself, which reruns this fragment when
