@@ -23,7 +23,7 @@ from .device import release, resolve_device
 from .errors import Cancelled, ConfigError, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from .files import write_atomic
-from .measure import disagreements, evaluate, headline, measure_latencies, model_profiles, static_profile
+from .measure import disagreements, evaluate, headline, measure_latencies, static_profile
 from .methods import create_method
 from .models import create_model
 from .trainer import PhaseResult, train_phase
@@ -107,14 +107,16 @@ class Progress:
         return lambda fraction: (before + weight * fraction) / self.total
 
 
-def profile_models(models: dict[str, torch.nn.Module], shape: tuple, device: torch.device, config: RunConfig,
-                   stop: Optional[threading.Event] = None) -> dict[str, dict]:
-    """Size, FLOPs and latency on the run's device; on a GPU run, CPU latency too (for deployment).
+def time_models(models: dict[str, torch.nn.Module], shape: tuple, device: torch.device, config: RunConfig,
+                stop: Optional[threading.Event] = None) -> dict[str, dict]:
+    """Latency on the run's device; on a GPU run, CPU latency too (for deployment). Size and
+    FLOPs are already in each entry (``static_profile``, as each model finished).
 
     The models' latencies are timed in turn (``measure_latencies``), so what else the machine
     does meanwhile (the app's browser, on a laptop) weighs on all of them alike."""
-    found = model_profiles(models, shape, device, config.latency_batch, config.latency_repeats,
-                           between_rounds=lambda: check_stop(stop))
+    found = {name: {"latency_ms": latency} for name, latency in measure_latencies(
+        models, shape, device, batch_sizes=(1, config.latency_batch), repeats=config.latency_repeats,
+        between_rounds=lambda: check_stop(stop)).items()}
     if device.type != "cpu":
         on_cpu = {name: copy.deepcopy(model).float().cpu() for name, model in models.items()}
         for name, latency in measure_latencies(on_cpu, shape, "cpu", batch_sizes=(1, config.latency_batch),
@@ -267,7 +269,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     for role in ("student_scratch", "student_kd"):
         models[role] = build_model(config.student, data, config, device, config.seed)
         models[role].load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
-    profiles = profile_models(models, shape, device, config, stop)
+    profiles = time_models(models, shape, device, config, stop)
     for role, profile in profiles.items():
         results[role].update(profile)
     results["comparison"] = headline(results)
