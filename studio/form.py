@@ -190,11 +190,11 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
     if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
         found = [p for p in found if "needs a data_dir" not in p]
         found.append(FOLDER_NEEDED)
-    if config.dataset == "imagefolder" and config.data_dir:
-        if not Path(config.data_dir).expanduser().is_dir():
+    elif config.dataset == "imagefolder":
+        folder = Path(config.data_dir).expanduser()
+        if not folder.is_dir():
             found.append(f"The image folder {config.data_dir} does not exist on this server.")
         else:
-            folder = Path(config.data_dir).expanduser()
             problem = image_folder_problem(str(folder), _folder_stamp(folder))
             if problem:  # no images, one class: said before Start, not after the run fails
                 found.append(problem)

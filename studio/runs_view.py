@@ -60,7 +60,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
 def column_config() -> dict:
     cc = st.column_config
     return {
-        # No year: the run id beside it has the full date; the table fits the page without scrolling.
+        # No year: the run id beside it has the full date, and the table needs less room.
         "date": cc.DatetimeColumn("Date", format="MMM D, HH:mm", help="When the run was created (the server's local time)"),
         "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes"),
         "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
