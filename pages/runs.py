@@ -30,7 +30,8 @@ students = f[2].multiselect("Student", rv.choices(table, "student"), key="runs_f
 statuses = f[3].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
 text = f[4].text_input("Run id contains", key="runs_f_text")
 shown = rv.filter_table(table, datasets, teachers, students, statuses, text=text)
-st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table")
+st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",
+             placeholder=rv.MISSING)
 st.caption("Click a column header to sort. Accuracies: validation split, last epoch; gain: KD minus scratch.")
 if shown.empty:
     st.warning("No run matches these filters.")
@@ -53,7 +54,7 @@ if picked:
     st.plotly_chart(rv.curves_figure(store, picked, models, labels, legend), key="runs_curves",
                     config={"displaylogo": False})
     st.dataframe(rv.results_table(store, picked), hide_index=True, column_config=rv.results_column_config(),
-                 width="stretch", key="runs_results")
+                 width="stretch", key="runs_results", placeholder=rv.MISSING)
 else:
     st.caption("Pick runs above to overlay their validation-accuracy curves.")
 

@@ -28,6 +28,9 @@ PALETTE = ("#12A37F", "#5B5BD6", "#E8873A", "#D6409F", "#0090FF", "#8E4EC6", "#A
            "#30A46C")
 # The status is a plain word, next to the run id so it shows without scrolling sideways. It had an
 # emoji in front, drawn as an empty box on machines without an emoji font (Debian's chromium here).
+# What a table shows for a number it does not have (a run without a distilled student, a variant not
+# timed): Streamlit's default is a grey "None", a Python word.
+MISSING = fmt.DASH
 TABLE_COLUMNS = ["date", "run_id", "status", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc",
                  "scratch_acc", "gain", "teacher_acc"]
 
@@ -321,7 +324,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
     if saved and saved.get("rows"):
         rows = saved["rows"]
         st.dataframe(compression_frame(rows), hide_index=True, width="stretch", key=f"{key}_table",
-                     column_config=compression_column_config(rows))
+                     column_config=compression_column_config(rows), placeholder=MISSING)
         st.caption("fp32, fp16 and pruned run in PyTorch on the run's device; fp32 and int8 ONNX run in onnxruntime "
                    f"on the CPU ({saved.get('threads', '?')} thread(s)). int8: static quantisation calibrated on "
                    f"{saved.get('calibration_images')} training images. Pruned sizes are the dense file; the sparse "

@@ -55,6 +55,8 @@ def test_table_lists_both_runs_and_filters(two_runs):
     at.text_input(key="runs_f_text").input("").run()
     at.multiselect(key="runs_f_status").select("done").run()
     assert len(at.dataframe[0].value) == 2
+    # A missing number (a run without a distilled student) shows as a dash, not Streamlit's "None".
+    assert at.dataframe[0].proto.placeholder == "—"
 
 
 def test_overlay_and_results_of_several_runs(two_runs):
@@ -63,6 +65,7 @@ def test_overlay_and_results_of_several_runs(two_runs):
     results = at.dataframe[1].value
     assert list(results["run_id"]) == ["20260102-090000-bbbb", "20260101-090000-aaaa"]
     assert results["kd_acc"].iloc[0] > results["kd_acc"].iloc[1]
+    assert at.dataframe[1].proto.placeholder == "—"
     chart = at.get("plotly_chart")
     assert chart  # the overlaid validation curves
     at.multiselect(key="runs_pick").unselect("20260101-090000-aaaa").run()
@@ -127,6 +130,7 @@ def test_onnx_check_and_compression_from_the_page(two_runs):
     table = at.dataframe[2].value
     assert {"fp32", "fp16", "int8", "pruned-30%"} <= set(table["variant"])
     assert table["accuracy"].notna().all() and (table["size_kb"] > 0).all()
+    assert at.dataframe[2].proto.placeholder == "—"  # the sparse estimate exists for pruned rows only
 
 
 def test_a_cli_run_written_outside_the_runs_folder_opens_in_compare(two_runs, tmp_path):
