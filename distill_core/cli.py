@@ -161,14 +161,17 @@ def format_table(results: dict) -> str:
     entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
     big = (large_batch_key(*(e.get("latency_ms") for _, e in entries))
            or f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
-    rows = [("model", "arch", "val acc last", "best (epoch)", "params", "MB", "MFLOPs", "ms b=1",
-             f"ms b={big.split('_')[1]}")]
+    tested = any(e.get("test_accuracy") is not None for _, e in entries)  # datasets with a test set
+    rows = [("model", "arch", "val acc last", "best (epoch)", *(("test acc last",) if tested else ()), "params", "MB",
+             "MFLOPs", "ms b=1", f"ms b={big.split('_')[1]}")]
     for role, e in entries:
         lat = e.get("latency_ms", {})
         best_epoch = e.get("best_epoch")
+        test = e.get("test_accuracy")
         rows.append((
             role, e["model"], f"{100 * e['accuracy']:.2f}%",
             f"{100 * e['best_accuracy']:.2f}% ({best_epoch if best_epoch is not None else '-'})",
+            *((f"{100 * test:.2f}%" if test is not None else "-",) if tested else ()),
             f"{e['params']:,}" if "params" in e else "-",
             f"{e['size_bytes'] / 1e6:.2f}" if "size_bytes" in e else "-",
             f"{e['flops'] / 1e6:.1f}" if "flops" in e else "-",
@@ -179,7 +182,8 @@ def format_table(results: dict) -> str:
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     comparison = results.get("comparison") or {}
-    notes = ["accuracy: validation split, top-1; 'last' is the final epoch. FLOPs: forward, batch 1 "
+    notes = ["accuracy: validation split, top-1; 'last' is the final epoch"
+             + ("; test: the dataset's test set, evaluated once at the last epoch" if tested else "") + ". FLOPs: forward, batch 1 "
              "(1 multiply-add = 2 FLOPs). Latency: median over timed runs after warm-up on "
              f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):

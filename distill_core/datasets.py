@@ -34,6 +34,10 @@ class ImageData:
     crop_padding: int = 0  # random crop with this much zero padding
     hflip: bool = False  # random horizontal flips (not for digits or letters)
     source: str = ""  # where the images came from, for the record
+    # An official test set, where the dataset has one (torchvision's): evaluated once per model,
+    # at its last epoch. Never used to pick an epoch, so its accuracy is the unbiased one.
+    test_x: Optional[torch.Tensor] = None
+    test_y: Optional[torch.Tensor] = None
 
     @property
     def in_channels(self) -> int:
@@ -49,8 +53,9 @@ class ImageData:
 
     def to(self, device: torch.device | str) -> "ImageData":
         """Move the tensors (uint8, so cheap) onto the training device once."""
+        test = {} if self.test_x is None else {"test_x": self.test_x.to(device), "test_y": self.test_y.to(device)}
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
-                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+                       val_x=self.val_x.to(device), val_y=self.val_y.to(device), **test)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> normalised float batch, on whatever device ``x`` is on."""
@@ -59,7 +64,8 @@ class ImageData:
         return (x.float().div_(255) - mean) / std
 
     def describe(self) -> dict:
-        return {"name": self.name, "train": int(self.train_x.shape[0]), "val": int(self.val_x.shape[0]),
+        test = {} if self.test_x is None else {"test": int(self.test_x.shape[0])}
+        return {"name": self.name, "train": int(self.train_x.shape[0]), "val": int(self.val_x.shape[0]), **test,
                 "shape": list(self.train_x.shape[1:]), "classes": self.num_classes, "source": self.source}
 
 
@@ -185,6 +191,13 @@ def digits(request: DataRequest) -> ImageData:
 
 
 # ---- torchvision: download on first use -------------------------------------------------------
+# These come with a training set and a test set. The validation split, on which the best epoch is
+# picked and the curves are drawn, is held out of the training set; the test set is only
+# evaluated once per model, at its last epoch. (Until 2026-11 the test set was the validation
+# split, so "best epoch" was picked on it.) The split is part of a cached teacher's key: a
+# teacher trained on the whole training set has seen today's validation images.
+HOLDOUT = 5000  # validation images held out of the training set (a tenth of it if smaller)
+HOLDOUT_SPLIT = f"train-holdout-{HOLDOUT}-1"
 TORCHVISION = {
     # name: (torchvision class, folder it creates, hflip, crop padding, files to place by hand)
     "mnist": ("MNIST", "MNIST/raw", False, 2, "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
@@ -214,7 +227,7 @@ def load_torchvision(name: str, request: DataRequest) -> ImageData:
     try:
         root.mkdir(parents=True, exist_ok=True)
         train = cls(str(root), train=True, download=request.download)
-        val = cls(str(root), train=False, download=request.download)
+        test = cls(str(root), train=False, download=request.download)
     except (urllib.error.URLError, OSError, RuntimeError, ConnectionError) as exc:
         where = root / folder if folder else root
         there = where / FIRST_FILE[name]
@@ -234,24 +247,23 @@ def load_torchvision(name: str, request: DataRequest) -> ImageData:
         data = data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2)  # -> N, C, H, W
         return data.astype(np.uint8), np.asarray(ds.targets, dtype=np.int64)
 
-    (tx, ty), (vx, vy) = arrays(train), arrays(val)
-    x = np.concatenate([tx, vx])
-    y = np.concatenate([ty, vy])
-    n = len(tx)
-    return from_arrays(name, x, y, list(train.classes), np.arange(n), np.arange(n, len(x)),
-                       crop_padding=padding, hflip=hflip, source=f"torchvision.datasets.{cls_name} in {root}")
+    (tx, ty), (test_x, test_y) = arrays(train), arrays(test)
+    train_idx, val_idx = stratified_split(ty, min(HOLDOUT, len(ty) // 10), seed=0)  # fixed, like mnist5k's
+    data = from_arrays(name, tx, ty, list(train.classes), train_idx, val_idx, crop_padding=padding, hflip=hflip,
+                       source=f"torchvision.datasets.{cls_name} in {root}")
+    return replace(data, test_x=torch.from_numpy(np.ascontiguousarray(test_x)), test_y=torch.from_numpy(test_y))
 
 
 def _register_torchvision(name: str, shape: tuple, classes: int, size: str) -> None:
-    DATASETS.register(name, shape=shape, classes=classes, size=size, offline=False,
+    DATASETS.register(name, shape=shape, classes=classes, size=size, offline=False, split=HOLDOUT_SPLIT,
                       source=f"torchvision.datasets.{TORCHVISION[name][0]} (downloads on first use)")(
         lambda request: load_torchvision(name, request))
 
 
-_register_torchvision("mnist", (1, 28, 28), 10, "60,000 train / 10,000 test")
-_register_torchvision("fashion_mnist", (1, 28, 28), 10, "60,000 train / 10,000 test")
-_register_torchvision("cifar10", (3, 32, 32), 10, "50,000 train / 10,000 test")
-_register_torchvision("cifar100", (3, 32, 32), 100, "50,000 train / 10,000 test")
+_register_torchvision("mnist", (1, 28, 28), 10, "55,000 train / 5,000 val / 10,000 test")
+_register_torchvision("fashion_mnist", (1, 28, 28), 10, "55,000 train / 5,000 val / 10,000 test")
+_register_torchvision("cifar10", (3, 32, 32), 10, "45,000 train / 5,000 val / 10,000 test")
+_register_torchvision("cifar100", (3, 32, 32), 100, "45,000 train / 5,000 val / 10,000 test")
 
 
 # ---- a user's own folder of class sub-folders ----------------------------------------------

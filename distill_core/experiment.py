@@ -83,6 +83,15 @@ def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult) -> 
             "best_epoch": result.best_epoch, "history": result.history}
 
 
+def evaluate_test_set(model, data: ImageData, device: torch.device, config: RunConfig) -> dict:
+    """Top-1 on the dataset's test set, where it has one: once, at the last epoch (``model`` as it
+    ended), never used to choose anything."""
+    if data.test_x is None:
+        return {}
+    report = evaluate(model, data, device, channels_last=config.channels_last, split="test")
+    return {"test_accuracy": report["accuracy"], "test_images": int(data.test_x.shape[0])}
+
+
 def cached_teacher_entry(config: RunConfig, meta: dict) -> dict:
     """A cached teacher's entry: its training record comes from the cache, not from this run."""
     return {"model": config.teacher, "role": "teacher", "source": "cache", "split": "val",
@@ -232,6 +241,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     report = evaluate(teacher, data, device, channels_last=config.channels_last)
     teacher_probs = report.pop("probs")
     entry.update(report)
+    entry.update(evaluate_test_set(teacher, data, device, config))
     entry.update(static_profile(teacher, shape, device))  # kept if the run stops before the timing
     if entry.get("best_accuracy") is None:  # a checkpoint has no training history
         entry["best_accuracy"], entry["best_epoch"] = entry["accuracy"], None
@@ -257,6 +267,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         report = evaluate(student, data, device, channels_last=config.channels_last)
         students[role] = report.pop("probs")
         entry.update({k: v for k, v in report.items() if k not in ("accuracy", "loss")})
+        entry.update(evaluate_test_set(student, data, device, config))
         entry.update(static_profile(student, shape, device))
         results[role] = entry
         emit(Event(RESULT, role, {"model": role, "entry": entry}))

@@ -251,28 +251,30 @@ def _warm_up(run: Callable[[], object], runs: int, budget_s: float) -> int:
 
 # ---- accuracy -------------------------------------------------------------------------------
 def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 512,
-             channels_last: bool = False) -> dict:
-    """Accuracy, loss and per-class detail on the validation split, plus the softmax
-    probabilities so that two models' answers can be compared image by image."""
+             channels_last: bool = False, split: str = "val") -> dict:
+    """Accuracy, loss and per-class detail on the validation split (or the test set, where the
+    dataset has one), plus the softmax probabilities so that two models' answers can be
+    compared image by image."""
     device = torch.device(device)
-    n = int(data.val_x.shape[0])
+    images, targets = (data.val_x, data.val_y) if split == "val" else (data.test_x, data.test_y)
+    n = 0 if images is None else int(images.shape[0])
     if n == 0:
-        raise ValueError(f"dataset {data.name!r} has no validation images to evaluate on")
+        raise ValueError(f"dataset {data.name!r} has no {split} images to evaluate on")
     num_classes = data.num_classes
     dtype = _input_dtype(model)
     loss_parts: list[torch.Tensor] = []  # per-batch sums, kept on the device until the end
     probs_parts: list[torch.Tensor] = []
     with _eval_mode(model), torch.inference_mode():
         for i in range(0, n, batch_size):
-            xb = data.normalize(data.val_x[i:i + batch_size].to(device, non_blocking=True))
+            xb = data.normalize(images[i:i + batch_size].to(device, non_blocking=True))
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = data.val_y[i:i + batch_size].to(device, non_blocking=True)
+            yb = targets[i:i + batch_size].to(device, non_blocking=True)
             logits = model(xb.to(dtype)).float()
             loss_parts.append(F.cross_entropy(logits, yb, reduction="sum"))
             probs_parts.append(logits.softmax(dim=1).cpu())
     probs = torch.cat(probs_parts)
-    labels = data.val_y.detach().cpu().long()
+    labels = targets.detach().cpu().long()
     preds = probs.argmax(dim=1)
     confusion = torch.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
     confusion = confusion.view(num_classes, num_classes)

@@ -31,7 +31,7 @@ def teacher_key_fields(config: RunConfig) -> dict:
         "seed": config.seed,
     }
     split = _split(config.dataset)
-    if split:  # only where the split is ours, so teachers of datasets with an official split keep their keys
+    if split:  # a teacher trained on another split may have seen this one's validation images
         fields["split"] = split
     return fields
 

@@ -71,6 +71,7 @@ def headline(results: dict) -> dict[str, Any]:
 def comparison_table(results: dict) -> pd.DataFrame:
     """One row per model that finished, as display strings (st.table shows them as they are)."""
     batch = int((results.get("config") or {}).get("latency_batch") or 64)
+    tested = any(isinstance(results.get(r), dict) and results[r].get("test_accuracy") is not None for r in ROLES)
     rows = []
     for role in ROLES:
         entry = results.get(role)
@@ -83,6 +84,7 @@ def comparison_table(results: dict) -> pd.DataFrame:
             "architecture": entry.get("model", ""),
             "val accuracy (last epoch)": fmt.percent(entry.get("accuracy")),
             "val accuracy (best epoch)": fmt.percent(entry.get("best_accuracy")),
+            **({"test accuracy (last epoch)": fmt.percent(entry.get("test_accuracy"))} if tested else {}),
             "params": fmt.params(entry.get("params")),
             "size (fp32)": fmt.size(entry.get("size_bytes")),
             "FLOPs": fmt.count(entry.get("flops")),

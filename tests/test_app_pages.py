@@ -428,6 +428,7 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     for row, role in zip(table.to_dict("records"), ("teacher", "student_scratch", "student_kd")):
         assert row["val accuracy (last epoch)"] == f"{100 * results[role]['accuracy']:.1f} %"
         assert row["architecture"] == results[role]["model"]
+    assert "test accuracy (last epoch)" not in table.columns  # digits has no test set
     cards = {m.label: m.value for m in at.metric}
     kd = results["comparison"]["kd_vs_teacher"]
     assert cards["Smaller file than the teacher"].startswith(f"{kd['smaller_x']:.1f}")
@@ -524,6 +525,19 @@ def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finish
     cfg = manager().jobs()[0].config
     assert cfg.teacher_source == "checkpoint" and cfg.teacher == "cnn_small"
     assert Path(cfg.teacher_checkpoint).is_relative_to(paths.teacher_cache_dir())
+
+
+def test_compare_shows_the_test_set_beside_validation_where_there_is_one(real_manager, finished_run):
+    folder, results = finished_run
+    tested = json.loads(json.dumps(results))
+    tested["run_id"] = "20250101-000005-test"
+    for i, role in enumerate(("teacher", "student_scratch", "student_kd")):
+        tested[role].update(test_accuracy=0.9 + i / 100, test_images=10000)
+    target = paths.runs_dir() / tested["run_id"]
+    target.mkdir(parents=True)
+    (target / "results.json").write_text(json.dumps(tested))
+    at = page("pages/compare.py", run=tested["run_id"])
+    assert list(at.table[0].value["test accuracy (last epoch)"]) == ["90.0 %", "91.0 %", "92.0 %"]
 
 
 def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run):

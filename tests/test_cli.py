@@ -14,6 +14,7 @@ from distill_core import paths
 from distill_core.cli import main, repeat_command
 from distill_core.store import RunStore
 from distill_core.models import create_model
+from helpers import write_fake_mnist
 
 TINY = ["--dataset", "digits", "--teacher", "cnn_small", "--student", "cnn_tiny", "--epochs", "2",
         "--teacher-epochs", "1", "--batch-size", "64", "--latency-repeats", "5", "--latency-batch", "8"]
@@ -37,6 +38,23 @@ def test_run_prints_a_table_and_writes_results(capsys, tmp_path, monkeypatch):
     assert "teacher" in out and "student_kd" in out and "KD gain over scratch" in out
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert results["config"]["epochs"] == 2 and results["config"]["dataset"] == "digits"
+
+
+def test_a_dataset_with_a_test_set_reports_it_beside_validation(capsys, tmp_path):
+    """torchvision's datasets: the best epoch is picked on a split held out of the training set,
+    and the test set is evaluated once per model, at its last epoch, in its own column."""
+    write_fake_mnist(tmp_path / "data", train=300, test=60)
+    argv = [a if a != "digits" else "mnist" for a in TINY]
+    code, out, err = run_cli(capsys, "run", *argv, "--data-dir", str(tmp_path / "data"), "--no-download",
+                             "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (results["dataset"]["train"], results["dataset"]["val"], results["dataset"]["test"]) == (270, 30, 60)
+    for role in ("teacher", "student_scratch", "student_kd"):
+        entry = results[role]
+        assert entry["split"] == "val" and entry["test_images"] == 60
+        assert 0 <= entry["test_accuracy"] <= 1
+    assert "test acc last" in out and "test: the dataset's test set, evaluated once at the last epoch" in out
 
 
 def test_a_config_file_repeats_the_run_exactly(capsys, tmp_path):

@@ -9,6 +9,7 @@ from PIL import Image
 from distill_core.augment import distill_transform, standard_augment
 from distill_core.datasets import DATASETS, DataRequest, load_dataset, stratified_split
 from distill_core.errors import ConfigError, DataUnavailableError
+from helpers import write_fake_mnist
 
 
 def test_mnist5k_is_the_real_sample_with_a_fixed_stratified_split():
@@ -72,6 +73,26 @@ def test_no_network_gives_a_clear_message(monkeypatch, tmp_path):
 def test_torchvision_datasets_without_files_or_downloads_say_where_to_put_them(name, tmp_path):
     with pytest.raises(DataUnavailableError, match=f"{name} is not in .*downloads are off"):
         load_dataset(name, DataRequest(data_dir=str(tmp_path), download=False))
+
+
+def test_torchvision_validation_is_held_out_of_training_and_the_test_set_kept_apart(tmp_path):
+    from distill_core.datasets import HOLDOUT_SPLIT
+
+    write_fake_mnist(tmp_path, train=300, test=60)
+    data = load_dataset("mnist", DataRequest(data_dir=str(tmp_path), download=False))
+    assert data.describe()["train"] == 270 and data.describe()["val"] == 30 and data.describe()["test"] == 60
+    assert torch.bincount(data.val_y, minlength=10).tolist() == [3] * 10  # stratified
+    raw = tmp_path / "MNIST" / "raw"
+    train_file = np.frombuffer((raw / "train-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28 * 28)
+    test_file = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28 * 28)
+    train_rows = {r.tobytes() for r in train_file}
+    # every validation image comes from the training file, none from the test file; training and
+    # validation share none
+    val = {r.tobytes() for r in data.val_x.reshape(len(data.val_x), -1).numpy()}
+    train = {r.tobytes() for r in data.train_x.reshape(len(data.train_x), -1).numpy()}
+    assert val <= train_rows and not val & train and not val & {r.tobytes() for r in test_file}
+    assert torch.equal(data.test_x.reshape(60, -1), torch.from_numpy(test_file.copy()))
+    assert DATASETS.meta("mnist")["split"] == HOLDOUT_SPLIT  # in the teacher cache's key
 
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
