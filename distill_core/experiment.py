@@ -16,11 +16,11 @@ from typing import Any, Optional
 import torch
 
 from . import paths, teacher_cache
-from .checkpoints import load_into, save_state_dict
+from .checkpoints import check_fits, load_into, save_state_dict
 from .config import RunConfig, validate
 from .datasets import DataRequest, ImageData, load_dataset
 from .device import release, resolve_device
-from .errors import Cancelled, ConfigError, DeviceError, DistillError
+from .errors import Cancelled, CheckpointError, ConfigError, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from .files import write_atomic
 from .measure import disagreements, evaluate, headline, measure_latencies, static_profile
@@ -144,6 +144,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     ``DistillError`` after an ERROR event; the app and CLI show its message.
     """
     validate(config)
+    check_teacher_data(config)
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
@@ -189,6 +190,31 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     return results
 
 
+def fitting(cached: Optional[tuple[dict, dict]], teacher: torch.nn.Module, config: RunConfig,
+            data: ImageData) -> Optional[tuple[dict, dict]]:
+    """A cached teacher that does not fit this run's model and classes is a miss (trained again),
+    not a crash in ``load_state_dict``."""
+    if cached is None:
+        return None
+    try:
+        check_fits(cached[0], teacher, config.teacher, data.num_classes)
+    except CheckpointError:
+        return None
+    return cached
+
+
+def check_teacher_data(config: RunConfig) -> None:
+    """Refuse a cached teacher trained on another split of this run's data (before any work):
+    some of this run's validation images could be in its training set."""
+    if config.teacher_source != "checkpoint":
+        return
+    meta = teacher_cache.meta_for(config.teacher_checkpoint)
+    if meta and meta.get("teacher") == config.teacher and meta.get("dataset") == config.dataset:
+        problem = teacher_cache.split_mismatch(meta, config)
+        if problem:
+            raise ConfigError(problem)
+
+
 def check_stop(stop: Optional[threading.Event]) -> None:
     """Between phases and models, where the trainer's per-batch check does not reach."""
     if stop is not None and stop.is_set():
@@ -201,7 +227,8 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     cached = None
     if config.teacher_source == "checkpoint":
         source = "checkpoint"
-    elif config.teacher_source == "auto" and (cached := teacher_cache.lookup(config)) is not None:
+    elif config.teacher_source == "auto" and (cached := fitting(teacher_cache.lookup(config), teacher, config,
+                                                                data)) is not None:
         source = "cache"
     else:
         source = "train"

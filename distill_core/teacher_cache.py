@@ -16,7 +16,8 @@ import torch
 
 from . import paths
 from .config import RunConfig
-from .datasets import DATASETS
+from .datasets import DATASETS, image_files
+from .errors import DistillError
 from .files import save_atomic, write_atomic
 
 
@@ -33,7 +34,48 @@ def teacher_key_fields(config: RunConfig) -> dict:
     split = _split(config.dataset)
     if split:  # a teacher trained on another split may have seen this one's validation images
         fields["split"] = split
+    if config.dataset == "imagefolder":  # the same folder with images added is other data
+        fields["folder"] = folder_fingerprint(config.data_dir)
     return fields
+
+
+def folder_fingerprint(data_dir: Optional[str]) -> Optional[str]:
+    """A hash of an image folder's contents as listed (class, file, size, modification time).
+
+    Part of an image-folder teacher's key: with only the path in it, a teacher trained before
+    images were added was reused, and some of the new validation images were in its training
+    set; a class added made the cached weights not fit the model. None for no usable folder.
+    """
+    if not data_dir:
+        return None
+    root = Path(data_dir).expanduser()
+    try:
+        listing = [(cls, str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for cls, files in image_files(root).items() for f in files]
+    except (DistillError, OSError):
+        return None
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+
+
+# What decides which images a teacher trained on, beside the dataset: a cached teacher whose
+# values differ was trained on another split, so this run's validation images may be in its
+# training set. The seed only splits image folders (the other datasets' splits are fixed).
+SPLIT_FIELDS = ("dataset", "split", "data_dir", "val_fraction", "image_size", "folder")
+
+
+def split_mismatch(meta: dict, config: RunConfig) -> Optional[str]:
+    """Why the cached teacher ``meta`` must not teach ``config``'s run, or None if it may."""
+    theirs, ours = meta.get("fields") or {}, teacher_key_fields(config)
+    names = SPLIT_FIELDS + (("seed",) if config.dataset == "imagefolder" else ())
+    differ = [n for n in names if theirs.get(n) != ours.get(n)]
+    if not differ:
+        return None
+    words = {"folder": "the folder's images", "split": "the split", "data_dir": "the data folder"}
+    detail = ", ".join(words.get(n, n) + (f" ({theirs.get(n)} there, {ours.get(n)} here)"
+                                          if n not in ("folder", "split") else "") for n in differ)
+    return (f"this cached teacher was trained on other data than this run's ({detail}): its training "
+            "images may be in this run's validation split. Train a teacher for this data (it is kept for "
+            "reuse) instead")
 
 
 def _split(dataset: str) -> Optional[str]:
@@ -83,10 +125,12 @@ def store(config: RunConfig, state: dict, meta: dict) -> Path:
     return folder / "model.pt"
 
 
-def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None) -> list[dict]:
+def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None,
+                matching: Optional[RunConfig] = None) -> list[dict]:
     """Every cached teacher with its accuracy, for the app's "reuse a teacher" picker.
 
-    With ``dataset``, only those trained on that dataset with the split it has now.
+    With ``dataset``, only those trained on that dataset with the split it has now; with
+    ``matching``, only those that may teach that run (``split_mismatch``).
     """
     root = Path(config_dir).expanduser() if config_dir else paths.teacher_cache_dir()
     found = []
@@ -97,6 +141,8 @@ def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None)
             continue
         fields = meta.get("fields", {})
         if dataset is not None and (fields.get("dataset") != dataset or fields.get("split") != _split(dataset)):
+            continue
+        if matching is not None and split_mismatch(meta, matching):
             continue
         found.append({"key": meta.get("key", meta_path.parent.name), "path": str(meta_path.parent / "model.pt"),
                       **fields, "accuracy": meta.get("accuracy"), "best_accuracy": meta.get("best_accuracy")})

@@ -16,6 +16,7 @@ import streamlit as st
 from distill_core import RunConfig, available_devices, problems
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
 from distill_core.datasets import DATASETS, image_files
+from distill_core import teacher_cache
 from distill_core.errors import DistillError
 from distill_core.models import MODELS
 
@@ -187,6 +188,10 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
             found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
         elif mode == "upload" and upload_error:
             found.append(upload_error)
+        elif (meta := teacher_cache.meta_for(path)) and meta.get("dataset") == config.dataset:
+            problem = teacher_cache.split_mismatch(meta, config)
+            if problem:  # the engine refuses it too (experiment.check_teacher_data)
+                found.append(problem[0].upper() + problem[1:] + ".")
     if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
         found = [p for p in found if "needs a data_dir" not in p]
         found.append(FOLDER_NEEDED)

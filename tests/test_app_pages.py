@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -279,6 +280,28 @@ def test_distill_link_cannot_name_arbitrary_server_files(engine):
     assert at.radio(key="cfg_teacher_mode").value == "upload"
     assert any("Upload the teacher's state_dict" in e.value for e in at.error)
     assert start_button(at).disabled
+
+
+def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_path):
+    """An image-folder teacher cached with seed 0 (which split the folder) offered to a run with
+    seed 1: some of that run's validation images trained the teacher."""
+    from distill_core import teacher_cache
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "imgs" / c / f"{i}.png")
+    seed0 = RunConfig(dataset="imagefolder", data_dir=str(tmp_path / "imgs"))
+    path = teacher_cache.store(seed0, {"w": torch.ones(1)}, {"accuracy": 0.9, "teacher": seed0.teacher,
+                                                              "dataset": "imagefolder"})
+    at = page("pages/distill.py", dataset="imagefolder", data_dir=str(tmp_path / "imgs"), seed=1,
+              teacher=seed0.teacher, teacher_source="checkpoint", teacher_checkpoint=str(path))
+    assert at.radio(key="cfg_teacher_mode").value == "cached"
+    assert any("trained on other data than this run's (seed (0 there, 1 here))" in e.value for e in at.error)
+    assert start_button(at).disabled
+    at.number_input(key="cfg_seed").set_value(0).run()
+    assert not any("other data" in e.value for e in at.error) and not start_button(at).disabled
 
 
 def test_distill_cached_teacher_choice(engine):

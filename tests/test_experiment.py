@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill_core import RunConfig, run_experiment
+from distill_core import RunConfig, run_experiment, teacher_cache
 from distill_core.errors import CheckpointError, ConfigError
 from distill_core.events import EPOCH, ERROR, PHASE, RESULT, STATUS, EventLog
 from distill_core.models import create_model
@@ -121,6 +121,17 @@ def test_the_default_run_shortened_beats_chance(tmp_path):
     results = run_experiment(RunConfig(out=str(tmp_path), epochs=3, teacher_epochs=1, latency_repeats=5))
     assert results["teacher"]["accuracy"] > 0.5
     assert results["student_kd"]["accuracy"] > 0.2 and results["student_scratch"]["accuracy"] > 0.2
+
+
+def test_a_cached_teacher_that_does_not_fit_is_trained_again(finished, tmp_path):
+    """A cache entry whose weights do not fit the model (written by hand, or by an older version)
+    is a miss: the teacher trains, rather than the run failing in load_state_dict."""
+    config = tiny_config(out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), epochs=1, teacher_epochs=1)
+    teacher_cache.store(config, create_model("cnn_small", 1, 3, 8).state_dict(), {"accuracy": 0.99})
+    log = EventLog()
+    results = run_experiment(config, on_event=log)
+    assert [e.data["source"] for e in log.since(0) if e.kind == PHASE and e.phase == "teacher"] == ["train"]
+    assert results["status"] == "done" and results["teacher"]["accuracy"] != 0.99
 
 
 def test_a_cached_teacher_picked_as_a_file_keeps_its_training_record(finished, tmp_path):

@@ -1,12 +1,16 @@
-"""The teacher cache's key: a teacher is reused only with the data split it was trained on."""
+"""The teacher cache's key: a teacher is reused only with the data (and split) it was trained on."""
 import hashlib
 import json
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
-from distill_core import RunConfig
+from distill_core import RunConfig, run_experiment
 from distill_core import teacher_cache
-from distill_core.datasets import STRATIFIED_SPLIT
+from distill_core.datasets import HOLDOUT_SPLIT, STRATIFIED_SPLIT
+from distill_core.errors import ConfigError
 
 
 def cache_as_before_the_split_changed(config: RunConfig) -> None:
@@ -35,10 +39,50 @@ def test_a_teacher_trained_on_the_old_split_is_neither_reused_nor_offered(tmp_pa
     assert teacher_cache.list_cached(str(tmp_path), dataset="digits") == []
 
 
-def test_datasets_with_an_official_split_keep_their_teachers(tmp_path):
-    """CIFAR teachers are costly to train: their keys did not change."""
+def test_a_torchvision_teacher_trained_on_the_whole_training_set_is_not_reused(tmp_path):
+    """Before the validation split was held out of CIFAR's training set, teachers trained on all
+    of it: today's validation images are in their training set."""
     config = RunConfig(dataset="cifar10", teacher="resnet56", student="resnet20", cache_dir=str(tmp_path))
-    assert "split" not in teacher_cache.teacher_key_fields(config)
+    assert teacher_cache.teacher_key_fields(config)["split"] == HOLDOUT_SPLIT
     cache_as_before_the_split_changed(config)
-    assert teacher_cache.lookup(config) is not None
-    assert len(teacher_cache.list_cached(str(tmp_path), dataset="cifar10")) == 1
+    assert teacher_cache.lookup(config) is None
+    assert teacher_cache.list_cached(str(tmp_path), dataset="cifar10") == []
+
+
+def write_folder(root, classes=("a", "b"), per_class=6, start=0):
+    rng = np.random.default_rng(start)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(start, start + per_class):
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+
+
+def test_an_image_folder_teacher_is_keyed_by_the_folders_images(tmp_path):
+    write_folder(tmp_path / "imgs")
+    config = RunConfig(dataset="imagefolder", data_dir=str(tmp_path / "imgs"), cache_dir=str(tmp_path / "cache"))
+    first = teacher_cache.teacher_key(config)
+    assert teacher_cache.teacher_key(config) == first  # the same images, the same key
+    teacher_cache.store(config, {"w": torch.ones(1)}, {"accuracy": 0.9, "teacher": config.teacher,
+                                                       "dataset": "imagefolder"})
+    write_folder(tmp_path / "imgs", per_class=2, start=100)  # images added: some land in validation
+    assert teacher_cache.teacher_key(config) != first and teacher_cache.lookup(config) is None
+    write_folder(tmp_path / "imgs", classes=("c",))  # a class added: the weights would not fit
+    assert len({first, teacher_cache.teacher_key(config)}) == 2
+
+
+def test_a_cached_teacher_of_another_split_is_refused_and_not_offered(tmp_path):
+    write_folder(tmp_path / "imgs")
+    config = RunConfig(dataset="imagefolder", data_dir=str(tmp_path / "imgs"), cache_dir=str(tmp_path / "cache"))
+    path = teacher_cache.store(config, {"w": torch.ones(1)}, {"accuracy": 0.9, "teacher": config.teacher,
+                                                              "dataset": "imagefolder"})
+    meta = teacher_cache.meta_for(path)
+    assert teacher_cache.split_mismatch(meta, config) is None
+    other_seed = config.replace(seed=1)  # another split of the same folder
+    assert "seed (0 there, 1 here)" in teacher_cache.split_mismatch(meta, other_seed)
+    assert "val_fraction" in teacher_cache.split_mismatch(meta, config.replace(val_fraction=0.3))
+    assert [t["path"] for t in teacher_cache.list_cached(str(tmp_path / "cache"), matching=config)] == [str(path)]
+    assert teacher_cache.list_cached(str(tmp_path / "cache"), matching=other_seed) == []
+    with pytest.raises(ConfigError, match="trained on other data than this run's.*validation split"):
+        run_experiment(other_seed.replace(teacher_source="checkpoint", teacher_checkpoint=str(path),
+                                          out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()  # refused before any work
