@@ -27,6 +27,7 @@ MAX_TEMPERATURE = 100.0
 # Above the longest published KD schedules (Beyer et al.'s "patient" students: 9,600 epochs on
 # Flowers-102); a typed 1e12 would otherwise start a run whose progress never moves.
 MAX_EPOCHS = 10_000
+MAX_SEED = 2**63 - 1  # the run store's SQLite INTEGER (torch.manual_seed takes up to 2**64 - 1)
 
 
 @dataclass
@@ -84,6 +85,9 @@ class RunConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        # JSON written by hand (or by a tool) may say 8.0 for 8: a whole number is what it means.
+        data = {k: int(v) if field_type(k)[0] is int and isinstance(v, float) and v.is_integer() else v
+                for k, v in data.items()}
         return cls(**data)
 
     @classmethod
@@ -136,7 +140,7 @@ def problems(config: RunConfig) -> list[str]:
         if not math.isfinite(value):
             out.append(f"{name} must be a finite number, got {value!r}")
             return None
-        if kind is int and value != int(value):
+        if kind is int and not isinstance(value, int):  # 8.0 would reach range() and torch as a float
             out.append(f"{name} must be a whole number, got {value!r}")
             return None
         return value
@@ -175,7 +179,7 @@ def problems(config: RunConfig) -> list[str]:
         check(0 < vf < 1, f"val_fraction must be between 0 and 1, got {vf}")
     seed = number("seed", int)
     if seed is not None:
-        check(seed >= 0, f"seed must be >= 0, got {seed}")
+        check(0 <= seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED:,}, got {seed}")
     if config.image_size is not None:
         size = number("image_size", int)
         if size is not None:

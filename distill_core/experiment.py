@@ -154,6 +154,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
                                "started_at": started, "artifacts": {"dir": str(out_dir)}}
     device = torch.device("cpu")
+    threads = torch.get_num_threads()  # restored at the end: the app's worker thread runs the next job too
     try:
         if config.num_threads:
             torch.set_num_threads(config.num_threads)  # per thread: must happen in the training thread
@@ -181,6 +182,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         raise
     finally:
         release(device)
+        torch.set_num_threads(threads)
     results["finished_at"] = time.time()
     results["seconds"] = results["finished_at"] - started
     if out_dir.is_dir():

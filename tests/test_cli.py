@@ -135,6 +135,19 @@ def test_the_table_heads_the_large_batch_it_measured():
     assert head.endswith("ms b=1  ms b=8") and row.split()[-2:] == ["0.50", "1.2"]
 
 
+def test_a_config_file_may_write_whole_numbers_as_floats(tmp_path):
+    """"epochs": 2.0 in a hand-written config.json means 2; it reached range() and
+    torch.manual_seed as a float and failed there with a traceback."""
+    from distill_core import RunConfig, problems
+
+    (tmp_path / "c.json").write_text(json.dumps({"epochs": 2.0, "seed": 3.0, "num_threads": 1.0, "lr": 1.0}))
+    config = RunConfig.load(tmp_path / "c.json")
+    assert (config.epochs, config.seed, config.num_threads) == (2, 3, 1)
+    assert all(type(v) is int for v in (config.epochs, config.seed, config.num_threads))
+    assert type(config.lr) is float
+    assert "batch_size must be a whole number, got 64.0" in problems(RunConfig(batch_size=64.0))  # the Python API
+
+
 def test_registries_are_listed(capsys):
     code, out, _ = run_cli(capsys, "models", "--dataset", "cifar100")
     assert code == 0 and "resnet56" in out and "cnn_tiny" in out and "861,620" in out
@@ -153,7 +166,8 @@ def write_checkpoints(folder: Path):
     torch.save(nan, folder / "nan.pt")
     for name, body in (("augment_text", {"augment": "no"}), ("extra_text", {"extra": "x"}),
                        ("extra_unknown", {"extra": {"hint_layer": 2}}), ("list_dir", {"data_dir": ["a"]}),
-                       ("unused_checkpoint", {"teacher_checkpoint": str(folder / "c100.pt")})):
+                       ("unused_checkpoint", {"teacher_checkpoint": str(folder / "c100.pt")}),
+                       ("seed_half", {"seed": 2.5}), ("seed_huge", {"seed": 10**20})):
         (folder / f"{name}.json").write_text(json.dumps(body))
     (folder / "a_folder.json").mkdir()
     (folder / "a_file").write_text("not a folder")
@@ -196,6 +210,8 @@ BAD = {
     "out is a file": (["--out", "{d}/a_file"], "cannot create the output folder"),
     "cache under a file": (["--cache-dir", "{d}/a_file/cache"], "cannot create the teacher cache folder"),
     "sparsity checked before the run": (["--compress", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),
+    "a fractional seed": (["--config", "{d}/seed_half.json"], "seed must be a whole number, got 2.5"),
+    "a seed the run store cannot hold": (["--config", "{d}/seed_huge.json"], "seed must be between 0 and"),
 }
 if not torch.cuda.is_available():
     BAD["cuda with none"] = (["--device", "cuda"], "no CUDA GPU")

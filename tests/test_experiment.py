@@ -108,6 +108,15 @@ def test_a_stopped_run_is_cancelled_and_keeps_what_finished(when, kept, tmp_path
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "cancelled"
 
 
+def test_a_runs_thread_count_does_not_outlive_it(tmp_path):
+    """The app's worker thread runs job after job: one job's num_threads=1 made the next train and
+    be timed on one thread, and record that as its setting."""
+    before = torch.get_num_threads()
+    results = run_experiment(tiny_config(out=str(tmp_path), epochs=1, teacher_epochs=1, num_threads=1))
+    assert results["teacher"]["latency_ms"]["threads"] == 1
+    assert torch.get_num_threads() == before
+
+
 def test_bad_config_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError) as err:
         run_experiment(tiny_config(out=str(tmp_path / "x"), temperature=0, alpha=1.5, student="resnet9000"))
