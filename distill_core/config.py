@@ -24,6 +24,7 @@ DISTILL_DATA = ("none", "mask", "replace", "mixup")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TEACHER_SOURCES = ("auto", "train", "checkpoint")
 MAX_TEMPERATURE = 100.0
+MIN_TEMPERATURE = 0.01  # below it, logits / T overflow float32 (T = 1e-200 trained on NaN losses)
 # Above the longest published KD schedules (Beyer et al.'s "patient" students: 9,600 epochs on
 # Flowers-102); a typed 1e12 would otherwise start a run whose progress never moves.
 MAX_EPOCHS = 10_000
@@ -154,6 +155,8 @@ def problems(config: RunConfig) -> list[str]:
     t = number("temperature")
     if t is not None:
         check(t > 0, f"temperature T must be > 0 (it divides the logits), got {t}")
+        check(t <= 0 or t >= MIN_TEMPERATURE, f"temperature T must be at least {MIN_TEMPERATURE:g} (the logits "
+                                              f"divided by a smaller T overflow), got {t:g}")
         check(t <= MAX_TEMPERATURE, f"temperature T must be at most {MAX_TEMPERATURE:g} (the soft targets are "
                                     f"flat long before that, and T^2 grows without bound), got {t:g}")
     a = number("alpha")

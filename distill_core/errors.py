@@ -33,5 +33,9 @@ class DeviceError(DistillError):
     """The requested device is not present, or ran out of memory."""
 
 
+class TrainingDiverged(DistillError):
+    """The loss became NaN or infinite: the learning rate (or T) is out of reach."""
+
+
 class Cancelled(Exception):
     """Raised inside training when the stop event is set; never reaches the user."""

@@ -14,6 +14,7 @@ Speed, on 2 CPU cores as much as on a GPU (benchmarks/throughput.py times it aga
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import torch.nn as nn
 from .augment import distill_transform, standard_augment
 from .config import RunConfig
 from .datasets import ImageData
-from .errors import Cancelled
+from .errors import Cancelled, TrainingDiverged
 from .events import EPOCH, STEP, Event, Observer
 from .methods import DistillMethod
 
@@ -136,11 +137,13 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                 x = x.contiguous(memory_format=torch.channels_last)
             targets = None
             if teacher is not None and method.sliceable:
-                targets = torch.cat([method.teacher_targets(x[i:i + TEACHER_BATCH])
-                                     for i in range(0, x.shape[0], TEACHER_BATCH)])
+                parts_ = []
+                for i in range(0, x.shape[0], TEACHER_BATCH):  # a big teacher takes seconds per chunk
+                    check_stop(stop)
+                    parts_.append(method.teacher_targets(x[i:i + TEACHER_BATCH]))
+                targets = torch.cat(parts_)
             for start in range(0, idx.shape[0], bs):
-                if stop is not None and stop.is_set():
-                    raise Cancelled()
+                check_stop(stop)
                 xb, yb = x[start:start + bs], y[start:start + bs]
                 if teacher is None:
                     tb = None
@@ -180,7 +183,23 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
             best_accuracy, best_epoch = row["val_accuracy"], epoch
             best_state = cpu_state(model)
         emit(Event(EPOCH, phase, {**row, "epochs": epochs, "progress": progress(epoch / epochs)}))
+        if not math.isfinite(loss):  # NaN weights teach nothing and learn nothing more: say so now
+            raise diverged(phase, epoch, loss, config, teacher is not None)
     return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy)
+
+
+def check_stop(stop: Optional[threading.Event]) -> None:
+    if stop is not None and stop.is_set():
+        raise Cancelled()
+
+
+def diverged(phase: str, epoch: int, loss: float, config: RunConfig, distilled: bool) -> TrainingDiverged:
+    who = {"teacher": "The teacher", "student_scratch": "The scratch student",
+           "student_kd": "The distilled student"}.get(phase, phase)
+    hint = f"lower the learning rate (it is {config.lr:g})"
+    if distilled:
+        hint += f", or use a temperature between 1 and 10 (it is {config.temperature:g})"
+    return TrainingDiverged(f"{who}'s training diverged: its loss was {loss} in epoch {epoch}; {hint}")
 
 
 def cpu_state(model: nn.Module) -> dict:

@@ -201,6 +201,9 @@ BAD = {
     "config is a folder": (["--config", "{d}/a_folder.json"], "cannot read config file"),
     "T infinite": (["--temperature", "inf"], "temperature must be a finite number"),
     "T huge": (["--temperature", "1e30"], "temperature T must be at most 100"),
+    "T tiny": (["--temperature", "1e-200"], "temperature T must be at least 0.01"),
+    "a diverging lr": (["--lr", "1000"], "The teacher's training diverged: its loss was nan in epoch 1; lower the "
+                                         "learning rate (it is 1000)"),
     "NaN checkpoint": (["--teacher-checkpoint", "{d}/nan.pt"], "holds NaN or infinite values"),
     "a switch as text": (["--config", "{d}/augment_text.json"], "augment must be true or false, got 'no'"),
     "options as text": (["--config", "{d}/extra_text.json"], "extra must be a JSON object"),

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from distill_core import RunConfig, run_experiment, teacher_cache
-from distill_core.errors import CheckpointError, ConfigError
+from distill_core.errors import CheckpointError, ConfigError, TrainingDiverged
 from distill_core.events import EPOCH, ERROR, PHASE, RESULT, STATUS, EventLog
 from distill_core.models import create_model
 
@@ -106,6 +106,15 @@ def test_a_stopped_run_is_cancelled_and_keeps_what_finished(when, kept, tmp_path
         assert min(results[role][k] for k in ("params", "size_bytes", "flops")) > 0
         assert "latency_ms" not in results[role]  # the timing, after all three, did not finish
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "cancelled"
+
+
+def test_a_diverged_teacher_fails_the_run_and_is_not_cached(tmp_path):
+    config = tiny_config(out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), lr=1e4)
+    log = EventLog()
+    with pytest.raises(TrainingDiverged, match="The teacher's training diverged"):
+        run_experiment(config, on_event=log)
+    assert [e.kind for e in log.since(0)][-1] == ERROR
+    assert teacher_cache.lookup(config) is None  # a later run trains it again, not reuses NaN weights
 
 
 def test_a_runs_thread_count_does_not_outlive_it(tmp_path):

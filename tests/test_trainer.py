@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from distill_core.datasets import load_dataset
-from distill_core.errors import Cancelled
+from distill_core.errors import Cancelled, TrainingDiverged
 from distill_core.events import EPOCH, STEP, EventLog
 from distill_core.methods import DistillMethod, LogitKD, create_method
 from distill_core.models import create_model
@@ -99,6 +99,35 @@ def test_stop_ends_training_within_a_second(digits):
     thread.join(timeout=5)
     assert not thread.is_alive()
     assert outcome["cancelled_at"] - asked < 1.0
+
+
+def test_stop_is_seen_while_the_teacher_labels_a_chunk(digits):
+    """The teacher labels a chunk of images before the student's first step in it; a big teacher
+    takes seconds for one (resnet56, 4,096 CIFAR images: 9 s on 2 cores). Stop is checked
+    between its batches, not only between the student's."""
+    config = tiny_config(epochs=1)
+    teacher = build("cnn_small", digits)
+    method = create_method("kd", build("cnn_tiny", digits), teacher, temperature=4.0, alpha=0.9)
+    stop, calls = threading.Event(), []
+    label = method.teacher_targets
+
+    def labelled(x):
+        calls.append(x.shape[0])
+        stop.set()  # the user presses Stop while the first batch is labelled
+        return label(x)
+
+    method.teacher_targets = labelled
+    with pytest.raises(Cancelled):
+        train_phase(method, digits, config, epochs=1, phase="p", emit=EventLog(), stop=stop)
+    assert digits.train_x.shape[0] > 2 * trainer.TEACHER_BATCH and calls == [trainer.TEACHER_BATCH]
+
+
+def test_a_diverging_run_says_so_and_how_to_fix_it(digits):
+    config = tiny_config(epochs=3, lr=1e4)
+    with pytest.raises(TrainingDiverged, match="The distilled student's training diverged: its loss was nan in "
+                                               "epoch 1; lower the learning rate .* or use a temperature"):
+        train_phase(create_method("kd", build("cnn_tiny", digits), build("cnn_small", digits), temperature=4.0,
+                                  alpha=0.9), digits, config, epochs=3, phase="student_kd", emit=EventLog())
 
 
 def test_events_report_progress(digits):
