@@ -68,9 +68,17 @@ def writable_folder(folder: Path, what: str) -> Path:
     return folder
 
 
+# Models draw their initial weights from torch's global generator, and the app runs one job per
+# device at once (a CPU job beside a GPU job): builds take turns, so two seeded builds never
+# interleave their draws.
+_BUILD_LOCK = threading.Lock()
+
+
 def build_model(name: str, data: ImageData, config: RunConfig, device: torch.device, seed: int):
-    torch.manual_seed(seed)  # the scratch and the distilled student start from the same weights
-    model = create_model(name, data.in_channels, data.num_classes, data.image_size).to(device)
+    with _BUILD_LOCK:
+        torch.manual_seed(seed)
+        model = create_model(name, data.in_channels, data.num_classes, data.image_size)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -279,11 +287,19 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
 
     # 2. and 3. the same student, from scratch and distilled; nothing differs but the teacher
     students = {}
+    # Built once and copied: the two students start from the very same weights whatever else draws
+    # from the global generator meanwhile (another job's dropout does). Each then trains from the
+    # same generator state, so a student with dropout draws the same masks in both.
+    initial = build_model(config.student, data, config, device, config.seed)
+    rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
     for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):
         check_stop(stop)
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
                                  "source": "train"}))
-        student = build_model(config.student, data, config, device, config.seed)
+        student = copy.deepcopy(initial)
+        torch.random.set_rng_state(rng[0])
+        if rng[1] is not None:
+            torch.cuda.set_rng_state_all(rng[1])
         method = create_method(config.method, student, teacher_for_role, temperature=config.temperature,
                                alpha=config.alpha, **config.extra).to(device)
         phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
