@@ -132,6 +132,27 @@ def test_grey_imagefolder_has_one_channel(tmp_path):
     assert load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path))).in_channels == 1
 
 
+def test_a_mixed_imagefolder_is_rgb_and_each_image_as_pil_converts_it(tmp_path):
+    """Grey, colour and palette images in one folder: all become RGB, each exactly as PIL's
+    convert("RGB") then resize would make it (the loader shrinks grey ones before adding channels)."""
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+    Image.fromarray(rng.integers(0, 255, (40, 30), dtype=np.uint8), "L").save(tmp_path / "a" / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (25, 50, 3), dtype=np.uint8)).save(tmp_path / "a" / "colour.png")
+    Image.fromarray(rng.integers(0, 255, (33, 33, 3), dtype=np.uint8)).convert("P").save(tmp_path / "b" / "pal.png")
+    Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8), "L").save(tmp_path / "b" / "grey2.png")
+    for c in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (9, 9, 3), dtype=np.uint8)).save(tmp_path / c / "small.png")
+    data = load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path), image_size=12, val_fraction=0.3))
+    got = torch.cat([data.train_x, data.val_x])
+    files = ("a/colour.png", "a/grey.png", "a/small.png", "b/grey2.png", "b/pal.png", "b/small.png")
+    want = [np.asarray(Image.open(tmp_path / f).convert("RGB").resize((12, 12), Image.BILINEAR)).transpose(2, 0, 1)
+            for f in files]
+    assert got.shape == (6, 3, 12, 12)
+    assert sorted(x.tobytes() for x in got.numpy()) == sorted(w.tobytes() for w in want)
+
+
 def test_empty_one_class_and_missing_folders_are_explained(tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(DataUnavailableError, match="holds no images"):
