@@ -22,11 +22,14 @@ from .files import save_atomic, write_atomic
 
 
 def teacher_key_fields(config: RunConfig) -> dict:
+    packaged = config.dataset in DATASETS and DATASETS.meta(config.dataset).get("packaged")
     fields = {
         "teacher": config.teacher, "dataset": config.dataset,
-        "data_dir": str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None,
+        # Options a dataset ignores stay out of its key: a data_dir or image_size left in a config
+        # of the packaged mnist5k retrained an identical teacher.
+        "data_dir": str(Path(config.data_dir).expanduser().resolve()) if config.data_dir and not packaged else None,
         "val_fraction": config.val_fraction if config.dataset == "imagefolder" else None,
-        "image_size": config.image_size, "epochs": config.teacher_epochs, "batch_size": config.batch_size,
+        "image_size": config.image_size if config.dataset == "imagefolder" else None, "epochs": config.teacher_epochs, "batch_size": config.batch_size,
         "lr": config.lr, "optimizer": config.optimizer, "momentum": config.momentum,
         "weight_decay": config.weight_decay, "schedule": config.schedule, "augment": config.augment,
         "seed": config.seed,

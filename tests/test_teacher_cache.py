@@ -49,6 +49,14 @@ def test_a_torchvision_teacher_trained_on_the_whole_training_set_is_not_reused(t
     assert teacher_cache.list_cached(str(tmp_path), dataset="cifar10") == []
 
 
+def test_options_a_dataset_ignores_do_not_retrain_its_teacher(tmp_path):
+    plain = RunConfig(cache_dir=str(tmp_path))  # mnist5k: ships in a package, its split is fixed
+    assert teacher_cache.teacher_key(plain.replace(data_dir=str(tmp_path), image_size=16, val_fraction=0.3)) == \
+        teacher_cache.teacher_key(plain)
+    cifar = plain.replace(dataset="cifar10")  # a download's folder stays in the key: it may hold other files
+    assert teacher_cache.teacher_key(cifar.replace(data_dir=str(tmp_path))) != teacher_cache.teacher_key(cifar)
+
+
 def write_folder(root, classes=("a", "b"), per_class=6, start=0):
     rng = np.random.default_rng(start)
     for c in classes:
