@@ -26,13 +26,15 @@ MODEL_LABEL = {"student_kd": "distilled student", "student_scratch": "scratch st
 MODEL_DASH = {"student_kd": "solid", "student_scratch": "dash", "teacher": "dot"}
 PALETTE = ("#12A37F", "#5B5BD6", "#E8873A", "#D6409F", "#0090FF", "#8E4EC6", "#AD7F58", "#E5484D", "#6E56CF",
            "#30A46C")
-# The status is a plain word, next to the run id so it shows without scrolling sideways. It had an
-# emoji in front, drawn as an empty box on machines without an emoji font (Debian's chromium here).
 # What a table shows for a number it does not have (a run without a distilled student, a variant not
 # timed): Streamlit's default is a grey "None", a Python word.
 MISSING = fmt.DASH
-TABLE_COLUMNS = ["date", "run_id", "status", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc",
-                 "scratch_acc", "gain", "teacher_acc"]
+# The status is a plain word, next to the run id so it shows without scrolling sideways. It had an
+# emoji in front, drawn as an empty box on machines without an emoji font (Debian's chromium here).
+# The gain comes before the accuracies it is made of, so a 1280-pixel laptop shows it; the method
+# (almost always "kd") comes last.
+TABLE_COLUMNS = ["date", "run_id", "status", "dataset", "teacher", "student", "T", "alpha", "gain", "kd_acc",
+                 "scratch_acc", "teacher_acc", "method"]
 
 
 def open_store() -> RunStore:
@@ -73,7 +75,10 @@ def column_config() -> dict:
         "kd_acc": cc.NumberColumn("KD acc", format="%.1f %%", help="Distilled student, validation, last epoch"),
         "scratch_acc": cc.NumberColumn("Scratch acc", format="%.1f %%",
                                        help="The same student trained without a teacher"),
-        "gain": cc.NumberColumn("Gain", format="%+.1f pts", help="KD minus scratch, percentage points"),
+        # A set width: sized to its header, the column clipped the left half of "+8.3 pts", which
+        # then read as "-8.3 pts".
+        "gain": cc.NumberColumn("KD gain", format="%+.1f pts", width=90,
+                                help="Distilled minus scratch student, percentage points"),
         "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%"),
         "status": cc.TextColumn("Status", help="queued, running, done, failed, cancelled, or interrupted "
                                                "(its process ended before the run finished)"),

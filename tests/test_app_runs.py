@@ -1,4 +1,5 @@
 """The Runs page, driven with Streamlit's AppTest against a store holding two runs."""
+import json
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,11 @@ def test_table_lists_both_runs_and_filters(two_runs):
     assert len(at.dataframe[0].value) == 2
     # A missing number (a run without a distilled student) shows as a dash, not Streamlit's "None".
     assert at.dataframe[0].proto.placeholder == "—"
+    # The gain, right after the settings, wide enough for its sign: sized to its header, it clipped
+    # "+8.3 pts" to what read as "-8.3 pts".
+    assert list(table.columns).index("gain") == list(table.columns).index("alpha") + 1
+    gain = json.loads(at.dataframe[0].proto.columns)["gain"]
+    assert gain["width"] >= 90 and gain["label"] == "KD gain"
 
 
 def test_overlay_and_results_of_several_runs(two_runs):
