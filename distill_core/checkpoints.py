@@ -31,7 +31,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 "not just tensors. Save a plain state_dict: torch.save(model.state_dict(), path)") from None
         raise CheckpointError(f"checkpoint {path} is not a PyTorch file, or it is damaged") from None
     except Exception as exc:  # torch.load on arbitrary bytes can raise almost anything
-        raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch file: {first_line(exc, 200)}") from None
+        # ...such as KeyError(101) for a text file: its words would mean nothing to the user.
+        detail = "" if isinstance(exc, (KeyError, IndexError, ValueError, EOFError)) else f" ({first_line(exc, 200)})"
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch file, or it is damaged: save one with "
+                              f"torch.save(model.state_dict(), path){detail}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # the common {"state_dict": ...} wrapper
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -53,7 +53,7 @@ if results.get("status") == "cancelled":
                "timed after all three have trained, so the speed-up needs a finished run.",
                icon=":material/block:")
 st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "
-           f"{cfg.get('epochs')} student epochs · device {results.get('device', '?')} · "
+           f"{fmt.things(cfg.get('epochs') or 0, 'student epoch')} · device {results.get('device', '?')} · "
            f"{fmt.duration(results.get('seconds'))} in all")
 
 # ---- headline -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ fragment that reruns when the status or the queue place changes (the frame asks)
 """
 import streamlit as st
 
+from studio import fmt
 from studio.live_feed import stage
 from studio.live_view import live_view
 from studio.manager import get_manager
@@ -49,7 +50,7 @@ cfg = snap.config
 others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([4, 2, 1], vertical_alignment="bottom")
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · T = {cfg.temperature:g}, "
-                 f"α = {cfg.alpha:g} · {cfg.epochs} student epochs · {snap.device} · run `{job_id}`")
+                 f"α = {cfg.alpha:g} · {fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
 log_scale = head[2].toggle("Log loss", key="log_loss",

@@ -178,11 +178,12 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
     mode = teacher_mode_of(config.to_dict()) if config.teacher_source == "checkpoint" else "train"
     if config.teacher_source == "checkpoint":
         path = config.teacher_checkpoint
+        if not path:  # the engine's words name config fields; these say what to do on this page
+            found = [p for p in found if "teacher_checkpoint" not in p]
         if st.session_state.get(W + "teacher_mode") == "cached" and not path:
             found.append(f"There is no cached teacher for {config.dataset} yet. Train one (it is kept for "
                          "reuse), or upload one.")
         elif not path:
-            found = [p for p in found if "teacher_checkpoint" not in p]
             found.append("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")
         elif not Path(path).is_file():
             found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")

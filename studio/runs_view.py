@@ -294,7 +294,7 @@ def compression_column_config(rows: list[dict]) -> dict:
 def describe(run: dict) -> str:
     cfg = run.get("config") or {}
     parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
-             f"T = {cfg.get('temperature')}", f"α = {cfg.get('alpha')}", f"{cfg.get('epochs')} student epochs",
+             f"T = {cfg.get('temperature')}", f"α = {cfg.get('alpha')}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
              f"method {cfg.get('method')}", f"from the {run.get('source') or '?'}"]
     return " · ".join(parts)
 
@@ -331,7 +331,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
         st.dataframe(compression_frame(rows), hide_index=True, width="stretch", key=f"{key}_table",
                      column_config=compression_column_config(rows), placeholder=MISSING)
         st.caption("fp32, fp16 and pruned run in PyTorch on the run's device; fp32 and int8 ONNX run in onnxruntime "
-                   f"on the CPU ({saved.get('threads', '?')} thread(s)). int8: static quantisation calibrated on "
+                   f"on the CPU ({fmt.things(saved['threads'], 'thread') if saved.get('threads') else 'its threads'}). int8: static quantisation calibrated on "
                    f"{saved.get('calibration_images')} training images. Pruned sizes are the dense file; the sparse "
                    "column estimates a sparse encoding. Latencies were measured on this server "
                    f"{when(saved.get('created_at'))}; a busy machine makes them noisy.")

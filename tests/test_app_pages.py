@@ -309,6 +309,7 @@ def test_distill_cached_teacher_choice(engine):
     at.radio(key="cfg_teacher_mode").set_value("cached").run()
     assert any("No teacher for mnist5k is cached yet" in i.value for i in at.info)
     assert any("no cached teacher" in e.value for e in at.error)
+    assert not any("teacher_checkpoint" in e.value for e in at.error)  # the engine's words, not the page's
     assert start_button(at).disabled
 
 
@@ -378,6 +379,7 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     at = page("pages/live.py", job=job)
     args = live_frame(at)
     assert args["stage"] == "running|None" and args["smoothing"] == 0.6 and args["log_scale"] is False
+    assert "· 1 student epoch ·" in texts(at)  # not "1 student epochs"
     at.toggle(key="log_loss").set_value(True).run()
     assert live_frame(at)["log_scale"] is True  # the viewer's choice reaches the frame
     feed = fetched(at, lambda f: f["stage"] == args["stage"])  # the manager publishes it
