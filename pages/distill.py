@@ -66,7 +66,7 @@ with left:
                     help="A teacher trained before with exactly this model, data, recipe and seed is loaded "
                          "instead of trained again.")
     elif mode == "cached":
-        found = cached_teachers(dataset)
+        found = cached_teachers(dataset, (ss.get(W + "data_dir") or "") if dataset == "imagefolder" else None)
         paths_ = [t["path"] for t in found]
         labels = {t["path"]: f"{t.get('teacher')}  ·  {fmt.percent(t.get('accuracy'))} val  ·  "
                              f"{t.get('epochs')} epochs, lr {t.get('lr')}, seed {t.get('seed')}" for t in found}
@@ -76,7 +76,8 @@ with left:
             st.selectbox("Cached teacher (accuracy on the validation split)", paths_, key=W + "cached",
                          format_func=labels.get)
         else:
-            st.info(f"No teacher for {dataset} is cached yet. Every teacher trained here is kept for reuse.")
+            what = "this image folder" if dataset == "imagefolder" else dataset
+            st.info(f"No teacher for {what} is cached yet. Every teacher trained here is kept for reuse.")
     else:
         st.selectbox("The checkpoint's model", opts["teacher"], key=W + "teacher")
         uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=W + "upload",

@@ -56,10 +56,16 @@ def options() -> dict[str, list[str]]:
             "device": devices}
 
 
-def cached_teachers(dataset: str) -> list[dict]:
+def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
+    """Cached teachers of ``dataset``; of an image folder, with ``data_dir``, only that folder's
+    (a teacher of another folder was offered, and it taught other classes or failed to load)."""
     from distill_core.teacher_cache import list_cached
 
-    return [t for t in list_cached(dataset=dataset) if Path(t["path"]).is_file()]
+    found = [t for t in list_cached(dataset=dataset) if Path(t["path"]).is_file()]
+    if dataset == "imagefolder" and data_dir is not None:
+        folder = str(Path(data_dir).expanduser().resolve()) if data_dir.strip() else None
+        found = [t for t in found if t.get("data_dir") == folder]
+    return found
 
 
 def teacher_mode_of(config: dict) -> str:
@@ -181,7 +187,8 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
         if not path:  # the engine's words name config fields; these say what to do on this page
             found = [p for p in found if "teacher_checkpoint" not in p]
         if st.session_state.get(W + "teacher_mode") == "cached" and not path:
-            found.append(f"There is no cached teacher for {config.dataset} yet. Train one (it is kept for "
+            what = "this image folder" if config.dataset == "imagefolder" else config.dataset
+            found.append(f"There is no cached teacher for {what} yet. Train one (it is kept for "
                          "reuse), or upload one.")
         elif not path:
             found.append("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")

@@ -302,6 +302,14 @@ def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_p
     assert start_button(at).disabled
     at.number_input(key="cfg_seed").set_value(0).run()
     assert not any("other data" in e.value for e in at.error) and not start_button(at).disabled
+    # Another folder: its teachers are not offered (one of this folder's would have been).
+    (tmp_path / "other" / "x").mkdir(parents=True)
+    shutil.copytree(tmp_path / "imgs" / "a", tmp_path / "other" / "y")
+    shutil.copytree(tmp_path / "imgs" / "b", tmp_path / "other" / "x", dirs_exist_ok=True)
+    at.text_input(key="cfg_data_dir").set_value(str(tmp_path / "other")).run()
+    assert at.radio(key="cfg_teacher_mode").value == "cached"
+    assert any("No teacher for this image folder is cached yet" in i.value for i in at.info)
+    assert start_button(at).disabled
 
 
 def test_distill_cached_teacher_choice(engine):
