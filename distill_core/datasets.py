@@ -292,6 +292,23 @@ def image_files(root: Path) -> dict[str, list[Path]]:
     return files
 
 
+def folder_val_count(images: int, classes: int, val_fraction: float) -> int:
+    return max(classes, int(round(images * val_fraction)))
+
+
+def split_problem(root: Path, counts: list[int], val_fraction: float) -> Optional[str]:
+    """Why an image folder with ``counts`` images per class cannot be split into training and
+    validation, or None. The Distill page asks before Start, from the file listing."""
+    images, classes = sum(counts), len(counts)
+    if min(counts) < 2:
+        return (f"image folder {root} is too small to split: every class needs at least 2 images "
+                f"(smallest has {min(counts)})")
+    if folder_val_count(images, classes, val_fraction) >= images - classes:
+        return (f"image folder {root} is too small to split with val_fraction {val_fraction:g}: "
+                f"{images} images for {classes} classes leave too few to train on")
+    return None
+
+
 @DATASETS.register("imagefolder", shape=("C", "S", "S"), classes="folders", size="your images",
                    offline=True, split=STRATIFIED_SPLIT,
                    source="a folder with one sub-folder of images per class (--data-dir)")
@@ -325,13 +342,11 @@ def imagefolder(request: DataRequest) -> ImageData:
         images = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in images]
     x, y = np.stack(images), np.asarray(labels, dtype=np.int64)
     classes = list(files)
-    counts = np.bincount(y, minlength=len(classes))
-    val_count = max(len(classes), int(round(len(y) * request.val_fraction)))
-    if counts.min() < 2 or val_count >= len(y) - len(classes):
-        raise DataUnavailableError(
-            f"image folder {root} is too small to split: every class needs at least 2 images "
-            f"(smallest has {counts.min()})")
-    train_idx, val_idx = stratified_split(y, val_count, seed=request.seed)
+    problem = split_problem(root, np.bincount(y, minlength=len(classes)).tolist(), request.val_fraction)
+    if problem:
+        raise DataUnavailableError(problem)
+    train_idx, val_idx = stratified_split(y, folder_val_count(len(y), len(classes), request.val_fraction),
+                                          seed=request.seed)
     skipped = total - len(images)  # said in the run's dataset description, not silently dropped
     return from_arrays("imagefolder", x, y, classes, train_idx, val_idx, crop_padding=max(1, size // 8), hflip=True,
                        source=str(root) + (f" ({skipped} of {total} files could not be read and were skipped)"

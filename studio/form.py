@@ -15,7 +15,7 @@ import streamlit as st
 
 from distill_core import RunConfig, available_devices, problems
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
-from distill_core.datasets import DATASETS, image_files
+from distill_core.datasets import DATASETS, image_files, split_problem
 from distill_core import teacher_cache
 from distill_core.errors import DistillError
 from distill_core.models import MODELS
@@ -208,7 +208,7 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
         if not folder.is_dir():
             found.append(f"The image folder {config.data_dir} does not exist on this server.")
         else:
-            problem = image_folder_problem(str(folder), _folder_stamp(folder))
+            problem = image_folder_problem(str(folder), _folder_stamp(folder), config.val_fraction)
             if problem:  # no images, one class: said before Start, not after the run fails
                 found.append(problem)
     return found
@@ -225,14 +225,16 @@ def _folder_stamp(folder: Path) -> tuple:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def image_folder_problem(folder: str, stamp: tuple) -> Optional[str]:
+def image_folder_problem(folder: str, stamp: tuple, val_fraction: float = 0.2) -> Optional[str]:
     """Why this image folder cannot train, or None. Cached by ``stamp``: listing every file of a
-    large folder on each rerun of the Distill page (each widget touched) took a noticeable while."""
+    large folder on each rerun of the Distill page (each widget touched) took a noticeable while.
+    Counted from the listing, so a file that turns out not to be an image is found by the run."""
     try:
-        image_files(Path(folder))
+        files = image_files(Path(folder))
     except DistillError as exc:
         return str(exc)[0].upper() + str(exc)[1:] + "."
-    return None
+    problem = split_problem(Path(folder), [len(v) for v in files.values()], val_fraction)
+    return problem[0].upper() + problem[1:] + "." if problem else None
 
 
 FOLDER_NEEDED = "Type the path of an image folder on this server: one sub-folder of images per class."

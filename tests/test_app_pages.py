@@ -207,7 +207,15 @@ def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine,
     (tmp_path / "one" / "dogs").mkdir()
     Image.new("L", (8, 8)).save(tmp_path / "one" / "dogs" / "0.png")
     at.run()
-    assert not any("one class" in e.value for e in at.error) and not start_button(at).disabled
+    # Two classes of one image: nothing to validate on; the run refused it only after Start.
+    assert not any("one class" in e.value for e in at.error)
+    assert any("too small to split: every class needs at least 2 images" in e.value for e in at.error)
+    assert start_button(at).disabled
+    for name in ("cats", "dogs"):
+        for i in (1, 2):
+            Image.new("L", (8, 8)).save(tmp_path / "one" / name / f"{i}.png")
+    at.run()
+    assert not at.error and not start_button(at).disabled
 
 
 def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_path, monkeypatch):
@@ -219,7 +227,8 @@ def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_pa
     monkeypatch.setattr(form, "image_files", lambda root: listed.append(root) or real(root))
     for name in ("cats", "dogs"):
         (tmp_path / name).mkdir()
-        Image.new("L", (8, 8)).save(tmp_path / name / "0.png")
+        for i in range(3):
+            Image.new("L", (8, 8)).save(tmp_path / name / f"{i}.png")
     at = page("pages/distill.py")
     at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
     at.text_input(key="cfg_data_dir").input(str(tmp_path)).run()
@@ -227,7 +236,7 @@ def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_pa
     before = len(listed)
     at.slider(key="cfg_temperature").set_value(6.0).run()  # another widget: the same folder, not listed again
     assert len(listed) == before
-    Image.new("L", (8, 8)).save(tmp_path / "cats" / "1.png")
+    Image.new("L", (8, 8)).save(tmp_path / "cats" / "3.png")
     at.run()
     assert len(listed) == before + 1
 
