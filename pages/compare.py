@@ -10,7 +10,7 @@ from studio.compare import comparison_table, headline, latency_table
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
 from studio.nav import require_app
-from studio.runs import list_runs, load_results
+from studio.runs import list_runs, load_results, stored_results
 from studio.style import ROLE_COLOR, ROLE_LABEL, ROLES
 
 require_app()
@@ -19,16 +19,25 @@ ss = st.session_state
 st.title("Compare")
 
 runs = list_runs()
-if not runs:
-    st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
-    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
-    st.stop()
-
 ids = [r["run_id"] for r in runs]
 labels = {r["run_id"]: r["label"] for r in runs}
 asked = st.query_params.get("run")
 if asked and asked not in ids:
-    st.warning(f"Run {asked} has no results on this server; showing the latest run instead.")
+    kept = stored_results(asked)  # a run whose server stopped while it ran: what finished is in the store
+    if kept and any(isinstance(kept.get(r), dict) for r in ROLES):
+        ids.insert(0, asked)
+        labels[asked] = f"{asked} · {(kept.get('config') or {}).get('dataset')} · {kept.get('status')}"
+    elif kept:
+        st.warning(f"Run {asked} is {kept.get('status')} and no model of it finished, so there is nothing to "
+                   "compare. Start it again from the Distill page.", icon=":material/block:")
+        st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
+        st.stop()
+    elif ids:
+        st.warning(f"Run {asked} has no results on this server; showing the latest run instead.")
+if not ids:
+    st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
+    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
+    st.stop()
 if "compare_run" not in ss or ss.compare_run not in ids or (asked in ids and asked != ss.compare_run):
     ss.compare_run = asked if asked in ids else ids[0]
 st.selectbox("Run", ids, key="compare_run", format_func=labels.get)
@@ -42,14 +51,16 @@ if not results:
     st.stop()
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
-if results.get("status") == "cancelled" and not present:
-    st.warning(f"Run {run_id} was cancelled before any model finished, so there is nothing to compare. Start it "
+if results.get("status") in ("cancelled", "interrupted") and not present:
+    st.warning(f"Run {run_id} was {results['status']} before any model finished, so there is nothing to compare. "
+               "Start it "
                "again from the Distill page.",
                icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
-if results.get("status") == "cancelled":
-    st.warning("This run was cancelled: only the models that finished before the stop are shown. Latencies are "
+if results.get("status") in ("cancelled", "interrupted"):
+    why = "cancelled" if results["status"] == "cancelled" else "interrupted (its server stopped while it ran)"
+    st.warning(f"This run was {why}: only the models that finished before that are shown. Latencies are "
                "timed after all three have trained, so the speed-up needs a finished run.",
                icon=":material/block:")
 st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "

@@ -15,6 +15,7 @@ from studio.live_feed import stage
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.nav import require_app
+from studio.runs import stored_results
 from studio.style import STATUS_BADGE
 
 SAFETY_NET_S = 30.0
@@ -33,7 +34,13 @@ if snap is None:
         st.info(f"Run {asked} is not known to this server (it may have been restarted); showing the latest "
                 "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
 if snap is None:
-    if asked:
+    kept = stored_results(asked) if asked else None  # what the run store says of it
+    if kept and kept.get("status") == "interrupted":
+        st.warning(f"Run {asked} was interrupted: its server stopped while it ran. The models that finished "
+                   "before that are on the Compare page.", icon=":material/block:")
+        st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
+                     query_params={"run": asked})
+    elif asked:
         st.warning(f"Run {asked} is not known to this server (it may have been restarted). Finished runs are "
                    "still on the Compare page.", icon=":material/help:")
     else:

@@ -66,4 +66,13 @@ def load_results(run_id: str) -> Optional[dict]:
     if snap is not None and snap.results:
         return snap.results
     path = _on_disk().get(run_id)
-    return _read(str(path), path.stat().st_mtime) if path else None
+    return _read(str(path), path.stat().st_mtime) if path else stored_results(run_id)
+
+
+def stored_results(run_id: str) -> Optional[dict]:
+    """What the run store kept of a run that never wrote results.json (its server stopped while
+    it ran: "interrupted"): the models that finished, in the results' shape. None if unknown."""
+    try:
+        return RunStore().results(run_id)  # opened so: a run whose process is gone reads "interrupted"
+    except DistillError:
+        return None

@@ -526,6 +526,31 @@ def test_compare_explains_a_run_cancelled_before_any_model_finished(real_manager
     assert not at.table and not at.get("plotly_chart")
 
 
+def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_manager, finished_run):
+    """The server stopped during the distilled student: no results.json, but the store kept the
+    teacher and the scratch student. Compare showed another run's numbers instead."""
+    from distill_core.store import RunStore
+
+    _, results = finished_run
+    store = RunStore()
+    config = RunConfig.from_dict(results["config"]).replace(out=None)  # its folder never got a results.json
+    for run_id, roles in (("20250101-000006-intr", ("teacher", "student_scratch")), ("20250101-000007-none", ())):
+        store.create_run(run_id, config, status="running", source="app")
+        for role in roles:
+            store.set_model(run_id, role, {k: v for k, v in results[role].items() if k != "history"})
+        store.set_status(run_id, "interrupted", message="its process ended")
+    at = page("pages/compare.py", run="20250101-000006-intr")
+    assert at.selectbox(key="compare_run").value == "20250101-000006-intr"
+    assert list(at.table[0].value["model"]) == ["teacher", "scratch student"]
+    assert any("interrupted (its server stopped while it ran)" in w.value for w in at.warning)
+    assert not any("showing the latest run instead" in w.value for w in at.warning)
+    at = page("pages/compare.py", run="20250101-000007-none")
+    assert any("is interrupted and no model of it finished" in w.value for w in at.warning)
+    assert not at.table
+    at = page("pages/live.py", job="20250101-000006-intr")  # a Live tab left open across the restart
+    assert any("was interrupted: its server stopped while it ran" in w.value for w in at.warning)
+
+
 def test_compare_says_when_nothing_was_measured_and_draws_no_empty_bars(real_manager, finished_run):
     _, results = finished_run
     unmeasured = ("params", "size_bytes", "flops", "flops_unit", "latency_ms")
