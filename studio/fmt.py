@@ -53,10 +53,11 @@ def above_below(x: float) -> str:
     return f"{abs(x):.1f} points {'below' if x < 0 else 'above'}"
 
 
-def points(x: Optional[float], signed: bool = True) -> str:
+def points(x: Optional[float], signed: bool = True, unit: str = "points") -> str:
+    """Percentage points; ``unit="pts"`` where room is short (a metric card on a laptop)."""
     if x is None:
         return DASH
-    return f"{x:+.1f} points" if signed else f"{x:.1f} points"
+    return f"{x:+.1f} {unit}" if signed else f"{x:.1f} {unit}"
 
 
 def ms(x: Optional[float]) -> str:

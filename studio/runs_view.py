@@ -334,6 +334,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
                    f"on the CPU ({fmt.things(saved['threads'], 'thread') if saved.get('threads') else 'its threads'}). int8: static quantisation calibrated on "
                    f"{saved.get('calibration_images')} training images. Pruned sizes are the dense file; the sparse "
                    "column estimates a sparse encoding. Latencies were measured on this server "
-                   f"{when(saved.get('created_at'))}; a busy machine makes them noisy.")
+                   f"{when(saved.get('created_at'))}, apart from the run's own timing: compare each row with "
+                   "the fp32 row of the same model here, not with the run's table (a busy machine moves both).")
     else:
         st.caption("Not measured yet for this run.")

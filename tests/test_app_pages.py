@@ -473,10 +473,10 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert "test accuracy (last epoch)" not in table.columns  # digits has no test set
     cards = {m.label: m.value for m in at.metric}
     kd = results["comparison"]["kd_vs_teacher"]
-    assert cards["Smaller file than the teacher"].startswith(f"{kd['smaller_x']:.1f}")
+    assert cards["Smaller file"].startswith(f"{kd['smaller_x']:.1f}")
     assert "smaller** (its checkpoint file)" in texts(at)  # 124x is the file; the params ratio differs
     assert "Distilled student (last epoch, state_dict)" in [b.label for b in at.get("download_button")]
-    assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} points"
+    assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} pts"
     # The table's digits reproduce the headline's ratios (0.02 MB for a student would not).
     unit = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "ms": 1}
     teacher, student = (table.iloc[i] for i in (0, 2))
@@ -576,7 +576,7 @@ def test_kd_gain_card_says_when_distillation_hurt(real_manager, finished_run):
     (target / "results.json").write_text(json.dumps(worse))
     at = page("pages/compare.py", run=worse["run_id"])
     card = next(m for m in at.metric if m.label == "KD gain over scratch")
-    assert card.value == "-12.0 points" and card.proto.delta == "distillation hurt"
+    assert card.value == "-12.0 pts" and card.proto.delta == "distillation hurt"
 
 
 def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finished_run):
