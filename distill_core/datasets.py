@@ -267,6 +267,7 @@ _register_torchvision("cifar100", (3, 32, 32), 100, "45,000 train / 5,000 val / 
 
 
 # ---- a user's own folder of class sub-folders ----------------------------------------------
+FOLDER_IMAGE_SIZE = 32  # what an image folder's pictures are resized to when the config does not say
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -320,7 +321,7 @@ def imagefolder(request: DataRequest) -> ImageData:
     root = Path(request.data_dir).expanduser()
     files = image_files(root)
     total = sum(len(v) for v in files.values())
-    size = request.image_size or 32
+    size = request.image_size or FOLDER_IMAGE_SIZE
     images, labels = [], []
     # Each image is shrunk as soon as it is decoded: keeping every full-size picture until the
     # end took 1.8 GB for 80 photos of 2000x2000. A folder is grey if all its images are; in a

@@ -16,7 +16,7 @@ import torch
 
 from . import paths
 from .config import RunConfig
-from .datasets import DATASETS, image_files
+from .datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files
 from .errors import DistillError
 from .files import save_atomic, write_atomic
 
@@ -29,7 +29,9 @@ def teacher_key_fields(config: RunConfig) -> dict:
         # of the packaged mnist5k retrained an identical teacher.
         "data_dir": str(Path(config.data_dir).expanduser().resolve()) if config.data_dir and not packaged else None,
         "val_fraction": config.val_fraction if config.dataset == "imagefolder" else None,
-        "image_size": config.image_size if config.dataset == "imagefolder" else None, "epochs": config.teacher_epochs, "batch_size": config.batch_size,
+        # None and 32 are the same size: the key stays the one teachers were cached under
+        "image_size": config.image_size if config.dataset == "imagefolder" and config.image_size != FOLDER_IMAGE_SIZE
+        else None, "epochs": config.teacher_epochs, "batch_size": config.batch_size,
         "lr": config.lr, "optimizer": config.optimizer, "momentum": config.momentum,
         "weight_decay": config.weight_decay, "schedule": config.schedule, "augment": config.augment,
         "seed": config.seed,

@@ -7,7 +7,7 @@ from distill_core.datasets import DATASETS
 from distill_core.models import MODELS
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    collect, ensure_state, options, sync_url
+    collect, ensure_state, folder_classes, options, sync_url
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
@@ -55,6 +55,12 @@ with left:
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
         boxes_folder = st.container()  # its problems show here, under the field
+        f1, f2 = st.columns(2)
+        f1.number_input("Image size (pixels, square)", min_value=8, max_value=256, step=8, key=W + "image_size",
+                        help="Every picture is resized to this before training.")
+        f2.number_input("Validation share", min_value=0.05, max_value=0.5, step=0.05, format="%.2f",
+                        key=W + "val_fraction",
+                        help="The part of each class held out to measure accuracy (a fixed split, by the seed).")
 
     st.radio("Teacher", list(TEACHER_MODES), key=W + "teacher_mode", format_func=TEACHER_MODES.get, horizontal=True)
     mode = ss[W + "teacher_mode"]
@@ -106,6 +112,7 @@ config = collect()
 with right:
     st.subheader("Size and cost")
     channels, size, classes, exact = input_spec(config.dataset, config.image_size)
+    classes = (folder_classes(config.data_dir) or classes) if config.dataset == "imagefolder" else classes
     cards = {role: model_card(arch, channels, size, classes)
              for role, arch in (("teacher", config.teacher), ("student", config.student))}
     c1, c2 = st.columns(2)
@@ -128,7 +135,8 @@ with right:
                     "than the teacher." if smaller >= 1 else
                     f"This student is **larger** than its teacher ({fmt.times(1 / smaller)}): allowed, but unusual.")
     st.caption(f"For {channels}×{size}×{size} images and {classes} classes"
-               + ("" if exact else " (an estimate: the real shape is known once the folder is read)")
+               + ("" if exact else " (an estimate: whether the pictures are grey or colour is known once "
+                                   "the folder is read)")
                + ". FLOPs count 2 per multiply-add.")
 
 # ---- the loss -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import streamlit as st
 
 from distill_core import RunConfig, available_devices, problems
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
-from distill_core.datasets import DATASETS, image_files, split_problem
+from distill_core.datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files, split_problem
 from distill_core import teacher_cache
 from distill_core.errors import DistillError
 from distill_core.models import MODELS
@@ -104,6 +104,8 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
                          f"showing {clamped:g}. Check it before you start.")
             values[W + name] = clamped
     values[W + "data_dir"] = draft.get("data_dir") or ""
+    values[W + "image_size"] = int(draft.get("image_size") or FOLDER_IMAGE_SIZE)
+    values[W + "val_fraction"] = float(draft.get("val_fraction") or defaults["val_fraction"])
     mode = teacher_mode_of(draft)
     values[W + "teacher_mode"] = mode
     values[W + "reuse"] = draft.get("teacher_source") != "train"
@@ -149,6 +151,11 @@ def collect() -> RunConfig:
     for name in FIELDS:
         values[name] = ss.get(W + name, values[name])
     values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
+    if values["dataset"] == "imagefolder":
+        values["image_size"] = ss.get(W + "image_size", FOLDER_IMAGE_SIZE)
+        values["val_fraction"] = ss.get(W + "val_fraction", RunConfig.val_fraction)
+    else:  # options this dataset ignores are left out of its config (and its link)
+        values["image_size"], values["val_fraction"] = None, RunConfig.val_fraction
     mode = ss.get(W + "teacher_mode", "train")
     if mode == "train":
         values["teacher_source"] = "auto" if ss.get(W + "reuse", True) else "train"
@@ -225,16 +232,33 @@ def _folder_stamp(folder: Path) -> tuple:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def image_folder_problem(folder: str, stamp: tuple, val_fraction: float = 0.2) -> Optional[str]:
-    """Why this image folder cannot train, or None. Cached by ``stamp``: listing every file of a
-    large folder on each rerun of the Distill page (each widget touched) took a noticeable while.
-    Counted from the listing, so a file that turns out not to be an image is found by the run."""
+def folder_listing(folder: str, stamp: tuple) -> dict[str, int] | str:
+    """Images per class of an image folder, or why it holds no usable classes. Cached by
+    ``stamp``: listing every file of a large folder on each rerun of the Distill page (each widget
+    touched) took a noticeable while. Counted by name, so a file that is not really an image is
+    found by the run."""
     try:
-        files = image_files(Path(folder))
+        return {cls: len(files) for cls, files in image_files(Path(folder)).items()}
     except DistillError as exc:
         return str(exc)[0].upper() + str(exc)[1:] + "."
-    problem = split_problem(Path(folder), [len(v) for v in files.values()], val_fraction)
+
+
+def image_folder_problem(folder: str, stamp: tuple, val_fraction: float = 0.2) -> Optional[str]:
+    """Why this image folder cannot train, or None (no images, one class, too few to split)."""
+    listing = folder_listing(folder, stamp)
+    if isinstance(listing, str):
+        return listing
+    problem = split_problem(Path(folder), list(listing.values()), val_fraction)
     return problem[0].upper() + problem[1:] + "." if problem else None
+
+
+def folder_classes(data_dir: Optional[str]) -> Optional[int]:
+    """How many classes an image folder has, for the size estimate; None if it cannot tell."""
+    if not data_dir:
+        return None
+    folder = Path(data_dir).expanduser()
+    listing = folder_listing(str(folder), _folder_stamp(folder)) if folder.is_dir() else None
+    return len(listing) if isinstance(listing, dict) else None
 
 
 FOLDER_NEEDED = "Type the path of an image folder on this server: one sub-folder of images per class."

@@ -218,6 +218,31 @@ def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine,
     assert not at.error and not start_button(at).disabled
 
 
+def test_distill_sets_an_image_folders_size_and_validation_share(engine, tmp_path):
+    from PIL import Image
+
+    for name in ("ants", "bees", "cats"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{i}.png")
+    at = page("pages/distill.py")
+    at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
+    at.text_input(key="cfg_data_dir").input(str(tmp_path)).run()
+    assert at.number_input(key="cfg_image_size").value == 32
+    assert any("For 3×32×32 images and 3 classes" in c.value for c in at.caption)  # the folder's classes
+    at.number_input(key="cfg_image_size").set_value(16).run()
+    at.number_input(key="cfg_val_fraction").set_value(0.3).run()
+    assert any("For 3×16×16 images and 3 classes" in c.value for c in at.caption)
+    assert at.query_params["image_size"] == "16" and at.query_params["val_fraction"] == "0.3"
+    assert not start_button(at).disabled
+    start_button(at).click().run()
+    cfg = manager().jobs()[0].config
+    assert (cfg.image_size, cfg.val_fraction, cfg.data_dir) == (16, 0.3, str(tmp_path))
+    at.switch_page("pages/distill.py").run()
+    at.selectbox(key="cfg_dataset").set_value("digits").run()  # options digits ignores leave its link
+    assert "image_size" not in at.query_params and "val_fraction" not in at.query_params
+
+
 def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_path, monkeypatch):
     from PIL import Image
 
