@@ -55,8 +55,11 @@ def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: st
     return {"data": data, "layout": layout}
 
 
+ENDED_EMPTY = "the run ended before any was logged"  # a chart's words for a run that is over
+
+
 def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float,
-                epochs: Optional[float] = None) -> dict:
+                epochs: Optional[float] = None, ended: bool = False) -> dict:
     """Training loss of each model, and the distilled student's loss split into its two terms.
 
     The split shows the weighted terms, alpha * T^2 * KL and (1 - alpha) * CE, so the two parts
@@ -98,7 +101,8 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
     xs, ys = _points(data)
     y_top = round_top(max(ys)) if ys else 2.5
     spec = _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=_x_range(xs, epochs)),
-                      dict(title=dict(text="loss"), range=[0, y_top]), "waiting for the first training steps…")
+                      dict(title=dict(text="loss"), range=[0, y_top]),
+                      ENDED_EMPTY if ended else "waiting for the first training steps…")
     # A viewer may ask for a log y axis (the distilled student's loss carries T^2 and can sit ten
     # times above the others); its range is fixed here too, in whole decades, for the same reason.
     spec["layout"]["meta"] = {"log_range": log_range(ys)}
@@ -126,7 +130,7 @@ def round_top(value: float) -> float:
     return next(round(step * scale, 12) for step in ROUND_STEPS if step * scale >= target)
 
 
-def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = None) -> dict:
+def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = None, ended: bool = False) -> dict:
     """Train (dashed) and validation (solid) accuracy of the three models, on shared axes.
 
     Fixed ranges, as in ``loss_figure``: x up to ``epochs``, y from a multiple of 10 below the
@@ -148,7 +152,7 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
     bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
     yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
     return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=_x_range(xs, epochs), dtick=1), yaxis,
-                      "the first point comes at the end of the first epoch")
+                      ENDED_EMPTY if ended else "the first point comes at the end of the first epoch")
 
 
 def bars_figure(metrics: list[tuple[str, dict[str, Optional[float]], str]]) -> go.Figure:

@@ -71,8 +71,8 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
-        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top),
-        "accuracy": accuracy_figure(snap.history, epochs=x_top),
+        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top, ended=snap.finished),
+        "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished),
     }
 
 

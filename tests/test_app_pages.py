@@ -464,6 +464,9 @@ def test_live_shows_queue_place_and_failures(engine):
     assert manager().wait(failing, 10).status == "failed"
     at = page("pages/live.py", job=failing)
     assert any("100 classes" in e.value for e in at.error)
+    feed = fetched(at, lambda f: f["finished"])  # failed before any step: the charts say so, not "waiting"
+    for chart in ("loss", "accuracy"):
+        assert feed[chart]["layout"]["annotations"][0]["text"] == "the run ended before any was logged"
 
 
 # ---- Compare -------------------------------------------------------------------------------------
