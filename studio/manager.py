@@ -1,11 +1,15 @@
 """The one job manager of this server process, shared by every session and tab."""
 from __future__ import annotations
 
+import atexit
+
 import streamlit as st
 
 from distill_core.jobs import JobManager
 
 from . import live_feed
+
+SHUTDOWN_WAIT_S = 10.0  # Stop ends a run within a few seconds; a server exit waits this long at most
 
 
 @st.cache_resource(show_spinner=False)
@@ -17,4 +21,9 @@ def get_manager() -> JobManager:
 
     live_feed.remove_stale(live_feed.feed_folder())
     # The Live page reads each job's state from its feed, which the manager publishes once a second.
-    return JobManager(publish=live_feed.publish)
+    manager = JobManager(publish=live_feed.publish)
+    # When the server stops (Ctrl-C, SIGTERM) during a run, stop the run as Stop does, so it ends
+    # "cancelled" with what finished written out. Left to die with the interpreter, its thread
+    # was inside torch and the process aborted ("terminate called without an active exception").
+    atexit.register(manager.shutdown, SHUTDOWN_WAIT_S)
+    return manager

@@ -410,6 +410,25 @@ def fetched(at, until, timeout: float = 10) -> dict:
         time.sleep(0.05)
 
 
+def test_a_server_that_stops_stops_its_runs_first(engine, monkeypatch):
+    """Ctrl-C or SIGTERM during a run aborted the process ("terminate called without an active
+    exception": the job's thread was inside torch), and the run kept no results. The manager is
+    shut down at exit instead: the run is cancelled, as by Stop, and what finished is written."""
+    import atexit
+
+    registered = []
+    monkeypatch.setattr(atexit, "register", lambda fn, *args: registered.append((fn, args)))
+    studio.manager.get_manager.clear()
+    manager = studio.manager.get_manager()
+    job = manager.submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    mine = [(fn, args) for fn, args in registered if getattr(fn, "__self__", None) is manager]
+    assert len(mine) == 1
+    fn, args = mine[0]
+    fn(*args)  # what the interpreter does at exit
+    assert manager.snapshot(job).status == "cancelled"
+
+
 def test_live_without_a_job(engine):
     at = page("pages/live.py")
     assert any("Nothing is running yet" in i.value for i in at.info)
