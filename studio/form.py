@@ -15,7 +15,7 @@ import streamlit as st
 
 from distill_core import RunConfig, available_devices, problems
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
-from distill_core.datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files, split_problem
+from distill_core.datasets import DATASETS, FOLDER_IMAGE_SIZE, folder_val_count, image_files, split_problem
 from distill_core import teacher_cache
 from distill_core.errors import DistillError
 from distill_core.models import MODELS
@@ -250,6 +250,31 @@ def image_folder_problem(folder: str, stamp: tuple, val_fraction: float = 0.2) -
         return listing
     problem = split_problem(Path(folder), list(listing.values()), val_fraction)
     return problem[0].upper() + problem[1:] + "." if problem else None
+
+
+def training_images(config: RunConfig) -> Optional[int]:
+    """How many images the students train on (from the registry, or an image folder's listing)."""
+    if config.dataset == "imagefolder":
+        if not config.data_dir or not Path(config.data_dir).expanduser().is_dir():
+            return None
+        folder = Path(config.data_dir).expanduser()
+        listing = folder_listing(str(folder), _folder_stamp(folder))
+        if not isinstance(listing, dict):
+            return None
+        total = sum(listing.values())
+        return total - folder_val_count(total, len(listing), config.val_fraction)
+    meta = DATASETS.meta(config.dataset) if config.dataset in DATASETS else {}
+    return meta.get("train")
+
+
+def batch_note(config: RunConfig) -> Optional[str]:
+    """A warning, not a refusal: a batch larger than the training set trains, one step an epoch."""
+    n = training_images(config)
+    if n and isinstance(config.batch_size, int) and config.batch_size > n:
+        return (f"Batch size {config.batch_size:,} is larger than the {n:,} training images: each epoch is a "
+                "single step over all of them, so the students learn little per epoch. Batches of 32 to 256 "
+                "suit most runs.")
+    return None
 
 
 def folder_classes(data_dir: Optional[str]) -> Optional[int]:

@@ -233,6 +233,7 @@ def test_distill_sets_an_image_folders_size_and_validation_share(engine, tmp_pat
     at.number_input(key="cfg_image_size").set_value(16).run()
     at.number_input(key="cfg_val_fraction").set_value(0.3).run()
     assert any("For 3×16×16 images and 3 classes" in c.value for c in at.caption)
+    assert any("larger than the 6 training images" in w.value for w in at.warning)  # 9, less 3 held out
     assert at.query_params["image_size"] == "16" and at.query_params["val_fraction"] == "0.3"
     assert not start_button(at).disabled
     start_button(at).click().run()
@@ -241,6 +242,14 @@ def test_distill_sets_an_image_folders_size_and_validation_share(engine, tmp_pat
     at.switch_page("pages/distill.py").run()
     at.selectbox(key="cfg_dataset").set_value("digits").run()  # options digits ignores leave its link
     assert "image_size" not in at.query_params and "val_fraction" not in at.query_params
+
+
+def test_distill_warns_of_a_batch_larger_than_the_training_set(engine):
+    at = page("pages/distill.py", dataset="digits", batch_size=100000)
+    assert any("Batch size 100,000 is larger than the 1,437 training images" in w.value for w in at.warning)
+    assert not start_button(at).disabled  # a warning: it trains, one step an epoch
+    at.number_input(key="cfg_batch_size").set_value(128).run()
+    assert not any("Batch size" in w.value for w in at.warning)
 
 
 def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_path, monkeypatch):

@@ -52,6 +52,11 @@ def test_digits_is_8x8():
     assert data.train_x.shape[1:] == (1, 8, 8) and data.train_x.shape[0] + data.val_x.shape[0] == 1797
 
 
+@pytest.mark.parametrize("name", ["mnist5k", "digits"])
+def test_the_registry_says_how_many_images_train(name):
+    assert DATASETS.meta(name)["train"] == load_dataset(name).train_x.shape[0]
+
+
 def test_normalize_gives_zero_mean_unit_std_on_training_data():
     data = load_dataset("digits")
     x = data.normalize(data.train_x)
