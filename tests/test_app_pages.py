@@ -218,16 +218,25 @@ def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine,
     assert not at.error and not start_button(at).disabled
 
 
-def test_distill_sets_an_image_folders_size_and_validation_share(engine, tmp_path):
+def write_image_folder(root, classes, per_class: int = 3, mode: str = "L") -> None:
     from PIL import Image
 
-    for name in ("ants", "bees", "cats"):
-        (tmp_path / name).mkdir()
-        for i in range(3):
-            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{i}.png")
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new(mode, (8, 8)).save(root / name / f"{i}.png")
+
+
+def distill_on_folder(folder) -> AppTest:
     at = page("pages/distill.py")
     at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
-    at.text_input(key="cfg_data_dir").input(str(tmp_path)).run()
+    at.text_input(key="cfg_data_dir").input(str(folder)).run()
+    return at
+
+
+def test_distill_sets_an_image_folders_size_and_validation_share(engine, tmp_path):
+    write_image_folder(tmp_path, ("ants", "bees", "cats"), mode="RGB")
+    at = distill_on_folder(tmp_path)
     assert at.number_input(key="cfg_image_size").value == 32
     assert any("For 3×32×32 images and 3 classes" in c.value for c in at.caption)  # the folder's classes
     at.number_input(key="cfg_image_size").set_value(16).run()
@@ -259,13 +268,8 @@ def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_pa
 
     listed, real = [], form.image_files
     monkeypatch.setattr(form, "image_files", lambda root: listed.append(root) or real(root))
-    for name in ("cats", "dogs"):
-        (tmp_path / name).mkdir()
-        for i in range(3):
-            Image.new("L", (8, 8)).save(tmp_path / name / f"{i}.png")
-    at = page("pages/distill.py")
-    at.selectbox(key="cfg_dataset").set_value("imagefolder").run()
-    at.text_input(key="cfg_data_dir").input(str(tmp_path)).run()
+    write_image_folder(tmp_path, ("cats", "dogs"))
+    at = distill_on_folder(tmp_path)
     assert listed and not start_button(at).disabled
     before = len(listed)
     at.slider(key="cfg_temperature").set_value(6.0).run()  # another widget: the same folder, not listed again
