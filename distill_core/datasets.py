@@ -254,17 +254,18 @@ def load_torchvision(name: str, request: DataRequest) -> ImageData:
     return replace(data, test_x=torch.from_numpy(np.ascontiguousarray(test_x)), test_y=torch.from_numpy(test_y))
 
 
-def _register_torchvision(name: str, shape: tuple, classes: int, size: str) -> None:
-    train = int(size.split()[0].replace(",", ""))
-    DATASETS.register(name, shape=shape, classes=classes, size=size, train=train, offline=False, split=HOLDOUT_SPLIT,
+def _register_torchvision(name: str, shape: tuple, classes: int, official_train: int, test: int) -> None:
+    train = official_train - HOLDOUT
+    DATASETS.register(name, shape=shape, classes=classes, size=f"{train:,} train / {HOLDOUT:,} val / {test:,} test",
+                      train=train, offline=False, split=HOLDOUT_SPLIT,
                       source=f"torchvision.datasets.{TORCHVISION[name][0]} (downloads on first use)")(
         lambda request: load_torchvision(name, request))
 
 
-_register_torchvision("mnist", (1, 28, 28), 10, "55,000 train / 5,000 val / 10,000 test")
-_register_torchvision("fashion_mnist", (1, 28, 28), 10, "55,000 train / 5,000 val / 10,000 test")
-_register_torchvision("cifar10", (3, 32, 32), 10, "45,000 train / 5,000 val / 10,000 test")
-_register_torchvision("cifar100", (3, 32, 32), 100, "45,000 train / 5,000 val / 10,000 test")
+_register_torchvision("mnist", (1, 28, 28), 10, official_train=60_000, test=10_000)
+_register_torchvision("fashion_mnist", (1, 28, 28), 10, official_train=60_000, test=10_000)
+_register_torchvision("cifar10", (3, 32, 32), 10, official_train=50_000, test=10_000)
+_register_torchvision("cifar100", (3, 32, 32), 100, official_train=50_000, test=10_000)
 
 
 # ---- a user's own folder of class sub-folders ----------------------------------------------
