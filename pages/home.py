@@ -41,3 +41,7 @@ with right:
             st.switch_page("pages/live.py", query_params={"job": job_id})
         st.page_link("pages/distill.py", label="Or set up your own run",
                      icon=":material/tune:")
+
+# The engine's heavy imports (studio/manager.py), now, while the page is read: done at the click, they
+# held the switch to the Live page back by over a second on a fresh server. The page is already drawn.
+get_manager()
