@@ -36,8 +36,9 @@ def preload() -> None:
     """Import now what a run's first optimizer step would import, so a run's clock counts its work.
 
     torch.optim's first call imports ``torch._dynamo`` (and sympy with it): 1.8 s on one core,
-    in a demo run of about 30 s. The app calls this once when its server starts, so the first run
-    starts training at once; the CLI calls it before the run, so both report the same kind of time.
+    in a demo run of about 30 s. The app calls this once per server, when its first page is drawn
+    (studio/manager.py), so the first run starts training at once; the CLI calls it before the
+    run, so both report the same kind of time.
     """
     import torch._dynamo  # noqa: F401
 
