@@ -75,12 +75,19 @@ def split_mismatch(meta: dict, config: RunConfig) -> Optional[str]:
     differ = [n for n in names if theirs.get(n) != ours.get(n)]
     if not differ:
         return None
-    words = {"folder": "the folder's images", "split": "the split", "data_dir": "the data folder"}
-    detail = ", ".join(words.get(n, n) + (f" ({theirs.get(n)} there, {ours.get(n)} here)"
-                                          if n not in ("folder", "split") else "") for n in differ)
-    return (f"this cached teacher was trained on other data than this run's ({detail}): its training "
-            "images may be in this run's validation split. Train a teacher for this data (it is kept for "
-            "reuse) instead")
+    words = {"data_dir": "folder", "val_fraction": "validation share", "image_size": "image size"}
+
+    def shown(name: str, value) -> str:
+        return f"{value or FOLDER_IMAGE_SIZE} px" if name == "image_size" else str(value)
+
+    detail = "; ".join(
+        "the folder's images have changed since" if n == "folder" else
+        "its split was made another way" if n == "split" else
+        f"{words.get(n, n)} {shown(n, theirs.get(n))} there, {shown(n, ours.get(n))} here" for n in differ)
+    why = ("some of this run's validation images may have trained it" if set(differ) - {"image_size"}
+           else "it learnt from pictures of another size")
+    return (f"this cached teacher was trained on other data than this run's ({detail}): {why}. Train a teacher "
+            "for this data (it is kept for reuse) instead")
 
 
 def _split(dataset: str) -> Optional[str]:

@@ -81,9 +81,6 @@ with left:
         if found:
             st.selectbox("Cached teacher (accuracy on the validation split)", paths_, key=W + "cached",
                          format_func=labels.get)
-        else:
-            what = "this image folder" if dataset == "imagefolder" else dataset
-            st.info(f"No teacher for {what} is cached yet. Every teacher trained here is kept for reuse.")
     else:
         st.selectbox("The checkpoint's model", opts["teacher"], key=W + "teacher")
         uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=W + "upload",
@@ -135,8 +132,8 @@ with right:
                     "than the teacher." if smaller >= 1 else
                     f"This student is **larger** than its teacher ({fmt.times(1 / smaller)}): allowed, but unusual.")
     st.caption(f"For {channels}×{size}×{size} images and {classes} classes"
-               + ("" if exact else " (an estimate: whether the pictures are grey or colour is known once "
-                                   "the folder is read)")
+               + ("" if exact else " (colour assumed: whether the pictures are grey shows when the run "
+                                   "loads them)")
                + ". FLOPs count 2 per multiply-add.")
 
 # ---- the loss -------------------------------------------------------------------------------------

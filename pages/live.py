@@ -34,10 +34,11 @@ if snap is None:
         st.info(f"Run {asked} is not known to this server (it may have been restarted); showing the latest "
                 "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
 if snap is None:
-    kept = stored_results(asked) if asked else None  # what the run store says of it
-    if kept and kept.get("status") == "interrupted":
-        st.warning(f"Run {asked} was interrupted: its server stopped while it ran. The models that finished "
-                   "before that are on the Compare page.", icon=":material/block:")
+    kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
+    if kept and kept.get("status") in ("done", "cancelled", "failed", "interrupted"):
+        said = {"done": "finished", "cancelled": "was cancelled", "failed": "failed",
+                "interrupted": "was interrupted: its server stopped while it ran"}[kept["status"]]
+        st.warning(f"Run {asked} {said}. What it finished is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
     elif asked:

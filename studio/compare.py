@@ -53,18 +53,24 @@ def headline(results: dict) -> dict[str, Any]:
     out = {"smaller_x": kd.get("smaller_x"), "faster_x": kd.get("faster_x_batch_1"),
            "faster_x_batch": kd.get(f"faster_x_batch_{batch}"), "batch": batch, "latency_device": device,
            "delta_points": kd.get("delta_points"), "kd_gain": comp.get("kd_gain_points")}
+    # Each clause reads on its own, so a run without latencies (cancelled before the timing) still
+    # makes a sentence: "is 124x smaller ..., 3.1 points below it ..., and 8.3 points better ...".
     parts = []
-    if out["smaller_x"] and out["faster_x"]:
-        parts.append(f"The distilled student is **{fmt.times(out['smaller_x'])} smaller** (its checkpoint file) and "
-                     f"**{fmt.times(out['faster_x'])} faster** (batch 1, {device}) than its teacher")
+    smaller, faster = out["smaller_x"], out["faster_x"]
+    if smaller or faster:
+        said = [f"**{fmt.times(smaller)} smaller** (its checkpoint file)" if smaller else "",
+                f"**{fmt.times(faster)} faster** (batch 1, {device})" if faster else ""]
+        parts.append("is " + " and ".join(p for p in said if p) + " than its teacher")
     if out["delta_points"] is not None:
-        parts.append(f"**{fmt.above_below(out['delta_points'])}** it in validation accuracy")
+        delta = f"**{fmt.above_below(out['delta_points'])}**"
+        parts.append(f"{delta} it in validation accuracy" if parts else f"is {delta} its teacher in validation accuracy")
     if out["kd_gain"] is not None:
         verb = "better" if out["kd_gain"] > 0 else "worse" if out["kd_gain"] < 0 else "no different"
         gain = fmt.points(abs(out["kd_gain"]), signed=False)
-        parts.append(f"and **{gain} {verb}** than the same student trained without a teacher"
-                     if verb != "no different" else "and no different from the same student trained alone")
-    out["sentence"] = (", ".join(parts) + ".") if parts else ""
+        said = (f"**{gain} {verb}** than the same student trained without a teacher" if verb != "no different"
+                else "no different from the same student trained alone")
+        parts.append(("and " if parts else "is ") + said)
+    out["sentence"] = ("The distilled student " + ", ".join(parts) + ".") if parts else ""
     return out
 
 

@@ -62,7 +62,13 @@ def check_teacher_file(path: str | Path, arch: str, dataset: str, image_size: Op
         if exact:  # an image folder's class count is unknown until the run reads it
             check_fits(state, create_model(arch, channels, classes, size), arch, classes, Path(path).name)
     except DistillError as exc:
-        return str(exc).replace(str(path), Path(path).name)
+        return _sentence(str(exc).replace(str(path), Path(path).name))
     except Exception as exc:  # noqa: BLE001 - a model factory refusing the shape, say
-        return f"could not check {Path(path).name} against {arch}: {exc}"
+        return _sentence(f"could not check {Path(path).name} against {arch}: {exc}")
     return None
+
+
+def _sentence(text: str) -> str:
+    """The engine's messages, lower-case and unpunctuated (they follow "error: " in the CLI), as
+    the page shows them: a sentence."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -345,7 +345,7 @@ def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_p
     at = page("pages/distill.py", dataset="imagefolder", data_dir=str(tmp_path / "imgs"), seed=1,
               teacher=seed0.teacher, teacher_source="checkpoint", teacher_checkpoint=str(path))
     assert at.radio(key="cfg_teacher_mode").value == "cached"
-    assert any("trained on other data than this run's (seed (0 there, 1 here))" in e.value for e in at.error)
+    assert any("trained on other data than this run's (seed 0 there, 1 here)" in e.value for e in at.error)
     assert start_button(at).disabled
     at.number_input(key="cfg_seed").set_value(0).run()
     assert not any("other data" in e.value for e in at.error) and not start_button(at).disabled
@@ -355,15 +355,15 @@ def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_p
     shutil.copytree(tmp_path / "imgs" / "b", tmp_path / "other" / "x", dirs_exist_ok=True)
     at.text_input(key="cfg_data_dir").set_value(str(tmp_path / "other")).run()
     assert at.radio(key="cfg_teacher_mode").value == "cached"
-    assert any("No teacher for this image folder is cached yet" in i.value for i in at.info)
+    assert any("There is no cached teacher for this image folder yet" in e.value for e in at.error)
     assert start_button(at).disabled
 
 
 def test_distill_cached_teacher_choice(engine):
     at = page("pages/distill.py")
     at.radio(key="cfg_teacher_mode").set_value("cached").run()
-    assert any("No teacher for mnist5k is cached yet" in i.value for i in at.info)
-    assert any("no cached teacher" in e.value for e in at.error)
+    assert any("There is no cached teacher for mnist5k yet" in e.value for e in at.error)
+    assert not at.info  # said once, where Start's problems are
     assert not any("teacher_checkpoint" in e.value for e in at.error)  # the engine's words, not the page's
     assert start_button(at).disabled
 
@@ -401,7 +401,8 @@ def test_upload_check_reports_a_wrong_checkpoint(tmp_path):
     assert "100 classes" in check_teacher_file(wrong_path, "cnn_small", "digits")
     assert "not a state_dict" in check_teacher_file(good_path, "cnn_large", "digits")
     junk = save_upload("junk.pt", b"not a checkpoint")
-    assert "junk.pt" in check_teacher_file(junk, "cnn_small", "digits")  # refused, with the file named
+    said = check_teacher_file(junk, "cnn_small", "digits")
+    assert said.startswith("Checkpoint ") and "junk.pt is not a PyTorch file" in said and said.endswith(".")
 
 
 # ---- Live ----------------------------------------------------------------------------------------
@@ -586,6 +587,20 @@ def test_compare_explains_a_run_cancelled_before_any_model_finished(real_manager
     assert not at.table and not at.get("plotly_chart")
 
 
+def test_the_headline_sentence_reads_without_the_latencies():
+    """A run cancelled before the timing has sizes and accuracies but no speed-up: the sentence
+    began "**3.1 points below** it ...", with nothing for "it" to refer to."""
+    from studio.compare import headline
+
+    results = {"comparison": {"kd_vs_teacher": {"smaller_x": 124.0, "delta_points": -3.1}, "kd_gain_points": 8.3},
+               "config": {}, "teacher": {}}
+    assert headline(results)["sentence"] == (
+        "The distilled student is **124× smaller** (its checkpoint file) than its teacher, **3.1 points below** "
+        "it in validation accuracy, and **8.3 points better** than the same student trained without a teacher.")
+    del results["comparison"]["kd_vs_teacher"]["smaller_x"]
+    assert headline(results)["sentence"].startswith("The distilled student is **3.1 points below** its teacher")
+
+
 def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_manager, finished_run):
     """The server stopped during the distilled student: no results.json, but the store kept the
     teacher and the scratch student. Compare showed another run's numbers instead."""
@@ -609,6 +624,10 @@ def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_mana
     assert not at.table
     at = page("pages/live.py", job="20250101-000006-intr")  # a Live tab left open across the restart
     assert any("was interrupted: its server stopped while it ran" in w.value for w in at.warning)
+    store.set_status("20250101-000006-intr", "cancelled")  # stopped with the server (Ctrl-C)
+    at = page("pages/live.py", job="20250101-000006-intr")
+    assert any("Run 20250101-000006-intr was cancelled. What it finished is on the Compare page." in w.value
+               for w in at.warning)
 
 
 def test_compare_says_when_nothing_was_measured_and_draws_no_empty_bars(real_manager, finished_run):

@@ -86,11 +86,16 @@ def test_a_cached_teacher_of_another_split_is_refused_and_not_offered(tmp_path):
     meta = teacher_cache.meta_for(path)
     assert teacher_cache.split_mismatch(meta, config) is None
     other_seed = config.replace(seed=1)  # another split of the same folder
-    assert "seed (0 there, 1 here)" in teacher_cache.split_mismatch(meta, other_seed)
-    assert "val_fraction" in teacher_cache.split_mismatch(meta, config.replace(val_fraction=0.3))
+    assert "(seed 0 there, 1 here): some of this run's validation images may have trained it" in \
+        teacher_cache.split_mismatch(meta, other_seed)
+    assert "(validation share 0.2 there, 0.3 here)" in teacher_cache.split_mismatch(meta, config.replace(val_fraction=0.3))
+    # The size: 32, the default, is stored as none; said in pixels, and for what it is.
+    bigger = teacher_cache.split_mismatch(meta, config.replace(image_size=48))
+    assert "(image size 32 px there, 48 px here): it learnt from pictures of another size" in bigger
+    assert teacher_cache.split_mismatch(meta, config.replace(image_size=32)) is None
     assert [t["path"] for t in teacher_cache.list_cached(str(tmp_path / "cache"), matching=config)] == [str(path)]
     assert teacher_cache.list_cached(str(tmp_path / "cache"), matching=other_seed) == []
-    with pytest.raises(ConfigError, match="trained on other data than this run's.*validation split"):
+    with pytest.raises(ConfigError, match="trained on other data than this run's.*validation images may have"):
         run_experiment(other_seed.replace(teacher_source="checkpoint", teacher_checkpoint=str(path),
                                           out=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()  # refused before any work
