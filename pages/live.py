@@ -36,9 +36,10 @@ if snap is None:
 if snap is None:
     kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
     if kept and kept.get("status") in ("done", "cancelled", "failed", "interrupted"):
-        said = {"done": "finished", "cancelled": "was cancelled", "failed": "failed",
-                "interrupted": "was interrupted: its server stopped while it ran"}[kept["status"]]
-        st.warning(f"Run {asked} {said}. What it finished is on the Compare page.", icon=":material/block:")
+        said = {"done": "finished. Its comparison", "cancelled": "was cancelled. What it finished",
+                "failed": "failed. What it finished",
+                "interrupted": "was interrupted: its server stopped while it ran. What it finished"}[kept["status"]]
+        st.warning(f"Run {asked} {said} is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
     elif asked:
