@@ -31,7 +31,7 @@ statuses = f[3].multiselect("Status", rv.choices(table, "status"), key="runs_f_s
 text = f[4].text_input("Run id contains", key="runs_f_text")
 shown = rv.filter_table(table, datasets, teachers, students, statuses, text=text)
 st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",
-             placeholder=rv.MISSING)
+             placeholder=rv.MISSING, column_order=rv.shown_columns(shown))
 st.caption("Click a column header to sort. Accuracies: validation split, last epoch; gain: KD minus scratch.")
 if shown.empty:
     st.warning("No run matches these filters.")

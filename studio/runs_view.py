@@ -89,6 +89,12 @@ def choices(df: pd.DataFrame, column: str) -> list[str]:
     return sorted({str(v) for v in df[column].dropna()})
 
 
+def shown_columns(df: pd.DataFrame) -> list[str]:
+    """The table's columns, less the method while every run shown used the same one (almost
+    always "kd"): its room goes to the accuracies, which otherwise scroll out of sight."""
+    return [c for c in TABLE_COLUMNS if c != "method" or df["method"].nunique(dropna=True) > 1]
+
+
 def filter_table(df: pd.DataFrame, datasets: Sequence[str] = (), teachers: Sequence[str] = (),
                  students: Sequence[str] = (), statuses: Sequence[str] = (), methods: Sequence[str] = (),
                  text: str = "") -> pd.DataFrame:

@@ -63,6 +63,8 @@ def test_table_lists_both_runs_and_filters(two_runs):
     assert list(table.columns).index("gain") == list(table.columns).index("alpha") + 1
     gain = json.loads(at.dataframe[0].proto.columns)["gain"]
     assert gain["width"] >= 90 and gain["label"] == "KD gain"
+    # Every run used "kd": the method column gives its room to the accuracies.
+    assert "method" not in at.dataframe[0].proto.column_order and "teacher_acc" in at.dataframe[0].proto.column_order
 
 
 def test_overlay_and_results_of_several_runs(two_runs):
