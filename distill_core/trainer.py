@@ -69,21 +69,26 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 @torch.inference_mode()
-def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels_last: bool = False) -> dict:
-    """Validation loss and top-1; the full report (per class, confusion) is ``measure.evaluate``."""
+def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels_last: bool = False,
+             stop: Optional[threading.Event] = None) -> dict:
+    """Validation loss and top-1; the full report (per class, confusion) is ``measure.evaluate``.
+    Stop is checked between batches: 5,000 CIFAR images through a big teacher take seconds."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=data.val_x.device)
     correct = torch.zeros((), device=data.val_x.device, dtype=torch.long)
-    for start in range(0, data.val_x.shape[0], batch_size):
-        x = data.normalize(data.val_x[start:start + batch_size])
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = data.val_y[start:start + batch_size]
-        logits = model(x).float()
-        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    model.train(was_training)
+    try:
+        for start in range(0, data.val_x.shape[0], batch_size):
+            check_stop(stop)
+            x = data.normalize(data.val_x[start:start + batch_size])
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = data.val_y[start:start + batch_size]
+            logits = model(x).float()
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
     n = data.val_x.shape[0]
     return {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
 
@@ -175,7 +180,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         train_seconds = time.perf_counter() - started
         loss, ce, kd, correct = (sums / seen).tolist()
         row = {"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_kd": kd,
-               "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last),
+               "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last, stop=stop),
                "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(1e-9, train_seconds),
                "seconds": time.perf_counter() - started}
         history.append(row)

@@ -122,6 +122,22 @@ def test_stop_is_seen_while_the_teacher_labels_a_chunk(digits):
     assert digits.train_x.shape[0] > 2 * trainer.TEACHER_BATCH and calls == [trainer.TEACHER_BATCH]
 
 
+def test_stop_is_seen_between_validation_batches(digits):
+    model, stop, calls = build("cnn_tiny", digits), threading.Event(), []
+    forward = model.forward
+
+    def counted(x):
+        calls.append(x.shape[0])
+        stop.set()  # pressed while the first validation batch runs
+        return forward(x)
+
+    model.forward = counted
+    with pytest.raises(Cancelled):
+        trainer.validate(model, digits, batch_size=64, stop=stop)
+    assert calls == [64]  # of 360 validation images
+    assert model.training  # left as it was found
+
+
 def test_a_diverging_run_says_so_and_how_to_fix_it(digits):
     config = tiny_config(epochs=3, lr=1e4)
     with pytest.raises(TrainingDiverged, match="The distilled student's training diverged: its loss was nan in "
