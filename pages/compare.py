@@ -53,9 +53,7 @@ cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
 if results.get("status") in ("cancelled", "interrupted") and not present:
     st.warning(f"Run {run_id} was {results['status']} before any model finished, so there is nothing to compare. "
-               "Start it "
-               "again from the Distill page.",
-               icon=":material/block:")
+               "Start it again from the Distill page.", icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
 if results.get("status") in ("cancelled", "interrupted"):

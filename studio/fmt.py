@@ -53,6 +53,12 @@ def above_below(x: float) -> str:
     return f"{abs(x):.1f} points {'below' if x < 0 else 'above'}"
 
 
+def sentence(text: str) -> str:
+    """The engine's messages are lower-case and unpunctuated (they follow "error: " in the CLI);
+    the pages show them as sentences."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def points(x: Optional[float], signed: bool = True, unit: str = "points") -> str:
     """Percentage points; ``unit="pts"`` where room is short (a metric card on a laptop)."""
     if x is None:

@@ -13,14 +13,13 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import RunConfig, available_devices, problems
+from distill_core import RunConfig, available_devices, problems, teacher_cache
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
 from distill_core.datasets import DATASETS, FOLDER_IMAGE_SIZE, folder_val_count, image_files, split_problem
-from distill_core import teacher_cache
 from distill_core.errors import DistillError
 from distill_core.models import MODELS
 
-from . import urlstate
+from . import fmt, urlstate
 from .uploads import on_this_server
 
 W = "cfg_"  # widget key prefix
@@ -59,9 +58,7 @@ def options() -> dict[str, list[str]]:
 def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
     """Cached teachers of ``dataset``; of an image folder, with ``data_dir``, only that folder's
     (a teacher of another folder was offered, and it taught other classes or failed to load)."""
-    from distill_core.teacher_cache import list_cached
-
-    found = [t for t in list_cached(dataset=dataset) if Path(t["path"]).is_file()]
+    found = [t for t in teacher_cache.list_cached(dataset=dataset) if Path(t["path"]).is_file()]
     if dataset == "imagefolder" and data_dir is not None:
         folder = str(Path(data_dir).expanduser().resolve()) if data_dir.strip() else None
         found = [t for t in found if t.get("data_dir") == folder]
@@ -206,16 +203,16 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
         elif (meta := teacher_cache.meta_for(path)) and meta.get("dataset") == config.dataset:
             problem = teacher_cache.split_mismatch(meta, config)
             if problem:  # the engine refuses it too (experiment.check_teacher_data)
-                found.append(problem[0].upper() + problem[1:] + ".")
+                found.append(fmt.sentence(problem))
     if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
         found = [p for p in found if "needs a data_dir" not in p]
         found.append(FOLDER_NEEDED)
     elif config.dataset == "imagefolder":
-        folder = Path(config.data_dir).expanduser()
-        if not folder.is_dir():
+        listing = folder_listing_of(config.data_dir)
+        if listing is None:
             found.append(f"The image folder {config.data_dir} does not exist on this server.")
         else:
-            problem = image_folder_problem(str(folder), _folder_stamp(folder), config.val_fraction)
+            problem = image_folder_problem(listing, config.data_dir, config.val_fraction)
             if problem:  # no images, one class: said before Start, not after the run fails
                 found.append(problem)
     return found
@@ -240,25 +237,29 @@ def folder_listing(folder: str, stamp: tuple) -> dict[str, int] | str:
     try:
         return {cls: len(files) for cls, files in image_files(Path(folder)).items()}
     except DistillError as exc:
-        return str(exc)[0].upper() + str(exc)[1:] + "."
+        return fmt.sentence(str(exc))
 
 
-def image_folder_problem(folder: str, stamp: tuple, val_fraction: float = 0.2) -> Optional[str]:
+def folder_listing_of(data_dir: Optional[str]) -> dict[str, int] | str | None:
+    """``folder_listing`` of a path as typed; None when it names no folder on this server."""
+    folder = Path(data_dir).expanduser() if data_dir else None
+    if folder is None or not folder.is_dir():
+        return None
+    return folder_listing(str(folder), _folder_stamp(folder))
+
+
+def image_folder_problem(listing: dict[str, int] | str, folder: str, val_fraction: float = 0.2) -> Optional[str]:
     """Why this image folder cannot train, or None (no images, one class, too few to split)."""
-    listing = folder_listing(folder, stamp)
     if isinstance(listing, str):
         return listing
-    problem = split_problem(Path(folder), list(listing.values()), val_fraction)
-    return problem[0].upper() + problem[1:] + "." if problem else None
+    problem = split_problem(Path(folder).expanduser(), list(listing.values()), val_fraction)
+    return fmt.sentence(problem) if problem else None
 
 
 def training_images(config: RunConfig) -> Optional[int]:
     """How many images the students train on (from the registry, or an image folder's listing)."""
     if config.dataset == "imagefolder":
-        if not config.data_dir or not Path(config.data_dir).expanduser().is_dir():
-            return None
-        folder = Path(config.data_dir).expanduser()
-        listing = folder_listing(str(folder), _folder_stamp(folder))
+        listing = folder_listing_of(config.data_dir)
         if not isinstance(listing, dict):
             return None
         total = sum(listing.values())
@@ -279,10 +280,7 @@ def batch_note(config: RunConfig) -> Optional[str]:
 
 def folder_classes(data_dir: Optional[str]) -> Optional[int]:
     """How many classes an image folder has, for the size estimate; None if it cannot tell."""
-    if not data_dir:
-        return None
-    folder = Path(data_dir).expanduser()
-    listing = folder_listing(str(folder), _folder_stamp(folder)) if folder.is_dir() else None
+    listing = folder_listing_of(data_dir)
     return len(listing) if isinstance(listing, dict) else None
 
 

@@ -17,6 +17,7 @@ from distill_core.checkpoints import check_fits, read_state_dict
 from distill_core.errors import DistillError
 from distill_core.files import write_atomic
 
+from . import fmt
 from .model_info import input_spec
 
 
@@ -62,13 +63,7 @@ def check_teacher_file(path: str | Path, arch: str, dataset: str, image_size: Op
         if exact:  # an image folder's class count is unknown until the run reads it
             check_fits(state, create_model(arch, channels, classes, size), arch, classes, Path(path).name)
     except DistillError as exc:
-        return _sentence(str(exc).replace(str(path), Path(path).name))
+        return fmt.sentence(str(exc).replace(str(path), Path(path).name))
     except Exception as exc:  # noqa: BLE001 - a model factory refusing the shape, say
-        return _sentence(f"could not check {Path(path).name} against {arch}: {exc}")
+        return fmt.sentence(f"could not check {Path(path).name} against {arch}: {exc}")
     return None
-
-
-def _sentence(text: str) -> str:
-    """The engine's messages, lower-case and unpunctuated (they follow "error: " in the CLI), as
-    the page shows them: a sentence."""
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
