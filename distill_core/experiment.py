@@ -26,7 +26,7 @@ from .files import write_atomic
 from .measure import disagreements, evaluate, headline, measure_latencies, static_profile
 from .methods import create_method
 from .models import create_model
-from .trainer import PhaseResult, train_phase
+from .trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {"teacher": 2.0, "student_scratch": 1.0, "student_kd": 1.5}
@@ -224,12 +224,6 @@ def check_teacher_data(config: RunConfig) -> None:
         problem = teacher_cache.split_mismatch(meta, config)
         if problem:
             raise ConfigError(problem)
-
-
-def check_stop(stop: Optional[threading.Event]) -> None:
-    """Between phases and models, where the trainer's per-batch check does not reach."""
-    if stop is not None and stop.is_set():
-        raise Cancelled()
 
 
 def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,

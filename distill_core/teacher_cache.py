@@ -94,8 +94,10 @@ def _split(dataset: str) -> Optional[str]:
     return DATASETS.meta(dataset).get("split") if dataset in DATASETS else None
 
 
-def teacher_key(config: RunConfig) -> str:
-    blob = json.dumps(teacher_key_fields(config), sort_keys=True).encode()
+def teacher_key(config: RunConfig, fields: Optional[dict] = None) -> str:
+    """``fields``: ``teacher_key_fields(config)`` where the caller has them (an image folder's are
+    a listing of the whole folder)."""
+    blob = json.dumps(fields or teacher_key_fields(config), sort_keys=True).encode()
     return f"{config.teacher}-{config.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
@@ -130,9 +132,11 @@ def meta_for(checkpoint: str | Path) -> Optional[dict]:
 def store(config: RunConfig, state: dict, meta: dict) -> Path:
     """Write atomically, weights first, so a crash never leaves half a teacher, and a teacher
     is listed (by its meta.json) only once its weights are there."""
-    folder = cache_root(config) / teacher_key(config)
+    fields = teacher_key_fields(config)
+    key = teacher_key(config, fields)
+    folder = cache_root(config) / key
     save_atomic(state, folder / "model.pt")
-    meta = {**meta, "key": teacher_key(config), "fields": teacher_key_fields(config)}
+    meta = {**meta, "key": key, "fields": fields}
     write_atomic(folder / "meta.json", json.dumps(meta, indent=2))
     return folder / "model.pt"
 

@@ -194,6 +194,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
 
 
 def check_stop(stop: Optional[threading.Event]) -> None:
+    """Raise ``Cancelled`` once Stop was pressed: between batches here, between phases in a run."""
     if stop is not None and stop.is_set():
         raise Cancelled()
 
