@@ -217,13 +217,9 @@ def fitting(cached: Optional[tuple[dict, dict]], teacher: torch.nn.Module, confi
 def check_teacher_data(config: RunConfig) -> None:
     """Refuse a cached teacher trained on another split of this run's data (before any work):
     some of this run's validation images could be in its training set."""
-    if config.teacher_source != "checkpoint":
-        return
-    meta = teacher_cache.meta_for(config.teacher_checkpoint)
-    if meta and meta.get("teacher") == config.teacher and meta.get("dataset") == config.dataset:
-        problem = teacher_cache.split_mismatch(meta, config)
-        if problem:
-            raise ConfigError(problem)
+    problem = teacher_cache.checkpoint_problem(config)
+    if problem:
+        raise ConfigError(problem)
 
 
 def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,

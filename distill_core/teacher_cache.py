@@ -90,6 +90,17 @@ def split_mismatch(meta: dict, config: RunConfig) -> Optional[str]:
             "for this data (it is kept for reuse) instead")
 
 
+def checkpoint_problem(config: RunConfig) -> Optional[str]:
+    """``split_mismatch`` of the run's teacher checkpoint when it is a cached teacher of this model
+    and dataset; None for any other checkpoint (nothing is known of what it trained on)."""
+    if config.teacher_source != "checkpoint":
+        return None
+    meta = meta_for(config.teacher_checkpoint)
+    if meta and meta.get("teacher") == config.teacher and meta.get("dataset") == config.dataset:
+        return split_mismatch(meta, config)
+    return None
+
+
 def _split(dataset: str) -> Optional[str]:
     return DATASETS.meta(dataset).get("split") if dataset in DATASETS else None
 

@@ -200,10 +200,8 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
             found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
         elif mode == "upload" and upload_error:
             found.append(upload_error)
-        elif (meta := teacher_cache.meta_for(path)) and meta.get("dataset") == config.dataset:
-            problem = teacher_cache.split_mismatch(meta, config)
-            if problem:  # the engine refuses it too (experiment.check_teacher_data)
-                found.append(fmt.sentence(problem))
+        elif problem := teacher_cache.checkpoint_problem(config):  # what the engine refuses (check_teacher_data)
+            found.append(fmt.sentence(problem))
     if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
         found = [p for p in found if "needs a data_dir" not in p]
         found.append(FOLDER_NEEDED)
