@@ -54,10 +54,6 @@ def classifier_key(model: nn.Module) -> str | None:
 def check_fits(state: dict[str, torch.Tensor], model: nn.Module, arch: str, num_classes: int,
                path: str | Path = "checkpoint") -> None:
     expected = model.state_dict()
-    head = classifier_key(model)
-    if head and head in state and state[head].dim() == 2 and state[head].shape[0] != num_classes:
-        raise CheckpointError(
-            f"checkpoint {path} is for {state[head].shape[0]} classes, but this dataset has {num_classes}")
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -67,6 +63,12 @@ def check_fits(state: dict[str, torch.Tensor], model: nn.Module, arch: str, num_
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
         raise CheckpointError(f"checkpoint {path} is not a state_dict of {arch}: " + "; ".join(parts))
+    # Checked once the keys match: another model's layer of the same name is not a class count.
+    head = classifier_key(model)
+    if head and state[head].dim() == 2 and state[head].shape[0] != num_classes \
+            and state[head].shape[1] == expected[head].shape[1]:
+        raise CheckpointError(
+            f"checkpoint {path} is for {state[head].shape[0]} classes, but this dataset has {num_classes}")
     wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
              if tuple(state[k].shape) != tuple(v.shape)]
     if wrong:

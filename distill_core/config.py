@@ -166,6 +166,8 @@ def problems(config: RunConfig) -> list[str]:
         v = number(name, int)
         if v is not None:
             check(v >= 1, f"{name} must be at least 1, got {v}")
+            check(name != "batch_size" or v != 1, "batch_size must be at least 2: BatchNorm cannot normalise "
+                                                  "a batch of one image")
             if name.endswith("epochs"):
                 check(v <= MAX_EPOCHS, f"{name} must be at most {MAX_EPOCHS:,}, got {v:g}")
     lr = number("lr")
@@ -200,14 +202,20 @@ def problems(config: RunConfig) -> list[str]:
           f"teacher_source must be one of {', '.join(TEACHER_SOURCES)}, got {config.teacher_source!r}")
     if config.teacher_source == "checkpoint":
         check(bool(config.teacher_checkpoint), "teacher_source 'checkpoint' needs a teacher_checkpoint path")
-    elif config.teacher_source == "auto":
+    else:
         check(not config.teacher_checkpoint, f"teacher_checkpoint {config.teacher_checkpoint!r} is set, but "
-              "teacher_source 'auto' (cache or train) would not use it: set teacher_source to 'checkpoint'")
+              f"teacher_source {config.teacher_source!r}{' (cache or train)' if config.teacher_source == 'auto' else ''}"
+              " would not use it: set teacher_source to 'checkpoint', or leave the checkpoint out")
     if config.method in METHODS and config.extra:
         check(not (unknown := unknown_options(METHODS.get(config.method), config.extra)),
               f"extra holds options the {config.method!r} method does not take: {', '.join(unknown)}")
     if config.dataset == "imagefolder":
         check(bool(config.data_dir), "the imagefolder dataset needs a data_dir: a folder of class sub-folders")
+    else:  # recorded but unused, a repeated or listed config would misstate the run
+        check(config.image_size is None, f"image_size applies to image folders only: {config.dataset} has images "
+              "of its own size")
+        check(vf is None or vf == RunConfig.val_fraction, f"val_fraction applies to image folders only: "
+              f"{config.dataset} has a fixed validation split")
     return out
 
 

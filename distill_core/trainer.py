@@ -128,6 +128,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
     for epoch in range(1, epochs + 1):
         model.train()
         started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]  # the epoch's first step's: at its end it is the next epoch's
         sums = torch.zeros(4, device=device)  # loss, ce, kd, correct (weighted by batch size)
         seen = 0
         perm = torch.randperm(n, generator=data_gen, device=device)[:used]
@@ -181,7 +182,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         loss, ce, kd, correct = (sums / seen).tolist()
         row = {"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_kd": kd,
                "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last, stop=stop),
-               "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(1e-9, train_seconds),
+               "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
                "seconds": time.perf_counter() - started}
         history.append(row)
         if row["val_accuracy"] > best_accuracy:

@@ -61,6 +61,14 @@ def test_another_architecture_is_refused(tmp_path):
         load_into(create_model("cnn_tiny", 1, 10, 28), tmp_path / "mlp.pt", "cnn_tiny", 10)
 
 
+def test_another_architecture_is_not_called_another_class_count(tmp_path):
+    # cnn_large's hidden layer has cnn_small's classifier's name: its 1,024 rows are no class count
+    torch.save(create_model("cnn_large", 1, 10, 8).state_dict(), tmp_path / "large.pt")
+    with pytest.raises(CheckpointError, match="not a state_dict of cnn_small|does not fit cnn_small") as caught:
+        load_into(create_model("cnn_small", 1, 10, 8), tmp_path / "large.pt", "cnn_small", 10)
+    assert "classes" not in str(caught.value)
+
+
 def test_garbage_and_missing_files_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError, match=r"junk.pt is not a PyTorch file, or it is damaged: save one with "

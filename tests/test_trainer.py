@@ -79,6 +79,14 @@ def test_history_rows_have_every_metric(digits):
     assert result.best_accuracy == max(r["val_accuracy"] for r in result.history)
 
 
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_each_epoch_logs_the_learning_rate_it_started_with(digits, schedule):
+    config = tiny_config(epochs=3, schedule=schedule, lr=0.01)
+    rates = [r["lr"] for r in train(digits, config, build("cnn_tiny", digits), alpha=0.0).history]
+    assert rates[0] == pytest.approx(0.01)  # at its end, the first epoch's rate is the second's
+    assert rates == sorted(rates, reverse=True) and rates[-1] > 0
+
+
 def test_stop_ends_training_within_a_second(digits):
     config = tiny_config(epochs=10_000, batch_size=16)
     stop = threading.Event()
