@@ -311,7 +311,7 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
             _onnx_rows(model, role, data, shape, batches, repeats, threads, calibration_images, work, run, row)
         except Exception as exc:  # noqa: BLE001 - the other rows still stand; say why this one is missing
             first = first_line(exc)
-            log.warning("int8 rows of %s failed", role, exc_info=True)
+            log.warning("int8 rows of %s failed: %s", role, first, exc_info=not isinstance(exc, DistillError))
             row("int8", "onnxruntime", size_bytes=None, accuracy=None, latency_ms=None,
                 notes=f"could not be produced: {first}")
     for r in mine:

@@ -53,7 +53,8 @@ def out_dir_for(config: RunConfig, run_id: str) -> Path:
     A folder that already holds a run (its config.json) is refused: writing a second run there
     would replace the first one's files under its store entry, and deleting either run would
     then delete both."""
-    out_dir = Path(config.out).expanduser() if config.out else paths.runs_dir() / run_id
+    # Absolute: the run store records it, and a later command from another folder must find it.
+    out_dir = Path(config.out).expanduser().absolute() if config.out else paths.runs_dir() / run_id
     if (out_dir / "config.json").exists():
         raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
                           "folder in the runs folder")
@@ -261,10 +262,14 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
                             stop=stop, progress=progress.of("teacher"))
         teacher.load_state_dict(phase.last_state)  # the teacher teaches as it ended, like the students
         entry = entry_from_phase(config.teacher, "teacher", "train", phase)
-        path = teacher_cache.store(config, phase.last_state, {
-            "history": phase.history, "accuracy": entry["accuracy"], "best_accuracy": phase.best_accuracy,
-            "best_epoch": phase.best_epoch, "dataset": config.dataset, "teacher": config.teacher})
-        results["artifacts"]["teacher"] = str(path)
+        # The run keeps its own teacher, and a cached one is never replaced by a retrained one
+        # (--teacher-source train, or other threads: not the same weights): runs that used it,
+        # and their repeats, keep the teacher they were compared with.
+        results["artifacts"]["teacher"] = str(save_state_dict(phase.last_state, out_dir / "teacher.pt"))
+        if fitting(teacher_cache.lookup(config), teacher, config, data) is None:
+            teacher_cache.store(config, phase.last_state, {
+                "history": phase.history, "accuracy": entry["accuracy"], "best_accuracy": phase.best_accuracy,
+                "best_epoch": phase.best_epoch, "dataset": config.dataset, "teacher": config.teacher})
     teacher.eval().requires_grad_(False)
     report = evaluate(teacher, data, device, channels_last=config.channels_last)
     teacher_probs = report.pop("probs")

@@ -14,6 +14,7 @@ a tolerance (``onnx_parity``).
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import shutil
@@ -83,6 +84,17 @@ class RunFiles:
                                   + ("; the run may have stopped before that model finished" if self.status != "done"
                                      else ""))
         return Path(path)
+
+
+def require(module: str, what: str) -> Any:
+    """Import an optional dependency (``requirements.txt`` lists them all), or say which is missing:
+    one line for the CLI and the pages, not an ImportError's traceback."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise DistillError(f"{what} needs the {package} package, which is not installed here "
+                           f"(pip install -r requirements.txt)") from None
 
 
 def _teacher_fallback(config: RunConfig) -> Optional[str]:
@@ -225,8 +237,7 @@ def save_pt(run: Any, path: str | Path, role: str = "student_kd", which: str = "
 
 
 def save_safetensors(run: Any, path: str | Path, role: str = "student_kd", which: str = "last") -> Path:
-    from safetensors.torch import save_file
-
+    save_file = require("safetensors.torch", "safetensors export").save_file
     run = open_run(run)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict(run, role, which).items()}
     path = Path(path)
@@ -238,8 +249,7 @@ def save_safetensors(run: Any, path: str | Path, role: str = "student_kd", which
 # ---- ONNX ------------------------------------------------------------------------------------------
 def ort_session(path: str | Path, threads: Optional[int] = None):
     """A CPU onnxruntime session with as many threads as torch uses (fair latency comparisons)."""
-    import onnxruntime as ort
-
+    ort = require("onnxruntime", "running ONNX")
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.inter_op_num_threads = 1
@@ -311,8 +321,7 @@ def exportable(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Module
 def model_to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, int, int],
                   opset: int = DEFAULT_OPSET, metadata: Optional[dict[str, str]] = None) -> Path:
     """Write ``model`` (fp32, eval) as ONNX with a dynamic batch axis; checked by onnx.checker."""
-    import onnx
-
+    onnx = require("onnx", "ONNX export")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = exportable(model.float().eval().cpu(), input_shape)

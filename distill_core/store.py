@@ -47,9 +47,9 @@ ROLES = ("teacher", "student_scratch", "student_kd")
 METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
            "images_per_s", "seconds")
 # Files a run writes into its folder; only these are removed from a folder outside the runs dir.
-RUN_FILES = ("config.json", "results.json", "compression.json", "student_scratch_best.pt",
+RUN_FILES = ("config.json", "results.json", "compression.json", "teacher.pt", "student_scratch_best.pt",
              "student_scratch_last.pt", "student_kd_best.pt", "student_kd_last.pt")
-RUN_SUBDIRS = ("exports",)
+EXPORTS = "exports"  # from it, only the files the studio wrote for the run (remove_run_dir)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -466,7 +466,8 @@ class RunStore:
 
     def runs_in(self, folder: str | Path) -> list[tuple[str, str]]:
         """(run id, status) of the runs whose files are in ``folder``."""
-        rows = self._rows("SELECT id, status FROM runs WHERE artifacts_dir = ?", (str(Path(folder).expanduser()),))
+        rows = self._rows("SELECT id, status FROM runs WHERE artifacts_dir = ?",
+                          (str(Path(folder).expanduser().absolute()),))
         return [(r["id"], r["status"]) for r in rows]
 
     def get_run(self, run_id: str) -> Optional[dict]:
@@ -620,10 +621,19 @@ def remove_run_dir(run_dir: str | Path, run_id: str) -> None:
     for name in RUN_FILES:
         with contextlib.suppress(FileNotFoundError):
             (resolved / name).unlink()
-    for name in RUN_SUBDIRS:
-        shutil.rmtree(resolved / name, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        resolved.rmdir()  # only if nothing else is in it
+    # exports/ may hold the user's own files too: only what the studio wrote for this run goes
+    # (export names carry the run id; compress writes <role>_<variant>.onnx in exports/compressed).
+    exports = resolved / EXPORTS
+    for path in exports.glob(f"*{run_id}*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for path in (exports / "compressed").glob("*.onnx*"):
+        if path.name.startswith(ROLES):
+            with contextlib.suppress(OSError):
+                path.unlink()
+    for folder in (exports / "compressed", exports, resolved):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if nothing else is in it
 
 
 # ---- recording a run as it happens ---------------------------------------------------------------
@@ -691,6 +701,12 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         owners = store.runs_in(config.out) if getattr(config, "out", None) else []
         if owners and (Path(config.out).expanduser() / "config.json").exists():  # name the run in the way
             rid, status = owners[-1]
+            if status in (FAILED, CANCELLED, INTERRUPTED) and not (store.get_run(rid) or {}).get("models"):
+                # It left nothing to keep (a diverged lr, a refused checkpoint, an early Ctrl-C): the
+                # usual "fix the setting and run again into the same folder" replaces it.
+                store.delete_run(rid, files=True)
+                owners = []
+        if owners and (Path(config.out).expanduser() / "config.json").exists():
             raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete "
                               f"that run first (python -m distill_core runs --delete {rid})")
         out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run

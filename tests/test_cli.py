@@ -99,15 +99,32 @@ def test_a_folder_that_holds_a_run_is_not_written_over(capsys, tmp_path):
     assert code == 2 and "already holds a run" in err and (tmp_path / "copied" / "config.json").read_text() == "{}"
 
 
-def test_a_failed_run_in_the_way_is_named_and_can_be_deleted(capsys, tmp_path):
+def test_a_failed_run_that_left_nothing_is_replaced_and_one_with_models_is_named(capsys, tmp_path):
     write_checkpoints(tmp_path)
     out = ["--out", str(tmp_path / "o")]
     assert run_cli(capsys, "run", *TINY, *out, "--teacher-checkpoint", str(tmp_path / "c100.pt"))[0] == 2
     (failed,) = [rid for rid, status in RunStore().runs_in(tmp_path / "o") if status == "failed"]
-    code, _, err = run_cli(capsys, "run", *TINY, *out)
-    assert code == 2 and f"already holds run {failed} (failed)" in err and f"runs --delete {failed}" in err
-    assert run_cli(capsys, "runs", "--delete", failed)[0] == 0
+    # fix the setting, run again into the same folder: the failed run, which left nothing, goes
     assert run_cli(capsys, "run", *TINY, *out)[0] == 0
+    assert RunStore().get_run(failed) is None
+    (done,) = [rid for rid, _ in RunStore().runs_in(tmp_path / "o")]
+    RunStore().set_status(done, "failed", error="failed while measuring")  # it has models: they are kept
+    code, _, err = run_cli(capsys, "run", *TINY, *out)
+    assert code == 2 and f"already holds run {done} (failed)" in err and f"runs --delete {done}" in err
+    assert run_cli(capsys, "runs", "--delete", done)[0] == 0
+    assert run_cli(capsys, "run", *TINY, *out)[0] == 0
+
+
+def test_a_relative_out_is_found_from_another_folder(capsys, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert run_cli(capsys, "run", *TINY, "--epochs", "1", "--out", "runs/demo")[0] == 0
+    run_id = json.loads((tmp_path / "work" / "runs" / "demo" / "results.json").read_text())["run_id"]
+    assert RunStore().get_run(run_id)["artifacts_dir"] == str(tmp_path / "work" / "runs" / "demo")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "export", run_id, "--format", "pt")[0] == 0
+    assert run_cli(capsys, "runs", "--delete", run_id)[0] == 0
+    assert not (tmp_path / "work" / "runs" / "demo").exists()
 
 
 def test_a_damaged_run_store_is_one_error_line(capsys):
@@ -189,6 +206,7 @@ BAD = {
     # with a second mistake, so that without the bound the run is refused anyway (not trained for ever)
     "epochs huge": (["--teacher-epochs", "1000000000000", "--lr", "0"], "teacher_epochs must be at most 10,000"),
     "batch 0": (["--batch-size", "0"], "batch_size must be at least 1"),
+    "batch 1": (["--batch-size", "1"], "batch_size must be at least 2"),  # BatchNorm on a 1x1 map fails
     "lr 0": (["--lr", "0"], "learning rate must be > 0"),
     "lr not a number": (["--lr", "fast"], "invalid float value"),
     "other class count": (["--teacher-checkpoint", "{d}/c100.pt"], "is for 100 classes, but this dataset has 10"),
@@ -210,6 +228,10 @@ BAD = {
     "unknown options": (["--config", "{d}/extra_unknown.json"], "options the 'kd' method does not take: hint_layer"),
     "a list for a path": (["--config", "{d}/list_dir.json"], "data_dir must be text"),
     "a checkpoint nothing uses": (["--config", "{d}/unused_checkpoint.json"], "would not use it"),
+    "a checkpoint training ignores": (["--teacher-checkpoint", "{d}/c100.pt", "--teacher-source", "train"],
+                                      "teacher_source 'train' would not use it"),
+    "an image size the dataset ignores": (["--image-size", "16"], "image_size applies to image folders only"),
+    "a split the dataset ignores": (["--val-fraction", "0.5"], "val_fraction applies to image folders only"),
     "out is a file": (["--out", "{d}/a_file"], "cannot create the output folder"),
     "cache under a file": (["--cache-dir", "{d}/a_file/cache"], "cannot create the teacher cache folder"),
     "sparsity checked before the run": (["--compress", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),

@@ -157,3 +157,16 @@ def test_uneven_adaptive_pooling_exports_exactly(tmp_path):
     with torch.no_grad():
         assert np.abs(got - model(x).numpy()).max() < 1e-4
     assert isinstance(model.pool, torch.nn.AdaptiveAvgPool2d)  # the model itself is left as it was
+
+
+def test_a_missing_optional_package_is_one_line_not_a_traceback(tiny, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    run_dir = tiny[2]
+    with pytest.raises(DistillError, match="safetensors export needs the safetensors package"):
+        export.save_safetensors(run_dir, tmp_path / "s.safetensors")
+    with pytest.raises(DistillError, match="ONNX export needs the onnx package"):
+        export.export_onnx(run_dir, tmp_path / "s.onnx")
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "c.onnx")]) == 2

@@ -230,9 +230,14 @@ def test_delete_outside_the_runs_folder_keeps_foreign_files(tmp_path):
     for name in ("config.json", "results.json", "student_kd_last.pt"):
         (mine / name).write_text("{}")
     (mine / "notes.txt").write_text("mine, not the run's")
+    (mine / "exports" / "compressed").mkdir(parents=True)
+    (mine / "exports" / "mine.txt").write_text("the user's too")  # a folder named as the studio's
+    (mine / "exports" / "cnn_tiny_custom_student_kd_last.onnx").write_text("an export of the run")
+    (mine / "exports" / "metrics_custom.csv").write_text("an export of the run")
+    (mine / "exports" / "compressed" / "teacher_int8.onnx").write_text("compress's")
     store.set_results("custom", results)
     store.delete_run("custom")
-    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["exports", "exports/mine.txt", "notes.txt"]
 
 
 def test_delete_refuses_a_live_run(tmp_path):

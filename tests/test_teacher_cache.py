@@ -99,3 +99,21 @@ def test_a_cached_teacher_of_another_split_is_refused_and_not_offered(tmp_path):
         run_experiment(other_seed.replace(teacher_source="checkpoint", teacher_checkpoint=str(path),
                                           out=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_a_retrained_teacher_never_replaces_the_cached_one(tmp_path):
+    """Runs that used a cached teacher, and their repeats, keep the teacher they were compared
+    with: retraining (``teacher_source="train"``, other threads) keeps the new one in its run."""
+    from helpers import tiny_config
+
+    config = tiny_config(cache_dir=str(tmp_path / "cache"), epochs=1, teacher_epochs=1, latency_repeats=5)
+    first = run_experiment(config.replace(out=str(tmp_path / "a")))
+    cached = teacher_cache.cache_root(config) / teacher_cache.teacher_key(config) / "model.pt"
+    before = cached.read_bytes(), cached.stat().st_ino, cached.stat().st_mtime_ns
+    assert first["artifacts"]["teacher"] == str(tmp_path / "a" / "teacher.pt")
+    assert torch.load(tmp_path / "a" / "teacher.pt", weights_only=True).keys() == \
+        torch.load(cached, weights_only=True).keys()
+    again = run_experiment(config.replace(out=str(tmp_path / "b"), teacher_source="train", num_threads=1))
+    assert (cached.read_bytes(), cached.stat().st_ino, cached.stat().st_mtime_ns) == before
+    assert again["artifacts"]["teacher"] == str(tmp_path / "b" / "teacher.pt")
+    assert (tmp_path / "b" / "teacher.pt").is_file()
