@@ -192,6 +192,8 @@ def compression_rows(run: Any, roles: Sequence[str] = DEFAULT_ROLES, sparsity: f
     """
     check_settings(sparsity, calibration_images, repeats)
     run = open_run(run, store)
+    if not run.dir.is_dir():  # deleted meanwhile (a page still showing it): do not write it back
+        raise DistillError(f"run {run.run_id} has no folder any more (it was deleted?); nothing to compress")
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise DistillError(f"unknown variants {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")

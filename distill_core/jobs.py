@@ -127,6 +127,7 @@ class JobSnapshot:
     entries: dict[str, dict]  # finished models, as RESULT events bring them
     results: Optional[dict]  # run_experiment's return value, once it has returned
     out_dir: Optional[str]
+    requests: int = 1  # how many submits it answered: a Stop then stops it for all of them
 
     @property
     def active(self) -> bool:
@@ -157,6 +158,7 @@ class _Job:
 
     def __init__(self, job_id: str, config: RunConfig, device: str, key: str):
         self.id, self.config, self.device, self.key = job_id, config, device, key
+        self.requests = 1
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.ended = threading.Event()
@@ -255,7 +257,8 @@ class _Job:
                 finished_at=self.finished_at,
                 history={k: list(v) for k, v in self.history.items()},
                 steps={k: list(v) for k, v in self.steps.items()},
-                entries=dict(self.entries), results=self.results, out_dir=self.out_dir)
+                entries=dict(self.entries), results=self.results, out_dir=self.out_dir,
+                requests=self.requests)
 
 
 def _phase_message(phase: Optional[str], source: Optional[str]) -> str:
@@ -308,6 +311,8 @@ class JobManager:
             for job in self._jobs.values():
                 # a job being stopped is not joined: it ends "cancelled", and this run would be lost
                 if job.key == key and job.status in ACTIVE and not job.stop.is_set():
+                    with job.lock:
+                        job.requests += 1
                     return job.id
             job_id = new_job_id()
             while job_id in self._jobs:  # two submits within one second could share a run id
@@ -412,6 +417,16 @@ class JobManager:
             return worker.queue.index(job.id) + 1 if worker else None
         except ValueError:
             return None
+
+    def forget(self, job_id: str) -> bool:
+        """Drop a finished job whose run was deleted, so no page offers it any more. Returns
+        False for unknown or unfinished jobs (a running one must be stopped first)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status not in FINISHED:
+                return False
+            del self._jobs[job_id]
+            return True
 
     def _prune(self) -> None:
         finished = [j for j in self._jobs.values() if j.status in FINISHED]

@@ -90,8 +90,15 @@ def live_parts() -> None:
     row = st.columns([5.4, 1.2], vertical_alignment="center")
     with row[0]:
         st.badge(now.status, icon=icon, color=color)
-    row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
-                  width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
+    if now.active and now.requests > 1:  # Start with the same setup joined this run: it is theirs too
+        with row[1].popover("Stop", icon=":material/stop_circle:", width="stretch"):
+            st.markdown(f"This run was started {now.requests} times (the same setup joins the running run "
+                        "instead of training it twice), so others may be watching it. Stopping it stops it "
+                        "for everyone; the models that finished are kept.")
+            st.button("Stop for everyone", icon=":material/stop_circle:", key="stop", on_click=stop, type="primary")
+    else:
+        row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
+                      width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
 
     if now.status == "queued":
         st.info(f"Waiting for the {now.device}: place {now.queue_position} in the queue. It starts by itself "

@@ -4,6 +4,7 @@ import streamlit as st
 from distill_core.errors import DistillError
 
 from studio import fmt, runs_view as rv
+from studio.manager import get_manager
 from studio.nav import require_app
 
 require_app()
@@ -93,6 +94,7 @@ if ss.get("runs_confirm_delete") == run_id:
         if y.button("Delete for good", type="primary", key="runs_delete_yes", width="stretch"):
             try:
                 store.delete_run(run_id)
+                get_manager().forget(run_id)  # this server's pages stop offering it
             except DistillError as exc:
                 st.error(str(exc))
             else:

@@ -50,8 +50,8 @@ def list_runs() -> list[dict]:
         if data:
             runs[run_id] = data
     for snap in get_manager().jobs():
-        if snap.results:
-            runs[snap.id] = snap.results
+        if (results := _kept(snap)) is not None:
+            runs[snap.id] = results
     out = []
     for run_id, data in runs.items():
         cfg = data.get("config") or {}
@@ -61,10 +61,18 @@ def list_runs() -> list[dict]:
     return sorted(out, key=lambda r: (r["started_at"], r["run_id"]), reverse=True)
 
 
+def _kept(snap) -> Optional[dict]:
+    """A job's results while its run is still there: a run deleted since (on the Runs page, or
+    with the CLI from another process) is gone from this server's pages too."""
+    if not snap.results or (snap.out_dir and not (Path(snap.out_dir) / "results.json").is_file()):
+        return None
+    return snap.results
+
+
 def load_results(run_id: str) -> Optional[dict]:
     snap = get_manager().snapshot(run_id)
-    if snap is not None and snap.results:
-        return snap.results
+    if snap is not None and (results := _kept(snap)) is not None:
+        return results
     path = _on_disk().get(run_id)
     return _read(str(path), path.stat().st_mtime) if path else stored_results(run_id)
 

@@ -477,6 +477,19 @@ def test_live_shows_a_running_job_and_stop_cancels_it(engine):
     assert live_frame(at)["stage"] == feed["stage"] and at.button(key="stop").disabled
 
 
+def test_live_stop_asks_first_when_others_started_the_same_run(engine):
+    job = manager().submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    at = page("pages/live.py", job=job)
+    assert live_frame(at)["stage"] == "running|None"
+    assert manager().submit(RunConfig(**TINY)) == job  # a second student presses Start: joins it
+    feed = fetched(at, lambda f: f["stage"] == "running|None|shared")  # the frame would ask for a rerun
+    at.run()
+    assert "started 2 times" in texts(at) and "stops it for everyone" in texts(at)
+    at.button(key="stop").click().run()
+    assert manager().wait(job, timeout=10).status == "cancelled" and feed
+
+
 def test_live_reattaches_without_a_job_id(engine):
     job = manager().submit(RunConfig(**TINY))
     assert engine.started.wait(10)

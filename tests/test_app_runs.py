@@ -193,3 +193,35 @@ def test_a_damaged_run_store_is_explained(studio_home):
     at = app()
     assert at.title[0].value == "Runs"
     assert any("cannot be read" in e.value and "move it away" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_deleted_run_leaves_this_servers_pages(two_runs, monkeypatch):
+    """The job manager keeps finished jobs in memory: a deleted run must not live on there (on
+    Compare, or written back into its folder by "Measure"), whether the Runs page or the CLI
+    deleted it."""
+    import studio.manager
+    from distill_core import RunConfig
+    from distill_core.jobs import JobManager
+    from studio import runs as studio_runs
+
+    kept = json.loads((paths.runs_dir() / "20260101-090000-aaaa" / "results.json").read_text())
+    studio.manager.get_manager.clear()
+    monkeypatch.setattr(studio.manager, "JobManager",
+                        lambda **kw: JobManager(runner=lambda config, **_: dict(kept), **kw))
+    manager = studio.manager.get_manager()
+    try:
+        job = manager.submit(RunConfig())  # finishes at once with that run's results and folder
+        assert manager.wait(job, timeout=10).status == "done"
+        assert job in [r["run_id"] for r in studio_runs.list_runs()] and studio_runs.load_results(job)
+        forgotten = []
+        monkeypatch.setattr(manager, "forget", lambda run_id: forgotten.append(run_id) or True)
+        at = app()
+        at.selectbox(key="runs_one").select("20260101-090000-aaaa").run()
+        at.button(key="runs_delete").click().run()
+        at.button(key="runs_delete_yes").click().run()
+        assert not at.exception and forgotten == ["20260101-090000-aaaa"]
+        # the job whose folder went with it (as after `runs --delete` from another process) is gone too
+        assert job not in [r["run_id"] for r in studio_runs.list_runs()] and studio_runs.load_results(job) is None
+    finally:
+        manager.shutdown()
+        studio.manager.get_manager.clear()

@@ -138,3 +138,11 @@ def test_cli_compress(rows, capsys):
                  "--calibration-images", "64", "--latency-repeats", "5"]) == 0
     out = capsys.readouterr().out
     assert "pruned-30%" in out and "int8" in out and "onnxruntime" in out
+
+
+def test_a_deleted_run_is_not_written_back(rows, tmp_path):
+    _, results, _ = rows
+    gone = {**results, "artifacts": {**results["artifacts"], "dir": str(tmp_path / "deleted")}}
+    with pytest.raises(DistillError, match="no folder any more"):
+        compress.compression_rows(gone, repeats=5)
+    assert not (tmp_path / "deleted").exists()

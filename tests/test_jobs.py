@@ -85,14 +85,18 @@ def test_identical_config_joins_the_running_job(manager, gate):
     assert manager.submit(TINY.replace()) == first  # a second click, or a second tab
     assert gate.started.wait(5)
     assert manager.submit(TINY) == first
+    assert manager.snapshot(first).requests == 3  # so the Live page can say whom a Stop stops
     other = manager.submit(TINY.replace(seed=1))
-    assert other != first
+    assert other != first and manager.snapshot(other).requests == 1
     gate.release.set()
     manager.wait(first, 5)
     manager.wait(other, 5)
     assert len(gate.calls) == 2
     again = manager.submit(TINY)  # finished jobs are not joined: this is a new run
     assert again not in (first, other)
+    assert not manager.forget("no-such-job")
+    assert manager.forget(first) and manager.snapshot(first) is None  # its run was deleted
+    assert first not in [j.id for j in manager.jobs()] and not manager.forget(first)
 
 
 def test_one_job_per_device_fifo_with_queue_positions(manager, gate):
@@ -116,6 +120,7 @@ def test_one_job_per_device_fifo_with_queue_positions(manager, gate):
 def test_cancel_a_running_job_ends_it_and_keeps_results(manager, gate):
     job = manager.submit(TINY)
     assert gate.started.wait(5)
+    assert not manager.forget(job)  # a running job is stopped, not forgotten
     assert manager.cancel(job)
     snap = manager.wait(job, timeout=5)
     assert snap.status == CANCELLED and snap.results["status"] == "cancelled"
