@@ -340,7 +340,9 @@ def static_profile(model: nn.Module, input_shape: tuple[int, int, int], device="
             "flops": count_flops(model, input_shape, device), "flops_unit": FLOPS_UNIT}
 
 
-def _times(x: float, more: str, less: str) -> str:
+def _times(x: float, more: str, less: str, same: str) -> str:
+    if round(x, 1) == 1.0 and round(1 / x, 1) == 1.0:  # "1.0x slower" for 0.99 says nothing true
+        return same
     return f"{x:.1f}x {more}" if x >= 1 else f"{1 / x:.1f}x {less}"
 
 
@@ -367,9 +369,9 @@ def compare(teacher: dict, student: dict) -> dict:
 
     parts = []
     if out.get("smaller_x"):
-        parts.append(_times(out["smaller_x"], "smaller", "larger"))
+        parts.append(_times(out["smaller_x"], "smaller", "larger", "about as small"))
     if out.get("faster_x_batch_1"):
-        parts.append(_times(out["faster_x_batch_1"], "faster", "slower") + " (batch 1)")
+        parts.append(_times(out["faster_x_batch_1"], "faster", "slower", "about as fast") + " (batch 1)")
     if "delta_points" in out:
         parts.append(f"{out['delta_points']:+.1f} points (last epoch, val)")
     out["summary"] = ", ".join(parts)

@@ -13,6 +13,8 @@ from studio.nav import require_app
 from studio.runs import list_runs, load_results, stored_results
 from studio.style import ROLE_COLOR, ROLE_LABEL, ROLES
 
+NOISE_POINTS = 1.0  # a KD gain smaller than this either way gets no verdict
+
 require_app()
 
 ss = st.session_state
@@ -67,26 +69,30 @@ st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg
 
 # ---- headline -------------------------------------------------------------------------------------
 h = headline(results)
-cards = st.columns(4)
-# Short labels and "pts": on a 1280-pixel laptop, four cards cut "Smaller file than the t…" and
-# "+8.3 poi…". The sentence below says it in full.
-cards[0].metric("Smaller file", fmt.times(h["smaller_x"]), border=True,
-                help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
-cards[1].metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True,
-                delta=f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']}" if h["faster_x_batch"] else None,
-                delta_color="off", delta_arrow="off",
-                help="Median latency of one forward pass: teacher / distilled student.")
-cards[2].metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True,
-                help="Distilled student minus teacher, validation accuracy at the last epoch.")
+# A row that wraps: four columns cut labels and numbers ("-3.1…") on a 1024-pixel screen. Short
+# labels and "pts"; the sentence below says it in full.
+row = st.container(horizontal=True, wrap=True, gap="small", key="headline_cards")
+# Equal shares of the row, none narrower than its number: four across on a wide page, two by two
+# on a 1024-pixel laptop (Streamlit's key classes are its documented hook for such CSS).
+st.html("<style>.st-key-headline_cards > div { flex: 1 1 0; min-width: 12.5rem; }</style>")
+row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stretch",
+           help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
+row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
+           delta=f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']}" if h["faster_x_batch"] else None,
+           delta_color="off", delta_arrow="off",
+           help="Median latency of one forward pass: teacher / distilled student.")
+row.metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True, height="stretch",
+           help="Distilled student minus teacher, validation accuracy at the last epoch.")
 gain = h["kd_gain"]
-# A point or more below scratch is a loss worth saying so; less is within this size of run's noise.
-verdict = (None if gain is None else ("distillation helped", "green", "up") if gain > 0 else
-           ("no gain this time", "gray", "off") if gain > -1 else ("distillation hurt", "red", "down"))
-cards[3].metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True,
-                delta=verdict[0] if verdict else None, delta_color=verdict[1] if verdict else "off",
-                delta_arrow=verdict[2] if verdict else "off",
-                help="Distilled student minus the same student trained without a teacher (same recipe, "
-                     "same initial weights).")
+# Within a point either way is this size of run's noise (seeds move it about that much): no
+# verdict, in either direction.
+verdict = (None if gain is None else ("distillation helped", "green", "up") if gain >= NOISE_POINTS else
+           ("distillation hurt", "red", "down") if gain <= -NOISE_POINTS else ("no clear gain", "gray", "off"))
+row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, height="stretch",
+           delta=verdict[0] if verdict else None, delta_color=verdict[1] if verdict else "off",
+           delta_arrow=verdict[2] if verdict else "off",
+           help="Distilled student minus the same student trained without a teacher (same recipe, "
+                f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
     st.markdown(h["sentence"])
 

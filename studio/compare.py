@@ -78,13 +78,15 @@ def comparison_table(results: dict) -> pd.DataFrame:
     """One row per model that finished, as display strings (st.table shows them as they are)."""
     batch = int((results.get("config") or {}).get("latency_batch") or 64)
     tested = any(isinstance(results.get(r), dict) and results[r].get("test_accuracy") is not None for r in ROLES)
+    # A CPU run has no GPU figures: its columns say CPU alone, not "0.62 ms · —" in every cell.
+    on_gpu = any("GPU" in latencies(results[r]) for r in ROLES if isinstance(results.get(r), dict))
+    kinds = ("CPU", "GPU") if on_gpu else ("CPU",)
     rows = []
     for role in ROLES:
         entry = results.get(role)
         if not isinstance(entry, dict):
             continue
         lat = latencies(entry)
-        cpu, gpu = lat.get("CPU", {}), lat.get("GPU", {})
         rows.append({
             "model": ROLE_LABEL[role],
             "architecture": entry.get("model", ""),
@@ -94,9 +96,8 @@ def comparison_table(results: dict) -> pd.DataFrame:
             "params": fmt.params(entry.get("params")),
             "size (fp32)": fmt.size(entry.get("size_bytes")),
             "FLOPs": fmt.count(entry.get("flops")),
-            "latency b1, CPU · GPU": f"{fmt.ms(cpu.get('batch_1'))} · {fmt.ms(gpu.get('batch_1'))}",
-            f"latency b{batch}, CPU · GPU": f"{fmt.ms(cpu.get(f'batch_{batch}'))} · "
-                                           f"{fmt.ms(gpu.get(f'batch_{batch}'))}",
+            **{f"latency b{b}, {' · '.join(kinds)}": " · ".join(fmt.ms(lat.get(k, {}).get(f"batch_{b}")) for k in kinds)
+               for b in (1, batch)},
         })
     return pd.DataFrame(rows)
 

@@ -385,6 +385,12 @@ def test_compare_slower_student_missing_flops_and_zero_guard():
     assert c["summary"] == "2.0x slower (batch 1), +5.0 points (last epoch, val)"
 
 
+def test_a_ratio_that_rounds_to_one_is_said_in_words():
+    twin = entry(1000, 4000, 0.9, 0.9, 4.0 / 0.999, 64.0)  # timing noise: 0.999x
+    c = measure.compare(TEACHER, twin)
+    assert "about as fast (batch 1)" in c["summary"] and "slower" not in c["summary"]
+
+
 def test_headline_with_and_without_scratch():
     scratch = entry(100, 400, 0.85, 0.86, 1.0, 32.0)
     full = measure.headline({"teacher": TEACHER, "student_scratch": scratch, "student_kd": STUDENT})
