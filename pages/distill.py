@@ -147,10 +147,12 @@ with l1:
     boxes["loss"] = st.container()
 with l2:
     t, a = config.temperature, config.alpha
-    st.latex(r"\mathcal{L} = \alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,\sigma(z_s/T)\right)"
-             r" + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))")
-    st.latex(rf"= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left(\sigma(z_t/{t:g})\,\|\,\sigma(z_s/{t:g})\right)"
-             rf" + {1 - a:.2f}\,\mathrm{{CE}}(y, \sigma(z_s))")
+    # Two lines each, KD term and CE term: on one line the formula ran out of its column on a
+    # 1280-pixel laptop and lost its CE term on a 1024-pixel one.
+    st.latex(r"\begin{aligned}\mathcal{L} &= \alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,"
+             r"\sigma(z_s/T)\right)\\ &\quad + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))\end{aligned}")
+    st.latex(rf"\begin{{aligned}} &= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left(\sigma(z_t/{t:g})\,\|\,"
+             rf"\sigma(z_s/{t:g})\right)\\ &\quad + {1 - a:.2f}\,\mathrm{{CE}}(y, \sigma(z_s))\end{{aligned}}")
     st.caption("z_t, z_s: teacher and student logits; σ: softmax. The T² keeps the soft term's gradients the same "
                "size as T changes. The scratch student is trained with α = 0: the same recipe, no teacher.")
 
@@ -163,7 +165,7 @@ r[0].number_input("Student epochs", step=1, key=W + "epochs",
 r[1].number_input("Teacher epochs", step=1, key=W + "teacher_epochs", disabled=not teacher_trains,
                   help=None if teacher_trains else "Only used when the teacher is trained here.")
 r[2].number_input("Batch size", step=16, key=W + "batch_size")
-r[3].number_input("Learning rate", step=0.01, format="%.4f", key=W + "lr")
+r[3].number_input("Learning rate", step=0.01, format="%g", key=W + "lr")  # %g: 4e-05 is not "0.0000"
 r = st.columns(4)
 r[0].selectbox("Optimizer", opts["optimizer"], key=W + "optimizer")
 r[1].selectbox("LR schedule", opts["schedule"], key=W + "schedule")
@@ -192,7 +194,7 @@ boxes["device"] = st.container()
 with st.expander("More options"):
     m = st.columns(3)
     m[0].number_input("Momentum (SGD)", step=0.05, format="%.2f", key=W + "momentum")
-    m[1].number_input("Weight decay", step=1e-4, format="%.5f", key=W + "weight_decay")
+    m[1].number_input("Weight decay", step=1e-4, format="%g", key=W + "weight_decay")
     m[2].toggle("Augment (random crops, flips where they make sense)", key=W + "augment")
 
 config = collect()

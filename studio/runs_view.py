@@ -4,6 +4,8 @@ Everything here reads the run store (``distill_core.store``); the page is layout
 """
 from __future__ import annotations
 
+import math
+
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -31,10 +33,12 @@ PALETTE = ("#12A37F", "#5B5BD6", "#E8873A", "#D6409F", "#0090FF", "#8E4EC6", "#A
 MISSING = fmt.DASH
 # The status is a plain word, next to the run id so it shows without scrolling sideways. It had an
 # emoji in front, drawn as an empty box on machines without an emoji font (Debian's chromium here).
-# The gain comes before the accuracies it is made of, so a 1280-pixel laptop shows it; the method
-# (almost always "kd") comes last.
-TABLE_COLUMNS = ["date", "run_id", "status", "dataset", "teacher", "student", "T", "alpha", "gain", "kd_acc",
-                 "scratch_acc", "teacher_acc", "method"]
+# What an exploration of T and alpha compares comes next, so that a 1280-pixel laptop shows it all:
+# T, alpha and the epochs (a gain after 3 epochs beside one after 8 is not a T or alpha effect),
+# the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
+# and they rarely change within an exploration) and the method (almost always "kd") come last.
+TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
+                 "teacher_acc", "dataset", "teacher", "student", "method"]
 
 
 def open_store() -> RunStore:
@@ -54,7 +58,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
     df = pd.DataFrame({
         "date": pd.to_datetime([datetime.fromtimestamp(t) for t in raw["created_at"]]),  # server's local time
         "run_id": raw["run_id"], "dataset": raw["dataset"], "teacher": raw["teacher"], "student": raw["student"],
-        "T": raw["T"], "alpha": raw["alpha"], "method": raw["method"],
+        "T": raw["T"], "alpha": raw["alpha"], "epochs": raw["epochs"], "method": raw["method"],
         "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
         "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100,
         "status": raw["status"],
@@ -69,17 +73,20 @@ def column_config() -> dict:
         "date": cc.DatetimeColumn("Date", format="MMM D, HH:mm", help="When the run was created (the server's local time)"),
         "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes"),
         "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
-        "T": cc.NumberColumn("T", format="%.1f", help="Softmax temperature"),
-        "alpha": cc.NumberColumn("α", format="%.2f", help="Weight of the soft-target (KD) term"),
+        # Set widths on the short columns: sized to their headers' defaults, the accuracies
+        # scrolled out of sight on a 1280-pixel laptop.
+        "T": cc.NumberColumn("T", format="%.1f", width=48, help="Softmax temperature"),
+        "alpha": cc.NumberColumn("α", format="%.2f", width=52, help="Weight of the soft-target (KD) term"),
+        "epochs": cc.NumberColumn("Epochs", format="%d", width=62, help="Student epochs (scratch and KD alike)"),
         "method": cc.TextColumn("Method"),
-        "kd_acc": cc.NumberColumn("KD acc", format="%.1f %%", help="Distilled student, validation, last epoch"),
-        "scratch_acc": cc.NumberColumn("Scratch acc", format="%.1f %%",
+        "kd_acc": cc.NumberColumn("KD acc", format="%.1f %%", width=70, help="Distilled student, validation, last epoch"),
+        "scratch_acc": cc.NumberColumn("Scratch acc", format="%.1f %%", width=88,
                                        help="The same student trained without a teacher"),
         # A set width: sized to its header, the column clipped the left half of "+8.3 pts", which
         # then read as "-8.3 pts".
         "gain": cc.NumberColumn("KD gain", format="%+.1f pts", width=90,
                                 help="Distilled minus scratch student, percentage points"),
-        "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%"),
+        "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%", width=88),
         "status": cc.TextColumn("Status", help="queued, running, done, failed, cancelled, or interrupted "
                                                "(its process ended before the run finished)"),
     }
@@ -150,7 +157,9 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
     fig.update_layout(title=dict(text="Validation accuracy", x=0, xanchor="left"), height=360 + 22 * rows,
                       uirevision="keep", margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
                       legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
-    fig.update_xaxes(title_text="epoch")
+    # Whole epochs only: plotly's own ticks for 3 epochs were 1, 1.5, 2, 2.5, 3.
+    last = max((max(t.x) for t in fig.data if len(t.x)), default=1)
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title_text="accuracy (%)")
     if not fig.data:
         fig.add_annotation(text="no epochs recorded for these runs yet", showarrow=False, x=0.5, y=0.5,
@@ -173,21 +182,22 @@ def results_table(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
 
         lat = ((kd.get("latency_ms") or {}).get("batch_1") or {}).get("median")
         t_size, s_size = teacher.get("size_bytes"), kd.get("size_bytes")
+        # In the runs table's order: what differs between the runs first, then the models.
         rows.append({
-            "run_id": run_id, "dataset": run["dataset"], "teacher": run["teacher"], "student": run["student"],
-            "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
-            "teacher_acc": acc(teacher), "scratch_acc": acc(scratch), "kd_acc": acc(kd),
+            "run_id": run_id, "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
             "gain": acc(kd) - acc(scratch) if acc(kd) is not None and acc(scratch) is not None else None,
+            "kd_acc": acc(kd), "scratch_acc": acc(scratch), "teacher_acc": acc(teacher),
             "kd_size": fmt.size(s_size), "smaller": fmt.times(t_size / s_size) if t_size and s_size else fmt.DASH,
-            "kd_ms_b1": lat, "status": run["status"], "seconds": fmt.duration(
-                run["finished_at"] - run["started_at"] if run["finished_at"] and run["started_at"] else None)})
+            "kd_ms_b1": lat, "seconds": fmt.duration(
+                run["finished_at"] - run["started_at"] if run["finished_at"] and run["started_at"] else None),
+            "dataset": run["dataset"], "teacher": run["teacher"], "student": run["student"], "status": run["status"]})
     return pd.DataFrame(rows)
 
 
 def results_column_config() -> dict:
     cc = st.column_config
-    return {**column_config(), "epochs": cc.NumberColumn("Epochs"), "kd_size": cc.TextColumn("KD size"),
-            "smaller": cc.TextColumn("Smaller than teacher"),
+    return {**column_config(), "kd_size": cc.TextColumn("KD size", help="The distilled student's fp32 file"),
+            "smaller": cc.TextColumn("Smaller", help="Than the teacher's file"),
             "kd_ms_b1": cc.NumberColumn("KD ms (batch 1)", format="%.2f"), "seconds": cc.TextColumn("Took")}
 
 

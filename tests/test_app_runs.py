@@ -45,8 +45,12 @@ def test_table_lists_both_runs_and_filters(two_runs):
     table = at.dataframe[0].value
     assert list(table["run_id"]) == ["20260102-090000-bbbb", "20260101-090000-aaaa"]  # newest first
     for column in ("date", "dataset", "teacher", "student", "T", "alpha", "method", "kd_acc", "scratch_acc", "gain",
-                   "status"):
+                   "status", "epochs"):
         assert column in table.columns
+    # What an exploration compares comes first, so a 1280-pixel laptop shows it without scrolling
+    order = list(at.dataframe[0].proto.column_order)
+    assert order[:10] == ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
+                          "teacher_acc"]
     assert list(table["T"]) == [8.0, 2.0] and table["gain"].notna().all()
     # The status is the bare word (no emoji, which needs a font the viewer may lack), beside the run id.
     assert list(table.columns[:3]) == ["date", "run_id", "status"] and list(table["status"]) == ["done", "done"]
@@ -60,7 +64,7 @@ def test_table_lists_both_runs_and_filters(two_runs):
     assert at.dataframe[0].proto.placeholder == "—"
     # The gain, right after the settings, wide enough for its sign: sized to its header, it clipped
     # "+8.3 pts" to what read as "-8.3 pts".
-    assert list(table.columns).index("gain") == list(table.columns).index("alpha") + 1
+    assert list(table.columns).index("gain") == list(table.columns).index("epochs") + 1
     gain = json.loads(at.dataframe[0].proto.columns)["gain"]
     assert gain["width"] >= 90 and gain["label"] == "KD gain"
     # Every run used "kd": the method column gives its room to the accuracies.
@@ -225,3 +229,10 @@ def test_a_deleted_run_leaves_this_servers_pages(two_runs, monkeypatch):
     finally:
         manager.shutdown()
         studio.manager.get_manager.clear()
+
+
+def test_the_overlay_ticks_whole_epochs(two_runs):
+    from studio import runs_view as rv
+
+    fig = rv.curves_figure(two_runs, ["20260101-090000-aaaa"], ["student_kd"], {})
+    assert fig.data and fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tick0 == 1
