@@ -18,6 +18,8 @@ from .files import save_atomic
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; give the .pt file in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:

@@ -31,7 +31,7 @@ RUN_FLAGS = [
     ("--teacher", "teacher", str, "teacher architecture (see `models`)"),
     ("--student", "student", str, "student architecture"),
     ("--method", "method", str, "distillation method"),
-    ("--temperature", "temperature", float, "softmax temperature T (> 0)"),
+    ("--temperature", "temperature", float, "softmax temperature T (0.01 to 100)"),
     ("--alpha", "alpha", float, "weight of the KD term, in [0, 1]; 0 = plain training"),
     ("--epochs", "epochs", int, "student epochs (scratch and KD alike)"),
     ("--teacher-epochs", "teacher_epochs", int, "teacher epochs, when it is trained"),
@@ -51,7 +51,7 @@ RUN_FLAGS = [
     ("--teacher-source", "teacher_source", str, "auto (cache or train), train, or checkpoint"),
     ("--cache-dir", "cache_dir", str, "teacher cache folder"),
     ("--latency-batch", "latency_batch", int, "the larger latency batch"),
-    ("--latency-repeats", "latency_repeats", int, "timed repetitions per latency batch"),
+    ("--latency-repeats", "latency_repeats", int, "timed repetitions per latency batch (at least 5 are timed)"),
     ("--out", "out", str, "output folder (default: the runs folder in DISTILL_STUDIO_HOME)"),
 ]
 
@@ -227,6 +227,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             raise DistillError(f"no run {args.delete!r} in the run store ({store.path})")
         print(f"deleted run {args.delete} (its rows and its folder)")
         return 0
+    if args.limit < 0:
+        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
     store.scan()  # run folders written before the store existed
     rows = store.list_runs(status=args.status, dataset=args.dataset, limit=args.limit or None)
     print(f"{len(rows)} run(s) in {store.path}")
@@ -274,6 +276,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from .compress import compression_rows, format_rows
 
     roles = tuple(r.strip() for r in args.models.split(",") if r.strip())
+    if not roles:
+        raise DistillError("--models names no model; give some of teacher, student_scratch, student_kd")
     rows = compression_rows(args.run_id, roles=roles, sparsity=args.sparsity,
                             calibration_images=args.calibration_images, repeats=args.latency_repeats,
                             on_progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))

@@ -135,6 +135,13 @@ def test_a_damaged_run_store_is_one_error_line(capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_listing_and_compress_arguments_that_ask_for_nothing_are_refused(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "runs", "--limit", "-1")
+    assert code == 2 and "--limit must be 0 (all) or more" in err
+    code, _, err = run_cli(capsys, "compress", str(tmp_path / "no-run-needed"), "--models", "")
+    assert code == 2 and "--models names no model" in err
+
+
 def test_compress_settings_out_of_range_are_refused(capsys, tmp_path):
     for flags, message in ((["--sparsity", "1.5"], "sparsity must be in [0, 1)"),
                            (["--calibration-images", "-5"], "calibration images must be at least 1"),
@@ -213,6 +220,7 @@ BAD = {
     "other architecture": (["--teacher-checkpoint", "{d}/mlp.pt"], "not a state_dict of cnn_small"),
     "pickle that runs code": (["--teacher-checkpoint", "{d}/pickled_model.pt"], "could run code"),
     "missing checkpoint": (["--teacher-checkpoint", "{d}/nope.pt"], "does not exist"),
+    "a folder for a checkpoint": (["--teacher-checkpoint", "{d}"], "is a folder; give the .pt file in it"),
     "empty image folder": (["--dataset", "imagefolder", "--data-dir", "{d}/empty"], "holds no images"),
     "one-class image folder": (["--dataset", "imagefolder", "--data-dir", "{d}/one"], "only one class"),
     "missing config": (["--config", "{d}/none.json"], "config file not found"),
