@@ -20,6 +20,9 @@ OTHER_PAGES = {"job", "run"}  # the Live and Compare pages' parameters, which a 
 _DEFAULTS = RunConfig().to_dict()
 
 
+# What people write for the loss's two knobs, as the formula names them ("T=2&alpha=0.5").
+SHORT_NAMES = {"t": "temperature", "temp": "temperature", "α": "alpha", "a": "alpha"}
+
 def _format(value: Any) -> str:
     if value is None:
         return "none"
@@ -80,7 +83,8 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
         if name in OTHER_PAGES or name in NOT_IN_URL:
             continue
         if name not in fields:  # a misspelt setting would otherwise vanish without a word
-            close = difflib.get_close_matches(name, sorted(fields - NOT_IN_URL), n=1)
+            close = [SHORT_NAMES[name.lower()]] if name.lower() in SHORT_NAMES else \
+                difflib.get_close_matches(name, sorted(fields - NOT_IN_URL), n=1)
             notes.append(f"The link's {name}={text!r} is not a setting and was ignored"
                          + (f" (did you mean {close[0]}?)." if close else "."))
             continue

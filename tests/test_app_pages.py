@@ -312,8 +312,9 @@ def test_distill_config_download_names_the_command_that_repeats_it(engine):
 
 
 def test_distill_bad_link_values_are_explained(engine):
-    at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0, temprature=9, job="x")
+    at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0, temprature=9, job="x", T=2)
     notes = "\n".join(w.value for w in at.warning)
+    assert "T='2' is not a setting and was ignored (did you mean temperature?)" in notes  # the formula's name
     assert "alpha = 1.5 is outside" in notes and "lr='abc' was ignored" in notes
     assert "temprature='9' is not a setting and was ignored (did you mean temperature?)" in notes
     assert "job=" not in notes  # another page's parameter, not a mistake
