@@ -39,8 +39,8 @@ with right:
             job_id = get_manager().submit(RunConfig())
             st.session_state.job_id = job_id
             st.switch_page("pages/live.py", query_params={"job": job_id})
-        st.page_link("pages/distill.py", label="Or set up your own run",
-                     icon=":material/tune:")
+        # Short: a 1024-pixel screen cut "Or set up your own ru…".
+        st.page_link("pages/distill.py", label="Or set up a run", icon=":material/tune:")
 
 # The engine's heavy imports (studio/manager.py), now, while the page is read: done at the click, they
 # held the switch to the Live page back by over a second on a fresh server. The page is already drawn.

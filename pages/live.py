@@ -57,7 +57,7 @@ if st.query_params.get("job") != job_id:
 
 cfg = snap.config
 others = [j for j in manager.jobs() if j.id != job_id]
-head = st.columns([3.6, 2, 1.4], vertical_alignment="bottom")  # wide enough for "Log loss" at 1280 px
+head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · T = {cfg.temperature:g}, "
                  f"α = {cfg.alpha:g} · {fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",

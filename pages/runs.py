@@ -109,14 +109,14 @@ if ss.get("runs_confirm_delete") == run_id:
 # ---- take it away ----------------------------------------------------------------------------------
 st.markdown("**Downloads**")
 has_student = "student_kd" in run["models"]
-d = st.columns(5)
-for col, spec in zip(d, rv.downloads(run_id, run.get("student") or "student")):
+d = st.container(horizontal=True, wrap=True, gap="small")  # buttons as wide as their labels, wrapping
+for spec in rv.downloads(run_id, run.get("student") or "student"):
     needs_student = spec["key"] in ("dl_pt", "dl_safetensors", "dl_onnx")
-    col.download_button(spec["label"], spec["data"], file_name=spec["file_name"], mime=spec["mime"],
-                        key=spec["key"], help=spec["help"] if has_student or not needs_student else
-                        "The distilled student did not finish in this run.",
-                        disabled=needs_student and not has_student, on_click="ignore",
-                        icon=":material/download:", width="stretch")
+    d.download_button(spec["label"], spec["data"], file_name=spec["file_name"], mime=spec["mime"],
+                      key=spec["key"], help=spec["help"] if has_student or not needs_student else
+                      "The distilled student did not finish in this run.",
+                      disabled=needs_student and not has_student, on_click="ignore",
+                      icon=":material/download:", width="content")
 if has_student:
     from distill_core import export
 
