@@ -5,7 +5,7 @@ import streamlit as st
 
 from distill_core.export import file_name
 from studio import fmt
-from studio.charts import bars_figure, confusion_figure
+from studio.charts import bar_figure, confusion_figure
 from studio.compare import comparison_table, headline, latency_table
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
@@ -112,8 +112,12 @@ metrics = [
     ("MFLOPs / image", {r: results[r]["flops"] / 1e6 for r in present if results[r].get("flops")}, "{:.3g}"),
     (f"latency b1 (ms, {h['latency_device']})", lat["b1"], "{:.3g}"),
 ]
-if any(values for _, values, _ in metrics):
-    st.plotly_chart(bars_figure([m for m in metrics if m[1]]), key="bars", config={"displaylogo": False})
+# One small chart a metric, in a row that wraps: five across on a laptop, two by two on a phone.
+bars = st.container(horizontal=True, wrap=True, gap="small", key="metric_bars")
+st.html("<style>.st-key-metric_bars > div { flex: 1 1 0; min-width: 9rem; max-width: 50%; }</style>")
+for title, values, form in metrics:
+    if values:
+        bars.plotly_chart(bar_figure(title, values, form), key=f"bars_{title}", config={"displaylogo": False})
 
 # ---- confusion matrices ---------------------------------------------------------------------------
 st.subheader("Confusion matrices")

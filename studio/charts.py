@@ -8,7 +8,6 @@ import math
 from typing import Optional
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from .style import ROLE_COLOR, ROLE_LABEL, ROLES
 
@@ -155,22 +154,18 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
                       ENDED_EMPTY if ended else "the first point comes at the end of the first epoch")
 
 
-def bars_figure(metrics: list[tuple[str, dict[str, Optional[float]], str]]) -> go.Figure:
-    """Small multiples: one bar chart per metric, three bars (teacher, scratch, distilled) each.
-
-    ``metrics`` holds (title, {role: value}, hover format) triples."""
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[m[0] for m in metrics],
-                        horizontal_spacing=0.06)
-    for col, (_, values, fmt) in enumerate(metrics, start=1):
-        roles = [r for r in ROLES if values.get(r) is not None]
-        fig.add_trace(go.Bar(x=[ROLE_LABEL[r].replace(" student", "<br>student") for r in roles],
-                             y=[values[r] for r in roles], marker_color=[ROLE_COLOR[r] for r in roles],
-                             text=[fmt.format(values[r]) for r in roles], textposition="outside",
-                             cliponaxis=False, hoverinfo="skip", showlegend=False), row=1, col=col)
-    fig.update_layout(margin=dict(l=10, r=10, t=50, b=10), height=330, uirevision="keep", bargap=0.25)
+def bar_figure(title: str, values: dict[str, Optional[float]], fmt: str) -> go.Figure:
+    """One metric, three bars (teacher, scratch, distilled): a small chart of its own, so that the
+    Compare page can wrap them two to a row on a phone (one figure of five subplots could not)."""
+    roles = [r for r in ROLES if values.get(r) is not None]
+    fig = go.Figure(go.Bar(x=[ROLE_LABEL[r].replace(" student", "<br>student") for r in roles],
+                           y=[values[r] for r in roles], marker_color=[ROLE_COLOR[r] for r in roles],
+                           text=[fmt.format(values[r]) for r in roles], textposition="outside", cliponaxis=False,
+                           hoverinfo="skip", showlegend=False))
+    fig.update_layout(title=dict(text=title, x=0.5, xanchor="center", font=dict(size=13)),
+                      margin=dict(l=4, r=4, t=50, b=10), height=330, uirevision="keep", bargap=0.25)
     fig.update_yaxes(showticklabels=False, showgrid=False, rangemode="tozero")
     fig.update_xaxes(tickfont=dict(size=11))
-    fig.update_annotations(font_size=13)
     return fig
 
 
