@@ -73,8 +73,17 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
         "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top, ended=snap.finished),
-        "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished),
+        "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished,
+                                    trained_before=_trained_before(snap)),
     }
+
+
+def _trained_before(snap: JobSnapshot) -> dict[str, float]:
+    """The teacher, when this run did not train it (the cache, a checkpoint): its accuracy."""
+    teacher = snap.entries.get("teacher") or {}
+    if teacher.get("source") in ("cache", "checkpoint") and teacher.get("accuracy") is not None:
+        return {"teacher": float(teacher["accuracy"])}
+    return {}
 
 
 def _longest_phase(snap: JobSnapshot) -> int:

@@ -272,3 +272,27 @@ def test_the_frame_moves_lines_in_place_until_the_chart_changes_shape(js_page):
         return {calls, same: moved.length === 1 && moved[0] === drawn[0], traces: lines("loss").length};
     }""", [few, more, phase])
     assert calls == {"calls": ["react", "animate", "react"], "same": True, "traces": 4}
+
+
+def test_a_teacher_trained_before_is_a_flat_line_that_leaves_the_axis_to_the_students():
+    cached = [{"epoch": e, "val_accuracy": 0.9 + e / 100, "train_accuracy": 0.95} for e in range(1, 7)]
+    student = [{"epoch": 1, "val_accuracy": 0.5, "train_accuracy": 0.4}]
+    spec = accuracy_figure({"teacher": cached, "student_kd": student}, epochs=2, trained_before={"teacher": 0.96})
+    assert spec["layout"]["xaxis"]["range"] == [0, 2]  # not the cached teacher's 6 epochs
+    lines = {t["name"]: t for t in spec["data"]}
+    flat = lines["teacher: val (trained before)"]
+    assert flat["x"] == [0, 2] and flat["y"] == [96.0, 96.0]
+    assert not any(name.startswith("teacher: ") and name != flat["name"] for name in lines)
+
+
+def test_the_feed_draws_a_cached_teacher_as_trained_before():
+    from distill_core.events import RESULT
+    from distill_core.jobs import _Job
+
+    job = _Job("j", RunConfig(epochs=2, teacher_epochs=6), "cpu", "key")
+    history = [{"epoch": e, "val_accuracy": 0.9, "train_accuracy": 0.95} for e in range(1, 7)]
+    job.observe(Event(RESULT, "teacher", {"model": "teacher", "entry": {"source": "cache", "accuracy": 0.96,
+                                                                       "history": history}}))
+    accuracy = live_feed.feed(job.snapshot(None))["accuracy"]
+    assert accuracy["layout"]["xaxis"]["range"] == [0, 2]
+    assert [t["name"] for t in accuracy["data"]] == ["teacher: val (trained before)"]
