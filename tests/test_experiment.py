@@ -211,3 +211,23 @@ def test_after_preload_a_run_on_the_default_data_imports_nothing_heavy(tmp_path)
     heavy = [m for m in modules["in_run"] if m.split(".")[0] in ("sympy", "sklearn", "scipy", "triton")
              or m.startswith("torch._dynamo")]
     assert not heavy, heavy
+
+
+def test_gpu_out_of_memory_is_one_clear_error_and_the_device_is_released(tmp_path, monkeypatch):
+    """What a too-large batch on a GPU does, simulated on the CPU: torch raises OutOfMemoryError
+    from inside training; the run fails with a message saying what to change, and the device's
+    memory is handed back either way."""
+    from distill_core import experiment
+    from distill_core.errors import DeviceError
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    released = []
+    monkeypatch.setattr(experiment, "train_phase", out_of_memory)
+    monkeypatch.setattr(experiment, "release", lambda device: released.append(str(device)))
+    log = EventLog()
+    with pytest.raises(DeviceError, match="ran out of memory with batch size 64; try a smaller batch size"):
+        run_experiment(tiny_config(out=str(tmp_path / "oom"), teacher_source="train"), on_event=log)
+    errors = [e.data for e in log.since(0) if e.kind == ERROR]
+    assert errors == [{"message": errors[0]["message"], "type": "DeviceError"}] and released == ["cpu"]
