@@ -152,12 +152,12 @@ def store(config: RunConfig, state: dict, meta: dict) -> Path:
     return folder / "model.pt"
 
 
-def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None,
-                matching: Optional[RunConfig] = None) -> list[dict]:
+def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None) -> list[dict]:
     """Every cached teacher with its accuracy, for the app's "reuse a teacher" picker.
 
-    With ``dataset``, only those trained on that dataset with the split it has now; with
-    ``matching``, only those that may teach that run (``split_mismatch``).
+    With ``dataset``, only those trained on that dataset with the split it has now. Those of
+    another seed stay listed (with their seed): picking one is refused with the reason
+    (``checkpoint_problem``), which says more than a teacher that silently is not there.
     """
     root = Path(config_dir).expanduser() if config_dir else paths.teacher_cache_dir()
     found = []
@@ -168,8 +168,6 @@ def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None,
             continue
         fields = meta.get("fields", {})
         if dataset is not None and (fields.get("dataset") != dataset or fields.get("split") != _split(dataset)):
-            continue
-        if matching is not None and split_mismatch(meta, matching):
             continue
         found.append({"key": meta.get("key", meta_path.parent.name), "path": str(meta_path.parent / "model.pt"),
                       **fields, "accuracy": meta.get("accuracy"), "best_accuracy": meta.get("best_accuracy")})

@@ -78,7 +78,7 @@ def test_an_image_folder_teacher_is_keyed_by_the_folders_images(tmp_path):
     assert len({first, teacher_cache.teacher_key(config)}) == 2
 
 
-def test_a_cached_teacher_of_another_split_is_refused_and_not_offered(tmp_path):
+def test_a_cached_teacher_of_another_split_is_refused_with_the_reason(tmp_path):
     write_folder(tmp_path / "imgs")
     config = RunConfig(dataset="imagefolder", data_dir=str(tmp_path / "imgs"), cache_dir=str(tmp_path / "cache"))
     path = teacher_cache.store(config, {"w": torch.ones(1)}, {"accuracy": 0.9, "teacher": config.teacher,
@@ -93,8 +93,6 @@ def test_a_cached_teacher_of_another_split_is_refused_and_not_offered(tmp_path):
     bigger = teacher_cache.split_mismatch(meta, config.replace(image_size=48))
     assert "(image size 32 px there, 48 px here): it learnt from pictures of another size" in bigger
     assert teacher_cache.split_mismatch(meta, config.replace(image_size=32)) is None
-    assert [t["path"] for t in teacher_cache.list_cached(str(tmp_path / "cache"), matching=config)] == [str(path)]
-    assert teacher_cache.list_cached(str(tmp_path / "cache"), matching=other_seed) == []
     with pytest.raises(ConfigError, match="trained on other data than this run's.*validation images may have"):
         run_experiment(other_seed.replace(teacher_source="checkpoint", teacher_checkpoint=str(path),
                                           out=str(tmp_path / "run")))
