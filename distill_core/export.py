@@ -399,6 +399,7 @@ def export_onnx(run: Any, path: str | Path, role: str = "student_kd", which: str
         parity_path(path).write_text(json.dumps(report, indent=2))
         if not report["parity"]["ok"]:
             p = report["parity"]
+            path.unlink(missing_ok=True)  # never offered, nor reused by export_bytes: the report stays
             raise DistillError(f"the ONNX export of {run.arch(role)} does not match PyTorch: max logit difference "
                                f"{p['max_abs_logit_diff']:.2e} (tolerance {tolerance:.0e}), "
                                f"{p['top1_mismatches']} top-1 mismatches on {p['images']} images")
@@ -482,6 +483,9 @@ def export_bytes(ref: Any, fmt: str, role: str = "student_kd", which: str = "las
     if fmt == "pt":
         return run.checkpoint(role, which).read_bytes(), name, MIME[fmt]
     path = run.dir / "exports" / name
-    if not (path.is_file() and path.stat().st_mtime >= run.checkpoint(role, which).stat().st_mtime):
+    fresh = path.is_file() and path.stat().st_mtime >= run.checkpoint(role, which).stat().st_mtime
+    if fmt == "onnx":  # and it passed its check (a file from before failed ones were removed may not have)
+        fresh = fresh and ((_read_json(parity_path(path)) or {}).get("parity") or {}).get("ok") is True
+    if not fresh:
         export_run(run, fmt, path, role, which, store=store)
     return path.read_bytes(), name, MIME[fmt]

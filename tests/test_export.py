@@ -170,3 +170,12 @@ def test_a_missing_optional_package_is_one_line_not_a_traceback(tiny, tmp_path, 
     with pytest.raises(DistillError, match="ONNX export needs the onnx package"):
         export.export_onnx(run_dir, tmp_path / "s.onnx")
     assert main(["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "c.onnx")]) == 2
+
+
+def test_an_onnx_export_that_fails_its_check_is_not_left_to_download(tiny, tmp_path, monkeypatch):
+    _, _, run_dir = tiny
+    monkeypatch.setattr(export, "onnx_parity", lambda *a, **k: {"ok": False, "max_abs_logit_diff": 1.0,
+                                                                 "top1_mismatches": 7, "images": 360})
+    with pytest.raises(DistillError, match="does not match PyTorch"):
+        export.export_onnx(run_dir, tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists() and (tmp_path / "bad.parity.json").is_file()
