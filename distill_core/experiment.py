@@ -18,7 +18,7 @@ import torch
 from . import paths, teacher_cache
 from .checkpoints import check_fits, load_into, save_state_dict
 from .config import RunConfig, validate
-from .datasets import DataRequest, ImageData, load_dataset
+from .datasets import DataRequest, ImageData, image_files, load_dataset
 from .device import release, resolve_device
 from .errors import Cancelled, CheckpointError, ConfigError, DeviceError, DistillError
 from .events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
@@ -59,6 +59,15 @@ def out_dir_for(config: RunConfig, run_id: str) -> Path:
         raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
                           "folder in the runs folder")
     return writable_folder(out_dir, "output folder")
+
+
+def preflight(config: RunConfig) -> None:
+    """What can be refused before a run has a row in the run store or a folder: the device it
+    asks for, and an image folder that is missing, empty or of one class. (The run checks them
+    again; a refused CLI run then leaves nothing behind.)"""
+    resolve_device(config.device)
+    if config.dataset == "imagefolder" and config.data_dir:
+        image_files(Path(config.data_dir).expanduser())
 
 
 def writable_folder(folder: Path, what: str) -> Path:
@@ -151,7 +160,9 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
 
     Returns the results dict (also written as results.json). Its "status" is "done", or
     "cancelled" when ``stop`` was set, keeping the models that finished. A user error raises
-    ``DistillError`` after an ERROR event; the app and CLI show its message.
+    ``DistillError``: at once when the config, the output folder or the teacher's data are
+    refused (nothing has started), after an ERROR event when it is found while the run goes on
+    (a device, a dataset, a checkpoint, a diverging loss). The app and CLI show its message.
     """
     validate(config)
     check_teacher_data(config)
@@ -163,7 +174,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
                                "started_at": started, "artifacts": {"dir": str(out_dir)}}
-    device = torch.device("cpu")
+    device, data = torch.device("cpu"), None
     threads = torch.get_num_threads()  # restored at the end: the app's worker thread runs the next job too
     try:
         if config.num_threads:
@@ -183,7 +194,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     except Cancelled:
         results["status"] = "cancelled"
     except torch.cuda.OutOfMemoryError:
-        err = DeviceError(f"the GPU ran out of memory with batch size {config.batch_size}; "
+        err = DeviceError(f"the GPU ran out of memory (batch size {config.batch_size}); "
                           "try a smaller batch size or smaller models")
         emit(Event(ERROR, None, {"message": str(err), "type": type(err).__name__}))
         raise err from None
@@ -191,6 +202,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         emit(Event(ERROR, None, {"message": str(exc), "type": type(exc).__name__}))
         raise
     finally:
+        data = None  # the dataset on the device goes before its memory is handed back
         release(device)
         torch.set_num_threads(threads)
     results["finished_at"] = time.time()

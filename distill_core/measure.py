@@ -81,6 +81,15 @@ def _input_dtype(model: nn.Module) -> torch.dtype:
     return torch.float32
 
 
+def _example(model: nn.Module, batch: int, input_shape: tuple, device: torch.device) -> torch.Tensor:
+    """A random batch in the model's dtype and memory layout: a channels_last model fed NCHW
+    images converts them in every timed call, which serving it would not do."""
+    x = torch.randn((int(batch), *input_shape), device=device, dtype=_input_dtype(model))
+    channels_last = any(p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+                        for p in model.parameters())
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def _ratio(num, den) -> Optional[float]:
     """num / den, or None where either is missing or the denominator is not positive."""
     if num is None or den is None:
@@ -181,8 +190,7 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
         stack.enter_context(torch.inference_mode())
         threads = torch.get_num_threads()
         for b in batch_sizes:
-            runs = {name: _forward(model, torch.randn((int(b), *input_shape), device=device,
-                                                      dtype=_input_dtype(model)), device)
+            runs = {name: _forward(model, _example(model, b, input_shape, device), device)
                     for name, model in models.items()}
             for name, row in time_in_turn(runs, repeats, warmup, budget_s, between_rounds).items():
                 out[name][f"batch_{int(b)}"] = row

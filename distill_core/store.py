@@ -691,7 +691,7 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
     comes, and the returned results are stored. An exception marks it "failed" (Ctrl-C:
     "interrupted") and is raised again. The app's job runner and the CLI both go through here.
     """
-    from .experiment import new_run_id, out_dir_for
+    from .experiment import new_run_id, out_dir_for, preflight
 
     if runner is None:
         from .experiment import run_experiment as runner
@@ -709,6 +709,7 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         if owners and (Path(config.out).expanduser() / "config.json").exists():
             raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete "
                               f"that run first (python -m distill_core runs --delete {rid})")
+        preflight(config)
         out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
     except BaseException as exc:
         # An app job is listed as failed, whether or not the manager's "queued" row got there

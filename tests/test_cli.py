@@ -275,8 +275,9 @@ def test_bad_input_is_one_error_line_and_exit_2(case, capsys, tmp_path):
     assert code == 2
     assert err.startswith("error: ") and expected in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    if case == "sparsity checked before the run":
+    if case in ("sparsity checked before the run", "cuda with none", "empty image folder", "one-class image folder"):
         assert not (tmp_path / "out").exists()  # refused before the run began
+        assert RunStore().runs_frame().empty  # and no "failed" run left in the store
     if with_exit:  # argparse's own errors name the command whose --help explains the flags
         assert err.strip().endswith("(see `python -m distill_core run --help`)"), err
 

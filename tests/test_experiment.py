@@ -227,7 +227,7 @@ def test_gpu_out_of_memory_is_one_clear_error_and_the_device_is_released(tmp_pat
     monkeypatch.setattr(experiment, "train_phase", out_of_memory)
     monkeypatch.setattr(experiment, "release", lambda device: released.append(str(device)))
     log = EventLog()
-    with pytest.raises(DeviceError, match="ran out of memory with batch size 64; try a smaller batch size"):
+    with pytest.raises(DeviceError, match=r"ran out of memory \(batch size 64\); try a smaller batch size"):
         run_experiment(tiny_config(out=str(tmp_path / "oom"), teacher_source="train"), on_event=log)
     errors = [e.data for e in log.since(0) if e.kind == ERROR]
     assert errors == [{"message": errors[0]["message"], "type": "DeviceError"}] and released == ["cpu"]

@@ -162,6 +162,17 @@ class Logged(Counted):
         return super().forward(x)
 
 
+def test_timed_inputs_come_in_the_models_memory_layout():
+    """A channels_last model (the engine's default) timed on NCHW images would convert them in
+    every timed call; a plain model keeps plain inputs."""
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)).eval()
+    fast = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)).eval().to(memory_format=torch.channels_last)
+    cpu = torch.device("cpu")
+    assert measure._example(plain, 2, (3, 8, 8), cpu).is_contiguous()
+    x = measure._example(fast, 2, (3, 8, 8), cpu)
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def test_measure_latencies_times_compared_models_in_turn():
     log = []
     models = {"a": Logged("a", log), "b": Logged("b", log), "c": Logged("c", log)}
