@@ -118,7 +118,7 @@ class RunConfig:
 def problems(config: RunConfig) -> list[str]:
     """Every reason this config cannot run, as sentences a user can act on.
 
-    The app shows these inline and keeps Start disabled; the CLI prints the first.
+    The app shows these inline and keeps Start disabled; the CLI prints them all on one line.
     Checks that need a file or the network (checkpoints, downloads) happen later, in the run.
     """
     from .datasets import DATASETS
