@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device import release
 from .errors import DistillError, first_line
 from .files import write_atomic
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
@@ -68,7 +69,8 @@ def prune_model(model: nn.Module, sparsity: float) -> tuple[nn.Module, dict]:
     from torch.nn.utils import prune
 
     check_sparsity(sparsity)
-    pruned = copy.deepcopy(model).float().eval()
+    # contiguous: torch's global pruning views all weights as one vector, which channels_last refuses
+    pruned = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
     targets = _prunable(pruned)
     if not targets:
         raise DistillError("the model has no conv or linear weights to prune")
@@ -206,10 +208,14 @@ def compression_rows(run: Any, roles: Sequence[str] = DEFAULT_ROLES, sparsity: f
     threads = int(num_threads or _run_threads(run) or torch.get_num_threads())
     work = run.dir / "exports" / "compressed"
     rows: list[dict] = []
-    with _threads(threads):
-        for role in roles:
-            _measure_role(run, role, data, dev, shape, batches, repeats, threads, variants, sparsity,
-                          calibration_images, work, rows, say)
+    try:
+        with _threads(threads):
+            for role in roles:
+                _measure_role(run, role, data, dev, shape, batches, repeats, threads, variants, sparsity,
+                              calibration_images, work, rows, say)
+    finally:
+        data = None  # the page's thread keeps no GPU memory once it has measured
+        release(dev)
     if save:
         save_rows(run, rows, {"sparsity": sparsity, "calibration_images": calibration_images, "roles": list(roles),
                               "threads": threads}, store)
@@ -268,6 +274,8 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
     timed: dict[str, nn.Module] = {}
     say(f"{role}: fp32")
     model = model.to(dev)
+    if run.config.channels_last:  # as the run itself timed it: the fp32 row is the run's model
+        model = model.to(memory_format=torch.channels_last)
     fp32 = row("fp32", "torch", size_bytes=saved_bytes(model), accuracy=evaluate(model, data.to(dev), dev)["accuracy"],
                latency_ms=None, notes="as trained; size of the torch.save state_dict")
     timed["fp32"] = model
@@ -290,6 +298,8 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
         say(f"{role}: pruned to {sparsity:.0%}")
         pruned, stats = prune_model(model, sparsity)
         pruned = pruned.to(dev)
+        if run.config.channels_last:
+            pruned = pruned.to(memory_format=torch.channels_last)
         name = f"pruned-{round(100 * sparsity)}%"
         row(name, "torch", size_bytes=saved_bytes(pruned), size_kind="dense file",
             size_sparse_bytes=stats["size_sparse_bytes"], sparsity=stats["sparsity"],

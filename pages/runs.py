@@ -123,7 +123,8 @@ if has_student:
     report = export.onnx_report(run_id, store=store)
     if report:
         st.caption("ONNX: " + rv.parity_text(report))
-    elif st.button("Check the ONNX export with onnxruntime", key="runs_onnx_check", icon=":material/fact_check:"):
+    elif st.button("Check the ONNX export with onnxruntime", key="runs_onnx_check", icon=":material/fact_check:",
+                   disabled=(busy := rv.busy_note()) is not None, help=busy):
         with st.spinner("Exporting the student and running it on the validation split…"):
             try:
                 report = export.export_run(run_id, "onnx", store=store)

@@ -84,3 +84,16 @@ def stored_results(run_id: str) -> Optional[dict]:
         return RunStore().results(run_id)  # opened so: a run whose process is gone reads "interrupted"
     except DistillError:
         return None
+
+
+def busy_note() -> Optional[str]:
+    """Why measuring now would mislead, while a run trains on this server; None when none does.
+
+    Compression and the ONNX check run in the page's thread, beside the job queue: their timings
+    would measure the training as much as the model, they take its cores, and on a GPU the two
+    could run out of memory together."""
+    running = [j for j in get_manager().jobs() if j.status == "running"]
+    if not running:
+        return None
+    return (f"Run {running[0].id} is training on this server: timings taken now would measure it as much as "
+            "the models, and slow it down. Measure once it has finished.")

@@ -19,6 +19,7 @@ from distill_core.measure import large_batch_key
 from distill_core.store import ACTIVE, RunStore
 
 from . import fmt
+from .runs import busy_note
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 COMPARE_PAGE = PAGES / "compare.py"  # absolute paths: st.switch_page matches them to app.py's pages
@@ -333,9 +334,11 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
     k1, k2 = st.columns([2, 1], vertical_alignment="bottom")
     sparsity = k1.slider("Pruning sparsity", 0.1, 0.9, 0.5, 0.1, key=f"{key}_sparsity",
                          help="Share of conv and linear weights set to zero (global L1 magnitude pruning)")
+    busy = busy_note()
     if k2.button("Measure fp16, int8 and pruned", key=f"{key}_run", icon=":material/compress:", width="stretch",
-                 help="Half precision and magnitude pruning in PyTorch; int8 static quantisation of the ONNX export "
-                      "with onnxruntime, calibrated on training images. Takes a while for big models."):
+                 disabled=busy is not None,
+                 help=busy or "Half precision and magnitude pruning in PyTorch; int8 static quantisation of the ONNX "
+                              "export with onnxruntime, calibrated on training images. Takes a while for big models."):
         with st.spinner("Quantising, pruning and timing…"):
             try:
                 compress.compression_rows(run, sparsity=sparsity, store=store)
@@ -353,4 +356,4 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
                    f"{when(saved.get('created_at'))}, apart from the run's own timing: compare each row with "
                    "the fp32 row of the same model here, not with the run's table (a busy machine moves both).")
     else:
-        st.caption("Not measured yet for this run.")
+        st.caption("Not measured yet for this run." + (f" {busy}" if busy else ""))

@@ -728,3 +728,21 @@ def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run)
     assert "Faster, batch 1 (GPU)" in [m.label for m in at.metric]
     # latencies without "in_turn", as runs recorded before the models were timed in turn: said so
     assert "each model timed on its own, one after the other" in texts(at)
+
+
+def test_compare_waits_to_measure_while_a_run_trains(engine, finished_run):
+    """Compression runs in the page's thread, beside the job queue: while a run trains, its
+    timings would measure the training, so the button waits."""
+    folder, results = finished_run
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    at = page("pages/compare.py", run=results["run_id"])
+    assert not at.button(key="compare_compress_run").disabled
+    job = manager().submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    at = page("pages/compare.py", run=results["run_id"])
+    button = at.button(key="compare_compress_run")
+    assert button.disabled and f"Run {job} is training on this server" in button.proto.help
+    engine.release.set()
+    manager().wait(job, timeout=10)
+    at.run()
+    assert not at.button(key="compare_compress_run").disabled

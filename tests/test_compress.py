@@ -146,3 +146,20 @@ def test_a_deleted_run_is_not_written_back(rows, tmp_path):
     with pytest.raises(DistillError, match="no folder any more"):
         compress.compression_rows(gone, repeats=5)
     assert not (tmp_path / "deleted").exists()
+
+
+def test_torch_rows_are_timed_as_the_run_timed_its_models(rows, monkeypatch):
+    """channels_last, the run's default: an fp32 row timed in another layout would differ from
+    the run's own table for a reason that is not the machine's load."""
+    _, results, run_dir = rows
+    assert results["config"]["channels_last"]
+    seen = {}
+
+    def capture(models, *args, **kwargs):
+        seen.update({name: any(p.dim() == 4 and not p.is_contiguous() for p in m.parameters())
+                     for name, m in models.items()})
+        return {}
+
+    monkeypatch.setattr(compress, "measure_latencies", capture)
+    compress.compression_rows(run_dir, roles=("student_kd",), variants=("fp32", "pruned"), repeats=5, save=False)
+    assert seen and all(seen.values()), seen
