@@ -79,9 +79,9 @@ def writable_folder(folder: Path, what: str) -> Path:
     return folder
 
 
-# Models draw their initial weights from torch's global generator, and the app runs one job per
-# device at once (a CPU job beside a GPU job): builds take turns, so two seeded builds never
-# interleave their draws.
+# Models draw their initial weights from torch's global generator. The app runs one job at a time,
+# but run_experiment may be called from several threads of one process: builds take turns, so
+# two seeded builds never interleave their draws.
 _BUILD_LOCK = threading.Lock()
 
 
@@ -296,8 +296,9 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # 2. and 3. the same student, from scratch and distilled; nothing differs but the teacher
     students = {}
     # Built once and copied: the two students start from the very same weights whatever else draws
-    # from the global generator meanwhile (another job's dropout does). Each then trains from the
-    # same generator state, so a student with dropout draws the same masks in both.
+    # from the global generator meanwhile. Each then trains from the same generator state, so a
+    # student with dropout draws the same masks in both, as long as nothing else in the process
+    # draws from it while they train (the app's job manager runs one job at a time for that).
     initial = build_model(config.student, data, config, device, config.seed)
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
     for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):

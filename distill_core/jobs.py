@@ -1,13 +1,15 @@
-"""Background runs for the app: a FIFO queue and one worker thread per device.
+"""Background runs for the app: a FIFO queue and one worker thread.
 
 Streamlit reruns a page script on every click, in a thread per browser session. A training run
 has to outlive those reruns, survive a page refresh and be visible from every tab, so runs live
 here, in one ``JobManager`` per server process, and pages only ever read copies of their state
 (``JobSnapshot``). Nothing here imports Streamlit, so the manager is tested on its own.
 
-Threads: the manager is the only owner of threads. Each device ("cpu", "cuda", ...) gets one
-worker that runs one job at a time; two jobs on the same device would only slow each other down
-(and could run a GPU out of memory). Locks guard dict and list updates only and are never held
+Threads: the manager is the only owner of threads. One worker runs one job at a time, whatever
+its device. Two jobs on one device would only slow each other down (and could run a GPU out of
+memory); a CPU job beside a GPU job would share torch's global random generators, so a student's
+dropout masks would differ between its scratch and its distilled run (the comparison would no
+longer be fair), and its CPU timings would measure the other job too. Locks guard dict and list updates only and are never held
 while a model trains: the engine reports through an observer that takes the lock for a few
 assignments, and pages copy what they need under the same lock.
 
@@ -78,7 +80,7 @@ def new_job_id() -> str:
 
 
 def queue_key(config: RunConfig) -> str:
-    """The device a job will hold, so that one job runs per device; "auto" resolves here."""
+    """The device a job will hold ("auto" resolved), as its snapshot shows it."""
     if config.device != "auto":
         return str(config.device)
     try:
@@ -105,7 +107,7 @@ class JobSnapshot:
 
     id: str
     config: RunConfig
-    device: str  # the queue it waits in
+    device: str  # the device it runs on
     status: str
     queue_position: Optional[int]  # 1 = next to run; None unless queued
     message: str
@@ -277,7 +279,7 @@ class _Worker:
 
 
 class JobManager:
-    """Accepts run configs, runs them one per device in submission order, and reports on them.
+    """Accepts run configs, runs them one at a time in submission order, and reports on them.
 
     ``submit`` never starts a duplicate: a config identical to one queued or running returns
     that job's id, so a double click or a second tab pressing Start joins the existing run.
@@ -294,7 +296,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._jobs: dict[str, _Job] = {}  # insertion order = submission order
-        self._workers: dict[str, _Worker] = {}
+        self._worker: Optional[_Worker] = None  # the one queue and its thread, started with the first job
         self._closed = False
         self._ids = itertools.count()
         self._publish, self._publish_every = publish, publish_every
@@ -318,11 +320,10 @@ class JobManager:
             while job_id in self._jobs:  # two submits within one second could share a run id
                 job_id = f"{new_job_id()}-{next(self._ids)}"
             self._jobs[job_id] = _Job(job_id, config, device, key)
-            worker = self._workers.get(device)
+            worker = self._worker
             if worker is None:
-                thread = threading.Thread(target=self._work, args=(device,), name=f"distill-worker-{device}",
-                                          daemon=True)
-                worker = self._workers[device] = _Worker(thread)
+                thread = threading.Thread(target=self._work, name="distill-worker", daemon=True)
+                worker = self._worker = _Worker(thread)
                 thread.start()
             if self._publish is not None and self._publisher is None:
                 self._publisher = threading.Thread(target=self._publish_loop, name="distill-publisher", daemon=True)
@@ -345,7 +346,7 @@ class JobManager:
                 return False
             with job.lock:
                 if job.status == QUEUED:
-                    worker = self._workers.get(job.device)
+                    worker = self._worker
                     if worker and job_id in worker.queue:
                         worker.queue.remove(job_id)
                     job.status, job.message, job.finished_at = CANCELLED, "cancelled before it started", time.time()
@@ -403,7 +404,7 @@ class JobManager:
             self.cancel(job_id)
         with self._lock:
             self._wake.notify_all()
-            threads = [w.thread for w in self._workers.values()] + [t for t in (self._publisher,) if t]
+            threads = [t for t in (self._worker and self._worker.thread, self._publisher) if t]
         deadline = time.time() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.time()))
@@ -412,7 +413,7 @@ class JobManager:
     def _position(self, job: _Job) -> Optional[int]:
         if job.status != QUEUED:
             return None
-        worker = self._workers.get(job.device)
+        worker = self._worker
         try:
             return worker.queue.index(job.id) + 1 if worker else None
         except ValueError:
@@ -433,10 +434,10 @@ class JobManager:
         for job in finished[: max(0, len(finished) - self._keep_finished)]:
             del self._jobs[job.id]
 
-    def _work(self, device: str) -> None:
+    def _work(self) -> None:
         while True:
             with self._lock:
-                worker = self._workers[device]
+                worker = self._worker
                 while not worker.queue and not self._closed:
                     self._wake.wait()
                 if self._closed and not worker.queue:

@@ -68,7 +68,7 @@ log_scale = head[2].toggle("Log loss", key="log_loss",
 if others:
     with st.expander(f"Other runs on this server ({len(others)})"):
         for other in others[:20]:
-            place = f", place {other.queue_position} in the {other.device} queue" if other.queue_position else ""
+            place = f", place {other.queue_position} in the queue" if other.queue_position else ""
             st.page_link("pages/live.py", label=f"{other.id} · {other.config.dataset} · {other.config.teacher} → "
                                                 f"{other.config.student} · {other.status}{place}",
                          query_params={"job": other.id})
@@ -101,7 +101,7 @@ def live_parts() -> None:
                       width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
 
     if now.status == "queued":
-        st.info(f"Waiting for the {now.device}: place {now.queue_position} in the queue. It starts by itself "
+        st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue. It starts by itself "
                 "when the runs before it finish.", icon=":material/schedule:")
     if now.status == "failed":
         st.error(f"The run failed: {now.error}", icon=":material/error:")

@@ -45,7 +45,7 @@ def progress_label(snap: JobSnapshot) -> str:
     if snap.phase:
         label = f"Phase {snap.phase_index + 1} of {snap.phase_total}: {PHASE_LABEL.get(snap.phase, snap.phase)}"
         return f"{label} · epoch {min(snap.epoch + 1, snap.epochs)} of {snap.epochs}" if snap.epochs else label
-    return "Waiting for the device" if snap.status == "queued" else "Loading the data"
+    return "Waiting for the runs before it" if snap.status == "queued" else "Loading the data"
 
 
 def run_seconds(snap: JobSnapshot) -> float:

@@ -99,13 +99,15 @@ def test_identical_config_joins_the_running_job(manager, gate):
     assert first not in [j.id for j in manager.jobs()] and not manager.forget(first)
 
 
-def test_one_job_per_device_fifo_with_queue_positions(manager, gate):
+def test_one_job_at_a_time_fifo_with_queue_positions(manager, gate):
     a = manager.submit(TINY)
     assert gate.started.wait(5)
-    b = manager.submit(TINY.replace(seed=1))
+    # another device waits too: a CPU job beside a GPU job would share torch's random generators
+    b = manager.submit(TINY.replace(seed=1, device="cuda"))
     c = manager.submit(TINY.replace(seed=2))
     assert manager.snapshot(a).status == RUNNING
-    assert (manager.snapshot(b).status, manager.snapshot(b).queue_position) == (QUEUED, 1)
+    assert (manager.snapshot(b).status, manager.snapshot(b).queue_position, manager.snapshot(b).device) == \
+        (QUEUED, 1, "cuda")
     assert manager.snapshot(c).queue_position == 2
     assert manager.current().id == a
     assert manager.cancel(b)  # a queued job leaves the queue at once

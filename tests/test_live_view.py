@@ -143,7 +143,7 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
         # Published every 0.05 s: a feed written before the first job left the queue said place 2.
         wait_for(lambda: (live_feed.feed_folder() / f"{second}.json").exists()
                  and read_feed(second)["stage"] == "queued|1")
-        assert read_feed(second)["label"] == "Waiting for the device"
+        assert read_feed(second)["label"] == "Waiting for the runs before it"
         wait_for(lambda: read_feed(first)["label"] == "Phase 1 of 3: teacher · epoch 2 of 2")
         running = read_feed(first)
         assert running["stage"] == "running|None"
