@@ -6,6 +6,7 @@
     python -m distill_core compress RUN_ID [--sparsity 0.5]
     python -m distill_core models [--dataset NAME]
     python -m distill_core datasets
+    python -m distill_core methods
 
 Every run is recorded in the run store (``runs.db`` in DISTILL_STUDIO_HOME), shared with the app.
 

@@ -168,6 +168,8 @@ def problems(config: RunConfig) -> list[str]:
             check(v >= 1, f"{name} must be at least 1, got {v}")
             check(name != "batch_size" or v != 1, "batch_size must be at least 2: BatchNorm cannot normalise "
                                                   "a batch of one image")
+            check(name != "latency_batch" or v != 1, "latency_batch must be at least 2: batch 1 is always timed, "
+                                                     "this is the larger batch beside it")
             if name.endswith("epochs"):
                 check(v <= MAX_EPOCHS, f"{name} must be at most {MAX_EPOCHS:,}, got {v:g}")
     lr = number("lr")

@@ -7,13 +7,16 @@ stall training.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
+log = logging.getLogger(__name__)
+
 # kinds
-STATUS = "status"  # data: {"status": "running"|"done"|"failed"|"cancelled", "message": str}
+STATUS = "status"  # data: {"status": "running"|"done"|"cancelled", "message": str}; a failure is an ERROR
 PHASE = "phase"  # data: {"phase": ..., "index": i, "total": n, "epochs": e}; a phase begins
 STEP = "step"  # data: {"epoch", "step", "steps", "loss", "progress"}, "images_per_s" once measured; throttled
 EPOCH = "epoch"  # data: one history row (trainer.train_phase's history) plus "progress"
@@ -63,7 +66,7 @@ def fan_out(*observers: Optional[Observer]) -> Observer:
         for observer in live:
             try:
                 observer(event)
-            except Exception:  # an observer's bug must not cost the user their run
-                pass
+            except Exception:  # an observer's bug must not cost the user their run, but is logged
+                log.exception("observer %r failed on a %s event", observer, event.kind)
 
     return emit

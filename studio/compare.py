@@ -118,10 +118,13 @@ def latency_table(results: dict) -> dict[str, Any]:
                                   "before that."}
     missing = {"CPU", "GPU"} - kinds
     # Runs from before the models were timed in turn have no "in_turn": they were timed one after the other.
-    measured = (results.get("teacher") or {}).get("latency_ms") or {}
+    teacher = results.get("teacher") or {}
+    measured = teacher.get("latency_ms") or {}
     in_turn = (measured.get("in_turn") or 1) > 1
     how = "the three models timed in turn" if in_turn else "each model timed on its own, one after the other"
-    threads = f" with {fmt.things(int(measured['threads']), 'CPU thread')}" if measured.get("threads") else ""
+    # The thread count is the CPU timings': on a GPU run those are latency_ms_cpu's.
+    on_cpu = measured if _kind(measured.get("device")) == "CPU" else teacher.get("latency_ms_cpu") or {}
+    threads = f" with {fmt.things(int(on_cpu['threads']), 'CPU thread')}" if on_cpu.get("threads") else ""
     note = f"Latency: median of timed forward passes after warm-up{threads}, {how}."
     if missing == {"GPU"}:
         note += " No GPU numbers: this run was measured on the CPU."

@@ -716,6 +716,7 @@ def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run)
     gpu.update(run_id="20250101-000002-gpu", device="cuda")
     for role in ("teacher", "student_scratch", "student_kd"):
         gpu[role]["latency_ms_cpu"] = dict(gpu[role]["latency_ms"])
+        gpu[role]["latency_ms_cpu"]["threads"] = 3
         gpu[role]["latency_ms"] = {"batch_1": {"median": 0.5, "p90": 0.6}, "batch_64": {"median": 0.9, "p90": 1.0},
                                    "device": "cuda:0", "threads": 2}
     target = paths.runs_dir() / gpu["run_id"]
@@ -728,6 +729,7 @@ def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run)
     assert "Faster, batch 1 (GPU)" in [m.label for m in at.metric]
     # latencies without "in_turn", as runs recorded before the models were timed in turn: said so
     assert "each model timed on its own, one after the other" in texts(at)
+    assert "with 3 CPU threads" in texts(at)  # the CPU timings' threads, not the GPU measurement's
 
 
 def test_compare_waits_to_measure_while_a_run_trains(engine, finished_run):

@@ -224,6 +224,7 @@ BAD = {
     "epochs huge": (["--teacher-epochs", "1000000000000", "--lr", "0"], "teacher_epochs must be at most 10,000"),
     "batch 0": (["--batch-size", "0"], "batch_size must be at least 1"),
     "batch 1": (["--batch-size", "1"], "batch_size must be at least 2"),  # BatchNorm on a 1x1 map fails
+    "latency batch 1": (["--latency-batch", "1"], "latency_batch must be at least 2: batch 1 is always timed"),
     "lr 0": (["--lr", "0"], "learning rate must be > 0"),
     "lr not a number": (["--lr", "fast"], "invalid float value"),
     "other class count": (["--teacher-checkpoint", "{d}/c100.pt"], "is for 100 classes, but this dataset has 10"),
