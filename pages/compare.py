@@ -74,7 +74,7 @@ h = headline(results)
 row = st.container(horizontal=True, wrap=True, gap="small", key="headline_cards")
 # Equal shares of the row, none narrower than its number: four across on a wide page, two by two
 # on a 1024-pixel laptop (Streamlit's key classes are its documented hook for such CSS).
-st.html("<style>.st-key-headline_cards > div { flex: 1 1 0; min-width: 12.5rem; }</style>")
+st.html("<style>.st-key-headline_cards > div { flex: 1 1 0; min-width: 11.5rem; }</style>")
 row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stretch",
            help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",

@@ -75,7 +75,8 @@ with left:
         found = cached_teachers(dataset, (ss.get(W + "data_dir") or "") if dataset == "imagefolder" else None)
         paths_ = [t["path"] for t in found]
         labels = {t["path"]: f"{t.get('teacher')}  ·  {fmt.percent(t.get('accuracy'))} val  ·  "
-                             f"{t.get('epochs')} epochs, lr {t.get('lr')}, seed {t.get('seed')}" for t in found}
+                             f"{fmt.things(t.get('epochs') or 0, 'epoch')}, lr {t.get('lr')}, seed {t.get('seed')}"
+                  for t in found}
         if ss.get(W + "cached") not in paths_:
             ss[W + "cached"] = paths_[0] if paths_ else None
         if found:

@@ -160,7 +160,9 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
     xs, ys = _points(data)
     bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
     yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
-    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=_x_range(xs, epochs), dtick=1), yaxis,
+    x_range = _x_range(xs, epochs)  # whole epochs, at most about ten ticks: 60 labels smeared into one
+    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=x_range,
+                                             dtick=max(1, math.ceil(x_range[1] / 10))), yaxis,
                       ENDED_EMPTY if ended else "the first point comes at the end of the first epoch")
 
 

@@ -208,7 +208,9 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
     elif config.dataset == "imagefolder":
         listing = folder_listing_of(config.data_dir)
         if listing is None:
-            found.append(f"The image folder {config.data_dir} does not exist on this server.")
+            found.append(f"The image folder {config.data_dir} is a file, not a folder." if
+                         Path(config.data_dir).expanduser().is_file() else
+                         f"The image folder {config.data_dir} does not exist on this server.")
         else:
             problem = image_folder_problem(listing, config.data_dir, config.val_fraction)
             if problem:  # no images, one class: said before Start, not after the run fails

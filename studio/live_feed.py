@@ -60,8 +60,9 @@ def feed(snap: JobSnapshot) -> dict:
     """The document the frame draws. Loss curves are unsmoothed: each viewer smooths its own."""
     running = snap.status == "running"
     x_top = _longest_phase(snap)
+    before = _trained_before(snap)
     steps = sum(len(v) for v in snap.steps.values())
-    epochs = sum(len(v) for v in snap.history.values())
+    epochs = sum(len(v) for role, v in snap.history.items() if role not in before)  # this run's epochs only
     return {
         "stage": stage(snap),
         "finished": snap.finished,
@@ -74,7 +75,7 @@ def feed(snap: JobSnapshot) -> dict:
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
         "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top, ended=snap.finished),
         "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished,
-                                    trained_before=_trained_before(snap)),
+                                    trained_before=before),
     }
 
 

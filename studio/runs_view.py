@@ -27,8 +27,10 @@ DISTILL_PAGE = PAGES / "distill.py"
 
 MODEL_LABEL = {"student_kd": "distilled student", "student_scratch": "scratch student", "teacher": "teacher"}
 MODEL_DASH = {"student_kd": "solid", "student_scratch": "dash", "teacher": "dot"}
-PALETTE = ("#12A37F", "#5B5BD6", "#E8873A", "#D6409F", "#0090FF", "#8E4EC6", "#AD7F58", "#E5484D", "#6E56CF",
-           "#30A46C")
+# One colour a run, none of them a role's (teacher blue, scratch orange, distilled green): with
+# those, two runs read as a teacher and a student. The dash says the model.
+PALETTE = ("#D6409F", "#0090FF", "#8E4EC6", "#AD7F58", "#E5484D", "#00A2C7", "#6E56CF", "#978365", "#F76B15",
+           "#29A383")
 # What a table shows for a number it does not have (a run without a distilled student, a variant not
 # timed): Streamlit's default is a grey "None", a Python word.
 MISSING = fmt.DASH
@@ -76,7 +78,7 @@ def column_config() -> dict:
         "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
         # Set widths on the short columns: sized to their headers' defaults, the accuracies
         # scrolled out of sight on a 1280-pixel laptop.
-        "T": cc.NumberColumn("T", format="%.1f", width=48, help="Softmax temperature"),
+        "T": cc.NumberColumn("T", format="%g", width=48, help="Softmax temperature"),  # 0.25, not 0.3
         "alpha": cc.NumberColumn("α", format="%.2f", width=52, help="Weight of the soft-target (KD) term"),
         "epochs": cc.NumberColumn("Epochs", format="%d", width=62, help="Student epochs (scratch and KD alike)"),
         "method": cc.TextColumn("Method"),

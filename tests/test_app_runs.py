@@ -236,3 +236,7 @@ def test_the_overlay_ticks_whole_epochs(two_runs):
 
     fig = rv.curves_figure(two_runs, ["20260101-090000-aaaa"], ["student_kd"], {})
     assert fig.data and fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tick0 == 1
+    # a run's colour is no role's: two runs in teacher blue and distilled green read as teacher and student
+    from studio.style import ROLE_COLOR
+    assert not set(rv.PALETTE) & set(ROLE_COLOR.values())
+    assert rv.column_config()["T"]["type_config"]["format"] == "%g"  # T 0.25 is not 0.3

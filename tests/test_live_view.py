@@ -293,6 +293,13 @@ def test_the_feed_draws_a_cached_teacher_as_trained_before():
     history = [{"epoch": e, "val_accuracy": 0.9, "train_accuracy": 0.95} for e in range(1, 7)]
     job.observe(Event(RESULT, "teacher", {"model": "teacher", "entry": {"source": "cache", "accuracy": 0.96,
                                                                        "history": history}}))
-    accuracy = live_feed.feed(job.snapshot(None))["accuracy"]
-    assert accuracy["layout"]["xaxis"]["range"] == [0, 2]
-    assert [t["name"] for t in accuracy["data"]] == ["teacher: val (trained before)"]
+    feed = live_feed.feed(job.snapshot(None))
+    assert feed["accuracy"]["layout"]["xaxis"]["range"] == [0, 2]
+    assert [t["name"] for t in feed["accuracy"]["data"]] == ["teacher: val (trained before)"]
+    assert "0 epochs logged" in feed["caption"]  # not the cached teacher's six
+
+
+def test_a_long_run_ticks_about_ten_epochs_not_each():
+    rows = [{"epoch": e, "val_accuracy": 0.5} for e in range(1, 61)]
+    assert accuracy_figure({"student_kd": rows}, epochs=60)["layout"]["xaxis"]["dtick"] == 6
+    assert accuracy_figure({"student_kd": rows[:3]}, epochs=8)["layout"]["xaxis"]["dtick"] == 1
