@@ -169,7 +169,9 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                                          parts.kd.detach() * k, (logits.argmax(1) == hard).sum().float()])
                 seen += xb.shape[0]
                 now = time.perf_counter()
-                if now - last_event >= STEP_EVENT_SECONDS:
+                # Throttled, but the epoch's last step always reports: a short epoch (digits takes
+                # a fraction of a second) gave a whole phase one loss point, and no curve.
+                if now - last_event >= STEP_EVENT_SECONDS or seen >= used:
                     last_event = now
                     done = (epoch - 1 + seen / used) / epochs
                     emit(Event(STEP, phase, {

@@ -162,6 +162,10 @@ def test_events_report_progress(digits):
     assert [e.data["epoch"] for e in epochs] == [1, 2]
     assert epochs[-1].data["progress"] == pytest.approx(1.0)
     assert all(e.phase == "student_scratch" for e in log.since(0) if e.kind in (EPOCH, STEP))
+    # each epoch's last step reports, however short the epoch (a curve, not one point a phase)
+    ends = [(e.data["epoch"], e.data["step"]) for e in log.since(0) if e.kind == STEP]
+    last = ends[-1][1]  # the number of an epoch's last step
+    assert (1, last) in ends and (2, last) in ends
 
 
 def test_distillation_data_modes_train(digits, monkeypatch):
