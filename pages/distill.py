@@ -90,15 +90,22 @@ with left:
         if uploaded is not None and ss.get("uploaded_id") != uploaded.file_id:  # save once, not every rerun
             ss.uploaded_path = str(save_upload(uploaded.name, uploaded.getvalue()))
             ss.uploaded_name, ss.uploaded_id = uploaded.name, uploaded.file_id
-        elif uploaded is None and ss.get("uploaded_id"):  # the user removed the file
-            ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
         if ss.get("uploaded_path"):
             stored = ss.uploaded_path.rsplit("/", 1)[-1]
             name = ss.get("uploaded_name") or stored
-            upload_error = check_teacher_file_cached(ss.uploaded_path, ss[W + "teacher"], dataset)
+            upload_error = check_teacher_file_cached(ss.uploaded_path, ss[W + "teacher"], dataset, classes=(
+                folder_classes(ss.get(W + "data_dir")) if dataset == "imagefolder" else None))
             upload_error = upload_error and upload_error.replace(stored, name)
             if upload_error is None:
                 st.success(f"{name} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
+            # The file stays chosen when the uploader is empty (another teacher mode, another page
+            # and back: the widget forgets, the upload was lost); forgetting it is a click.
+            if uploaded is None:
+                u1, u2 = st.columns([3, 1], vertical_alignment="center")
+                u1.caption(f"Using {name}, uploaded earlier. Upload another file to replace it.")
+                if u2.button("Forget it", key="forget_upload", width="stretch"):
+                    ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
+                    st.rerun()
 
     st.selectbox("Student model", opts["student"], key=W + "student")
     boxes = {"data": st.container()}

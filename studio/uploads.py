@@ -48,20 +48,35 @@ def on_this_server(path: Optional[str]) -> bool:
 
 
 @st.cache_data(show_spinner="Checking the checkpoint…", max_entries=32)
-def check_teacher_file_cached(path: str, arch: str, dataset: str, image_size: Optional[int] = None) -> Optional[str]:
+def check_teacher_file_cached(path: str, arch: str, dataset: str, image_size: Optional[int] = None,
+                              classes: Optional[int] = None) -> Optional[str]:
     # Uploads are content-addressed, so a path always names the same bytes.
-    return check_teacher_file(path, arch, dataset, image_size)
+    return check_teacher_file(path, arch, dataset, image_size, classes)
 
 
-def check_teacher_file(path: str | Path, arch: str, dataset: str, image_size: Optional[int] = None) -> Optional[str]:
-    """None when the file is a state_dict of ``arch`` for this dataset, else why it is not."""
+def check_teacher_file(path: str | Path, arch: str, dataset: str, image_size: Optional[int] = None,
+                       classes: Optional[int] = None) -> Optional[str]:
+    """None when the file is a state_dict of ``arch`` for this dataset, else why it is not.
+
+    An image folder's class count comes from its listing (``classes``); whether its pictures
+    are grey is known only once the run reads them, so a teacher for either fits here."""
     from distill_core.models import create_model
 
-    channels, size, classes, exact = input_spec(dataset, image_size)
+    channels, size, count, exact = input_spec(dataset, image_size)
+    candidates = [channels] if exact else [3, 1] if classes else []
+    count = classes or count
     try:
         state = read_state_dict(path)
-        if exact:  # an image folder's class count is unknown until the run reads it
-            check_fits(state, create_model(arch, channels, classes, size), arch, classes, Path(path).name)
+        errors = []
+        for ch in candidates:
+            try:
+                check_fits(state, create_model(arch, ch, count, size), arch, count, Path(path).name)
+                break
+            except DistillError as exc:
+                errors.append(exc)
+        else:
+            if errors:
+                raise errors[0]
     except DistillError as exc:
         return fmt.sentence(str(exc).replace(str(path), Path(path).name))
     except Exception as exc:  # noqa: BLE001 - a model factory refusing the shape, say

@@ -404,6 +404,35 @@ def test_upload_check_reports_a_wrong_checkpoint(tmp_path):
     junk = save_upload("junk.pt", b"not a checkpoint")
     said = check_teacher_file(junk, "cnn_small", "digits")
     assert said.startswith("Checkpoint ") and "junk.pt is not a PyTorch file" in said and said.endswith(".")
+    # an image folder of 3 classes (its listing says so); grey or colour is known only at the run
+    for name, state in (("rgb10.pt", create_model("cnn_small", 3, 10, 32).state_dict()),
+                        ("grey3.pt", create_model("cnn_small", 1, 3, 32).state_dict())):
+        torch.save(state, tmp_path / name)
+    rgb10 = save_upload("rgb10.pt", (tmp_path / "rgb10.pt").read_bytes())
+    assert "is for 10 classes, but this dataset has 3" in check_teacher_file(rgb10, "cnn_small", "imagefolder",
+                                                                             classes=3)
+    grey3 = save_upload("grey3.pt", (tmp_path / "grey3.pt").read_bytes())
+    assert check_teacher_file(grey3, "cnn_small", "imagefolder", classes=3) is None
+
+
+def test_an_upload_stays_chosen_until_forgotten(engine, tmp_path):
+    import torch
+
+    from distill_core.models import create_model
+    from studio.uploads import save_upload
+
+    torch.save(create_model("cnn_large", 1, 10, 8).state_dict(), tmp_path / "mine.pt")
+    at = page("pages/distill.py", dataset="digits")
+    at.session_state["uploaded_path"] = str(save_upload("mine.pt", (tmp_path / "mine.pt").read_bytes()))
+    at.session_state["uploaded_name"] = "mine.pt"
+    at.radio(key="cfg_teacher_mode").set_value("upload").run()
+    assert any("mine.pt fits cnn_large on digits" in m.value for m in at.success)
+    at.radio(key="cfg_teacher_mode").set_value("train").run()  # the uploader leaves the page...
+    at.radio(key="cfg_teacher_mode").set_value("upload").run()  # ...and comes back empty
+    assert any("mine.pt fits" in m.value for m in at.success) and not start_button(at).disabled
+    assert "Using mine.pt, uploaded earlier" in texts(at)
+    at.button(key="forget_upload").click().run()
+    assert any("Upload the teacher's state_dict" in e.value for e in at.error) and start_button(at).disabled
 
 
 # ---- Live ----------------------------------------------------------------------------------------
