@@ -63,9 +63,15 @@ if results.get("status") in ("cancelled", "interrupted"):
     st.warning(f"This run was {why}: only the models that finished before that are shown. Latencies are "
                "timed after all three have trained, so the speed-up needs a finished run.",
                icon=":material/block:")
+TEACHER_FROM = {"train": "trained in this run", "cache": "from the cache (an earlier run with the same recipe)",
+                "checkpoint": "a given checkpoint"}
+teacher_from = TEACHER_FROM.get((results.get("teacher") or {}).get("source"))
+skipped = (results.get("dataset") or {}).get("source", "")
 st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "
            f"{fmt.things(cfg.get('epochs') or 0, 'student epoch')} · device {results.get('device', '?')} · "
-           f"{fmt.duration(results.get('seconds'))} in all")
+           f"{fmt.duration(results.get('seconds'))} in all" + (f" · teacher {teacher_from}" if teacher_from else ""))
+if "skipped" in skipped:  # an image folder's unreadable files: the run left them out
+    st.caption(f"Data: {skipped}")
 
 # ---- headline -------------------------------------------------------------------------------------
 h = headline(results)

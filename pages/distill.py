@@ -7,7 +7,7 @@ from distill_core.datasets import DATASETS
 from distill_core.models import MODELS
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, options, sync_url
+    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
@@ -71,6 +71,7 @@ with left:
         t2.checkbox("Reuse if cached", key=W + "reuse",
                     help="A teacher trained before with exactly this model, data, recipe and seed is loaded "
                          "instead of trained again.")
+        boxes_reuse = st.empty()  # filled below, once the whole config is known
     elif mode == "cached":
         found = cached_teachers(dataset, (ss.get(W + "data_dir") or "") if dataset == "imagefolder" else None)
         paths_ = [t["path"] for t in found]
@@ -113,6 +114,9 @@ with left:
         boxes["folder"] = boxes_folder
 
 config = collect()
+if mode == "train" and (reused := reused_teacher(config)):
+    boxes_reuse.caption(f"A {config.teacher} trained with this recipe is cached "
+                        f"({fmt.percent(reused.get('accuracy'))} val): it is reused, so only the students train.")
 
 with right:
     st.subheader("Size and cost")

@@ -130,20 +130,21 @@ def round_top(value: float) -> float:
 
 
 def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = None, ended: bool = False,
-                    trained_before: Optional[dict[str, float]] = None) -> dict:
+                    trained_before: Optional[dict[str, tuple[float, str]]] = None) -> dict:
     """Train (dashed) and validation (solid) accuracy of the three models, on shared axes.
 
     Fixed ranges, as in ``loss_figure``: x up to ``epochs``, y from a multiple of 10 below the
     lowest accuracy to 100 %, so a new epoch moves the lines without a full redraw.
 
-    ``trained_before`` ({role: validation accuracy, 0..1}): models this run did not train (a
-    cached or uploaded teacher), drawn as a flat line at their accuracy. Their old curves would
+    ``trained_before`` ({role: (validation accuracy 0..1, where from: "cache" or "checkpoint")}):
+    models this run did not train, drawn as a flat line at their accuracy. Their old curves would
     stretch the x axis to their own epochs: with a 6-epoch teacher from the cache, a 2-epoch
     student was squeezed into the chart's left third."""
     data = []
-    for role, accuracy in (trained_before or {}).items():
+    for role, (accuracy, source) in (trained_before or {}).items():
         top = max(epochs or 0, 1)
-        data.append(_line([0, top], [100 * accuracy] * 2, f"{ROLE_LABEL[role]}: val (trained before)", role,
+        where = {"cache": "from the cache", "checkpoint": "uploaded"}.get(source, "trained before")
+        data.append(_line([0, top], [100 * accuracy] * 2, f"{ROLE_LABEL[role]}: val ({where})", role,
                           ROLE_COLOR[role], 2, "dot", hover="%{y:.1f} %"))
     for role in ROLES:
         rows = history.get(role) or []

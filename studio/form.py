@@ -65,6 +65,19 @@ def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
     return found
 
 
+def reused_teacher(config: RunConfig) -> Optional[dict]:
+    """The cached teacher a "train now, reuse if cached" run will load instead of training, or
+    None: said before Start, so that a run that trains only its students is no surprise."""
+    if config.teacher_source != "auto":
+        return None
+    try:
+        path = teacher_cache.cache_root(config) / teacher_cache.teacher_key(config) / "model.pt"
+    except Exception:  # noqa: BLE001 - a config the page already calls invalid has no key
+        return None
+    meta = teacher_cache.meta_for(path) if path.is_file() else None
+    return meta if meta and meta.get("teacher") == config.teacher else None
+
+
 def teacher_mode_of(config: dict) -> str:
     if config.get("teacher_source") != "checkpoint":
         return "train"
@@ -164,9 +177,13 @@ def collect() -> RunConfig:
                      None)
         if entry:
             values["teacher"] = entry.get("teacher", values["teacher"])
+            if isinstance(entry.get("epochs"), int):  # what the reused teacher trained for, as recorded
+                values["teacher_epochs"] = entry["epochs"]
     else:
         values["teacher_source"] = "checkpoint"
         values["teacher_checkpoint"] = ss.get("uploaded_path")
+    if mode != "train" and not (isinstance(values["teacher_epochs"], int) and values["teacher_epochs"] >= 1):
+        values["teacher_epochs"] = RunConfig.teacher_epochs  # its field is disabled: it must not block Start
     config = RunConfig(**values)
     ss.draft = config.to_dict()
     return config

@@ -79,11 +79,11 @@ def feed(snap: JobSnapshot) -> dict:
     }
 
 
-def _trained_before(snap: JobSnapshot) -> dict[str, float]:
-    """The teacher, when this run did not train it (the cache, a checkpoint): its accuracy."""
+def _trained_before(snap: JobSnapshot) -> dict[str, tuple[float, str]]:
+    """The teacher, when this run did not train it: its accuracy, and where it came from."""
     teacher = snap.entries.get("teacher") or {}
     if teacher.get("source") in ("cache", "checkpoint") and teacher.get("accuracy") is not None:
-        return {"teacher": float(teacher["accuracy"])}
+        return {"teacher": (float(teacher["accuracy"]), teacher["source"])}
     return {}
 
 

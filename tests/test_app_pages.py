@@ -579,6 +579,7 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     kd = results["comparison"]["kd_vs_teacher"]
     assert cards["Smaller file"].startswith(f"{kd['smaller_x']:.1f}")
     assert "smaller** (its checkpoint file)" in texts(at)  # 124x is the file; the params ratio differs
+    assert "· teacher trained in this run" in texts(at)  # or from the cache, or a given checkpoint
     assert "Distilled student (last epoch, state_dict)" in [b.label for b in at.get("download_button")]
     assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} pts"
     # The table's digits reproduce the headline's ratios (0.02 MB for a student would not).
@@ -714,7 +715,13 @@ def test_kd_gain_card_gives_a_verdict_only_outside_the_noise(real_manager, finis
 def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finished_run):
     folder, results = finished_run
     shutil.copytree(folder.parent / "teachers", paths.teacher_cache_dir())
-    at = page("pages/distill.py", dataset="digits")
+    # "Train now" with the recipe of the cached teacher says, before Start, that it is reused
+    at = page("pages/distill.py", dataset="digits", teacher="cnn_small", teacher_epochs=TINY["teacher_epochs"])
+    assert f"A cnn_small trained with this recipe is cached ({100 * results['teacher']['accuracy']:.1f} % val)" \
+        in texts(at)
+    at.number_input(key="cfg_teacher_epochs").set_value(TINY["teacher_epochs"] + 1).run()
+    assert "is cached" not in texts(at)  # another recipe: this teacher trains
+    at.number_input(key="cfg_teacher_epochs").set_value(0).run()  # then the field is disabled below
     at.radio(key="cfg_teacher_mode").set_value("cached").run()
     choice = at.selectbox(key="cfg_cached")
     label = choice.options[0]  # as the user reads it
@@ -724,6 +731,7 @@ def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finish
     cfg = manager().jobs()[0].config
     assert cfg.teacher_source == "checkpoint" and cfg.teacher == "cnn_small"
     assert Path(cfg.teacher_checkpoint).is_relative_to(paths.teacher_cache_dir())
+    assert cfg.teacher_epochs == TINY["teacher_epochs"]  # the reused teacher's, not the disabled field's 0
 
 
 def test_compare_shows_the_test_set_beside_validation_where_there_is_one(real_manager, finished_run):

@@ -277,10 +277,11 @@ def test_the_frame_moves_lines_in_place_until_the_chart_changes_shape(js_page):
 def test_a_teacher_trained_before_is_a_flat_line_that_leaves_the_axis_to_the_students():
     cached = [{"epoch": e, "val_accuracy": 0.9 + e / 100, "train_accuracy": 0.95} for e in range(1, 7)]
     student = [{"epoch": 1, "val_accuracy": 0.5, "train_accuracy": 0.4}]
-    spec = accuracy_figure({"teacher": cached, "student_kd": student}, epochs=2, trained_before={"teacher": 0.96})
+    spec = accuracy_figure({"teacher": cached, "student_kd": student}, epochs=2,
+                           trained_before={"teacher": (0.96, "cache")})
     assert spec["layout"]["xaxis"]["range"] == [0, 2]  # not the cached teacher's 6 epochs
     lines = {t["name"]: t for t in spec["data"]}
-    flat = lines["teacher: val (trained before)"]
+    flat = lines["teacher: val (from the cache)"]
     assert flat["x"] == [0, 2] and flat["y"] == [96.0, 96.0]
     assert not any(name.startswith("teacher: ") and name != flat["name"] for name in lines)
 
@@ -295,7 +296,7 @@ def test_the_feed_draws_a_cached_teacher_as_trained_before():
                                                                        "history": history}}))
     feed = live_feed.feed(job.snapshot(None))
     assert feed["accuracy"]["layout"]["xaxis"]["range"] == [0, 2]
-    assert [t["name"] for t in feed["accuracy"]["data"]] == ["teacher: val (trained before)"]
+    assert [t["name"] for t in feed["accuracy"]["data"]] == ["teacher: val (from the cache)"]
     assert "0 epochs logged" in feed["caption"]  # not the cached teacher's six
 
 
