@@ -33,11 +33,11 @@ ss = st.session_state
 opts = options()
 
 st.title("Distill")
-top = st.columns([1.5, 1.1, 2.4], vertical_alignment="center")
-for col, (name, preset) in zip(top, PRESETS.items()):
-    col.button(preset.label, key=f"preset_{name}", on_click=apply_preset, args=(name,), help=preset.help,
-               icon=":material/bolt:", width="stretch")
-top[2].caption("The address bar holds this whole setup: copy the link to share it or come back to it.")
+top = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # buttons as wide as their labels
+for name, preset in PRESETS.items():
+    top.button(preset.label, key=f"preset_{name}", on_click=apply_preset, args=(name,), help=preset.help,
+               icon=":material/bolt:", width="content")
+top.caption("The address bar holds this whole setup: copy the link to share it or come back to it.")
 for note in ss.get("form_notes", []):
     st.warning(note, icon=":material/link:")
 
@@ -66,9 +66,8 @@ with left:
     mode = ss[W + "teacher_mode"]
     upload_error = None
     if mode == "train":
-        t1, t2 = st.columns([3, 2], vertical_alignment="bottom")
-        t1.selectbox("Teacher model", opts["teacher"], key=W + "teacher")
-        t2.checkbox("Reuse if cached", key=W + "reuse",
+        st.selectbox("Teacher model", opts["teacher"], key=W + "teacher")
+        st.checkbox("Reuse if cached", key=W + "reuse",  # its own row: beside the model it read "Reus…" at 1024 px
                     help="A teacher trained before with exactly this model, data, recipe and seed is loaded "
                          "instead of trained again.")
         boxes_reuse = st.empty()  # filled below, once the whole config is known
@@ -124,10 +123,13 @@ with right:
     classes = (folder_classes(config.data_dir) or classes) if config.dataset == "imagefolder" else classes
     cards = {role: model_card(arch, channels, size, classes)
              for role, arch in (("teacher", config.teacher), ("student", config.student))}
-    c1, c2 = st.columns(2)
-    for col, role, arch in ((c1, "teacher", config.teacher), (c2, "student", config.student)):
+    # Side by side where they fit, one above the other where not: two columns of a 1024-pixel
+    # screen cut "3.5 MB" to "3.5…".
+    pair = st.container(horizontal=True, wrap=True, gap="small", key="size_cards")
+    st.html("<style>.st-key-size_cards > div { flex: 1 1 0; min-width: 10.5rem; }</style>")
+    for role, arch in (("teacher", config.teacher), ("student", config.student)):
         card = cards[role]
-        with col.container(border=True):
+        with pair.container(border=True):
             st.markdown(f"**{role.capitalize()}: `{arch}`**")
             st.caption(MODELS.meta(arch).get("family", "") if arch in MODELS else "")
             if "error" in card:
