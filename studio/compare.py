@@ -126,6 +126,9 @@ def latency_table(results: dict) -> dict[str, Any]:
     on_cpu = measured if _kind(measured.get("device")) == "CPU" else teacher.get("latency_ms_cpu") or {}
     threads = f" with {fmt.things(int(on_cpu['threads']), 'CPU thread')}" if on_cpu.get("threads") else ""
     note = f"Latency: median of timed forward passes after warm-up{threads}, {how}."
+    if in_turn:  # what a stakeholder should know before quoting "5x faster"
+        note += (" On a machine doing other work, one run's timings can differ from the next by 10-20 %; "
+                 "the ratios between models timed in turn move less.")
     if missing == {"GPU"}:
         note += " No GPU numbers: this run was measured on the CPU."
     elif missing == {"CPU"}:
