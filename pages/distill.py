@@ -7,7 +7,7 @@ from distill_core.datasets import DATASETS
 from distill_core.models import MODELS
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url
+    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
@@ -221,7 +221,7 @@ st.divider()
 found = blocking_problems(config, upload_error)
 for section, problems_here in by_section(found).items():
     for problem in problems_here:
-        boxes.get(section, boxes["data"]).error(problem, icon=":material/error:")
+        boxes.get(section, boxes["data"]).error(worded(problem), icon=":material/error:")
 if note := batch_note(config):
     boxes["recipe"].warning(note, icon=":material/warning:")
 manager = get_manager()

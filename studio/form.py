@@ -312,6 +312,21 @@ SECTION_WORDS = {  # which part of the page a problem belongs to, by the words i
 }
 
 
+# The engine names config fields ("teacher_epochs must be at least 1"); the page names its widgets.
+FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", "batch_size": "Batch size",
+                "learning rate": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
+                "seed": "Seed", "temperature T": "Temperature T", "latency_batch": "Latency batch",
+                "latency_repeats": "Latency repeats"}
+
+
+def worded(problem: str) -> str:
+    """A problem as the page says it: its widget's label for the field it starts with, a sentence."""
+    for field, label in FIELD_LABELS.items():
+        if problem.startswith(field + " "):
+            return fmt.sentence(label + problem[len(field):])
+    return fmt.sentence(problem)
+
+
 def by_section(found: list[str]) -> dict[str, list[str]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
     out: dict[str, list[str]] = {"data": [], "folder": [], "loss": [], "recipe": [], "device": []}

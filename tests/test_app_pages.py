@@ -174,10 +174,11 @@ def test_distill_has_every_widget_and_model_cards(engine):
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("cfg_temperature", 0.0, "temperature T must be > 0"),
-    ("cfg_epochs", 0, "epochs must be at least 1"),
-    ("cfg_batch_size", 0, "batch_size must be at least 1"),
-    ("cfg_lr", -0.1, "learning rate must be > 0"),
+    ("cfg_temperature", 0.0, "Temperature T must be > 0"),  # the widgets' names, not the config's
+    ("cfg_epochs", 0, "Student epochs must be at least 1"),
+    ("cfg_teacher_epochs", 0, "Teacher epochs must be at least 1"),
+    ("cfg_batch_size", 0, "Batch size must be at least 1"),
+    ("cfg_lr", -0.1, "Learning rate must be > 0"),
 ])
 def test_distill_bad_values_explain_and_disable_start(engine, key, value, message):
     at = page("pages/distill.py")
