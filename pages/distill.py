@@ -1,13 +1,14 @@
 """Distill: choose the data, the teacher, the student and the recipe, then start a run."""
 import streamlit as st
 
-from distill_core import describe_devices, resolve_device
+from distill_core import describe_devices, paths, resolve_device
 from distill_core.cli import repeat_command
 from distill_core.datasets import DATASETS
 from distill_core.models import MODELS
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded
+    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
+    folder_summary
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
@@ -51,12 +52,14 @@ with left:
     dataset = ss[W + "dataset"]
     meta = DATASETS.meta(dataset)
     if not meta.get("offline"):
-        st.caption(f":material/cloud_download: {meta.get('source')}. Place the files in the data folder "
-                   "beforehand on a machine without network.")
+        st.caption(f":material/cloud_download: {meta.get('source')}. On a machine without network, place its "
+                   f"files in `{paths.data_dir()}` beforehand.")
     if dataset == "imagefolder":
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
         boxes_folder = st.container()  # its problems show here, under the field
+        if summary := folder_summary(ss.get(W + "data_dir")):
+            st.caption(summary)
         f1, f2 = st.columns(2)
         f1.number_input("Image size (pixels, square)", min_value=8, max_value=256, step=8, key=W + "image_size",
                         help="Every picture is resized to this before training.")

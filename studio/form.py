@@ -265,6 +265,23 @@ def folder_listing_of(data_dir: Optional[str]) -> dict[str, int] | str | None:
     return folder_listing(str(folder), _folder_stamp(folder))
 
 
+def folder_summary(data_dir: Optional[str]) -> Optional[str]:
+    """What the run will read from an image folder: its classes with their image counts, and the
+    sub-folders it leaves out for holding no images (they were dropped without a word)."""
+    listing = folder_listing_of(data_dir)
+    if not isinstance(listing, dict):
+        return None
+    folder = Path(data_dir).expanduser()
+    empty = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and d.name not in listing)
+    shown = ", ".join(f"{name} ({count})" for name, count in list(listing.items())[:12])
+    more = f" and {len(listing) - 12} more" if len(listing) > 12 else ""
+    text = f"{len(listing)} classes, {fmt.things(sum(listing.values()), 'image')}: {shown}{more}."  # 2 or more
+    if empty:
+        text += f" Left out, with no images: {', '.join(empty)}."
+    return text
+
+
 def image_folder_problem(listing: dict[str, int] | str, folder: str, val_fraction: float = 0.2) -> Optional[str]:
     """Why this image folder cannot train, or None (no images, one class, too few to split)."""
     if isinstance(listing, str):

@@ -215,8 +215,10 @@ def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine,
     for name in ("cats", "dogs"):
         for i in (1, 2):
             Image.new("L", (8, 8)).save(tmp_path / "one" / name / f"{i}.png")
+    (tmp_path / "one" / "birds").mkdir()  # a class folder with nothing in it: left out, and said so
     at.run()
     assert not at.error and not start_button(at).disabled
+    assert "2 classes, 6 images: cats (3), dogs (3). Left out, with no images: birds." in texts(at)
 
 
 def write_image_folder(root, classes, per_class: int = 3, mode: str = "L") -> None:
