@@ -20,6 +20,7 @@ require_app()
 ss = st.session_state
 st.title("Compare")
 
+
 runs = list_runs()
 ids = [r["run_id"] for r in runs]
 labels = {r["run_id"]: r["label"] for r in runs}
@@ -72,6 +73,12 @@ st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg
            f"{fmt.duration(results.get('seconds'))} in all" + (f" · teacher {teacher_from}" if teacher_from else ""))
 if "skipped" in skipped:  # an image folder's unreadable files: the run left them out
     st.caption(f"Data: {skipped}")
+class_names = (results.get("dataset") or {}).get("class_names") or []
+teacher_acc, n_classes = (results.get("teacher") or {}).get("accuracy"), len(class_names) or None
+if teacher_acc is not None and n_classes and teacher_acc < 1.5 / n_classes:
+    # An untrained or mismatched checkpoint: distilling from it measures nothing worth a headline.
+    st.warning(f"The teacher is at chance level ({fmt.percent(teacher_acc)} on {n_classes} classes): it has "
+               "nothing to teach. Was its checkpoint trained, and on this data?", icon=":material/warning:")
 
 # ---- headline -------------------------------------------------------------------------------------
 h = headline(results)
@@ -127,7 +134,6 @@ for title, values, form in metrics:
 
 # ---- confusion matrices ---------------------------------------------------------------------------
 st.subheader("Confusion matrices")
-class_names = (results.get("dataset") or {}).get("class_names") or []
 st.caption("Validation split, last epoch. Each row is a true class; its cells are the share of that class's "
            "images (%) given each predicted class, so the diagonal is the per-class accuracy.")
 cols = st.columns(max(1, len(present)))

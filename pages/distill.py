@@ -97,7 +97,7 @@ with left:
             ss.uploaded_name, ss.uploaded_id = uploaded.name, uploaded.file_id
         if ss.get("uploaded_path"):
             stored = ss.uploaded_path.rsplit("/", 1)[-1]
-            name = ss.get("uploaded_name") or stored
+            name = ss.get("uploaded_name") or stored.split("-", 1)[-1]  # stored as <content hash>-<its name>
             upload_error = check_teacher_file_cached(ss.uploaded_path, ss[W + "teacher"], dataset, classes=(
                 folder_classes(ss.get(W + "data_dir")) if dataset == "imagefolder" else None))
             upload_error = upload_error and upload_error.replace(stored, name)

@@ -313,7 +313,7 @@ def compression_column_config(rows: list[dict]) -> dict:
 def describe(run: dict) -> str:
     cfg = run.get("config") or {}
     parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
-             f"T = {cfg.get('temperature')}", f"α = {cfg.get('alpha')}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
+             f"T = {cfg.get('temperature'):g}", f"α = {cfg.get('alpha'):g}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
              f"method {cfg.get('method')}", f"from the {run.get('source') or '?'}"]
     return " · ".join(parts)
 

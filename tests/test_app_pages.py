@@ -788,3 +788,20 @@ def test_compare_waits_to_measure_while_a_run_trains(engine, finished_run):
     manager().wait(job, timeout=10)
     at.run()
     assert not at.button(key="compare_compress_run").disabled
+
+
+def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
+    """An untrained or mismatched uploaded teacher: its run is no evidence for distillation."""
+    folder, results = finished_run
+    untrained = json.loads(json.dumps(results))
+    untrained["run_id"] = "20250101-000007-chance"
+    untrained["teacher"].update(accuracy=0.1, source="checkpoint")
+    target = paths.runs_dir() / untrained["run_id"]
+    shutil.copytree(folder, target)
+    (target / "results.json").write_text(json.dumps(untrained))
+    at = page("pages/compare.py", run=untrained["run_id"])
+    assert any("The teacher is at chance level (10.0 % on 10 classes)" in w.value for w in at.warning)
+    assert "teacher a given checkpoint" in texts(at)
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    at = page("pages/compare.py", run=results["run_id"])
+    assert not any("chance level" in w.value for w in at.warning)
