@@ -46,6 +46,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: GPU kernels run behind the Python that launched them,
+    so a clock read without this measures the launches, not the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def release(device: torch.device | str) -> None:
     """Give memory back when a job ends, fails or is cancelled: first the Python objects still
     holding tensors (reference cycles), then the GPU allocator's cached blocks."""

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .datasets import ImageData
+from .device import synchronize
 
 FLOPS_UNIT = "FLOPs"  # 2 per multiply-add; MACs = FLOPs / 2
 
@@ -64,14 +65,6 @@ def _device(device) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     return device
-
-
-def _sync(device: torch.device) -> None:
-    # Kernels run asynchronously on GPUs: without this the clock measures only the launch.
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _input_dtype(model: nn.Module) -> torch.dtype:
@@ -204,7 +197,7 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
 def _forward(model: nn.Module, x: torch.Tensor, device: torch.device) -> Callable[[], None]:
     def run() -> None:
         model(x)
-        _sync(device)  # kernels run asynchronously on GPUs: without this the clock sees only the launch
+        synchronize(device)
     return run
 
 

@@ -26,6 +26,7 @@ import torch.nn as nn
 from .augment import distill_transform, standard_augment
 from .config import RunConfig
 from .datasets import ImageData
+from .device import synchronize
 from .errors import Cancelled, TrainingDiverged
 from .events import EPOCH, STEP, Event, Observer
 from .methods import DistillMethod
@@ -179,7 +180,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                         "loss": float(parts.total.detach()), "ce": float(parts.ce.detach()),
                         "kd": float(parts.kd.detach()), "progress": progress(done), "phase_progress": done,
                         **({"images_per_s": speed} if speed is not None else {})}))
-            _sync(device)  # a GPU runs behind the Python loop: count the work, not its queueing
+            synchronize(device)  # the speed counts the work done, not the work queued on a GPU
             speed = seen / max(1e-9, time.perf_counter() - started)
         train_seconds = time.perf_counter() - started
         loss, ce, kd, correct = (sums / seen).tolist()
@@ -195,11 +196,6 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         if not math.isfinite(loss):  # NaN weights teach nothing and learn nothing more: say so now
             raise diverged(phase, epoch, loss, config, teacher is not None)
     return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def check_stop(stop: Optional[threading.Event]) -> None:

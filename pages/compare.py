@@ -9,6 +9,7 @@ from studio.charts import bar_figure, confusion_figure
 from studio.compare import comparison_table, headline, latency_table
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
+from studio.layout import wrapping_row
 from studio.nav import require_app
 from studio.runs import list_runs, load_results, stored_results
 from studio.style import ROLE_COLOR, ROLE_LABEL, ROLES
@@ -84,10 +85,7 @@ if teacher_acc is not None and n_classes and teacher_acc < 1.5 / n_classes:
 h = headline(results)
 # A row that wraps: four columns cut labels and numbers ("-3.1…") on a 1024-pixel screen. Short
 # labels and "pts"; the sentence below says it in full.
-row = st.container(horizontal=True, wrap=True, gap="small", key="headline_cards")
-# Equal shares of the row, none narrower than its number: four across on a wide page, two by two
-# on a 1024-pixel laptop (Streamlit's key classes are its documented hook for such CSS).
-st.html("<style>.st-key-headline_cards > div { flex: 1 1 0; min-width: 11.5rem; }</style>")
+row = wrapping_row("headline_cards", 11.5)  # four across at 1280 px, two by two at 1024
 row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stretch",
            help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
@@ -126,8 +124,7 @@ metrics = [
     (f"latency b1 (ms, {h['latency_device']})", lat["b1"], "{:.3g}"),
 ]
 # One small chart a metric, in a row that wraps: five across on a laptop, two by two on a phone.
-bars = st.container(horizontal=True, wrap=True, gap="small", key="metric_bars")
-st.html("<style>.st-key-metric_bars > div { flex: 1 1 0; min-width: 9rem; max-width: 50%; }</style>")
+bars = wrapping_row("metric_bars", 9, max_share=0.5)
 for title, values, form in metrics:
     if values:
         bars.plotly_chart(bar_figure(title, values, form), key=f"bars_{title}", config={"displaylogo": False})

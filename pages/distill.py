@@ -9,6 +9,7 @@ from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
     batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
     folder_summary
+from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
@@ -130,8 +131,7 @@ with right:
              for role, arch in (("teacher", config.teacher), ("student", config.student))}
     # Side by side where they fit, one above the other where not: two columns of a 1024-pixel
     # screen cut "3.5 MB" to "3.5…".
-    pair = st.container(horizontal=True, wrap=True, gap="small", key="size_cards")
-    st.html("<style>.st-key-size_cards > div { flex: 1 1 0; min-width: 10.5rem; }</style>")
+    pair = wrapping_row("size_cards", 10.5)
     for role, arch in (("teacher", config.teacher), ("student", config.student)):
         card = cards[role]
         with pair.container(border=True):
