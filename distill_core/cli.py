@@ -54,7 +54,7 @@ RUN_FLAGS = [
     ("--teacher-source", "teacher_source", str, "auto (cache or train), train, or checkpoint"),
     ("--cache-dir", "cache_dir", str, "teacher cache folder"),
     ("--latency-batch", "latency_batch", int, "the larger latency batch"),
-    ("--latency-repeats", "latency_repeats", int, "timed repetitions per latency batch (at least 5 are timed)"),
+    ("--latency-repeats", "latency_repeats", int, "timed repetitions per latency batch (at least 5)"),
     ("--out", "out", str, "output folder (default: the runs folder in DISTILL_STUDIO_HOME)"),
 ]
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import MIN_LATENCY_REPEATS
 from .device import release
 from .errors import DistillError, first_line
 from .files import write_atomic
@@ -232,8 +233,9 @@ def check_settings(sparsity: float, calibration_images: int, repeats: Optional[i
     check_sparsity(sparsity)
     if calibration_images < 1:
         raise DistillError(f"calibration images must be at least 1, got {calibration_images}")
-    if repeats is not None and repeats < 1:
-        raise DistillError(f"latency repeats must be at least 1, got {repeats}")
+    if repeats is not None and repeats < MIN_LATENCY_REPEATS:
+        raise DistillError(f"latency repeats must be at least {MIN_LATENCY_REPEATS} (a median of fewer timings "
+                           f"is noise), got {repeats}")
 
 
 def _run_threads(run: RunFiles) -> Optional[int]:

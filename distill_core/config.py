@@ -28,6 +28,7 @@ MIN_TEMPERATURE = 0.01  # below it, logits / T overflow float32 (T = 1e-200 trai
 # Above the longest published KD schedules (Beyer et al.'s "patient" students: 9,600 epochs on
 # Flowers-102); a typed 1e12 would otherwise start a run whose progress never moves.
 MAX_EPOCHS = 10_000
+MIN_LATENCY_REPEATS = 5  # a median of fewer timed runs is noise (measure.MIN_TIMED_RUNS is this)
 MAX_SEED = 2**63 - 1  # the run store's SQLite INTEGER (torch.manual_seed takes up to 2**64 - 1)
 
 
@@ -170,6 +171,8 @@ def problems(config: RunConfig) -> list[str]:
                                                   "a batch of one image")
             check(name != "latency_batch" or v != 1, "latency_batch must be at least 2: batch 1 is always timed, "
                                                      "this is the larger batch beside it")
+            check(name != "latency_repeats" or v >= MIN_LATENCY_REPEATS,
+                  f"latency_repeats must be at least {MIN_LATENCY_REPEATS}: a median of fewer timings is noise")
             if name.endswith("epochs"):
                 check(v <= MAX_EPOCHS, f"{name} must be at most {MAX_EPOCHS:,}, got {v:g}")
     lr = number("lr")

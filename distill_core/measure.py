@@ -24,12 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import MIN_LATENCY_REPEATS
 from .datasets import ImageData
 from .device import synchronize
 
 FLOPS_UNIT = "FLOPs"  # 2 per multiply-add; MACs = FLOPs / 2
 
-MIN_TIMED_RUNS = 5
+MIN_TIMED_RUNS = MIN_LATENCY_REPEATS  # a run's config cannot ask for fewer; direct callers get this many
 LATENCY_BUDGET_S = 2.0  # per batch size; big models on a 2-core CPU stop early past this
 
 

@@ -145,7 +145,7 @@ def test_listing_and_compress_arguments_that_ask_for_nothing_are_refused(capsys,
 def test_compress_settings_out_of_range_are_refused(capsys, tmp_path):
     for flags, message in ((["--sparsity", "1.5"], "sparsity must be in [0, 1)"),
                            (["--calibration-images", "-5"], "calibration images must be at least 1"),
-                           (["--latency-repeats", "0"], "latency repeats must be at least 1")):
+                           (["--latency-repeats", "3"], "latency repeats must be at least 5")):
         code, _, err = run_cli(capsys, "compress", str(tmp_path / "no-run-needed"), *flags)
         assert code == 2 and message in err, err
 
@@ -225,6 +225,7 @@ BAD = {
     "batch 0": (["--batch-size", "0"], "batch_size must be at least 1"),
     "batch 1": (["--batch-size", "1"], "batch_size must be at least 2"),  # BatchNorm on a 1x1 map fails
     "latency batch 1": (["--latency-batch", "1"], "latency_batch must be at least 2: batch 1 is always timed"),
+    "latency repeats 3": (["--latency-repeats", "3"], "latency_repeats must be at least 5: a median of fewer"),
     "lr 0": (["--lr", "0"], "learning rate must be > 0"),
     "lr not a number": (["--lr", "fast"], "invalid float value"),
     "other class count": (["--teacher-checkpoint", "{d}/c100.pt"], "is for 100 classes, but this dataset has 10"),

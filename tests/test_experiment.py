@@ -193,7 +193,7 @@ before = set(sys.modules)
 preload()
 preloaded = set(sys.modules) - before
 run_experiment(RunConfig(dataset="mnist5k", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
-                         batch_size=256, latency_repeats=3, latency_batch=8, out=sys.argv[1]))
+                         batch_size=256, latency_repeats=5, latency_batch=8, out=sys.argv[1]))
 print(json.dumps({"preloaded": sorted(preloaded), "in_run": sorted(set(sys.modules) - before - preloaded)}))
 """
 
