@@ -256,6 +256,12 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
+def _as_the_run_ran(model: nn.Module, run: RunFiles, dev: torch.device) -> nn.Module:
+    """On the run's device, in its memory layout (channels_last by default)."""
+    model = model.to(dev)
+    return model.to(memory_format=torch.channels_last) if run.config.channels_last else model
+
+
 def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batches, repeats: int, threads: int,
                   variants, sparsity: float, calibration_images: int, work: Path, rows: list[dict], say) -> None:
     """Append the rows of one model (fp32 torch first: the others are compared with it)."""
@@ -275,9 +281,7 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
     # below: a live session's thread pool spins and would slow the torch variants.
     timed: dict[str, nn.Module] = {}
     say(f"{role}: fp32")
-    model = model.to(dev)
-    if run.config.channels_last:  # as the run itself timed it: the fp32 row is the run's model
-        model = model.to(memory_format=torch.channels_last)
+    model = _as_the_run_ran(model, run, dev)  # the fp32 row is the run's model, timed as the run timed it
     fp32 = row("fp32", "torch", size_bytes=saved_bytes(model), accuracy=evaluate(model, data.to(dev), dev)["accuracy"],
                latency_ms=None, notes="as trained; size of the torch.save state_dict")
     timed["fp32"] = model
@@ -299,9 +303,7 @@ def _measure_role(run: RunFiles, role: str, data, dev: torch.device, shape, batc
     if "pruned" in variants:
         say(f"{role}: pruned to {sparsity:.0%}")
         pruned, stats = prune_model(model, sparsity)
-        pruned = pruned.to(dev)
-        if run.config.channels_last:
-            pruned = pruned.to(memory_format=torch.channels_last)
+        pruned = _as_the_run_ran(pruned, run, dev)
         name = f"pruned-{round(100 * sparsity)}%"
         row(name, "torch", size_bytes=saved_bytes(pruned), size_kind="dense file",
             size_sparse_bytes=stats["size_sparse_bytes"], sparsity=stats["sparsity"],

@@ -102,7 +102,7 @@ def _teacher_fallback(config: RunConfig) -> Optional[str]:
         return config.teacher_checkpoint
     from . import teacher_cache
 
-    path = teacher_cache.cache_root(config) / teacher_cache.teacher_key(config) / "model.pt"
+    path = teacher_cache.cached_path(config)
     return str(path) if path.is_file() else None
 
 

@@ -9,9 +9,9 @@ Threads: the manager is the only owner of threads. One worker runs one job at a 
 its device. Two jobs on one device would only slow each other down (and could run a GPU out of
 memory); a CPU job beside a GPU job would share torch's global random generators, so a student's
 dropout masks would differ between its scratch and its distilled run (the comparison would no
-longer be fair), and its CPU timings would measure the other job too. Locks guard dict and list updates only and are never held
-while a model trains: the engine reports through an observer that takes the lock for a few
-assignments, and pages copy what they need under the same lock.
+longer be fair), and its CPU timings would measure the other job too. Locks guard dict and list
+updates only and are never held while a model trains: the engine reports through an observer
+that takes the lock for a few assignments, and pages copy what they need under the same lock.
 
 Publishing: pages that redraw by polling the server pay for every poll in the browser and in
 the server, CPU taken from training on a small laptop. So the manager can instead hand fresh

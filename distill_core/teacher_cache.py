@@ -118,12 +118,17 @@ def cache_root(config: Optional[RunConfig] = None) -> Path:
     return paths.teacher_cache_dir()
 
 
+def cached_path(config: RunConfig) -> Path:
+    """Where the teacher this config would reuse is (or would be) stored: its ``model.pt``."""
+    return cache_root(config) / teacher_key(config) / "model.pt"
+
+
 def lookup(config: RunConfig) -> Optional[tuple[dict, dict]]:
     """(state_dict, metadata) of a cached teacher for this config, or None."""
-    folder = cache_root(config) / teacher_key(config)
+    path = cached_path(config)
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        meta = json.loads((path.parent / "meta.json").read_text())
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, json.JSONDecodeError, RuntimeError, EOFError, OSError):
         return None
     return state, meta

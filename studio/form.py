@@ -71,7 +71,7 @@ def reused_teacher(config: RunConfig) -> Optional[dict]:
     if config.teacher_source != "auto":
         return None
     try:
-        path = teacher_cache.cache_root(config) / teacher_cache.teacher_key(config) / "model.pt"
+        path = teacher_cache.cached_path(config)
     except Exception:  # noqa: BLE001 - a config the page already calls invalid has no key
         return None
     meta = teacher_cache.meta_for(path) if path.is_file() else None
