@@ -25,10 +25,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill_core import RunConfig, create_model, load_dataset, resolve_device  # noqa: E402
-from distill_core.augment import standard_augment  # noqa: E402
+from distill_core.data.augment import standard_augment  # noqa: E402
 from distill_core.events import EventLog  # noqa: E402
 from distill_core.methods import create_method  # noqa: E402
-from distill_core.trainer import build_optimizer, seeded_generator, train_phase  # noqa: E402
+from distill_core.training.trainer import build_optimizer, seeded_generator, train_phase  # noqa: E402
 
 
 def sync(device):

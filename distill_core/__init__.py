@@ -3,12 +3,12 @@
 The app (``app.py``) and the CLI (``python -m distill_core``) both drive this public API.
 """
 from .config import RunConfig, problems, validate
-from .datasets import DATASETS, DataRequest, ImageData, list_datasets, load_dataset
+from .data.datasets import DATASETS, DataRequest, ImageData, list_datasets, load_dataset
 from .device import available_devices, describe_devices, resolve_device
 from .errors import CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError
 from .events import Event, EventLog
-from .experiment import run_experiment
-from .losses import kd_loss
+from .runs.experiment import run_experiment
+from .methods.losses import kd_loss
 from .methods import METHODS, create_method, list_methods
 from .models import MODELS, create_model, list_models
 

@@ -159,7 +159,7 @@ class ConsolePrinter:
 
 
 def format_table(results: dict) -> str:
-    from .measure import large_batch_key  # torch: imported when there is a table, not for --help
+    from .training.measure import large_batch_key  # torch: imported when there is a table, not for --help
 
     entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
     big = (large_batch_key(*(e.get("latency_ms") for _, e in entries))
@@ -198,12 +198,12 @@ def format_table(results: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import preload
-    from .store import run_recorded
+    from .runs.experiment import preload
+    from .runs.recording import run_recorded
 
     config = config_from_args(args)
     if args.compress:  # a bad --sparsity is refused now, not after the whole run has trained
-        from .compress import CALIBRATION_IMAGES, check_settings
+        from .tools.compress import CALIBRATION_IMAGES, check_settings
 
         check_settings(args.sparsity, CALIBRATION_IMAGES)
     started = time.perf_counter()
@@ -214,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}"
           f" (run {results['run_id']})")
     if args.compress and results["status"] == "done":
-        from .compress import compression_rows, format_rows
+        from .tools.compress import compression_rows, format_rows
 
         print("\n== compressed variants")
         print(format_rows(compression_rows(results["run_id"], sparsity=args.sparsity)))
@@ -222,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .store import RunStore
+    from .runs.store import RunStore
 
     store = RunStore()
     if args.delete:
@@ -255,7 +255,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import FORMATS, export_run
+    from .tools.export import FORMATS, export_run
 
     formats = FORMATS if args.format == "all" else (args.format,)
     if len(formats) > 1 and args.out and Path(args.out).suffix:
@@ -276,7 +276,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from .compress import compression_rows, format_rows
+    from .tools.compress import compression_rows, format_rows
 
     roles = tuple(r.strip() for r in args.models.split(",") if r.strip())
     if not roles:
@@ -289,8 +289,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .datasets import DATASETS
-    from .measure import count_params
+    from .data.datasets import DATASETS
+    from .training.measure import count_params
     from .models import MODELS, create_model
 
     shape = DATASETS.meta(args.dataset)["shape"]
@@ -306,7 +306,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .datasets import list_datasets
+    from .data.datasets import list_datasets
 
     found = list_datasets()
     wide = max(len("size"), *(len(d["size"]) for d in found))  # "55,000 train / 5,000 val / 10,000 test"

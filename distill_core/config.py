@@ -122,7 +122,7 @@ def problems(config: RunConfig) -> list[str]:
     The app shows these inline and keeps Start disabled; the CLI prints them all on one line.
     Checks that need a file or the network (checkpoints, downloads) happen later, in the run.
     """
-    from .datasets import DATASETS
+    from .data.datasets import DATASETS
     from .methods import METHODS
     from .models import MODELS
 

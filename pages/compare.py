@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core.export import file_name
+from distill_core.tools.export import file_name
 from studio import fmt
 from studio.charts import bar_figure, confusion_figure
 from studio.compare import comparison_table, headline, latency_table

@@ -3,7 +3,7 @@ import streamlit as st
 
 from distill_core import describe_devices, paths, resolve_device
 from distill_core.cli import repeat_command
-from distill_core.datasets import DATASETS
+from distill_core.data.datasets import DATASETS
 from distill_core.models import MODELS
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \

@@ -118,7 +118,7 @@ for spec in rv.downloads(run_id, run.get("student") or "student"):
                       disabled=needs_student and not has_student, on_click="ignore",
                       icon=":material/download:", width="content")
 if has_student:
-    from distill_core import export
+    from distill_core.tools import export
 
     report = export.onnx_report(run_id, store=store)
     if report:

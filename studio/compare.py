@@ -37,7 +37,7 @@ def _comparison(results: dict) -> dict:
     if results.get("comparison"):
         return results["comparison"]
     try:
-        from distill_core.measure import headline as compute
+        from distill_core.training.measure import headline as compute
 
         return compute(results)
     except Exception:  # noqa: BLE001 - partial results simply have fewer numbers

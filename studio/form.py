@@ -13,9 +13,10 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import RunConfig, available_devices, problems, teacher_cache
+from distill_core import RunConfig, available_devices, problems
+from distill_core.runs import teacher_cache
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
-from distill_core.datasets import DATASETS, FOLDER_IMAGE_SIZE, folder_val_count, image_files, split_problem
+from distill_core.data.datasets import DATASETS, FOLDER_IMAGE_SIZE, folder_val_count, image_files, split_problem
 from distill_core.errors import DistillError
 from distill_core.models import MODELS
 

@@ -11,7 +11,7 @@ from PIL import Image
 @st.cache_resource(show_spinner="Loading the validation images…", max_entries=4)
 def _val_images(dataset: str, data_dir: Optional[str], val_fraction: float, image_size: Optional[int],
                 seed: int) -> np.ndarray:
-    from distill_core.datasets import DataRequest, load_dataset
+    from distill_core.data.datasets import DataRequest, load_dataset
 
     data = load_dataset(dataset, DataRequest(data_dir, val_fraction, image_size, download=False, seed=seed))
     return data.val_x.cpu().numpy()  # uint8 N, C, H, W

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distill_core import paths
 from distill_core.files import write_atomic
-from distill_core.jobs import JobSnapshot
+from distill_core.runs.jobs import JobSnapshot
 
 from . import fmt
 from .charts import accuracy_figure, loss_figure

@@ -5,7 +5,7 @@ import atexit
 
 import streamlit as st
 
-from distill_core.jobs import JobManager
+from distill_core.runs.jobs import JobManager
 
 from . import live_feed
 
@@ -15,7 +15,7 @@ SHUTDOWN_WAIT_S = 10.0  # Stop ends a run within a few seconds; a server exit wa
 @st.cache_resource(show_spinner=False)
 def get_manager() -> JobManager:
     # cache_resource: one instance per process, so a refresh or a second tab sees the same jobs.
-    from distill_core.experiment import preload  # the engine's heavy imports, once, in this thread
+    from distill_core.runs.experiment import preload  # the engine's heavy imports, once, in this thread
 
     preload()  # and those of a run's first step, so the first run starts training at once
 

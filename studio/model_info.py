@@ -5,7 +5,7 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core.datasets import DATASETS
+from distill_core.data.datasets import DATASETS
 from distill_core.errors import first_line
 
 
@@ -26,7 +26,7 @@ def input_spec(dataset: str, image_size: Optional[int] = None) -> tuple[int, int
 @st.cache_data(show_spinner=False, max_entries=512)
 def model_card(name: str, in_channels: int, image_size: int, num_classes: int) -> dict:
     """{"params", "size_bytes", "flops"} or {"error"}: cached, since FLOPs need a forward pass."""
-    from distill_core import measure
+    from distill_core.training import measure
     from distill_core.models import create_model
 
     try:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from distill_core import paths
 from distill_core.errors import DistillError
-from distill_core.store import RunStore
+from distill_core.runs.store import RunStore
 
 from .manager import get_manager
 

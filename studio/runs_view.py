@@ -1,6 +1,6 @@
 """The Runs page's helpers: the run table, its filters, overlaid curves, downloads, rerun.
 
-Everything here reads the run store (``distill_core.store``); the page is layout and widgets.
+Everything here reads the run store (``distill_core.runs.store``); the page is layout and widgets.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from distill_core.cli import repeat_command
-from distill_core.measure import large_batch_key
-from distill_core.store import ACTIVE, RunStore
+from distill_core.training.measure import large_batch_key
+from distill_core.runs.store import RunStore
+from distill_core.vocab import ACTIVE
 
 from . import fmt
 from .runs import busy_note
@@ -234,7 +235,7 @@ def rerun_params(config: dict) -> dict[str, str]:
 
 def downloads(run_id: str, student: str) -> list[dict]:
     """Download buttons' arguments; files are produced when clicked (deferred ``data``)."""
-    from distill_core import export
+    from distill_core.tools import export
 
     def deferred(fmt_: str) -> Callable[[], bytes]:
         return lambda: export.export_bytes(run_id, fmt_)[0]
@@ -274,7 +275,7 @@ def parity_text(report: dict) -> str:
 
 
 def compression_frame(rows: list[dict]) -> pd.DataFrame:
-    """Compression rows (distill_core.compress) as a table: size, accuracy, latency per variant."""
+    """Compression rows (distill_core.tools.compress) as a table: size, accuracy, latency per variant."""
     out = []
     for r in rows:
         lat = r.get("latency_ms") or {}
@@ -330,7 +331,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
     ``run``: a run id, a run folder or a results dict (the Compare page passes its results).
     Rows are saved in the run's compression.json, so they show again on every page and restart.
     """
-    from distill_core import compress
+    from distill_core.tools import compress
 
     saved = compress.load_rows(run, store)
     k1, k2 = st.columns([2, 1], vertical_alignment="bottom")

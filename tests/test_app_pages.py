@@ -21,7 +21,7 @@ from distill_core import RunConfig, paths, run_experiment
 from distill_core.cli import repeat_command
 from distill_core.errors import ConfigError
 from distill_core.events import EPOCH, PHASE, STEP, Event
-from distill_core.jobs import JobManager
+from distill_core.runs.jobs import JobManager
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TINY = dict(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
@@ -336,7 +336,7 @@ def test_distill_link_cannot_name_arbitrary_server_files(engine):
 def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_path):
     """An image-folder teacher cached with seed 0 (which split the folder) offered to a run with
     seed 1: some of that run's validation images trained the teacher."""
-    from distill_core import teacher_cache
+    from distill_core.runs import teacher_cache
     from PIL import Image
 
     for c in ("a", "b"):
@@ -656,7 +656,7 @@ def test_the_headline_sentence_reads_without_the_latencies():
 def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_manager, finished_run):
     """The server stopped during the distilled student: no results.json, but the store kept the
     teacher and the scratch student. Compare showed another run's numbers instead."""
-    from distill_core.store import RunStore
+    from distill_core.runs.store import RunStore
 
     _, results = finished_run
     store = RunStore()

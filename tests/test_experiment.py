@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill_core import RunConfig, run_experiment, teacher_cache
+from distill_core import RunConfig, run_experiment
+from distill_core.runs import teacher_cache
 from distill_core.errors import CheckpointError, ConfigError, TrainingDiverged
 from distill_core.events import EPOCH, ERROR, PHASE, RESULT, STATUS, EventLog
 from distill_core.models import create_model
@@ -122,7 +123,7 @@ def test_the_two_students_start_alike_whatever_else_draws_random_numbers(student
     """Another job's thread drawing from torch's global generator between the two students'
     builds (the audit saw 30 of 30 builds differ) must not give them different starts. With
     alpha = 0 the distilled student is trained exactly as the scratch one, so both must end equal."""
-    import distill_core.experiment as experiment
+    import distill_core.runs.experiment as experiment
 
     real, calls = experiment.create_model, []
 
@@ -188,7 +189,7 @@ def test_a_cached_teacher_picked_as_a_file_keeps_its_training_record(finished, t
 PRELOAD_CHECK = """
 import json, sys
 from distill_core import RunConfig
-from distill_core.experiment import preload, run_experiment
+from distill_core.runs.experiment import preload, run_experiment
 before = set(sys.modules)
 preload()
 preloaded = set(sys.modules) - before
@@ -217,7 +218,7 @@ def test_gpu_out_of_memory_is_one_clear_error_and_the_device_is_released(tmp_pat
     """What a too-large batch on a GPU does, simulated on the CPU: torch raises OutOfMemoryError
     from inside training; the run fails with a message saying what to change, and the device's
     memory is handed back either way."""
-    from distill_core import experiment
+    from distill_core.runs import experiment
     from distill_core.errors import DeviceError
 
     def out_of_memory(*args, **kwargs):

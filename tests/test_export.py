@@ -9,10 +9,11 @@ import onnx
 import pytest
 import torch
 
-from distill_core import RunConfig, create_model, export
+from distill_core import RunConfig, create_model
+from distill_core.tools import export
 from distill_core.cli import main
 from distill_core.errors import DistillError
-from distill_core.store import RunStore
+from distill_core.runs.store import RunStore
 from tiny_runs import fake_run, real_run
 
 CSV_COLUMNS = ["run_id", "model", "epoch", "train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss",

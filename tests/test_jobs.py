@@ -11,7 +11,8 @@ import pytest
 from distill_core import RunConfig
 from distill_core.errors import ConfigError
 from distill_core.events import EPOCH, PHASE, RESULT, STATUS, STEP, Event
-from distill_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobManager
+from distill_core.runs.jobs import JobManager
+from distill_core.vocab import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 
 TINY = RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
                  device="cpu", latency_repeats=5)
@@ -217,8 +218,8 @@ def test_cancel_a_real_run_within_seconds():
 def test_queued_and_queue_cancelled_jobs_reach_the_run_store(gate):
     """The runner records a job once it starts; before that, the manager writes it as queued,
     and a job cancelled in the queue is stored as cancelled, so the Runs page lists both."""
-    from distill_core.jobs import record_in_store
-    from distill_core.store import RunStore
+    from distill_core.runs.jobs import record_in_store
+    from distill_core.runs.store import RunStore
 
     manager = JobManager(runner=gate, record=record_in_store)
     try:
@@ -320,7 +321,7 @@ def test_a_final_state_that_failed_to_publish_is_published_again(gate):
 
 
 def test_a_job_refused_before_it_starts_does_not_stay_queued_in_the_store(tmp_path):
-    from distill_core.store import RunStore
+    from distill_core.runs.store import RunStore
 
     (tmp_path / "a_file").write_text("in the way")
     manager = JobManager(record=None, runner=None)  # the real runner, recorded in the store
@@ -339,8 +340,8 @@ def test_pages_do_not_wait_for_the_run_store(gate):
     the manager's lock is free: pages (jobs, snapshots) and the worker go on."""
     import sqlite3
 
-    from distill_core.jobs import record_in_store
-    from distill_core.store import RunStore
+    from distill_core.runs.jobs import record_in_store
+    from distill_core.runs.store import RunStore
 
     store = RunStore()
     other = sqlite3.connect(str(store.path), isolation_level=None)

@@ -16,7 +16,7 @@ import pytest
 
 from distill_core import RunConfig, paths
 from distill_core.events import EPOCH, PHASE, STEP, Event
-from distill_core.jobs import JobManager
+from distill_core.runs.jobs import JobManager
 from studio import live_feed, live_view
 from studio.charts import SMOOTH, accuracy_figure, log_range, loss_figure, round_top
 
@@ -288,9 +288,9 @@ def test_a_teacher_trained_before_is_a_flat_line_that_leaves_the_axis_to_the_stu
 
 def test_the_feed_draws_a_cached_teacher_as_trained_before():
     from distill_core.events import RESULT
-    from distill_core.jobs import _Job
+    from distill_core.runs.job_state import Job
 
-    job = _Job("j", RunConfig(epochs=2, teacher_epochs=6), "cpu", "key")
+    job = Job("j", RunConfig(epochs=2, teacher_epochs=6), "cpu", "key")
     history = [{"epoch": e, "val_accuracy": 0.9, "train_accuracy": 0.95} for e in range(1, 7)]
     job.observe(Event(RESULT, "teacher", {"model": "teacher", "entry": {"source": "cache", "accuracy": 0.96,
                                                                        "history": history}}))

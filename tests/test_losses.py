@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill_core.losses import kd_loss, soft_kl
+from distill_core.methods.losses import kd_loss, soft_kl
 
 
 def softmax(z):

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill_core import measure
-from distill_core.datasets import ImageData
+from distill_core.training import measure
+from distill_core.data.datasets import ImageData
 
 
 # ---- FLOPs, params, size ----------------------------------------------------------------------
@@ -422,5 +422,5 @@ def test_measure_does_not_import_streamlit():
     import subprocess
     import sys
 
-    code = "import sys, distill_core.measure; assert 'streamlit' not in sys.modules"
+    code = "import sys, distill_core.training.measure; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

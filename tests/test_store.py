@@ -14,7 +14,9 @@ import pytest
 from distill_core import paths
 from distill_core.errors import DistillError
 from distill_core.events import EPOCH, ERROR, RESULT, STATUS, Event
-from distill_core.store import RunRecorder, RunStore, default_path, pid_alive, run_recorded
+from distill_core.runs.liveness import pid_alive
+from distill_core.runs.recording import RunRecorder, run_recorded
+from distill_core.runs.store import RunStore, default_path
 from tiny_runs import fake_run, history, real_run, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from distill_core import RunConfig, run_experiment
-from distill_core import teacher_cache
-from distill_core.datasets import HOLDOUT_SPLIT, STRATIFIED_SPLIT
+from distill_core.runs import teacher_cache
+from distill_core.data.datasets import HOLDOUT_SPLIT, STRATIFIED_SPLIT
 from distill_core.errors import ConfigError
 
 

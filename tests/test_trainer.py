@@ -5,13 +5,14 @@ import time
 import pytest
 import torch
 
-from distill_core.datasets import load_dataset
+from distill_core.data.datasets import load_dataset
 from distill_core.errors import Cancelled, TrainingDiverged
 from distill_core.events import EPOCH, STEP, EventLog
-from distill_core.methods import DistillMethod, LogitKD, create_method
+from distill_core.methods import DistillMethod, create_method
+from distill_core.methods.kd import LogitKD
 from distill_core.models import create_model
-from distill_core import trainer
-from distill_core.trainer import train_phase
+from distill_core.training import trainer
+from distill_core.training.trainer import train_phase
 
 from helpers import tiny_config
 

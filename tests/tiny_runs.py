@@ -15,7 +15,8 @@ import torch
 
 from distill_core import RunConfig, create_model
 from distill_core.checkpoints import save_state_dict
-from distill_core.store import RunStore, run_recorded
+from distill_core.runs.recording import run_recorded
+from distill_core.runs.store import RunStore
 
 _REAL: dict = {}
 

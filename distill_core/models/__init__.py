@@ -25,7 +25,7 @@ def list_models() -> list[dict]:
 
 
 # Importing the modules registers their models; the order here is the order users see.
-from . import cnn  # noqa: E402,F401
+from . import cnn  # noqa: E402, F401
 
 for _optional in ("resnet_cifar", "wrn", "vgg", "mobilenetv2", "tv"):
     try:

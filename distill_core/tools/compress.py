@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import MIN_LATENCY_REPEATS
-from .device import release
-from .errors import DistillError, first_line
-from .files import write_atomic
+from ..config import MIN_LATENCY_REPEATS
+from ..device import release
+from ..errors import DistillError, first_line
+from ..files import write_atomic
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
-from .measure import LATENCY_BUDGET_S, evaluate, large_batch_key, measure_latencies, time_in_turn
+from ..training.measure import LATENCY_BUDGET_S, evaluate, large_batch_key, measure_latencies, time_in_turn
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _device_for(run: RunFiles, device: Optional[str]) -> torch.device:
         return torch.device(device)
     want = run.results.get("device") or "cpu"
     try:
-        from .device import resolve_device
+        from ..device import resolve_device
 
         return resolve_device(str(want).split(":")[0])
     except DistillError:
@@ -367,7 +367,7 @@ def save_rows(run: RunFiles, rows: list[dict], settings: dict, store=None) -> Pa
     path = run.dir / COMPRESSION_FILE
     write_atomic(path, json.dumps({"run_id": run.run_id, "created_at": time.time(), **settings, "rows": rows}, indent=2))
     try:
-        from .store import RunStore
+        from ..runs.store import RunStore
 
         store = store if store is not None else RunStore()
         if store.get_run(run.run_id) is not None:

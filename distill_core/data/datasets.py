@@ -16,9 +16,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import paths
-from .errors import ConfigError, DataUnavailableError
-from .registry import Registry
+from .. import paths
+from ..errors import ConfigError, DataUnavailableError
+from ..registry import Registry
 
 
 @dataclass

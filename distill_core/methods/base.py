@@ -22,8 +22,8 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from .losses import LossParts, kd_loss
-from .registry import Registry
+from .losses import LossParts
+from ..registry import Registry
 
 METHODS: Registry = Registry("distillation method")
 
@@ -55,16 +55,6 @@ class DistillMethod(nn.Module):
         """Trainable parameters besides the student's (none for logit KD)."""
         student_ids = {id(p) for p in self.student.parameters()}
         return [p for p in self.parameters() if id(p) not in student_ids]
-
-
-@METHODS.register("kd", paper="Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network",
-                  summary="match the teacher's temperature-softened class probabilities")
-class LogitKD(DistillMethod):
-    def loss(self, x, targets, teacher_out):
-        logits = self.student(x)
-        # Targets from teacher_targets come out of inference mode; clone() makes them usable in autograd.
-        teacher_logits = None if teacher_out is None else teacher_out.clone()
-        return kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha), logits
 
 
 def create_method(name: str, student: nn.Module, teacher: Optional[nn.Module], **kwargs: Any) -> DistillMethod:

@@ -16,8 +16,8 @@ Concurrency and crashes:
   whose process is gone into "interrupted": after a restart nothing claims to be running. A
   run still alive in another process (a CLI run beside the app) is left alone.
 
-``RunRecorder`` is an engine observer that writes events as they arrive; ``run_recorded`` runs
-an experiment with one attached and records the final results, or the failure.
+Writing a run's events into the store as they come is ``recording``'s; whether a process is still
+alive, ``liveness``'s.
 """
 from __future__ import annotations
 
@@ -26,30 +26,18 @@ import json
 import logging
 import math
 import os
-import shutil
-import socket
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from . import paths
-from .errors import ConfigError, DistillError, first_line
-from .events import EPOCH, ERROR, RESULT, STATUS, Event, Observer, fan_out
+from .. import paths
+from ..errors import DistillError
+from ..vocab import ACTIVE, DONE, METRICS, QUEUED, ROLES, RUNNING, STATUSES
+from .folders import remove_run_dir
+from .liveness import HOST, own_token, pid_alive, process_token
 
 log = logging.getLogger(__name__)
-
-QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
-    "queued", "running", "done", "failed", "cancelled", "interrupted")
-STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED)
-ACTIVE = (QUEUED, RUNNING)
-ROLES = ("teacher", "student_scratch", "student_kd")
-METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
-           "images_per_s", "seconds")
-# Files a run writes into its folder; only these are removed from a folder outside the runs dir.
-RUN_FILES = ("config.json", "results.json", "compression.json", "teacher.pt", "student_scratch_best.pt",
-             "student_scratch_last.pt", "student_kd_best.pt", "student_kd_last.pt")
-EXPORTS = "exports"  # from it, only the files the studio wrote for the run (remove_run_dir)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -113,70 +101,6 @@ CREATE TABLE IF NOT EXISTS artifacts (
 def default_path() -> Path:
     """``<home>/runs.db``; ``DISTILL_STUDIO_HOME`` moves it."""
     return paths.home() / "runs.db"
-
-
-# ---- which process runs a run ------------------------------------------------------------------
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _proc_token(pid: int) -> Optional[str]:
-    """Boot id + start time of a process (Linux); None where it cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()  # the name may hold spaces and parentheses
-    # fields[0] is the state (field 3), fields[19] the start time in ticks (field 22)
-    return f"{_boot_id()}:{fields[19]}" if len(fields) > 19 else None
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].startswith(("Z", "X"))
-
-
-def pid_alive(pid: Optional[int], token: Optional[str] = None) -> bool:
-    """Is process ``pid`` still the one that recorded ``token``?"""
-    if not pid or pid <= 0:
-        return False
-    if pid == os.getpid():
-        mine = _self_token()
-        return token is None or mine is None or token == mine
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, under another user
-    except OSError:
-        return False
-    if _is_zombie(pid):
-        return False  # killed, not yet reaped by its parent
-    if token:
-        now = _proc_token(pid)
-        if now is not None and now != token:
-            return False  # the pid was recycled, or the machine rebooted
-    return True
-
-
-_SELF: dict[int, Optional[str]] = {}  # pid -> token; keyed by pid so a forked child gets its own
-
-
-def _self_token() -> Optional[str]:
-    pid = os.getpid()
-    if pid not in _SELF:
-        _SELF[pid] = _proc_token(pid)
-    return _SELF[pid]
-
-
-_HOST = socket.gethostname()
 
 
 def _json(value: Any) -> str:
@@ -313,13 +237,13 @@ class RunStore:
             artifacts_dir = cfg.get("out") or (paths.runs_dir() / run_id)
         now = time.time()
         pid = os.getpid() if pid is None else pid
-        token = _self_token() if pid == os.getpid() else _proc_token(pid)
+        token = own_token() if pid == os.getpid() else process_token(pid)
         values = dict(id=run_id, now=now, status=status, started=now if status == RUNNING else None,
                       dataset=cfg.get("dataset"), teacher=cfg.get("teacher"), student=cfg.get("student"),
                       method=cfg.get("method"), temperature=_num(cfg.get("temperature")),
                       alpha=_num(cfg.get("alpha")), epochs=cfg.get("epochs"), seed=cfg.get("seed"),
                       device=cfg.get("device"), config=_json(cfg), dir=str(Path(artifacts_dir).expanduser()),
-                      source=source, pid=pid, host=_HOST, token=token)
+                      source=source, pid=pid, host=HOST, token=token)
         with self._write() as conn:
             conn.execute(
                 """INSERT INTO runs (id, created_at, updated_at, started_at, status, dataset, teacher, student,
@@ -415,7 +339,7 @@ class RunStore:
         sql = "SELECT id, pid, host, proc_token FROM runs WHERE status IN ('queued', 'running')"
 
         def dead(rows) -> list[str]:
-            return [r["id"] for r in rows if r["host"] in (None, _HOST) and not pid_alive(r["pid"], r["proc_token"])]
+            return [r["id"] for r in rows if r["host"] in (None, HOST) and not pid_alive(r["pid"], r["proc_token"])]
 
         if not dead(self._rows(sql)):
             return []  # the common case: no write lock taken
@@ -605,138 +529,3 @@ class RunStore:
              cfg.get("method"), _num(cfg.get("temperature")), _num(cfg.get("alpha")), cfg.get("epochs"),
              cfg.get("seed"), results.get("device") or cfg.get("device"), _json(cfg),
              (results.get("artifacts") or {}).get("dir")))
-
-
-def remove_run_dir(run_dir: str | Path, run_id: str) -> None:
-    """Delete a run's folder. Inside the runs folder the whole folder goes; elsewhere (a user's
-    ``--out``) only the files a run writes are removed, then the folder if it is left empty."""
-    run_dir = Path(run_dir).expanduser()
-    if not run_dir.is_dir():
-        return
-    root = paths.runs_dir().expanduser().resolve()
-    resolved = run_dir.resolve()
-    if resolved.parent == root and resolved.name == run_id:
-        shutil.rmtree(resolved, ignore_errors=True)
-        return
-    for name in RUN_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            (resolved / name).unlink()
-    # exports/ may hold the user's own files too: only what the studio wrote for this run goes
-    # (export names carry the run id; compress writes <role>_<variant>.onnx in exports/compressed).
-    exports = resolved / EXPORTS
-    for path in exports.glob(f"*{run_id}*"):
-        with contextlib.suppress(OSError):
-            path.unlink()
-    for path in (exports / "compressed").glob("*.onnx*"):
-        if path.name.startswith(ROLES):
-            with contextlib.suppress(OSError):
-                path.unlink()
-    for folder in (exports / "compressed", exports, resolved):
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only if nothing else is in it
-
-
-# ---- recording a run as it happens ---------------------------------------------------------------
-class RunRecorder:
-    """An engine observer that writes a run's events into the store as they arrive.
-
-    STATUS -> status (and the run folder), EPOCH -> an epoch row, RESULT -> the model entry
-    (plus its history: a cached teacher has no epoch events), ERROR -> "failed" with the message.
-    A final STATUS also records results.json when the engine has written it. Write errors are
-    logged, never raised: the store must not cost anybody their run.
-    """
-
-    def __init__(self, store: RunStore, run_id: str):
-        self.store, self.run_id = store, run_id
-
-    def __call__(self, event: Event) -> None:
-        try:
-            self._record(event)
-        except Exception:  # noqa: BLE001
-            log.exception("run store: could not record %s event of run %s", event.kind, self.run_id)
-
-    def _record(self, event: Event) -> None:
-        data = event.data or {}
-        if event.kind == EPOCH and event.phase:
-            self.store.add_epoch(self.run_id, event.phase, data)
-        elif event.kind == RESULT:
-            role, entry = data.get("model") or event.phase, data.get("entry")
-            if role and isinstance(entry, dict):
-                self.store.set_model(self.run_id, role, entry)
-        elif event.kind == ERROR:
-            self.store.set_status(self.run_id, FAILED, message="failed",
-                                  error=str(data.get("message") or data.get("type") or "the run failed"))
-        elif event.kind == STATUS:
-            status = data.get("status")
-            if status == RUNNING:
-                self.store.set_status(self.run_id, RUNNING, message=data.get("message"),
-                                      device=data.get("device"), artifacts_dir=data.get("out"))
-            elif status in (DONE, CANCELLED, FAILED):
-                results_path = Path(data["out"]) / "results.json" if data.get("out") else None
-                results = None
-                if results_path is not None and results_path.is_file():
-                    with contextlib.suppress(OSError, json.JSONDecodeError):
-                        results = json.loads(results_path.read_text())
-                if isinstance(results, dict) and results.get("run_id") in (None, self.run_id):
-                    self.store.set_results(self.run_id, results)
-                else:
-                    self.store.set_status(self.run_id, status, message=data.get("message"))
-
-
-def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id: Optional[str] = None,
-                 store: Optional[RunStore] = None, source: str = "cli", runner=None) -> dict:
-    """``run_experiment`` with the run recorded in the store from start to end.
-
-    The run is created as "running" before anything else happens, every event is written as it
-    comes, and the returned results are stored. An exception marks it "failed" (Ctrl-C:
-    "interrupted") and is raised again. The app's job runner and the CLI both go through here.
-    """
-    from .experiment import new_run_id, out_dir_for, preflight
-
-    if runner is None:
-        from .experiment import run_experiment as runner
-    store = store or RunStore()
-    run_id = run_id or new_run_id()
-    try:
-        owners = store.runs_in(config.out) if getattr(config, "out", None) else []
-        if owners and (Path(config.out).expanduser() / "config.json").exists():  # name the run in the way
-            rid, status = owners[-1]
-            if status in (FAILED, CANCELLED, INTERRUPTED) and not (store.get_run(rid) or {}).get("models"):
-                # It left nothing to keep (a diverged lr, a refused checkpoint, an early Ctrl-C): the
-                # usual "fix the setting and run again into the same folder" replaces it.
-                store.delete_run(rid, files=True)
-                owners = []
-        if owners and (Path(config.out).expanduser() / "config.json").exists():
-            raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete "
-                              f"that run first (python -m distill_core runs --delete {rid})")
-        preflight(config)
-        out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
-    except BaseException as exc:
-        # An app job is listed as failed, whether or not the manager's "queued" row got there
-        # first (it is written outside the manager's lock, and never over an existing row). A
-        # refused CLI run leaves no row.
-        if source == "app" or store.get_run(run_id) is not None:
-            _safe(store.create_run, run_id, config, status=FAILED, source=source)
-            _safe(store.set_status, run_id, FAILED, message="failed", error=first_line(exc, 500))
-        raise
-    store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
-    recorder = RunRecorder(store, run_id)
-    try:
-        results = runner(config, on_event=fan_out(recorder, on_event), stop=stop, run_id=run_id)
-    except KeyboardInterrupt:
-        _safe(store.set_status, run_id, INTERRUPTED, message="interrupted (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        text = first_line(exc, 500)
-        _safe(store.set_status, run_id, FAILED, message="failed", error=text)
-        raise
-    if isinstance(results, dict):
-        _safe(store.set_results, run_id, results)
-    return results
-
-
-def _safe(fn, *args, **kwargs) -> None:
-    try:
-        fn(*args, **kwargs)
-    except Exception:  # noqa: BLE001
-        log.exception("run store: %s failed", getattr(fn, "__name__", fn))

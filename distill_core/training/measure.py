@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MIN_LATENCY_REPEATS
-from .datasets import ImageData
-from .device import synchronize
+from ..config import MIN_LATENCY_REPEATS
+from ..data.datasets import ImageData
+from ..device import synchronize
 
 FLOPS_UNIT = "FLOPs"  # 2 per multiply-add; MACs = FLOPs / 2
 

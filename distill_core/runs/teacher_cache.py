@@ -14,11 +14,11 @@ from typing import Optional
 
 import torch
 
-from . import paths
-from .config import RunConfig
-from .datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files
-from .errors import DistillError
-from .files import save_atomic, write_atomic
+from .. import paths
+from ..config import RunConfig
+from ..data.datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files
+from ..errors import DistillError
+from ..files import save_atomic, write_atomic
 
 
 def teacher_key_fields(config: RunConfig) -> dict:

@@ -26,10 +26,10 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from . import paths
-from .checkpoints import load_into
-from .config import RunConfig
-from .errors import CheckpointError, DistillError, first_line
+from .. import paths
+from ..checkpoints import load_into
+from ..config import RunConfig
+from ..errors import CheckpointError, DistillError, first_line
 
 ROLES = ("teacher", "student_scratch", "student_kd")
 METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
@@ -100,7 +100,7 @@ def require(module: str, what: str) -> Any:
 def _teacher_fallback(config: RunConfig) -> Optional[str]:
     if config.teacher_source == "checkpoint":
         return config.teacher_checkpoint
-    from . import teacher_cache
+    from ..runs import teacher_cache
 
     path = teacher_cache.cached_path(config)
     return str(path) if path.is_file() else None
@@ -122,7 +122,7 @@ def open_run(ref: Any, store=None) -> RunFiles:
         results = _read_json(run_dir / "results.json")
         run_id = str((results or {}).get("run_id") or run_dir.name)
     else:
-        from .store import RunStore
+        from ..runs.store import RunStore
 
         store = store if store is not None else RunStore()
         found = store.get_run(run_id)
@@ -156,7 +156,7 @@ def _read_json(path: Path) -> Optional[dict]:
 
 def load_data(run: RunFiles):
     """The run's dataset, never downloaded: a run that trained on it left it on disk."""
-    from .datasets import DataRequest, load_dataset
+    from ..data.datasets import DataRequest, load_dataset
 
     c = run.config
     return load_dataset(c.dataset, DataRequest(c.data_dir, c.val_fraction, c.image_size, False, c.seed))
@@ -164,7 +164,7 @@ def load_data(run: RunFiles):
 
 def build_model(run: RunFiles, role: str = "student_kd", which: str = "last") -> nn.Module:
     """A fresh model of ``role``'s architecture with its checkpoint loaded, in eval mode, on CPU."""
-    from .models import create_model
+    from ..models import create_model
 
     in_channels, image_size, num_classes = run.spec()
     arch = run.arch(role)
@@ -461,7 +461,7 @@ def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "s
         report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
     report.update(path=str(path), size_bytes=path.stat().st_size)
     try:
-        from .store import RunStore
+        from ..runs.store import RunStore
 
         store = store if store is not None else RunStore()
         if store.get_run(run.run_id) is not None:

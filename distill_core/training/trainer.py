@@ -23,13 +23,13 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from .augment import distill_transform, standard_augment
-from .config import RunConfig
-from .datasets import ImageData
-from .device import synchronize
-from .errors import Cancelled, TrainingDiverged
-from .events import EPOCH, STEP, Event, Observer
-from .methods import DistillMethod
+from ..data.augment import distill_transform, standard_augment
+from ..config import RunConfig
+from ..data.datasets import ImageData
+from ..device import synchronize
+from ..errors import Cancelled, TrainingDiverged
+from ..events import EPOCH, STEP, Event, Observer
+from ..methods import DistillMethod
 
 CHUNK_IMAGES = 4096  # images augmented (and labelled by the teacher) at once
 TEACHER_BATCH = 256  # big enough to amortise per-call overhead, small enough to stay in CPU cache

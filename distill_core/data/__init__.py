@@ -1,0 +1,1 @@
+"""Data: the dataset registry (embedded, torchvision and image folders) and the augmentations."""

@@ -1,0 +1,1 @@
+"""Tools on a finished run: export (ONNX, PyTorch, safetensors, CSV) and compression."""

@@ -1,0 +1,1 @@
+"""Training and measuring: the explicit training loop, and accuracy, size, FLOPs and latency."""
