@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch          INTEGER NOT NULL,
     train_loss     REAL, train_ce REAL, train_kd REAL, train_accuracy REAL,
     val_loss       REAL, val_accuracy REAL, lr REAL, images_per_s REAL, seconds REAL,
+    terms          TEXT,              -- JSON: the method's other terms (train_tckd, ...), their labels,
+                                      -- weights and contributions, and its stage (added in version 2)
     recorded_at    REAL,
     PRIMARY KEY (run_id, model, epoch)
 );

@@ -41,9 +41,11 @@ from .liveness import HOST, own_token, pid_alive, process_token
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
-
+# The columns each version added, for stores made before it: version 2 keeps a method's loss terms
+# beyond the fixed metrics (DKD's train_tckd, ...), their labels and weights, and its stage.
+MIGRATIONS = {2: (("epochs", "terms", "TEXT"),)}
 
 
 def default_path() -> Path:
@@ -143,12 +145,16 @@ class RunStore:
         conn = self._connect()
         try:
             self._use_wal(conn)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have moved it
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for table, column, kind in MIGRATIONS.get(step, ()):
+                        if column not in {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         finally:
@@ -367,7 +373,7 @@ class RunStore:
             return run["results"]
         history: dict[str, list[dict]] = {}
         for row in self.epochs(run_id):
-            history.setdefault(row["model"], []).append({k: row[k] for k in ("epoch", *METRICS)})
+            history.setdefault(row["model"], []).append({k: v for k, v in row.items() if k not in ("run_id", "model")})
         out = {"run_id": run_id, "status": run["status"], "config": run["config"], "device": run["device"],
                "started_at": run["started_at"], "finished_at": run["finished_at"], "error": run["error"],
                "artifacts": {"dir": run["artifacts_dir"], **run["artifacts"]}}
@@ -377,14 +383,20 @@ class RunStore:
         return out
 
     def epochs(self, run_id: str, model: Optional[str] = None) -> list[dict]:
-        """Per-epoch rows ({run_id, model, epoch, metrics...}), teacher first, by epoch."""
+        """Per-epoch rows ({run_id, model, epoch, metrics..., and the method's other terms}), teacher
+        first, by epoch."""
         order = "CASE model WHEN 'teacher' THEN 0 WHEN 'student_scratch' THEN 1 WHEN 'student_kd' THEN 2 ELSE 3 END"
-        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)} FROM epochs WHERE run_id = ?"
+        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)}, terms FROM epochs WHERE run_id = ?"
         args: tuple = (run_id,)
         if model:
             sql += " AND model = ?"
             args += (model,)
-        return [dict(r) for r in self._rows(sql + f" ORDER BY {order}, epoch", args)]
+        rows = []
+        for r in self._rows(sql + f" ORDER BY {order}, epoch", args):
+            row = dict(r)
+            row.update(_loads(row.pop("terms")) or {})
+            rows.append(row)
+        return rows
 
     def list_runs(self, status: Optional[str] = None, dataset: Optional[str] = None,
                   limit: Optional[int] = None) -> list[dict]:
@@ -444,10 +456,13 @@ class RunStore:
         for row in rows:
             if row.get("epoch") is None:
                 continue
+            more = {k: v for k, v in row.items() if (k.startswith("train_") and k not in METRICS)
+                    or k in ("terms", "stage")}  # what the fixed columns cannot hold
             conn.execute(
-                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, recorded_at) "
-                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?)",
-                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS), now))
+                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, terms, recorded_at) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?, ?)",
+                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS),
+                 _json(more) if more else None, now))
 
     def _put_model(self, conn: sqlite3.Connection, run_id: str, role: str, entry: dict) -> None:
         slim = {k: v for k, v in entry.items() if k != "history"}
