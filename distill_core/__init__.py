@@ -15,7 +15,7 @@ from .errors import CheckpointError, ConfigError, DataUnavailableError, DeviceEr
 from .events import Event, EventLog
 from .files import write_atomic
 from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
-                      method_options, options_text)
+                      method_options, method_uses, options_text)
 from .models import MODELS, compatible_pairs, create_model, has_features, list_models
 from .runs.experiment import preload, run_experiment
 from .runs.jobs import JobManager
@@ -43,7 +43,7 @@ __all__ = [
     # the registries
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",
-    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "options_text",
+    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses", "options_text",
     "format_value", "has_features", "compatible_pairs",
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",

@@ -47,7 +47,7 @@ def at_loss(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor]) 
     return total
 
 
-@METHODS.register("at", paper="Zagoruyko, Komodakis 2017, Paying More Attention to Attention (ICLR)",
+@METHODS.register("at", title="Attention transfer", cite="Zagoruyko & Komodakis 2017", paper="Zagoruyko, Komodakis 2017, Paying More Attention to Attention (ICLR)",
                   summary="where the teacher looks: its spatial attention maps, stage by stage",
                   reference="mdistiller's AT (the common code form, p = 2, stages 1-3, weight 1000)")
 class AttentionTransfer(DistillMethod):

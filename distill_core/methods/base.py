@@ -272,6 +272,13 @@ def method_formula(name: str, temperature: float, alpha: float, options: dict) -
     return cls.formula(temperature, alpha, resolved)
 
 
+def method_uses(name: str, options: dict) -> tuple[str, ...]:
+    """Which of the run's loss settings (temperature, alpha) ``name`` reads with these options."""
+    cls = METHODS.get(name)
+    known = {o.name for o in cls.OPTIONS}
+    return cls.uses({o.name: o.default for o in cls.OPTIONS} | {k: v for k, v in options.items() if k in known})
+
+
 def options_text(name: str, options: dict, everything: bool = False) -> str:
     """'b = 8, warmup = 2': the options that differ from their defaults (all of them with
     ``everything``), as Compare's header and the Runs table say them."""

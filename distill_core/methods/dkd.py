@@ -47,7 +47,7 @@ def dkd_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
     return tckd, nckd
 
 
-@METHODS.register("dkd", paper="Zhao, Cui, Song, Qiu, Liang 2022, Decoupled Knowledge Distillation (CVPR)",
+@METHODS.register("dkd", title="Decoupled KD", cite="Zhao et al. 2022", paper="Zhao, Cui, Song, Qiu, Liang 2022, Decoupled Knowledge Distillation (CVPR)",
                   summary="the teacher's class probabilities, split into how sure it is of the true class and "
                           "how it ranks the other classes, each with its own weight",
                   reference="mdistiller's DKD (a = 1, b = 8, CE weight 1; warmup 20 of 240 epochs there)")

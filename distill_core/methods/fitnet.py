@@ -46,7 +46,7 @@ def regressor(student_shape: tuple, teacher_shape: tuple) -> nn.Sequential:
     return nn.Sequential(*layers, nn.BatchNorm2d(tc), nn.ReLU(inplace=True))
 
 
-@METHODS.register("fitnet", paper="Romero, Ballas, Kahou, Chassang, Gatta, Bengio 2015, FitNets: Hints for Thin "
+@METHODS.register("fitnet", title="FitNets hints", cite="Romero et al. 2015", paper="Romero, Ballas, Kahou, Chassang, Gatta, Bengio 2015, FitNets: Hints for Thin "
                                   "Deep Nets (ICLR)",
                   summary="the teacher's feature map at one stage, matched through a small trainable regressor",
                   reference="mdistiller's FitNet (hint layer 2, weight 100, one stage); hint_epochs gives the "

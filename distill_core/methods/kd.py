@@ -22,7 +22,7 @@ def z(name: str, standardized: bool) -> str:
     return rf"\tilde z_{name}" if standardized else rf"z_{name}"
 
 
-@METHODS.register("kd", paper="Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network",
+@METHODS.register("kd", title="Hinton KD", cite="Hinton et al. 2015", paper="Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network",
                   summary="the teacher's temperature-softened class probabilities",
                   reference="the loss of RepDistiller and mdistiller's KD (T = 4, KD weight 0.9, CE 0.1)")
 class LogitKD(DistillMethod):
