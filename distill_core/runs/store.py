@@ -407,7 +407,7 @@ class RunStore:
         """
         sql = """SELECT r.id, r.created_at, r.started_at, r.finished_at, r.status, r.dataset, r.teacher,
                         r.student, r.method, r.temperature, r.alpha, r.epochs, r.seed, r.device, r.source,
-                        r.artifacts_dir, r.error, r.message,
+                        r.artifacts_dir, r.error, r.message, r.config,
                         t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy
                  FROM runs r
                  LEFT JOIN models t ON t.run_id = r.id AND t.role = 'teacher'
@@ -433,6 +433,7 @@ class RunStore:
                 "run_id": r["id"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
                 "created_at": r["created_at"], "dataset": r["dataset"], "teacher": r["teacher"],
                 "student": r["student"], "T": r["temperature"], "alpha": r["alpha"], "method": r["method"],
+                "options": (_loads(r["config"]) or {}).get("extra") or {},  # the method's, as set
                 "epochs": r["epochs"], "teacher_accuracy": r["teacher_accuracy"], "kd_accuracy": kd,
                 "scratch_accuracy": scratch,
                 "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
@@ -443,7 +444,7 @@ class RunStore:
         return out
 
     def runs_frame(self, **filters):
-        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
+        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "options", "epochs",
                    "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
                    "source", "seconds", "created_at", "dir", "error"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
