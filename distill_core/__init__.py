@@ -22,6 +22,7 @@ from .runs.job_state import JobSnapshot
 from .runs.recording import run_recorded
 from .runs.results import find_results, load_results, read_json
 from .runs.store import RunStore
+from .runs.store import default_path as run_store_path
 from .runs.teacher_cache import cached_path as cached_teacher_path
 from .runs.teacher_cache import checkpoint_problem as teacher_checkpoint_problem
 from .runs.teacher_cache import list_cached as list_cached_teachers
@@ -50,7 +51,7 @@ __all__ = [
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",
     "first_line",
     # running, recording and reading runs
-    "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore",
+    "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore", "run_store_path",
     "load_results", "find_results", "read_json", "cached_teacher_path", "teacher_checkpoint_problem",
     "list_cached_teachers", "cached_teacher_meta",
     # measuring, exporting, compressing
