@@ -146,7 +146,8 @@ class ConsolePrinter:
     def __call__(self, event: Event) -> None:
         d = event.data
         if event.kind == PHASE and event.phase != "measure":
-            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint"}.get(d["source"], "")
+            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint",
+                   "reused": f"reused from run {d.get('from_run')}"}.get(d["source"], "")
             print(f"== {event.phase} {how}".rstrip(), file=self.stream, flush=True)
         elif event.kind == PHASE:
             print("== measuring size, FLOPs and latency", file=self.stream, flush=True)

@@ -185,6 +185,8 @@ def _phase_message(phase: Optional[str], source: Optional[str]) -> str:
     if phase == "teacher":
         return {"cache": "loading the cached teacher", "checkpoint": "loading the uploaded teacher"}.get(
             source or "", "training the teacher")
+    if phase == "student_scratch" and source == "reused":
+        return "reusing the scratch student of an earlier run with this recipe"
     return {"student_scratch": "training the student from scratch",
             "student_kd": "distilling the student from the teacher",
             "measure": "measuring size, FLOPs and latency"}.get(phase or "", f"phase {phase}")
