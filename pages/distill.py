@@ -2,7 +2,7 @@
 import streamlit as st
 
 from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device
-from studio import fmt
+from studio import fmt, urlstate
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
     batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
     folder_summary
@@ -225,6 +225,7 @@ if note := batch_note(config):
     boxes["recipe"].warning(note, icon=":material/warning:")
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
+runs_busy = [j for j in busy if j.kind == "run"]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
 start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found), key="start",
                   width="stretch", help="Fix the problems above first." if found else None)
@@ -234,11 +235,13 @@ b2.download_button("config.json", config.to_json() + "\n", file_name="config.jso
 if found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
-elif same := next((j for j in busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
+elif same := next((j for j in runs_busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
     b3.caption(f"This exact setup is already {same.status} (run {same.id}): Start shows that run instead of "
                "training it twice.")
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
+st.page_link("pages/sweep.py", label="Sweep T and alpha over several seeds with this recipe", icon=":material/grid_on:",
+             query_params=urlstate.to_params(config))
 if start and not found:
     job_id = manager.submit(config)
     ss.job_id = job_id
