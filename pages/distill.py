@@ -2,7 +2,7 @@
 import streamlit as st
 
 from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device
-from studio import fmt, urlstate
+from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
     batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
     folder_summary
@@ -240,8 +240,6 @@ elif same := next((j for j in runs_busy if j.config == config and not j.stopping
                "training it twice.")
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
-st.page_link("pages/sweep.py", label="Sweep T and alpha over several seeds with this recipe", icon=":material/grid_on:",
-             query_params=urlstate.to_params(config))
 if start and not found:
     job_id = manager.submit(config)
     ss.job_id = job_id
