@@ -4,8 +4,8 @@ import streamlit as st
 from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
-    folder_summary
+    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, weak_teacher_hint, \
+    worded, folder_summary
 from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -119,6 +119,8 @@ config = collect()
 if mode == "train" and (reused := reused_teacher(config)):
     boxes_reuse.caption(f"A {config.teacher} trained with this recipe is cached "
                         f"({fmt.percent(reused.get('accuracy'))} val): it is reused, so only the students train.")
+if mode == "train" and (hint := weak_teacher_hint(config)):
+    boxes["data"].warning(hint, icon=":material/school:")
 
 with right:
     st.subheader("Size and cost")

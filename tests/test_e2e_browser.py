@@ -34,6 +34,11 @@ LOSS_POINTS_JS = """() => {
 }"""
 
 
+# The Learn page's soft-target bars, as plotly drew them: each bar's SVG path ("" until drawn).
+BARS_JS = """() => [...document.querySelectorAll('.js-plotly-plot .barlayer .point path')]
+  .map((bar) => bar.getAttribute('d')).join(' ')"""
+
+
 def need(condition: bool, reason: str) -> None:
     if not condition:
         if IN_CI:
@@ -227,6 +232,15 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         body = csv_text.splitlines()[1:]
         assert body and all(line.startswith(finished) for line in body), body[:3]
         assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}
+
+        step = "move the temperature on the Learn page and see the bars change"
+        page.goto(server + f"/learn?run={finished}")
+        wait_for_text(page, "1. What the teacher knows", 60)
+        before = wait_until(lambda: page.evaluate(BARS_JS), 60, "the soft-target bars")
+        page.get_by_role("slider", name="Temperature T").focus()
+        page.keyboard.press("End")  # T = 20: the teacher's belief spreads over the classes
+        wait_until(lambda: page.evaluate(BARS_JS) not in ("", before), 30, "the bars to follow the temperature")
+        wait_for_text(page, "Soft targets at T = 20", 10)
 
         step = "nothing was fetched from outside this machine"
         assert not outside, sorted(set(outside))

@@ -13,7 +13,8 @@ from pathlib import Path
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text()  # the tables as version 1 made them
 # Each later version's statements, applied in turn to a store older than it (a new file too, after SCHEMA).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: ("ALTER TABLE runs ADD COLUMN sweep_id TEXT",  # the sweep a run is a trial of (runs/sweep.py)
+    2: ("ALTER TABLE epochs ADD COLUMN val_agreement REAL", "ALTER TABLE epochs ADD COLUMN val_kl_teacher REAL"),
+    3: ("ALTER TABLE runs ADD COLUMN sweep_id TEXT",  # the sweep a run is a trial of (runs/sweep.py)
         "CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id)",
         """CREATE TABLE IF NOT EXISTS sweeps (
                id          TEXT PRIMARY KEY,
@@ -45,7 +46,13 @@ def upgrade(conn: sqlite3.Connection, timeout: float) -> None:
     for number in sorted(MIGRATIONS):
         if number > version:
             for statement in MIGRATIONS[number]:
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    # A column a development build numbered otherwise is there already: the
+                    # statement's work is done.
+                    if "duplicate column name" not in str(exc):
+                        raise
     conn.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
     conn.execute("COMMIT")
 

@@ -38,7 +38,7 @@ from ..errors import DistillError
 from ..vocab import ACTIVE, DONE, METRICS, QUEUED, ROLES, RUNNING, STATUSES
 from .folders import remove_run_dir
 from .liveness import HOST, own_token, pid_alive, process_token
-from .schema import upgrade
+from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, upgrade  # noqa: F401  (where they were)
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +373,8 @@ class RunStore:
         sql = """SELECT r.id, r.created_at, r.started_at, r.finished_at, r.status, r.dataset, r.teacher,
                         r.student, r.method, r.temperature, r.alpha, r.epochs, r.seed, r.device, r.source,
                         r.artifacts_dir, r.error, r.message, r.sweep_id, r.config,
-                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy
+                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy,
+                        json_extract(k.entry, '$.val_agreement') AS kd_agreement
                  FROM runs r
                  LEFT JOIN models t ON t.run_id = r.id AND t.role = 'teacher'
                  LEFT JOIN models s ON s.run_id = r.id AND s.role = 'student_scratch'
@@ -402,7 +403,7 @@ class RunStore:
                 "created_at": r["created_at"], "dataset": r["dataset"], "teacher": r["teacher"],
                 "student": r["student"], "T": r["temperature"], "alpha": r["alpha"], "method": r["method"],
                 "epochs": r["epochs"], "teacher_accuracy": r["teacher_accuracy"], "kd_accuracy": kd,
-                "scratch_accuracy": scratch,
+                "scratch_accuracy": scratch, "kd_agreement": r["kd_agreement"],
                 "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
                 "status": r["status"], "device": r["device"], "source": r["source"],
                 "seconds": end - r["started_at"] if end and r["started_at"] else None,
@@ -413,8 +414,8 @@ class RunStore:
 
     def runs_frame(self, **filters):
         columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
-                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
-                   "source", "seconds", "created_at", "dir", "error", "sweep_id", "seed"]
+                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "kd_agreement", "status",
+                   "device", "source", "seconds", "created_at", "dir", "error", "sweep_id", "seed"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
 
     # ---- sweeps ------------------------------------------------------------------------------
