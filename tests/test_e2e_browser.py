@@ -255,3 +255,44 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         raise
     finally:
         context.close()
+
+
+def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server, browser, tmp_path):
+    """The workshop preset's grid (T in 1, 2, 4, 8, 16 at alpha 0.9, two seeds) at a reduced size: the
+    recipe from the link (digits, small models, one epoch), so ten trials take a minute or two."""
+    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    step = "open the sweep's link"
+    try:
+        page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
+                           "&latency_repeats=5&latency_batch=8")
+        button(page, "What does T do?").wait_for(state="visible", timeout=60_000)
+        step = "apply the preset, then the reduced recipe again from the link"
+        button(page, "What does T do?").click()
+        wait_for_text(page, "10 trials: 5 T × 2 seeds", 30)
+        assert "temperature=1%2C2%2C4%2C8%2C16" in page.url or "temperature=1,2,4,8,16" in page.url, page.url
+        page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
+                           "&latency_repeats=5&latency_batch=8&temperature=1,2,4,8,16&alpha=0.9&seeds=0,1")
+        wait_for_text(page, "10 trials: 5 T × 2 seeds", 60)
+        step = "start it and watch the heatmap fill in"
+        button(page, "Start").click()
+        wait_for_text(page, "KD gain over scratch: mean ± std", 60)
+        wait_for_text(page, "10 of 10 trials finished", 400)
+        wait_for_text(page, "Best: ", 30)
+        assert page.locator(".js-plotly-plot").count() >= 1
+        step = "open a cell's run in Compare"
+        page.get_by_role("link", name="seed 0: KD").first.click()
+        page.wait_for_url("**/compare?run=*", timeout=30_000)
+        wait_for_text(page, "Over 2 seeds", 60)
+    except BaseException:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(context.pages):
+            try:
+                p.screenshot(path=str(artifacts / f"sweep-failure-{i}.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
+                pass
+        print(f"e2e sweep failed at step: {step}; screenshots in {artifacts}")
+        raise
+    finally:
+        context.close()
