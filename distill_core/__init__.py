@@ -23,6 +23,12 @@ from .runs.job_state import JobSnapshot
 from .runs.recording import run_recorded
 from .runs.results import find_results, load_results, read_json
 from .runs.store import RunStore
+from .runs.store import default_path as run_store_path
+from .runs.sweep import (MAX_TRIALS, SWEEPABLE, SweepSpec, best_cells, parse_values, spec_problems, summary_rows,
+                         sweeps_dir, trial_rows)
+from .runs.sweep_ray import available as ray_available
+from .runs.sweep_ray import run_sweep_ray
+from .runs.sweep_run import estimate_seconds, measured_speed, probe_speed, run_sweep
 from .runs.teacher_cache import cached_path as cached_teacher_path
 from .runs.teacher_cache import checkpoint_problem as teacher_checkpoint_problem
 from .runs.teacher_cache import list_cached as list_cached_teachers
@@ -31,6 +37,8 @@ from .tools.compress import compression_rows
 from .tools.compress import load_rows as load_compression_rows
 from .tools.export import config_json, export_bytes, export_run, metrics_csv, onnx_report
 from .tools.export import file_name as export_file_name
+from .tools.lesson import (Lesson, class_similarity, dark_knowledge, demo_config, demo_teacher_ready, entropy_bits,
+                           kl_shares, open_lesson, soft_gradient_norms, soft_targets)
 from .training.measure import count_flops, count_params, large_batch_key, state_dict_bytes
 from .training.measure import headline as comparison_headline
 from .vocab import (ACTIVE, CANCELLED, DISTILLED, DONE, FAILED, FINISHED, INTERRUPTED, MEASURE, METRICS, PHASES,
@@ -50,13 +58,20 @@ __all__ = [
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",
     "first_line",
     # running, recording and reading runs
-    "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore",
+    "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore", "run_store_path",
     "load_results", "find_results", "read_json", "cached_teacher_path", "teacher_checkpoint_problem",
     "list_cached_teachers", "cached_teacher_meta",
+    # sweeps
+    "SweepSpec", "SWEEPABLE", "MAX_TRIALS", "spec_problems", "parse_values", "run_sweep", "run_sweep_ray",
+    "ray_available", "trial_rows", "summary_rows", "best_cells", "sweeps_dir", "estimate_seconds",
+    "measured_speed", "probe_speed",
     # measuring, exporting, compressing
     "count_params", "count_flops", "state_dict_bytes", "large_batch_key", "comparison_headline", "export_run",
     "export_bytes", "export_file_name", "metrics_csv", "config_json", "onnx_report", "compression_rows",
     "load_compression_rows",
+    # teaching: a real teacher's soft targets (the Learn page)
+    "Lesson", "open_lesson", "demo_config", "demo_teacher_ready", "soft_targets", "entropy_bits", "dark_knowledge",
+    "kl_shares", "class_similarity", "soft_gradient_norms",
     # the vocabulary
     "ROLES", "TEACHER", "SCRATCH", "DISTILLED", "ROLE_LABEL", "MEASURE", "PHASES", "STATUSES", "QUEUED", "RUNNING",
     "DONE", "FAILED", "CANCELLED", "INTERRUPTED", "ACTIVE", "FINISHED", "METRICS",

@@ -7,8 +7,8 @@ from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_fo
                           repeat_command, resolve_device)
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, option_key, options, reused_teacher, sync_url, worded, \
-    folder_summary
+    batch_note, collect, ensure_state, folder_classes, option_key, options, reused_teacher, sync_url, \
+    weak_teacher_hint, worded, folder_summary
 from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -166,6 +166,8 @@ config = collect()
 if mode == "train" and (reused := reused_teacher(config)):
     boxes_reuse.caption(f"A {config.teacher} trained with this recipe is cached "
                         f"({fmt.percent(reused.get('accuracy'))} val): it is reused, so only the students train.")
+if mode == "train" and (hint := weak_teacher_hint(config)):
+    boxes["data"].warning(hint, icon=":material/school:")
 
 with right:
     st.subheader("Size and cost")
@@ -279,6 +281,7 @@ if note := batch_note(config):
     boxes["recipe"].warning(note, icon=":material/warning:")
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
+runs_busy = [j for j in busy if j.kind == "run"]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
 start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found), key="start",
                   width="stretch", help="Fix the problems above first." if found else None)
@@ -288,7 +291,7 @@ b2.download_button("config.json", config.to_json() + "\n", file_name="config.jso
 if found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
-elif same := next((j for j in busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
+elif same := next((j for j in runs_busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
     b3.caption(f"This exact setup is already {same.status} (run {same.id}): Start shows that run instead of "
                "training it twice.")
 elif busy:

@@ -5,7 +5,7 @@ Everything here reads the run store (``distill_core.RunStore``); the page is lay
 from __future__ import annotations
 
 import math
-
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -14,12 +14,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, RunConfig, RunStore, compression_rows, config_json, export_bytes, export_file_name,
-                          large_batch_key, load_compression_rows, metrics_csv, repeat_command)
+from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, RunConfig, RunStore, compression_rows,
+                          config_json, export_bytes, export_file_name, large_batch_key, load_compression_rows,
+                          metrics_csv, repeat_command)
 
 from . import fmt
 from .methods_text import loss_knobs, method_setting
 from .runs import busy_note
+from .urlstate import to_params
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 COMPARE_PAGE = PAGES / "compare.py"  # absolute paths: st.switch_page matches them to app.py's pages
@@ -41,7 +43,7 @@ MISSING = fmt.DASH
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
 TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
-                 "teacher_acc", "dataset", "teacher", "student", "method"]
+                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method"]
 
 
 def open_store() -> RunStore:
@@ -65,7 +67,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
         "method": [method_setting({"method": m, "extra": o}, with_values=False) if isinstance(m, str) else m
                    for m, o in zip(raw["method"], raw["options"])],
         "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
-        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100,
+        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100, "agreement": pd.to_numeric(raw["kd_agreement"], errors="coerce") * 100,
         "status": raw["status"],
     }, columns=TABLE_COLUMNS)
     return df
@@ -92,6 +94,9 @@ def column_config() -> dict:
         "gain": cc.NumberColumn("KD gain", format="%+.1f pts", width=90,
                                 help="Distilled minus scratch student, percentage points"),
         "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%", width=88),
+        "agreement": cc.NumberColumn("Agrees", format="%.1f %%", width=70,
+                                     help="The distilled student's top-1 answers that are the teacher's "
+                                          "(validation split, last epoch)"),
         "status": cc.TextColumn("Status", help="queued, running, done, failed, cancelled, or interrupted "
                                                "(its process ended before the run finished)"),
     }
@@ -253,7 +258,6 @@ def rerun_params(config: dict) -> dict[str, str]:
     The Distill page reads its draft from the URL once per browser session (studio/form.py), so
     its draft and widget values are dropped here and it reads the URL again.
     """
-    from .urlstate import to_params
 
     cfg = RunConfig.from_dict({k: v for k, v in config.items() if k != "out"})
     ss = st.session_state
@@ -348,8 +352,6 @@ def describe(run: dict) -> str:
 
 
 def when(timestamp: Optional[float]) -> str:
-    import time
-
     return "at an unknown time" if not timestamp else time.strftime("on %Y-%m-%d at %H:%M", time.localtime(timestamp))
 
 

@@ -1,5 +1,6 @@
--- The run store's tables (runs.db), applied by RunStore to a new file. A change here raises
--- SCHEMA_VERSION in store.py. No semicolon in a comment: RunStore splits the statements on them.
+-- The run store's tables as version 1 made them, applied by RunStore to a new file. Later changes
+-- are MIGRATIONS in store.py, applied after this. No semicolon in a comment: RunStore splits the
+-- statements on them.
 CREATE TABLE IF NOT EXISTS runs (
     id            TEXT PRIMARY KEY,
     created_at    REAL NOT NULL,
@@ -34,8 +35,6 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch          INTEGER NOT NULL,
     train_loss     REAL, train_ce REAL, train_kd REAL, train_accuracy REAL,
     val_loss       REAL, val_accuracy REAL, lr REAL, images_per_s REAL, seconds REAL,
-    terms          TEXT,              -- JSON: the method's other terms (train_tckd, ...), their labels,
-                                      -- weights and contributions, and its stage (added in version 2)
     recorded_at    REAL,
     PRIMARY KEY (run_id, model, epoch)
 );
