@@ -51,7 +51,8 @@ __all__ = [
     # the registries
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",
-    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses", "options_text",
+    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses",
+    "options_text",
     "format_value", "has_features", "compatible_pairs",
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",

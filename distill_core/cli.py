@@ -192,7 +192,8 @@ class ConsolePrinter:
         elif event.kind == PHASE:
             print("== measuring size, FLOPs and latency", file=self.stream, flush=True)
         elif event.kind == EPOCH:
-            terms = ", ".join(f"{t['name']} {d.get('train_' + t['name'], float('nan')):.4f}" for t in d.get("terms", []))
+            terms = ", ".join(f"{t['name']} {d.get('train_' + t['name'], float('nan')):.4f}"
+                              for t in d.get("terms", []))
             stage = f" [{d['stage']}]" if d.get("stage") else ""
             print(f"  epoch {d['epoch']:>3}/{d['epochs']}{stage}  loss {d['train_loss']:.4f} ({terms})  "
                   f"train {100 * d['train_accuracy']:5.1f}%  "

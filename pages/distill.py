@@ -3,8 +3,8 @@ import math
 
 import streamlit as st
 
-from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses, paths,
-                          repeat_command, resolve_device)
+from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses,
+                          paths, repeat_command, resolve_device)
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
     batch_note, collect, ensure_state, folder_classes, option_key, options, reused_teacher, sync_url, \
@@ -27,7 +27,7 @@ DISTILL_DATA_HELP = {
 
 def method_label(name: str) -> str:
     meta = METHODS.meta(name)
-    return f"{name}  ·  {meta.get('title', '')} ({meta.get('cite', '')})"
+    return f"{name}  ·  {meta.get('title', '')} ({meta.get('cite', '').split()[-1]})"  # the authors are in its caption
 
 
 def method_caption(name: str) -> str:

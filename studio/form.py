@@ -50,7 +50,8 @@ PRESETS = {
 
 def options() -> dict[str, list[str]]:
     devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
-    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(), "method": METHODS.names(),
+    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
+            "method": METHODS.names(),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
             "device": devices}
 

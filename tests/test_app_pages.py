@@ -332,8 +332,8 @@ def test_distill_bad_link_values_are_explained(engine):
 def test_distill_chooses_a_method_explains_it_and_builds_its_options_from_their_declarations(engine):
     at = page("pages/distill.py")
     assert at.selectbox(key="cfg_method").value == "kd" and at.selectbox(key="cfg_method").options[:4] == [
-        "kd  ·  Hinton KD (Hinton et al. 2015)", "fitnet  ·  FitNets hints (Romero et al. 2015)",
-        "at  ·  Attention transfer (Zagoruyko & Komodakis 2017)", "dkd  ·  Decoupled KD (Zhao et al. 2022)"]
+        "kd  ·  Hinton KD (2015)", "fitnet  ·  FitNets hints (2015)", "at  ·  Attention transfer (2017)",
+        "dkd  ·  Decoupled KD (2022)"]
     assert at.toggle(key="cfg_opt_kd_standardize").value is False
     at.selectbox(key="cfg_method").set_value("dkd").run()
     assert "Transfers** the teacher's class probabilities, split" in texts(at) and "Decoupled Knowledge" in texts(at)

@@ -198,7 +198,8 @@ def test_attention_transfer_is_the_code_form_and_not_the_papers():
     ft = [rng.normal(size=(2, 6, 4, 4)), rng.normal(size=(2, 7, 4, 4))]  # stage 2: the teacher's map is larger
     pooled = ft[1].reshape(2, 7, 2, 2, 2, 2).mean(axis=(3, 5))  # 4x4 averaged down to 2x2
     want = sum(((hand_attention(s) - hand_attention(t)) ** 2).mean() for s, t in zip(fs, [ft[0], pooled]))
-    got = at_loss([torch.tensor(f, dtype=torch.float32) for f in fs], [torch.tensor(f, dtype=torch.float32) for f in ft])
+    got = at_loss([torch.tensor(f, dtype=torch.float32) for f in fs],
+                  [torch.tensor(f, dtype=torch.float32) for f in ft])
     assert got.item() == pytest.approx(want, rel=1e-5)
     # The paper's eq. 2 (the norm of the difference, not its mean square, halved) is another number.
     paper = sum(np.linalg.norm(hand_attention(s) - hand_attention(t), axis=1).mean() / 2
@@ -245,7 +246,8 @@ def test_the_scratch_student_is_the_same_whatever_the_method(digits):
         torch.manual_seed(0)
         student = create_model("cnn_tiny", 1, 10, 8)
         method = create_method(name, student, None, input_shape=(1, 8, 8))
-        states[name] = train_phase(method, digits, config, epochs=1, phase="student_scratch", emit=EventLog()).last_state
+        result = train_phase(method, digits, config, epochs=1, phase="student_scratch", emit=EventLog())
+        states[name] = result.last_state
     for name, state in states.items():
         assert all(torch.equal(state[k], states["kd"][k]) for k in state), name
 

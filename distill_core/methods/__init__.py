@@ -7,4 +7,5 @@ from .base import (METHODS, DistillMethod, Loss, Option, Term, create_method, fo
 from .losses import kd_loss, soft_kl, standardize
 
 __all__ = ["METHODS", "DistillMethod", "Loss", "Option", "Term", "create_method", "list_methods", "method_formula",
-           "method_options", "method_uses", "option_problems", "options_text", "format_value", "kd_loss", "soft_kl", "standardize"]
+           "method_options", "method_uses", "option_problems", "options_text", "format_value", "kd_loss", "soft_kl",
+           "standardize"]

@@ -47,7 +47,8 @@ def at_loss(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor]) 
     return total
 
 
-@METHODS.register("at", title="Attention transfer", cite="Zagoruyko & Komodakis 2017", paper="Zagoruyko, Komodakis 2017, Paying More Attention to Attention (ICLR)",
+@METHODS.register("at", title="Attention transfer", cite="Zagoruyko & Komodakis 2017",
+                  paper="Zagoruyko, Komodakis 2017, Paying More Attention to Attention (ICLR)",
                   summary="where the teacher looks: its spatial attention maps, stage by stage",
                   reference="mdistiller's AT (the common code form, p = 2, stages 1-3, weight 1000)")
 class AttentionTransfer(DistillMethod):
@@ -83,11 +84,12 @@ class AttentionTransfer(DistillMethod):
 
     @classmethod
     def formula(cls, temperature, alpha, options):
-        a = r"a(f) = \frac{\mathrm{vec}\left(\mathrm{mean}_c f^2\right)}{\left\|\mathrm{vec}\left(\mathrm{mean}_c f^2"\
-            r"\right)\right\|_2}"
-        symbols = (r"\begin{aligned}\mathcal{L} &= \mathrm{CE}(y, \sigma(z_s)) + w \sum_{j \in S} \mathrm{mean}\left("
-                   r"a(f_s^{(j)}) - a(f_t^{(j)})\right)^2\\ " + a.replace("=", "&=", 1) + r"\end{aligned}")
+        # Short lines: the Distill page gives the formula less than half a laptop's width.
+        diff = r"\mathrm{mean}\left(a(f_s^{(j)}) - a(f_t^{(j)})\right)^2"
+        symbols = (r"\begin{aligned}\mathcal{L} &= \mathrm{CE}(y, \sigma(z_s))\\ &\quad + w \sum_{j \in S} " + diff
+                   + r"\\ a(f) &= \mathrm{vec}\left(\mathrm{mean}_c f^2\right) / \left\|\cdot\right\|_2"
+                   r"\end{aligned}")
         stages = "\\{" + options["stages"].replace(",", ", ") + "\\}"
-        values = (r"= \mathrm{CE}(y, \sigma(z_s)) + " + f"{options['weight']:g}" + r"\sum_{j \in " + stages
-                  + r"} \mathrm{mean}\left(a(f_s^{(j)}) - a(f_t^{(j)})\right)^2")
+        values = (r"\begin{aligned} &= \mathrm{CE}(y, \sigma(z_s))\\ &\quad + " + f"{options['weight']:g}"
+                  + r"\sum_{j \in " + stages + "} " + diff + r"\end{aligned}")
         return symbols, values

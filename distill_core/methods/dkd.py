@@ -47,7 +47,8 @@ def dkd_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
     return tckd, nckd
 
 
-@METHODS.register("dkd", title="Decoupled KD", cite="Zhao et al. 2022", paper="Zhao, Cui, Song, Qiu, Liang 2022, Decoupled Knowledge Distillation (CVPR)",
+@METHODS.register("dkd", title="Decoupled KD", cite="Zhao et al. 2022",
+                  paper="Zhao, Cui, Song, Qiu, Liang 2022, Decoupled Knowledge Distillation (CVPR)",
                   summary="the teacher's class probabilities, split into how sure it is of the true class and "
                           "how it ranks the other classes, each with its own weight",
                   reference="mdistiller's DKD (a = 1, b = 8, CE weight 1; warmup 20 of 240 epochs there)")
@@ -82,15 +83,16 @@ class DecoupledKD(DistillMethod):
 
     @classmethod
     def formula(cls, temperature, alpha, options):
+        # Short lines: the Distill page gives the formula less than half a laptop's width.
         zz = r"\tilde z" if options.get("standardize") else "z"
-        symbols = (r"\begin{aligned}\mathcal{L} &= \mathrm{CE}(y, \sigma(z_s)) + \min\!\left(\tfrac{e}{W}, 1\right)"
-                   r"\left(a\,\mathrm{TCKD} + b\,\mathrm{NCKD}\right)\\ \mathrm{TCKD} &= T^2\,\mathrm{KL}\!\left("
-                   r"[p^t_y, 1-p^t_y]\,\|\,[p^s_y, 1-p^s_y]\right),\ p = \sigma(" + zz + r"/T)\\ "
-                   r"\mathrm{NCKD} &= T^2\,\mathrm{KL}\!\left(\hat p^t\,\|\,\hat p^s\right),\ \hat p = "
-                   r"\sigma(" + zz + r"_{\neg y}/T)\end{aligned}")
+        symbols = (r"\begin{aligned}\mathcal{L} &= \mathrm{CE}(y, \sigma(z_s))\\ &\quad + \min\!\left(\tfrac{e}{W}, 1"
+                   r"\right)\left(a\,\mathrm{TCKD} + b\,\mathrm{NCKD}\right)\\ \mathrm{TCKD} &= T^2\,\mathrm{KL}"
+                   r"\!\left([p^t_y, 1-p^t_y]\,\|\,[p^s_y, 1-p^s_y]\right)\\ \mathrm{NCKD} &= T^2\,\mathrm{KL}"
+                   r"\!\left(\hat p^t\,\|\,\hat p^s\right)\\ p = \sigma(" + zz + r"/T)&,\ \hat p = \sigma(" + zz
+                   + r"_{\neg y}/T)\end{aligned}")
         w, a, b, t = options["warmup"], options["a"], options["b"], temperature
         ramp = (r"\min\!\left(\tfrac{e}{" + f"{w}" + r"}, 1\right)") if w else "1"
-        values = (r"\begin{aligned} &= \mathrm{CE}(y, \sigma(z_s)) + " + ramp + r"\left(" + f"{a:g}"
+        values = (r"\begin{aligned} &= \mathrm{CE}(y, \sigma(z_s))\\ &\quad + " + ramp + r"\left(" + f"{a:g}"
                   + r"\,\mathrm{TCKD} + " + f"{b:g}" + r"\,\mathrm{NCKD}\right),\ T = " + f"{t:g}"
                   + r"\end{aligned}")
         return symbols, values

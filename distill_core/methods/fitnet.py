@@ -46,7 +46,8 @@ def regressor(student_shape: tuple, teacher_shape: tuple) -> nn.Sequential:
     return nn.Sequential(*layers, nn.BatchNorm2d(tc), nn.ReLU(inplace=True))
 
 
-@METHODS.register("fitnet", title="FitNets hints", cite="Romero et al. 2015", paper="Romero, Ballas, Kahou, Chassang, Gatta, Bengio 2015, FitNets: Hints for Thin "
+@METHODS.register("fitnet", title="FitNets hints", cite="Romero et al. 2015",
+                  paper="Romero, Ballas, Kahou, Chassang, Gatta, Bengio 2015, FitNets: Hints for Thin "
                                   "Deep Nets (ICLR)",
                   summary="the teacher's feature map at one stage, matched through a small trainable regressor",
                   reference="mdistiller's FitNet (hint layer 2, weight 100, one stage); hint_epochs gives the "
@@ -116,18 +117,21 @@ class FitNet(DistillMethod):
 
     @classmethod
     def formula(cls, temperature, alpha, options):
+        # Short lines: the Distill page gives the formula less than half a laptop's width.
         k, w, h = options["stage"], options["weight"], options["hint_epochs"]
         hint = r"\mathrm{MSE}\!\left(r(f_s^{(k)}), f_t^{(k)}\right)"
         hint_k = hint.replace("(k)", f"({k})")
         if not h:
-            return (r"\mathcal{L} = \mathrm{CE}(y, \sigma(z_s)) + w\," + hint,
-                    r"= \mathrm{CE}(y, \sigma(z_s)) + " + f"{w:g}" + r"\," + hint_k)
-        kd = r"\alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,\sigma(z_s/T)\right) + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))"
+            return (r"\begin{aligned}\mathcal{L} &= \mathrm{CE}(y, \sigma(z_s))\\ &\quad + w\," + hint
+                    + r"\end{aligned}",
+                    r"\begin{aligned} &= \mathrm{CE}(y, \sigma(z_s))\\ &\quad + " + f"{w:g}" + r"\," + hint_k
+                    + r"\end{aligned}")
         t, a = temperature, alpha
-        kd_v = (f"{a:.2f}" + r"\cdot " + f"{t:g}" + r"^2\,\mathrm{KL}\!\left(\sigma(z_t/" + f"{t:g}" + r")\,\|\,"
-                r"\sigma(z_s/" + f"{t:g}" + r")\right) + " + f"{1 - a:.2f}" + r"\,\mathrm{CE}(y, \sigma(z_s))")
-        symbols = (r"\begin{aligned}e \le H&:\ \mathcal{L} = w\," + hint + r"\\ e > H&:\ \mathcal{L} = " + kd
-                   + r"\end{aligned}")
+        symbols = (r"\begin{aligned}e \le H&:\ \mathcal{L} = w\," + hint + r"\\ e > H&:\ \mathcal{L} = \alpha\,"
+                   r"T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,\sigma(z_s/T)\right)\\ &\qquad + (1-\alpha)\,"
+                   r"\mathrm{CE}(y, \sigma(z_s))\end{aligned}")
         values = (r"\begin{aligned}e \le " + f"{h}" + r"&:\ " + f"{w:g}" + r"\," + hint_k + r"\\ e > " + f"{h}"
-                  + r"&:\ " + kd_v + r"\end{aligned}")
+                  + r"&:\ " + f"{a:.2f}" + r"\cdot " + f"{t:g}" + r"^2\,\mathrm{KL}\!\left(\sigma(z_t/" + f"{t:g}"
+                  + r")\,\|\,\sigma(z_s/" + f"{t:g}" + r")\right)\\ &\qquad + " + f"{1 - a:.2f}"
+                  + r"\,\mathrm{CE}(y, \sigma(z_s))\end{aligned}")
         return symbols, values

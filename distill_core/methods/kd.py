@@ -22,7 +22,8 @@ def z(name: str, standardized: bool) -> str:
     return rf"\tilde z_{name}" if standardized else rf"z_{name}"
 
 
-@METHODS.register("kd", title="Hinton KD", cite="Hinton et al. 2015", paper="Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network",
+@METHODS.register("kd", title="Hinton KD", cite="Hinton et al. 2015",
+                  paper="Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network",
                   summary="the teacher's temperature-softened class probabilities",
                   reference="the loss of RepDistiller and mdistiller's KD (T = 4, KD weight 0.9, CE 0.1)")
 class LogitKD(DistillMethod):
@@ -42,7 +43,9 @@ class LogitKD(DistillMethod):
                    rf"{SOFTMAX}({zs}/T)\right)\\ &\quad + (1-\alpha)\,\mathrm{{CE}}(y, {SOFTMAX}(z_s))\end{{aligned}}")
         t, a = temperature, alpha
         values = (rf"\begin{{aligned}} &= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left({SOFTMAX}({zt}/{t:g})\,\|\,"
-                  rf"{SOFTMAX}({zs}/{t:g})\right)\\ &\quad + {1 - a:.2f}\,\mathrm{{CE}}(y, {SOFTMAX}(z_s))\end{{aligned}}")
-        if st:
-            symbols += r"\quad \tilde z = \frac{z - \mathrm{mean}(z)}{\mathrm{std}(z)}"
+                  rf"{SOFTMAX}({zs}/{t:g})\right)\\ &\quad + {1 - a:.2f}\,\mathrm{{CE}}(y, {SOFTMAX}(z_s))"
+                  r"\end{aligned}")
+        if st:  # a line of its own: the page gives the formula less than half a laptop's width
+            symbols = symbols.replace(r"\end{aligned}", r"\\ \tilde z &= \left(z - \mathrm{mean}(z)\right) / "
+                                      r"\mathrm{std}(z)\end{aligned}")
         return symbols, values
