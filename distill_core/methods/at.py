@@ -65,7 +65,8 @@ class AttentionTransfer(DistillMethod):
         super().__init__(student, teacher, **kwargs)
         self.stages = stage_numbers(self.options["stages"])
         if teacher is not None:  # refuse a model without taps now, not at the first step
-            Reader(student, self.stages), Reader(teacher, self.stages)
+            for model in (student, teacher):
+                Reader(model, self.stages)
 
     @torch.inference_mode()
     def teacher_targets(self, x):
