@@ -1,7 +1,7 @@
 """``python -m distill_core``: the same runs as the app, from a terminal.
 
     python -m distill_core run [--config runs/x/config.json] [--flag value ...] [--compress]
-    python -m distill_core runs [--status done] [--delete RUN_ID]
+    python -m distill_core runs [--status done] [--delete RUN_ID] [--rebuild]
     python -m distill_core export RUN_ID --format onnx|pt|safetensors|csv|json|all [--out PATH]
     python -m distill_core compress RUN_ID [--sparsity 0.5]
     python -m distill_core models [--dataset NAME]
@@ -31,6 +31,7 @@ from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods
 from .models import MODELS, create_model
 from .runs.experiment import preload
+from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
 from .runs.store import RunStore
 from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--dataset", help="only runs on this dataset")
     runs.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete this run: its rows and its folder")
+    runs.add_argument("--rebuild", action="store_true",
+                      help="move runs.db aside and rebuild it from the run folders' results.json files "
+                           "(for a damaged store)")
 
     export = sub.add_parser("export", help="write a run's student (onnx, pt, safetensors), metrics (csv) or config")
     export.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
@@ -214,6 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.rebuild:
+        print(rebuild_store().summary())
+        return 0
     store = RunStore()
     if args.delete:
         if not store.delete_run(args.delete):
