@@ -11,7 +11,8 @@ from .config import (DISTILL_DATA, OPTIMIZERS, SCHEDULES, Problem, RunConfig, fi
 from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, folder_val_count, image_files,
                             list_datasets, load_dataset, split_problem)
 from .device import available_devices, describe_devices, resolve_device
-from .errors import CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError, first_line
+from .errors import (CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError,
+                     StoreDamagedError, WriteError, first_line)
 from .events import Event, EventLog
 from .files import write_atomic
 from .methods import METHODS, create_method, kd_loss, list_methods
@@ -19,6 +20,7 @@ from .models import MODELS, create_model, list_models
 from .runs.experiment import preload, run_experiment
 from .runs.jobs import JobManager
 from .runs.job_state import JobSnapshot
+from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
 from .runs.results import find_results, load_results, read_json
 from .runs.store import RunStore
@@ -46,9 +48,10 @@ __all__ = [
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",
-    "first_line",
+    "first_line", "StoreDamagedError", "WriteError",
     # running, recording and reading runs
     "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore",
+    "rebuild_store",
     "load_results", "find_results", "read_json", "cached_teacher_path", "teacher_checkpoint_problem",
     "list_cached_teachers", "cached_teacher_meta",
     # measuring, exporting, compressing

@@ -6,6 +6,7 @@ from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
     batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
     folder_summary
+from studio.health import start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -226,12 +227,15 @@ if note := batch_note(config):
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
-start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found), key="start",
-                  width="stretch", help="Fix the problems above first." if found else None)
+blocked = start_blocker()  # the server's own problem (its home, its run store), said at the top of the page
+start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found) or bool(blocked),
+                  key="start", width="stretch", help=blocked or ("Fix the problems above first." if found else None))
 b2.download_button("config.json", config.to_json() + "\n", file_name="config.json", mime="application/json",
                    icon=":material/download:", key="download_config", on_click="ignore",
                    help=f"The same run from a terminal: {repeat_command('config.json')}")
-if found:
+if blocked:
+    b3.caption(f"Start is disabled. {blocked}")
+elif found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
 elif same := next((j for j in busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
@@ -239,7 +243,7 @@ elif same := next((j for j in busy if j.config == config and not j.stopping), No
                "training it twice.")
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
-if start and not found:
+if start and not found and not blocked:
     job_id = manager.submit(config)
     ss.job_id = job_id
     st.switch_page("pages/live.py", query_params={"job": job_id})

@@ -1,9 +1,10 @@
 """Runs: every run of this studio (app and CLI), found again, filtered, overlaid, exported."""
 import streamlit as st
 
-from distill_core import ROLE_LABEL, DistillError, export_run, onnx_report
+from distill_core import ROLE_LABEL, DistillError, StoreDamagedError, export_run, onnx_report
 
 from studio import fmt, runs_view as rv
+from studio.health import home_problem
 from studio.manager import get_manager
 from studio.nav import require_app
 
@@ -11,13 +12,21 @@ require_app()
 
 ss = st.session_state
 st.title("Runs")
+if note := ss.pop("runs_rebuilt", None):
+    st.success(fmt.plain(fmt.sentence(note)), icon=":material/check:")
 try:
     store = rv.open_store()
-except DistillError as exc:  # a damaged runs.db: say which file and what to do, the other pages go on
-    st.error(str(exc), icon=":material/error:")
+    table = rv.runs_table(store)
+except StoreDamagedError as exc:  # say which file, and offer to rebuild it; the other pages go on
+    rv.damaged_store(exc)
     st.stop()
-table = rv.runs_table(store)
-st.caption(f"{fmt.things(len(table), 'run')} in the run store `{store.path}`, shared by the app and "
+except DistillError as exc:
+    if home_problem():  # said at the top of the page already
+        st.info("There is no run store to read in the home folder.", icon=":material/info:")
+    else:
+        st.error(fmt.plain(fmt.sentence(str(exc))), icon=":material/error:")
+    st.stop()
+st.caption(f"{fmt.things(len(table), 'run')} in the run store {fmt.code(store.path)}, shared by the app and "
            "`python -m distill_core` (set DISTILL_STUDIO_HOME to move it).")
 if table.empty:
     st.info("No runs yet. Every run started here or from the CLI is listed on this page.", icon=":material/info:")

@@ -14,8 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, RunConfig, RunStore, compression_rows, config_json, export_bytes, export_file_name,
-                          large_batch_key, load_compression_rows, metrics_csv, repeat_command)
+from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
+                          StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
+                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command)
 
 from . import fmt
 from .runs import busy_note
@@ -44,13 +45,43 @@ TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd
 
 
 def open_store() -> RunStore:
-    """The run store of this server's home; run folders written before the store are indexed."""
-    store = RunStore()
+    """The run store of this server's home; run folders written before the store are indexed.
+
+    A damaged store raises ``StoreDamagedError`` (the page offers to rebuild it). A store on a
+    disk that cannot be written is read as it is, so its finished runs stay listed."""
     try:
-        store.scan()
-    except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
-        pass
+        store = RunStore()
+    except StoreDamagedError:
+        raise
+    except DistillError as exc:
+        try:
+            store = RunStore(read_only=True)
+        except DistillError:
+            raise exc from None
+    store.check()
+    if not store.read_only:
+        try:
+            store.scan()
+        except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
+            pass
     return store
+
+
+def damaged_store(exc: StoreDamagedError) -> None:
+    """What is damaged, and a button that rebuilds the store from the run folders."""
+    st.error(f"The run store {fmt.code(exc.path)} is damaged ({fmt.plain(exc.reason)}). The run folders are kept, "
+             "and the store is only their index: rebuild it from their results.json files. The damaged file is "
+             "moved aside, not deleted. From a terminal: `python -m distill_core runs --rebuild`.",
+             icon=":material/error:")
+    if st.button("Rebuild the run store from the run folders", key="runs_rebuild", type="primary",
+                 icon=":material/build:"):
+        try:
+            done = rebuild_store()
+        except DistillError as err:
+            st.error(fmt.plain(fmt.sentence(str(err))), icon=":material/error:")
+        else:
+            st.session_state.runs_rebuilt = done.summary()
+            st.rerun()
 
 
 # ---- the table ---------------------------------------------------------------------------------------
