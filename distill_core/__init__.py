@@ -8,8 +8,9 @@ from . import paths
 from .checkpoints import check_fits, read_state_dict
 from .config import (DISTILL_DATA, OPTIMIZERS, SCHEDULES, Problem, RunConfig, field_type, problems,
                      repeat_command, validate)
-from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, folder_val_count, image_files,
-                            list_datasets, load_dataset, split_problem)
+from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, classes_problem, folder_val_count,
+                            image_files, list_datasets, load_dataset, split_problem)
+from .data.folder_scan import IMAGE_EXTENSIONS, FolderScan, scan_folder
 from .device import available_devices, describe_devices, resolve_device
 from .errors import (CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError,
                      StoreDamagedError, WriteError, first_line)
@@ -44,6 +45,7 @@ __all__ = [
     # the registries
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",
+    "scan_folder", "FolderScan", "classes_problem", "IMAGE_EXTENSIONS",
     "create_method", "list_methods", "kd_loss",
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",

@@ -6,8 +6,8 @@ cache), ``runs/`` (run outputs), ``runs.db`` (the run store) and ``uploads/``.
 """
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +28,19 @@ def runs_dir() -> Path:
     return home() / "runs"
 
 
+def uploads_dir() -> Path:
+    """Files people upload in the app: teacher checkpoints, and zipped image folders once unpacked."""
+    return home() / "uploads"
+
+
+def data_roots() -> list[Path]:
+    """Where the app may read image folders when it is served beyond this machine: the home's
+    ``data/`` and ``uploads/``, and the folders named in ``DISTILL_STUDIO_DATA_ROOTS`` (separated
+    by ``os.pathsep``: ":" on Linux and macOS, ";" on Windows)."""
+    named = os.environ.get("DISTILL_STUDIO_DATA_ROOTS", "")
+    return [data_dir(), uploads_dir(), *(Path(p).expanduser() for p in named.split(os.pathsep) if p.strip())]
+
+
 def run_store() -> Path:
     """The run store's file, ``runs.db`` in the home."""
     return home() / "runs.db"
@@ -36,14 +49,15 @@ def run_store() -> Path:
 def home_unwritable() -> Optional[str]:
     """The system's reason the home folder cannot be written ("Read-only file system"), or None.
 
-    Tried for real, by creating the folder and a file in it: permissions alone do not tell (root
-    ignores them; a read-only mount does not show in them)."""
+    Asked of the system itself (it knows a read-only disk, and what root may do), without writing
+    a file: pages ask on every rerun, and a file made and removed would touch the folder each time."""
     root = home()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=root)
-        os.close(fd)
-        os.unlink(probe)
     except OSError as exc:
         return exc.strerror or str(exc)
-    return None
+    if os.access(root, os.W_OK | os.X_OK):
+        return None
+    if hasattr(os, "statvfs") and os.statvfs(root).f_flag & os.ST_RDONLY:
+        return os.strerror(errno.EROFS)
+    return os.strerror(errno.EACCES)

@@ -3,9 +3,10 @@ import streamlit as st
 
 from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device
 from studio import fmt
-from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
-    folder_summary
+from studio import folders
+from studio.folders import folder_classes, folder_summary
+from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, blocking_problems, by_section, cached_teachers, \
+    batch_note, collect, ensure_state, options, reused_teacher, sync_url, worded
 from studio.health import start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
@@ -56,14 +57,17 @@ with left:
     if dataset == "imagefolder":
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
+        if folders.awaiting_confirmation(ss.get(W + "data_dir")):  # a link's folder: read once confirmed here
+            st.button("Read this folder", key="data_dir_confirm", icon=":material/folder_open:",
+                      on_click=folders.confirm, args=(ss.get(W + "data_dir") or "",))
         boxes_folder = st.container()  # its problems show here, under the field
         if summary := folder_summary(ss.get(W + "data_dir")):
             st.caption(summary)
         f1, f2 = st.columns(2)
-        f1.number_input("Image size (pixels, square)", min_value=8, max_value=256, step=8, key=W + "image_size",
-                        help="Every picture is resized to this before training.")
-        f2.number_input("Validation share", min_value=0.05, max_value=0.5, step=0.05, format="%.2f",
-                        key=W + "val_fraction",
+        f1.number_input("Image size (pixels, square)", min_value=IMAGE_SIZE_RANGE[0], max_value=IMAGE_SIZE_RANGE[1],
+                        step=8, key=W + "image_size", help="Every picture is resized to this before training.")
+        f2.number_input("Validation share", min_value=VAL_FRACTION_RANGE[0], max_value=VAL_FRACTION_RANGE[1],
+                        step=0.05, format="%.2f", key=W + "val_fraction",
                         help="The part of each class held out to measure accuracy (a fixed split, by the seed).")
 
     st.radio("Teacher", list(TEACHER_MODES), key=W + "teacher_mode", format_func=TEACHER_MODES.get, horizontal=True)
@@ -101,12 +105,12 @@ with left:
                 folder_classes(ss.get(W + "data_dir")) if dataset == "imagefolder" else None))
             upload_error = upload_error and upload_error.replace(stored, name)
             if upload_error is None:
-                st.success(f"{name} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
+                st.success(f"{fmt.code(name)} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
             # The file stays chosen when the uploader is empty (another teacher mode, another page
             # and back: the widget forgets, the upload was lost); forgetting it is a click.
             if uploaded is None:
                 u1, u2 = st.columns([3, 1], vertical_alignment="center")
-                u1.caption(f"Using {name}, uploaded earlier. Upload another file to replace it.")
+                u1.caption(f"Using {fmt.code(name)}, uploaded earlier. Upload another file to replace it.")
                 if u2.button("Forget it", key="forget_upload", width="stretch"):
                     ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
                     st.rerun()

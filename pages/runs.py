@@ -75,11 +75,11 @@ if ss.get("runs_one") not in ids:
 run_id = st.selectbox("Run", ids, key="runs_one", format_func=labels.get)
 run = store.get_run(run_id)
 if run is None:
-    st.error(f"Run {run_id} is no longer in the store.")
+    st.error(f"Run {fmt.code(run_id)} is no longer in the store.")
     st.stop()
 st.markdown(rv.describe(run))
 if run.get("error"):
-    st.error(run["error"], icon=":material/error:")
+    st.error(fmt.plain(run["error"]), icon=":material/error:")
 if run["status"] == "interrupted":
     st.warning("This run was interrupted: its process ended before it finished. The epochs it recorded are kept.",
                icon=":material/warning:")
@@ -97,7 +97,7 @@ if b[2].button("Delete…", icon=":material/delete:", key="runs_delete", width="
     ss.runs_confirm_delete = run_id
 if ss.get("runs_confirm_delete") == run_id:
     with st.container(border=True):
-        st.warning(f"Delete run {run_id}? Its records and its folder `{run.get('artifacts_dir')}` (checkpoints, "
+        st.warning(f"Delete run {fmt.code(run_id)}? Its records and its folder {fmt.code(run.get('artifacts_dir'))} (checkpoints, "
                    "exports) are removed. The cached teacher stays.", icon=":material/delete_forever:")
         y, n = st.columns(2)
         if y.button("Delete for good", type="primary", key="runs_delete_yes", width="stretch"):
@@ -105,11 +105,11 @@ if ss.get("runs_confirm_delete") == run_id:
                 store.delete_run(run_id)
                 get_manager().forget(run_id)  # this server's pages stop offering it
             except DistillError as exc:
-                st.error(str(exc))
+                st.error(fmt.plain(fmt.sentence(str(exc))))
             else:
                 ss.pop("runs_confirm_delete", None)
                 ss.pop("runs_one", None)
-                st.toast(f"Deleted run {run_id}", icon=":material/delete:")
+                st.toast(f"Deleted run {fmt.code(run_id)}", icon=":material/delete:")
                 st.rerun()
         if n.button("Keep it", key="runs_delete_no", width="stretch"):
             ss.pop("runs_confirm_delete", None)
@@ -136,7 +136,7 @@ if has_student:
             try:
                 report = export_run(run_id, "onnx", store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
-                st.error(f"ONNX export failed: {exc}")
+                st.error(f"ONNX export failed: {fmt.plain(exc)}")
             else:
                 st.caption("ONNX: " + rv.parity_text(report))
 

@@ -18,7 +18,8 @@ from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, Disti
                           StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
                           large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command)
 
-from . import fmt
+from . import fmt, folders
+from .charts import text_label
 from .runs import busy_note
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -179,9 +180,10 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
                 continue
             fig.add_trace(go.Scatter(
                 x=[r["epoch"] for r in points], y=[100 * r["val_accuracy"] for r in points], mode="lines+markers",
-                name=f"{(legend or {}).get(run_id, run_id)} · {ROLE_LABEL.get(model, model)}", legendgroup=run_id,
+                name=f"{text_label((legend or {}).get(run_id, run_id))} · {ROLE_LABEL.get(model, model)}",
+                legendgroup=run_id,
                 line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
-                hovertemplate=f"{labels.get(run_id, run_id)}<br>{ROLE_LABEL.get(model, model)}: "
+                hovertemplate=f"{text_label(labels.get(run_id, run_id))}<br>{ROLE_LABEL.get(model, model)}: "
                               "epoch %{x}, %{y:.1f} %<extra></extra>"))
     # The legend goes under the plot: above it, a few runs' entries wrapped over the title. The
     # chart grows with the legend's rows (about two entries a row) so the plot keeps its height.
@@ -256,6 +258,8 @@ def rerun_params(config: dict) -> dict[str, str]:
     ss = st.session_state
     for key in [k for k in list(ss.keys()) if str(k).startswith("cfg_")] + ["draft", "form_notes", "uploaded_path"]:
         ss.pop(key, None)
+    if cfg.data_dir:  # a run of this server's, chosen here: its folder needs no confirming, as a link's would
+        folders.confirm(cfg.data_dir)
     return to_params(cfg)
 
 
@@ -370,7 +374,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
             try:
                 compression_rows(run, sparsity=sparsity, store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
-                st.error(f"Compression failed: {exc}")
+                st.error(f"Compression failed: {fmt.plain(exc)}")
         saved = load_compression_rows(run, store)
     if saved and saved.get("rows"):
         rows = saved["rows"]

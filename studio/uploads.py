@@ -19,7 +19,7 @@ from .model_info import input_spec
 
 
 def uploads_dir() -> Path:
-    return paths.home() / "uploads"
+    return paths.uploads_dir()
 
 
 def save_upload(filename: str, data: bytes) -> Path:

@@ -3,6 +3,7 @@
 Only values that differ from ``RunConfig()`` are written: the offline demo is the bare URL, and
 a link stays short. Reading is forgiving: a value that cannot be parsed is skipped with a note
 for the page to show, never an exception; range checks are left to ``distill_core.problems``.
+Notes are markdown, with what the link said in code spans: a link is anyone's to write.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import math
 from typing import Any, Mapping
 
 from distill_core import RunConfig, field_type
+
+from . import fmt
 
 NOT_IN_URL = {"out", "cache_dir"}  # where files go is the server's business, not a link's
 OTHER_PAGES = {"job", "run"}  # the Live and Compare pages' parameters, which a link may carry along
@@ -84,7 +87,7 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
         if name not in fields:  # a misspelt setting would otherwise vanish without a word
             close = [SHORT_NAMES[name.lower()]] if name.lower() in SHORT_NAMES else \
                 difflib.get_close_matches(name, sorted(fields - NOT_IN_URL), n=1)
-            notes.append(f"The link's {name}={text!r} is not a setting and was ignored"
+            notes.append(f"The link's {fmt.code(f'{name}={text}')} is not a setting and was ignored"
                          + (f" (did you mean {close[0]}?)." if close else "."))
             continue
         try:
@@ -93,5 +96,6 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
             reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else "not valid JSON"
             if reason.startswith("could not convert"):
                 reason = "not a number"
-            notes.append(f"The link's {name}={text!r} was ignored ({reason}); using {_format(values[name])}.")
+            notes.append(f"The link's {fmt.code(f'{name}={text}')} was ignored ({reason}); using "
+                         f"{fmt.code(_format(values[name]))}.")
     return RunConfig(**values), notes
