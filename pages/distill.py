@@ -12,7 +12,9 @@ from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
-from studio.uploads import check_teacher_file_cached, save_upload
+from studio.folder_uploads import MAX_ZIP_BYTES
+from studio.health import home_problem
+from studio.uploads import check_teacher_file_cached, mark_used, take_teacher, take_zip, uploader_key
 
 require_app()
 
@@ -31,9 +33,19 @@ def dataset_label(name: str) -> str:
     return f"{name}  ·  {'offline' if meta.get('offline') else 'download'}  ·  {meta.get('size', '')}"
 
 
+def upload_note(kind: str, folder: str | None = None) -> None:
+    """What became of the last upload of this kind: refused (and why), or unpacked into ``folder``."""
+    note = ss.get(f"{kind}_note")
+    if note and note[0] == "error":
+        st.error(note[1], icon=":material/block:")
+    elif note and (folder is None or folder == ss.get("zip_folder")):
+        st.success(note[1], icon=":material/check:")
+
+
 ensure_state()
 ss = st.session_state
 opts = options()
+cannot_write = home_problem() is not None  # said at the top of the page; no upload can be kept
 
 st.title("Distill")
 top = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # buttons as wide as their labels
@@ -60,6 +72,12 @@ with left:
         if folders.awaiting_confirmation(ss.get(W + "data_dir")):  # a link's folder: read once confirmed here
             st.button("Read this folder", key="data_dir_confirm", icon=":material/folder_open:",
                       on_click=folders.confirm, args=(ss.get(W + "data_dir") or "",))
+        st.file_uploader("Or upload a .zip of the class folders", type=["zip"], key=uploader_key("zip"),
+                         on_change=take_zip, max_upload_size=MAX_ZIP_BYTES // 2**20, disabled=cannot_write,
+                         help="From your own computer: a .zip of a folder with one sub-folder of images per class, "
+                              f"at most {MAX_ZIP_BYTES // 2**20} MB. Its images are unpacked into this server's "
+                              "uploads folder, and the field above points at them.")
+        upload_note("zip", folder=ss.get(W + "data_dir"))
         boxes_folder = st.container()  # its problems show here, under the field
         if summary := folder_summary(ss.get(W + "data_dir")):
             st.caption(summary)
@@ -92,12 +110,11 @@ with left:
                          format_func=labels.get)
     else:
         st.selectbox("The checkpoint's model", opts["teacher"], key=W + "teacher")
-        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=W + "upload",
+        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=uploader_key("teacher"),
+                                    on_change=take_teacher, disabled=cannot_write,
                                     help="torch.save(model.state_dict(), path). Loaded with weights_only=True: "
-                                         "files that could run code are refused.")
-        if uploaded is not None and ss.get("uploaded_id") != uploaded.file_id:  # save once, not every rerun
-            ss.uploaded_path = str(save_upload(uploaded.name, uploaded.getvalue()))
-            ss.uploaded_name, ss.uploaded_id = uploaded.name, uploaded.file_id
+                                         "files that could run code are refused, and deleted.")
+        upload_note("teacher")
         if ss.get("uploaded_path"):
             stored = ss.uploaded_path.rsplit("/", 1)[-1]
             name = ss.get("uploaded_name") or stored.split("-", 1)[-1]  # stored as <content hash>-<its name>
@@ -112,7 +129,7 @@ with left:
                 u1, u2 = st.columns([3, 1], vertical_alignment="center")
                 u1.caption(f"Using {fmt.code(name)}, uploaded earlier. Upload another file to replace it.")
                 if u2.button("Forget it", key="forget_upload", width="stretch"):
-                    ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
+                    ss.uploaded_path = ss.uploaded_name = None
                     st.rerun()
 
     st.selectbox("Student model", opts["student"], key=W + "student")
@@ -248,6 +265,7 @@ elif same := next((j for j in busy if j.config == config and not j.stopping), No
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
 if start and not found and not blocked:
+    mark_used(config.data_dir, config.teacher_checkpoint)  # the uploads a run uses are the last the cap removes
     job_id = manager.submit(config)
     ss.job_id = job_id
     st.switch_page("pages/live.py", query_params={"job": job_id})
