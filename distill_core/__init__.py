@@ -33,6 +33,8 @@ from .tools.compress import compression_rows
 from .tools.compress import load_rows as load_compression_rows
 from .tools.export import config_json, export_bytes, export_run, metrics_csv, onnx_report
 from .tools.export import file_name as export_file_name
+from .tools.lesson import (Lesson, class_similarity, dark_knowledge, demo_config, demo_teacher_ready, entropy_bits,
+                           kl_shares, open_lesson, soft_gradient_norms, soft_targets)
 from .training.measure import count_flops, count_params, large_batch_key, state_dict_bytes
 from .training.measure import headline as comparison_headline
 from .vocab import (ACTIVE, CANCELLED, DISTILLED, DONE, FAILED, FINISHED, INTERRUPTED, MEASURE, METRICS, PHASES,
@@ -60,6 +62,9 @@ __all__ = [
     "count_params", "count_flops", "state_dict_bytes", "large_batch_key", "comparison_headline", "export_run",
     "export_bytes", "export_file_name", "metrics_csv", "config_json", "onnx_report", "compression_rows",
     "load_compression_rows",
+    # teaching: a real teacher's soft targets (the Learn page)
+    "Lesson", "open_lesson", "demo_config", "demo_teacher_ready", "soft_targets", "entropy_bits", "dark_knowledge",
+    "kl_shares", "class_similarity", "soft_gradient_norms",
     # the vocabulary
     "ROLES", "TEACHER", "SCRATCH", "DISTILLED", "ROLE_LABEL", "MEASURE", "PHASES", "STATUSES", "QUEUED", "RUNNING",
     "DONE", "FAILED", "CANCELLED", "INTERRUPTED", "ACTIVE", "FINISHED", "METRICS",

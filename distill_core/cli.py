@@ -37,6 +37,7 @@ from .runs.store import RunStore
 from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
 from .tools.export import FORMATS, export_run
 from .training.measure import count_params, large_batch_key
+from .vocab import DISTILLED, ROLES, SCRATCH, STATUSES, TEACHER
 
 # flag -> RunConfig field, type, help. Defaults come from RunConfig, so there is one source.
 RUN_FLAGS = [
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sparsity", type=float, default=0.5, help="share of weights pruned with --compress")
 
     runs = sub.add_parser("runs", help="list the runs in the run store (newest first), or delete one")
-    runs.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    runs.add_argument("--status", choices=STATUSES)
     runs.add_argument("--dataset", help="only runs on this dataset")
     runs.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete this run: its rows and its folder")
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
     export.add_argument("--format", required=True, choices=("onnx", "pt", "safetensors", "csv", "json", "all"))
     export.add_argument("--out", help="file or folder (default: the run's exports/ folder)")
-    export.add_argument("--model", default="student_kd", choices=("student_kd", "student_scratch", "teacher"),
+    export.add_argument("--model", default=DISTILLED, choices=(DISTILLED, SCRATCH, TEACHER),
                         help="which model's weights (default: the distilled student)")
     export.add_argument("--which", default="last", choices=("last", "best"), help="last or best epoch's checkpoint")
     export.add_argument("--overwrite", action="store_true", help="replace a file that --out names, if it exists")
@@ -164,12 +165,12 @@ class ConsolePrinter:
 
 
 def format_table(results: dict) -> str:
-    entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
+    entries = [(role, results[role]) for role in ROLES if results.get(role)]
     big = (large_batch_key(*(e.get("latency_ms") for _, e in entries))
            or f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
     tested = any(e.get("test_accuracy") is not None for _, e in entries)  # datasets with a test set
-    rows = [("model", "arch", "val acc last", "best (epoch)", *(("test acc last",) if tested else ()), "params", "MB",
-             "MFLOPs", "ms b=1", f"ms b={big.split('_')[1]}")]
+    rows = [("model", "arch", "val acc last", "best (epoch)", *(("test acc last",) if tested else ()), "agrees",
+             "ECE", "params", "MB", "MFLOPs", "ms b=1", f"ms b={big.split('_')[1]}")]
     for role, e in entries:
         lat = e.get("latency_ms", {})
         best_epoch = e.get("best_epoch")
@@ -178,6 +179,8 @@ def format_table(results: dict) -> str:
             role, e["model"], f"{100 * e['accuracy']:.2f}%",
             f"{100 * e['best_accuracy']:.2f}% ({best_epoch if best_epoch is not None else '-'})",
             *((f"{100 * test:.2f}%" if test is not None else "-",) if tested else ()),
+            f"{100 * e['val_agreement']:.1f}%" if e.get("val_agreement") is not None else "-",
+            f"{e['ece']:.3f}" if e.get("ece") is not None else "-",
             f"{e['params']:,}" if "params" in e else "-",
             f"{e['size_bytes'] / 1e6:.2f}" if "size_bytes" in e else "-",
             f"{e['flops'] / 1e6:.1f}" if "flops" in e else "-",
@@ -190,13 +193,16 @@ def format_table(results: dict) -> str:
     comparison = results.get("comparison") or {}
     notes = ["accuracy: validation split, top-1; 'last' is the final epoch"
              + ("; test: the dataset's test set, evaluated once at the last epoch" if tested else "") + ". FLOPs: forward, batch 1 "
-             "(1 multiply-add = 2 FLOPs). Latency: median over timed runs after warm-up on "
+             "(1 multiply-add = 2 FLOPs). Agrees: the student's top-1 answer is the teacher's, share of val images, last "
+             "epoch. ECE: expected calibration error, 15 equal-width bins. Latency: median over timed runs after warm-up on "
              f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
         if key in comparison:
             notes.append(f"{label}: {comparison[key]['summary']}")
     if "kd_gain_points" in comparison:
         notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
+    if comparison.get("weak_teacher"):
+        notes.append(comparison["weak_teacher"])
     return "\n".join(lines + [""] + notes)
 
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core import ROLE_LABEL, ROLES, export_file_name
+from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, export_file_name
 from studio import fmt
-from studio.charts import bar_figure, confusion_figure
+from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
 from studio.compare import comparison_table, headline, latency_table
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
@@ -106,6 +106,13 @@ row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, he
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
     st.markdown(h["sentence"])
+comparison = comparison_headline(results)  # as the engine words it, for runs of any age
+weak = comparison.get("weak_teacher")
+if weak:  # the evidence beside the reason: the teacher's curve under the scratch student's
+    st.warning(weak, icon=":material/school:")
+    with st.expander("The teacher's curve and the scratch student's"):
+        st.plotly_chart(accuracy_figure({r: (results.get(r) or {}).get("history") or [] for r in (TEACHER, SCRATCH)}),
+                        key="weak_teacher_curves", config={"displaylogo": False})
 
 # ---- the table ------------------------------------------------------------------------------------
 st.subheader("Side by side")
@@ -128,6 +135,35 @@ bars = wrapping_row("metric_bars", 9, max_share=0.5)
 for title, values, form in metrics:
     if values:
         bars.plotly_chart(bar_figure(title, values, form), key=f"bars_{title}", config={"displaylogo": False})
+
+# ---- fidelity and calibration -------------------------------------------------------------------
+st.subheader("How closely the students copy the teacher")
+st.caption("Agreement: the share of images on which a student's top answer is the teacher's. KL: the mean "
+           "KL(teacher ‖ student) of their probabilities at T = 1, 0 when they match exactly. Validation split, "
+           "last epoch; training split once at the end, on the images the students learnt from. Distillation can "
+           "raise accuracy while the student stays far from its teacher (Stanton et al. 2021).")
+fidelity_row = wrapping_row("fidelity_cards", 11.5)
+for role in (DISTILLED, SCRATCH):
+    entry = results.get(role) or {}
+    if entry.get("val_agreement") is None:
+        continue
+    fidelity_row.metric(f"{ROLE_LABEL[role].capitalize()}: agrees with the teacher", fmt.percent(entry["val_agreement"]),
+                        border=True, height="stretch",
+                        delta=f"{fmt.percent(entry.get('train_agreement'))} on training images", delta_color="off",
+                        delta_arrow="off", help="Validation split, last epoch; below it, the training split.")
+    fidelity_row.metric(f"{ROLE_LABEL[role].capitalize()}: KL to the teacher", f"{entry['val_kl_teacher']:.3f}",
+                        border=True, height="stretch", delta=f"{entry.get('train_kl_teacher', 0):.3f} on training "
+                        "images", delta_color="off", delta_arrow="off",
+                        help="Mean KL(teacher ‖ student) at T = 1, in nats; validation split, last epoch.")
+cal, per_class = st.columns(2)
+if any((results.get(r) or {}).get("reliability") for r in present):
+    cal.plotly_chart(reliability_figure({r: results[r] for r in present}), key="reliability",
+                     config={"displaylogo": False})
+    cal.caption("ECE: expected calibration error, the gap between confidence and accuracy over 15 equal-width "
+                "confidence bins, weighted by the images in each.")
+gains = comparison.get("per_class_gain_points") or []
+if gains:
+    per_class.plotly_chart(class_gain_figure(gains, class_names), key="class_gain", config={"displaylogo": False})
 
 # ---- confusion matrices ---------------------------------------------------------------------------
 st.subheader("Confusion matrices")

@@ -6,7 +6,7 @@ from studio import fmt
 from studio import folders
 from studio.folders import folder_classes, folder_summary
 from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, options, reused_teacher, sync_url, worded
+    batch_note, collect, ensure_state, options, reused_teacher, sync_url, weak_teacher_hint, worded
 from studio.health import start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
@@ -141,6 +141,8 @@ config = collect()
 if mode == "train" and (reused := reused_teacher(config)):
     boxes_reuse.caption(f"A {config.teacher} trained with this recipe is cached "
                         f"({fmt.percent(reused.get('accuracy'))} val): it is reused, so only the students train.")
+if mode == "train" and (hint := weak_teacher_hint(config)):
+    boxes["data"].warning(hint, icon=":material/school:")
 
 with right:
     st.subheader("Size and cost")

@@ -133,7 +133,8 @@ def round_top(value: float) -> float:
 
 def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = None, ended: bool = False,
                     trained_before: Optional[dict[str, tuple[float, str]]] = None) -> dict:
-    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes.
+    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes, and each
+    student's top-1 agreement with the teacher on the validation images (dash-dot).
 
     Fixed ranges, as in ``loss_figure``: x up to ``epochs``, y from a multiple of 10 below the
     lowest accuracy to 100 %, so a new epoch moves the lines without a full redraw.
@@ -159,6 +160,10 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
             data.append(_line(at, [100 * r["train_accuracy"] if r.get("train_accuracy") is not None else None
                                        for r in rows], f"{label}: train", role, color, 1.5, "dash",
                               hover="%{y:.1f} %"))
+        if any(r.get("val_agreement") is not None for r in rows):  # a student's fidelity to its teacher
+            data.append(_line(at, [100 * r["val_agreement"] if r.get("val_agreement") is not None else None
+                                   for r in rows], f"{label}: agrees with teacher (val)", role, color, 1.5,
+                              "dashdot", hover="%{y:.1f} %"))
     xs, ys = _points(data)
     bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
     yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
@@ -206,4 +211,42 @@ def confusion_figure(matrix: list[list[int]], class_names: list[str], title: str
                       margin=dict(l=10, r=10, t=40, b=10), height=360, uirevision="keep")
     fig.update_xaxes(title_text="predicted", type="category", tickangle=0 if n <= 12 else -45)
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    return fig
+
+
+def reliability_figure(entries: dict[str, dict]) -> go.Figure:
+    """Reliability diagram: each model's accuracy against its mean confidence per confidence bin
+    (the bins behind its ECE); a calibrated model lies on the diagonal. Marker size: images in the bin."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#bbb", dash="dot"),
+                               name="calibrated", hoverinfo="skip"))
+    for role in ROLES:
+        bins = [b for b in (entries.get(role) or {}).get("reliability") or [] if b.get("count")]
+        if not bins:
+            continue
+        ece = entries[role].get("ece")
+        fig.add_trace(go.Scatter(
+            x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
+            name=f"{ROLE_LABEL[role]} (ECE {ece:.3f})" if ece is not None else ROLE_LABEL[role],
+            line=dict(color=ROLE_COLOR[role], width=2),
+            marker=dict(size=[4 + 10 * math.sqrt(b["count"] / max(c["count"] for c in bins)) for b in bins]),
+            customdata=[b["count"] for b in bins],
+            hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} images)<extra></extra>"))
+    fig.update_layout(title=dict(text="Reliability (validation split)", x=0, xanchor="left", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=40, b=10), height=360, uirevision="keep",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    fig.update_xaxes(title_text="confidence", range=[0, 1.02])
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
+    return fig
+
+
+def class_gain_figure(gains: list[float], class_names: list[str]) -> go.Figure:
+    """Distilled minus scratch accuracy for each class, in points: where the teacher's soft targets helped."""
+    names = [str(c) for c in class_names][:len(gains)] or [str(i) for i in range(len(gains))]
+    fig = go.Figure(go.Bar(x=names, y=gains, marker_color=["#12A37F" if g >= 0 else "#D64545" for g in gains],
+                           hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
+    fig.update_layout(title=dict(text="KD gain per class (points, validation split, last epoch)", x=0,
+                                 xanchor="left", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=40, b=10), height=320, uirevision="keep")
+    fig.update_xaxes(type="category", title_text="class")
+    fig.update_yaxes(title_text="points", zeroline=True, zerolinecolor="#888")
     return fig

@@ -13,9 +13,9 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import (DATASETS, DISTILL_DATA, FOLDER_IMAGE_SIZE, MODELS, OPTIMIZERS, SCHEDULES, Problem, RunConfig,
-                          available_devices, cached_teacher_meta, cached_teacher_path, folder_val_count,
-                          list_cached_teachers, problems, teacher_checkpoint_problem)
+from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, MODELS, OPTIMIZERS, SCHEDULES, DistillError,
+                          Problem, RunConfig, RunStore, available_devices, cached_teacher_meta, cached_teacher_path,
+                          folder_val_count, list_cached_teachers, problems, teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
@@ -83,6 +83,31 @@ def reused_teacher(config: RunConfig) -> Optional[dict]:
         return None
     meta = cached_teacher_meta(path) if path.is_file() else None
     return meta if meta and meta.get("teacher") == config.teacher else None
+
+
+def weak_teacher_hint(config: RunConfig) -> Optional[str]:
+    """What earlier runs know of this teacher on this data: when this student, trained alone, beat a
+    teacher trained with the same epochs, distilling from it again can only pull the student down."""
+    try:
+        store = RunStore(check_interrupted=False)
+        rows = store.list_runs(status=DONE, dataset=config.dataset, limit=50)
+        for row in rows:
+            t, s = row["teacher_accuracy"], row["scratch_accuracy"]
+            if row["teacher"] != config.teacher or row["student"] != config.student or t is None or s is None or \
+                    t >= s:
+                continue
+            earlier = (store.get_run(row["run_id"]) or {}).get("config") or {}
+            if earlier.get("teacher_epochs") == config.teacher_epochs and earlier.get("data_dir") == config.data_dir:
+                return weak_teacher_words(row["run_id"], t, s, config)
+    except DistillError:  # no store, or a damaged one: said at the top of the page
+        return None
+    return None
+
+
+def weak_teacher_words(run_id: str, t: float, s: float, config: RunConfig) -> str:
+    return (f"In run {fmt.code(run_id)}, this teacher reached {fmt.percent(t)} after {config.teacher_epochs} "
+            f"epochs, below the {config.student} trained alone ({fmt.percent(s)}): distillation could only "
+            "pull the student down. Give the teacher more epochs, another learning rate, or a smaller teacher.")
 
 
 def teacher_mode_of(config: dict) -> str:

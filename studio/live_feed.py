@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import JobSnapshot, paths, write_atomic
+from distill_core import JobSnapshot, comparison_headline, paths, write_atomic
 
 from . import fmt
 from .charts import accuracy_figure, loss_figure
@@ -71,6 +71,8 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
+        # Once the teacher and the scratch student are known, why a distilled student could only lose.
+        "note": comparison_headline({**snap.entries, "config": snap.config.to_dict()}).get("weak_teacher"),
         "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top, ended=snap.finished),
         "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished,
                                     trained_before=before),

@@ -42,7 +42,7 @@ MISSING = fmt.DASH
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
 TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
-                 "teacher_acc", "dataset", "teacher", "student", "method"]
+                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method"]
 
 
 def open_store() -> RunStore:
@@ -94,7 +94,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
         "run_id": raw["run_id"], "dataset": raw["dataset"], "teacher": raw["teacher"], "student": raw["student"],
         "T": raw["T"], "alpha": raw["alpha"], "epochs": raw["epochs"], "method": raw["method"],
         "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
-        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100,
+        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100, "agreement": pd.to_numeric(raw["kd_agreement"], errors="coerce") * 100,
         "status": raw["status"],
     }, columns=TABLE_COLUMNS)
     return df
@@ -120,6 +120,9 @@ def column_config() -> dict:
         "gain": cc.NumberColumn("KD gain", format="%+.1f pts", width=90,
                                 help="Distilled minus scratch student, percentage points"),
         "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%", width=88),
+        "agreement": cc.NumberColumn("Agrees", format="%.1f %%", width=70,
+                                     help="The distilled student's top-1 answers that are the teacher's "
+                                          "(validation split, last epoch)"),
         "status": cc.TextColumn("Status", help="queued, running, done, failed, cancelled, or interrupted "
                                                "(its process ended before the run finished)"),
     }

@@ -16,7 +16,7 @@ from test_app_pages import engine, navigation_mode, page, start_button  # noqa: 
 from tiny_runs import fake_run
 
 RUNS = ("20260101-090000-aaaa", "20260102-090000-bbbb")
-PAGES = ("pages/home.py", "pages/distill.py", "pages/live.py", "pages/compare.py", "pages/runs.py")
+PAGES = ("pages/home.py", "pages/distill.py", "pages/live.py", "pages/compare.py", "pages/runs.py", "pages/learn.py")
 
 
 def two_runs() -> RunStore:

@@ -126,6 +126,7 @@ def outside_code(markdown: str) -> str:
     ("pages/distill.py", {"T": PAYLOAD, "teacher_source": "checkpoint", "teacher_checkpoint": PAYLOAD}),
     ("pages/compare.py", {"run": PAYLOAD}),
     ("pages/live.py", {"job": PAYLOAD}),
+    ("pages/learn.py", {"run": PAYLOAD, "image": PAYLOAD}),
 ])
 def test_markdown_and_html_in_a_link_are_shown_as_text(engine, path, query):
     from tiny_runs import fake_run
@@ -158,3 +159,17 @@ def test_latency_repeats_below_the_floor_is_one_message(engine):
     at = page("pages/distill.py", latency_repeats=0)
     assert [e.value for e in at.error] == ["Latency repeats must be at least 5: a median of fewer timings is noise."]
     assert start_button(at).disabled
+
+
+def test_a_run_id_from_a_link_names_no_folder_outside_the_runs_folder(engine, studio_home):
+    import json
+
+    from distill_core import load_results, paths
+
+    elsewhere = paths.home() / "elsewhere"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "results.json").write_text(json.dumps({"run_id": "x", "status": "done", "config": {}}))
+    paths.runs_dir().mkdir(parents=True)
+    assert load_results("../elsewhere") is None and load_results(str(elsewhere)) is None
+    at = page("pages/compare.py", run="../elsewhere")
+    assert not at.table

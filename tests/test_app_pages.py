@@ -15,6 +15,7 @@ import torch
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+import studio.learn_view
 import studio.manager
 from studio import fmt, live_view
 from distill_core import RunConfig, paths, run_experiment
@@ -597,10 +598,19 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
         pytest.approx(kd["faster_x_batch_1"], rel=0.02)
     assert f"{fmt.above_below(kd['delta_points'])}** it in validation accuracy" in texts(at)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [c["layout"]["title"]["text"] for c in charts]
     bar_titles = [c["layout"]["title"]["text"] for c in charts if c["data"][0]["type"] == "bar"]
-    assert bar_titles == ["val accuracy (last epoch)", "parameters", "size (MB, fp32)", "MFLOPs / image",
-                          "latency b1 (ms, CPU)"]  # a small chart each, so that they can wrap
-    assert len(charts) == 5 + 3  # and three confusion matrices
+    assert bar_titles[:5] == ["val accuracy (last epoch)", "parameters", "size (MB, fp32)", "MFLOPs / image",
+                              "latency b1 (ms, CPU)"]  # a small chart each, so that they can wrap
+    assert sum(c["data"][0]["type"] == "heatmap" for c in charts) == 3  # three confusion matrices
+    # Fidelity and calibration: a reliability diagram of the three models, the KD gain per class.
+    reliability = next(c for c in charts if c["layout"]["title"]["text"].startswith("Reliability"))
+    assert [d["name"].split(" (ECE")[0] for d in reliability["data"][1:]] == ["teacher", "scratch student",
+                                                                              "distilled student"]
+    gain = next(c for c in charts if c["layout"]["title"]["text"].startswith("KD gain per class"))
+    assert gain["data"][0]["y"] == pytest.approx(results["comparison"]["per_class_gain_points"])
+    assert f"{100 * results['student_kd']['val_agreement']:.1f} %" == cards["Distilled student: agrees with the teacher"]
+    assert len(titles) == 5 + 3 + 2 + ("weak_teacher" in results["comparison"])
     assert len(at.get("image")) == min(18, len(results["disagreements"]))  # the gallery
 
 
@@ -807,3 +817,97 @@ def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
     shutil.copytree(folder, paths.runs_dir() / results["run_id"])
     at = page("pages/compare.py", run=results["run_id"])
     assert not any("chance level" in w.value for w in at.warning)
+
+
+# ---- Learn ---------------------------------------------------------------------------------------
+@pytest.fixture
+def learnable_run(finished_run):
+    folder, results = finished_run
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    yield results
+    learn_cache_clear()
+
+
+def learn_cache_clear():
+    """Forget the Learn page's lessons: a test changes the files under them."""
+    studio.learn_view.lesson_of.clear()
+
+
+def chart(at: AppTest, title_start: str) -> dict:
+    """The page's plotly chart whose title starts with ``title_start``."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next(s for s in specs if s["layout"]["title"]["text"].startswith(title_start))
+
+
+def test_learn_offers_to_train_the_demo_teacher_when_there_is_none(engine):
+    at = page("pages/learn.py")
+    assert any("no teacher to learn from yet" in i.value for i in at.info)
+    at.button[0].click().run()
+    assert engine.started.wait(10) and engine.configs[-1] == RunConfig()  # the offline demo
+
+
+def test_learn_shows_a_real_teachers_soft_targets_and_the_temperature_moves_them(real_manager, learnable_run):
+    results = learnable_run
+    at = page("pages/learn.py", run=results["run_id"], image=3)
+    assert at.selectbox(key="learn_run").value == results["run_id"]
+    bars = chart(at, "Soft")
+    assert len(bars["data"][0]["y"]) == 10 and sum(bars["data"][0]["y"]) == pytest.approx(1.0)
+    assert bars["data"][1]["name"] == "distilled student"  # overlaid: the run's student finished
+    assert {"True class", "Entropy", "Dark knowledge", "KL(teacher ‖ student)"} <= {m.label for m in at.metric}
+    at.select_slider(key="learn_T").set_value(0.5).run()
+    cold = chart(at, "Soft")["data"][0]["y"]
+    entropy_cold = float({m.label: m.value for m in at.metric}["Entropy"].split()[0])
+    at.select_slider(key="learn_T").set_value(20).run()
+    hot = chart(at, "Soft")["data"][0]["y"]
+    assert max(hot) < max(cold)  # a higher T spreads the teacher's belief
+    assert float({m.label: m.value for m in at.metric}["Entropy"].split()[0]) > entropy_cold
+    assert at.query_params["image"] == "3"
+
+
+def test_learn_sections_two_to_four_draw_from_the_teacher(real_manager, learnable_run):
+    at = page("pages/learn.py", run=learnable_run["run_id"])
+    similarity = chart(at, "Where")
+    assert len(similarity["data"][0]["z"]) == 10
+    assert "The teacher finds these most alike: **" in texts(at)
+    gradient = chart(at, "Size")
+    plain, scaled = gradient["data"][0]["y"], gradient["data"][1]["y"]
+    assert plain[0] > 10 * plain[-1]  # without T^2 the soft term's gradient fades as T rises
+    assert max(scaled) / min(scaled) < max(plain) / min(plain) / 10  # with it, it stays about level
+    assert "the teacher is **cnn_small** and the student **cnn_tiny**" in texts(at)
+
+
+def test_learn_exercises_queue_their_runs(engine, learnable_run):
+    at = page("pages/learn.py", run=learnable_run["run_id"])
+    at.button(key="exercise_start_temperature").click().run()
+    assert engine.started.wait(10)
+    queued = manager().jobs()
+    assert sorted(j.config.temperature for j in queued) == [1.0, 4.0, 16.0]
+    assert at.dataframe[0].value["run"].tolist() == ["T = 1", "T = 4", "T = 16"]
+    assert "watch them on the Live page" in texts(at)
+
+
+def test_learn_says_what_is_wrong_with_a_link_or_a_missing_teacher(real_manager, learnable_run):
+    at = page("pages/learn.py", run=learnable_run["run_id"], image=99999)
+    assert any("there is no validation image 99999" in e.value for e in at.error)
+    at = page("pages/learn.py", run="no-such-run")
+    assert any("no finished run `no-such-run`" in w.value for w in at.warning)
+    learn_cache_clear()
+    Path(learnable_run["artifacts"]["teacher"]).rename(Path(learnable_run["artifacts"]["teacher"]).with_suffix(".gone"))
+    try:
+        at = page("pages/learn.py", run=learnable_run["run_id"])
+        assert any("teacher cannot be loaded" in e.value for e in at.error)
+    finally:
+        Path(learnable_run["artifacts"]["teacher"]).with_suffix(".gone").rename(learnable_run["artifacts"]["teacher"])
+
+
+def test_compare_says_why_a_weak_teacher_made_distillation_hurt(real_manager, finished_run):
+    folder, results = finished_run
+    run_dir = paths.runs_dir() / results["run_id"]
+    shutil.copytree(folder, run_dir)
+    weak = json.loads((run_dir / "results.json").read_text())
+    weak["teacher"]["accuracy"], weak["student_scratch"]["accuracy"] = 0.4, 0.9
+    (run_dir / "results.json").write_text(json.dumps(weak))
+    at = page("pages/compare.py", run=results["run_id"])
+    assert any("The teacher (40.0%" in w.value and "weaker than the student trained alone (90.0%)" in w.value
+               for w in at.warning)
+    assert chart(at, "Accuracy")["data"]  # the evidence: the teacher's curve beside the scratch student's

@@ -57,6 +57,26 @@ def test_every_model_entry_has_the_documented_keys(finished):
     assert "kd_gain_points" in results["comparison"]
 
 
+def test_fidelity_and_calibration_are_recorded_for_every_model(finished):
+    """Agreement with the teacher and KL to it in every epoch of both students, on the validation
+    split; once on the training split at the end; ECE with its 15 bins for all three models."""
+    _, results, _ = finished
+    for role in ("student_scratch", "student_kd"):
+        entry = results[role]
+        for row in entry["history"]:
+            assert 0 <= row["val_agreement"] <= 1 and row["val_kl_teacher"] >= 0
+        assert entry["val_agreement"] == entry["history"][-1]["val_agreement"]
+        assert 0 <= entry["train_agreement"] <= 1 and entry["train_kl_teacher"] >= 0
+        assert entry["train_fidelity_images"] == 1437  # digits' whole training split
+    for role in ("teacher", "student_scratch", "student_kd"):
+        entry = results[role]
+        assert 0 <= entry["ece"] <= 1 and entry["ece_bins"] == 15 and len(entry["reliability"]) == 15
+        assert sum(b["count"] for b in entry["reliability"]) == results["dataset"]["val"]
+    gains = results["comparison"]["per_class_gain_points"]
+    kd, scratch = results["student_kd"]["per_class_accuracy"], results["student_scratch"]["per_class_accuracy"]
+    assert gains == pytest.approx([100 * (k - s) for k, s in zip(kd, scratch)])
+
+
 def test_events_tell_the_story(finished):
     _, _, events = finished
     phases = [e.data["phase"] for e in events if e.kind == PHASE]

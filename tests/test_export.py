@@ -17,7 +17,8 @@ from distill_core.runs.store import RunStore
 from tiny_runs import fake_run, real_run
 
 CSV_COLUMNS = ["run_id", "model", "epoch", "train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss",
-               "val_accuracy", "lr", "images_per_s", "seconds"]
+               "val_accuracy", "lr", "images_per_s", "seconds", "val_agreement", "val_kl_teacher", "ece",
+               "train_agreement", "train_kl_teacher"]
 
 
 @pytest.fixture(scope="module")

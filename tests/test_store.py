@@ -356,3 +356,22 @@ def test_a_zombie_is_not_alive():
         assert not pid_alive(child.pid)
     finally:
         child.wait()
+
+
+def test_a_store_of_an_older_version_is_brought_up_to_date(tmp_path):
+    """A runs.db written before the fidelity columns existed opens, keeps its rows and takes new ones."""
+    from distill_core.runs.store import MIGRATIONS, SCHEMA
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO runs (id, created_at, updated_at, status, config) VALUES ('old', 1, 1, 'done', '{}')")
+        conn.execute("INSERT INTO epochs (run_id, model, epoch, val_accuracy) VALUES ('old', 'student_kd', 1, 0.5)")
+    store = RunStore(path)
+    store.add_epoch("old", "student_kd", {"epoch": 2, "val_accuracy": 0.6, "val_agreement": 0.8, "val_kl_teacher": 0.3})
+    rows = store.epochs("old")
+    assert [(r["epoch"], r["val_accuracy"], r["val_agreement"]) for r in rows] == [(1, 0.5, None), (2, 0.6, 0.8)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == max(MIGRATIONS)
+    RunStore(path)  # opening it again changes nothing

@@ -25,12 +25,14 @@ from ..events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from ..files import write_atomic
 from ..methods import create_method
 from ..models import create_model
+from ..training.fidelity import fidelity
 from ..training.measure import disagreements, evaluate, headline, measure_latencies, static_profile
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
+from ..vocab import DISTILLED, SCRATCH, TEACHER
 from . import teacher_cache
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
-PHASE_WEIGHT = {"teacher": 2.0, "student_scratch": 1.0, "student_kd": 1.5}
+PHASE_WEIGHT = {TEACHER: 2.0, SCRATCH: 1.0, DISTILLED: 1.5}
 
 
 def preload() -> None:
@@ -107,6 +109,18 @@ def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult) -> 
     return {"model": arch, "role": role, "source": source, "split": "val",
             "accuracy": last.get("val_accuracy"), "best_accuracy": result.best_accuracy,
             "best_epoch": result.best_epoch, "history": result.history}
+
+
+def fidelity_entry(history: list[dict], student, teacher_train_probs, data: ImageData, device: torch.device,
+                   config: RunConfig) -> dict:
+    """The student's fidelity to its teacher: on the validation split at the last epoch (from its
+    history), and once on the training split, the images it was taught on (Stanton et al. 2021)."""
+    last = history[-1] if history else {}
+    train = evaluate(student, data, device, channels_last=config.channels_last, split="train")
+    faithful = fidelity(train["probs"], teacher_train_probs)
+    return {"val_agreement": last.get("val_agreement"), "val_kl_teacher": last.get("val_kl_teacher"),
+            "train_agreement": faithful["agreement"], "train_kl_teacher": faithful["kl_teacher"],
+            "train_fidelity_images": int(teacher_train_probs.shape[0])}
 
 
 def evaluate_test_set(model, data: ImageData, device: torch.device, config: RunConfig) -> dict:
@@ -292,6 +306,9 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     teacher.eval().requires_grad_(False)
     report = evaluate(teacher, data, device, channels_last=config.channels_last)
     teacher_probs = report.pop("probs")
+    # What the students' fidelity is measured against: the teacher's answers on the same images.
+    reference = teacher_probs.clamp_min(1e-30).log().to(device)
+    teacher_train_probs = evaluate(teacher, data, device, channels_last=config.channels_last, split="train")["probs"]
     entry.update(report)
     entry.update(evaluate_test_set(teacher, data, device, config))
     entry.update(static_profile(teacher, shape, device))  # kept if the run stops before the timing
@@ -308,7 +325,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # draws from it while they train (the app's job manager runs one job at a time for that).
     initial = build_model(config.student, data, config, device, config.seed)
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
-    for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):
+    for index, (role, teacher_for_role) in enumerate(((SCRATCH, None), (DISTILLED, teacher)), start=1):
         check_stop(stop)
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
                                  "source": "train"}))
@@ -320,7 +337,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
                                alpha=config.alpha, **config.extra).to(device)
         phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
                             distill_data=config.distill_data if teacher_for_role is not None else "none",
-                            progress=progress.of(role))
+                            reference=reference, progress=progress.of(role))
         for which, state in (("best", phase.best_state), ("last", phase.last_state)):
             path = save_state_dict(state, out_dir / f"{role}_{which}.pt")
             results["artifacts"][f"{role}_{which}"] = str(path)
@@ -328,6 +345,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         report = evaluate(student, data, device, channels_last=config.channels_last)
         students[role] = report.pop("probs")
         entry.update({k: v for k, v in report.items() if k not in ("accuracy", "loss")})
+        entry.update(fidelity_entry(phase.history, student, teacher_train_probs, data, device, config))
         entry.update(evaluate_test_set(student, data, device, config))
         entry.update(static_profile(student, shape, device))
         results[role] = entry
@@ -338,7 +356,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     check_stop(stop)
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
     models = {"teacher": teacher}
-    for role in ("student_scratch", "student_kd"):
+    for role in (SCRATCH, DISTILLED):
         models[role] = build_model(config.student, data, config, device, config.seed)
         models[role].load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
     profiles = time_models(models, shape, device, config, stop)

@@ -45,8 +45,13 @@ from .store_values import number as _num
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
+SCHEMA = (Path(__file__).parent / "schema.sql").read_text()  # version 1's tables
+# What brings a store of version N - 1 to N; a store of any version is brought to SCHEMA_VERSION on
+# opening, a new one too (after the tables of version 1). Only ever add a version at the end.
+MIGRATIONS = {
+    2: ["ALTER TABLE epochs ADD COLUMN val_agreement REAL", "ALTER TABLE epochs ADD COLUMN val_kl_teacher REAL"],
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def default_path() -> Path:
@@ -142,12 +147,15 @@ class RunStore:
         conn = self._connect()
         try:
             self._use_wal(conn)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                # Read again under the write lock: another process may have just brought it up to date.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                statements = [s for s in SCHEMA.split(";") if s.strip()] if version < 1 else []
+                for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    statements += MIGRATIONS[v]
+                for statement in statements:
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         finally:
@@ -395,7 +403,8 @@ class RunStore:
         sql = """SELECT r.id, r.created_at, r.started_at, r.finished_at, r.status, r.dataset, r.teacher,
                         r.student, r.method, r.temperature, r.alpha, r.epochs, r.seed, r.device, r.source,
                         r.artifacts_dir, r.error, r.message,
-                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy
+                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy,
+                        json_extract(k.entry, '$.val_agreement') AS kd_agreement
                  FROM runs r
                  LEFT JOIN models t ON t.run_id = r.id AND t.role = 'teacher'
                  LEFT JOIN models s ON s.run_id = r.id AND s.role = 'student_scratch'
@@ -421,7 +430,7 @@ class RunStore:
                 "created_at": r["created_at"], "dataset": r["dataset"], "teacher": r["teacher"],
                 "student": r["student"], "T": r["temperature"], "alpha": r["alpha"], "method": r["method"],
                 "epochs": r["epochs"], "teacher_accuracy": r["teacher_accuracy"], "kd_accuracy": kd,
-                "scratch_accuracy": scratch,
+                "scratch_accuracy": scratch, "kd_agreement": r["kd_agreement"],
                 "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
                 "status": r["status"], "device": r["device"], "source": r["source"],
                 "seconds": end - r["started_at"] if end and r["started_at"] else None,
@@ -431,7 +440,7 @@ class RunStore:
 
     def runs_frame(self, **filters):
         columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
-                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
+                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "kd_agreement", "status", "device",
                    "source", "seconds", "created_at", "dir", "error"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
 

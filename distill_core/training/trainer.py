@@ -30,6 +30,8 @@ from ..device import synchronize
 from ..errors import Cancelled, TrainingDiverged
 from ..events import EPOCH, STEP, Event, Observer
 from ..methods import DistillMethod
+from ..vocab import ROLE_LABEL
+from .fidelity import agreement_sums
 
 CHUNK_IMAGES = 4096  # images augmented (and labelled by the teacher) at once
 TEACHER_BATCH = 256  # big enough to amortise per-call overhead, small enough to stay in CPU cache
@@ -71,13 +73,16 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
 
 @torch.inference_mode()
 def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels_last: bool = False,
-             stop: Optional[threading.Event] = None) -> dict:
+             stop: Optional[threading.Event] = None, reference: Optional[torch.Tensor] = None) -> dict:
     """Validation loss and top-1; the full report (per class, confusion) is ``measure.evaluate``.
+    With ``reference`` (the teacher's log-probabilities of the validation images, in order), also
+    the student's fidelity to it: ``val_agreement`` and ``val_kl_teacher`` (training/fidelity.py).
     Stop is checked between batches: 5,000 CIFAR images through a big teacher take seconds."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=data.val_x.device)
     correct = torch.zeros((), device=data.val_x.device, dtype=torch.long)
+    faithful = torch.zeros(2, device=data.val_x.device)  # agreeing images, summed KL to the teacher
     try:
         for start in range(0, data.val_x.shape[0], batch_size):
             check_stop(stop)
@@ -88,19 +93,26 @@ def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels
             logits = model(x).float()
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
+            if reference is not None:
+                faithful += agreement_sums(logits, reference[start:start + batch_size])
     finally:
         model.train(was_training)
     n = data.val_x.shape[0]
-    return {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
+    out = {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
+    if reference is not None:
+        agree, kl = (faithful / n).tolist()
+        out.update(val_agreement=agree, val_kl_teacher=kl)
+    return out
 
 
 def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, epochs: int,
                 phase: str, emit: Observer, stop: Optional[threading.Event] = None,
-                distill_data: str = "none",
+                distill_data: str = "none", reference: Optional[torch.Tensor] = None,
                 progress: Callable[[float], float] = lambda f: f) -> PhaseResult:
     """Train ``method.student`` for ``epochs`` and return its history and best/last weights.
 
-    ``progress`` maps this phase's completed fraction to the whole run's, for the events.
+    ``progress`` maps this phase's completed fraction to the whole run's, for the events;
+    ``reference`` is the teacher's validation log-probabilities, for the fidelity columns (``validate``).
     """
     model = method.student
     device = data.train_x.device
@@ -185,7 +197,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         train_seconds = time.perf_counter() - started
         loss, ce, kd, correct = (sums / seen).tolist()
         row = {"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_kd": kd,
-               "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last, stop=stop),
+               "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last, stop=stop, reference=reference),
                "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
                "seconds": time.perf_counter() - started}
         history.append(row)
@@ -205,8 +217,7 @@ def check_stop(stop: Optional[threading.Event]) -> None:
 
 
 def diverged(phase: str, epoch: int, loss: float, config: RunConfig, distilled: bool) -> TrainingDiverged:
-    who = {"teacher": "The teacher", "student_scratch": "The scratch student",
-           "student_kd": "The distilled student"}.get(phase, phase)
+    who = f"The {ROLE_LABEL.get(phase, phase)}"
     hint = f"lower the learning rate (it is {config.lr:g})"
     if distilled:
         hint += f", or use a temperature between 1 and 10 (it is {config.temperature:g})"
