@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import paths
 from .config import RunConfig, validate
 from .data.datasets import DATASETS, list_datasets
-from .errors import DistillError
+from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods
 from .models import MODELS, create_model
@@ -208,6 +209,9 @@ def format_table(results: dict) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if reason := paths.home_unwritable():  # the run store and the teacher cache live there, whatever --out says
+        raise DistillError(f"the Distill Studio home {paths.home()} cannot be written: {reason} (set "
+                           "DISTILL_STUDIO_HOME to a folder you can write)")
     if args.compress:  # a bad --sparsity is refused now, not after the whole run has trained
         check_settings(args.sparsity, CALIBRATION_IMAGES)
     started = time.perf_counter()
@@ -227,15 +231,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.rebuild:
         print(rebuild_store().summary())
         return 0
-    store = RunStore()
+    if args.limit < 0:
+        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
     if args.delete:
+        store = RunStore()
         if not store.delete_run(args.delete):
             raise DistillError(f"no run {args.delete!r} in the run store ({store.path})")
         print(f"deleted run {args.delete} (its rows and its folder)")
         return 0
-    if args.limit < 0:
-        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
-    store.scan()  # run folders written before the store existed
+    try:
+        store = RunStore()
+        store.scan()  # run folders written before the store existed
+    except StoreDamagedError:
+        raise
+    except DistillError as exc:  # on a disk that cannot be written: listed as it is, if it can be read
+        try:
+            store = RunStore(read_only=True)
+        except DistillError:
+            raise exc from None
+        print(f"note: {exc}; listing it read-only", file=sys.stderr)
     rows = store.list_runs(status=args.status, dataset=args.dataset, limit=args.limit or None)
     print(f"{len(rows)} run(s) in {store.path}")
     if not rows:

@@ -61,7 +61,7 @@ def write_error(path, exc: OSError) -> WriteError:
     if isinstance(exc, WriteError):
         return exc
     err = WriteError(f"cannot write {path}: {exc.strerror or exc}"
-                     + (" (free some space on that disk, or set DISTILL_STUDIO_HOME to a folder on another one)"
+                     + (" (free some space on that disk, or write elsewhere: --out, or DISTILL_STUDIO_HOME)"
                         if exc.errno == errno.ENOSPC else ""))
     err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
     return err

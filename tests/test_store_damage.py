@@ -105,3 +105,21 @@ def test_rebuild_finds_runs_outside_the_runs_folder_that_the_old_store_named(stu
     assert not rebuilt.damaged and rebuilt.moved_to.name.startswith("runs.db.old-")
     assert sorted(rebuilt.runs) == sorted(["elsewhere", RUNS[0]])
     assert RunStore().get_run("elsewhere")["artifacts_dir"] == str(tmp_path / "mine" / "elsewhere")
+
+
+def test_a_store_on_a_read_only_disk_is_listed_as_it_is(studio_home, capsys):
+    from fs_faults import read_only
+
+    store = RunStore()
+    for run_id in RUNS:
+        fake_run(store, run_id, paths.runs_dir())
+    conn = sqlite3.connect(store.path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()  # as after a clean exit: no -wal or -shm, which SQLite would need to write
+    with read_only(studio_home):
+        assert cli.main(["runs"]) == 0
+        out, err = capsys.readouterr()
+        assert all(run_id in out for run_id in RUNS) and "listing it read-only" in err
+        assert cli.main(["run", "--dataset", "digits", "--epochs", "1", "--teacher-epochs", "1", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and str(studio_home) in err and len(err.strip().splitlines()) == 1
