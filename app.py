@@ -22,6 +22,7 @@ pages = [
     st.Page("pages/live.py", title="Live run", icon=":material/monitoring:", url_path="live"),
     st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 page = st.navigation(pages)

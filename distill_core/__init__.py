@@ -25,6 +25,12 @@ from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
 from .runs.results import find_results, load_results, read_json
 from .runs.store import RunStore
+from .runs.store import default_path as run_store_path
+from .runs.sweep import (MAX_TRIALS, SWEEPABLE, SweepSpec, best_cells, parse_values, spec_problems, summary_rows,
+                         sweeps_dir, trial_rows)
+from .runs.sweep_ray import available as ray_available
+from .runs.sweep_ray import run_sweep_ray
+from .runs.sweep_run import estimate_seconds, measured_speed, probe_speed, run_sweep
 from .runs.teacher_cache import cached_path as cached_teacher_path
 from .runs.teacher_cache import checkpoint_problem as teacher_checkpoint_problem
 from .runs.teacher_cache import list_cached as list_cached_teachers
@@ -55,9 +61,13 @@ __all__ = [
     "first_line", "StoreDamagedError", "WriteError",
     # running, recording and reading runs
     "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore",
-    "rebuild_store",
+    "run_store_path", "rebuild_store",
     "load_results", "find_results", "read_json", "cached_teacher_path", "teacher_checkpoint_problem",
     "list_cached_teachers", "cached_teacher_meta",
+    # sweeps
+    "SweepSpec", "SWEEPABLE", "MAX_TRIALS", "spec_problems", "parse_values", "run_sweep", "run_sweep_ray",
+    "ray_available", "trial_rows", "summary_rows", "best_cells", "sweeps_dir", "estimate_seconds",
+    "measured_speed", "probe_speed",
     # measuring, exporting, compressing
     "count_params", "count_flops", "state_dict_bytes", "large_batch_key", "comparison_headline", "export_run",
     "export_bytes", "export_file_name", "metrics_csv", "config_json", "onnx_report", "compression_rows",

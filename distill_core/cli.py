@@ -1,6 +1,7 @@
 """``python -m distill_core``: the same runs as the app, from a terminal.
 
     python -m distill_core run [--config runs/x/config.json] [--flag value ...] [--compress]
+    python -m distill_core sweep [run flags] --temperature 1,2,4,8 --alpha 0.5,0.9 --seeds 0,1,2 [--out DIR]
     python -m distill_core runs [--status done] [--delete RUN_ID] [--rebuild]
     python -m distill_core export RUN_ID --format onnx|pt|safetensors|csv|json|all [--out PATH]
     python -m distill_core compress RUN_ID [--sparsity 0.5]
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import paths
+from . import paths, sweep_cli
 from .config import RunConfig, validate
 from .data.datasets import DATASETS, list_datasets
 from .errors import DistillError, StoreDamagedError
@@ -76,22 +77,32 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def add_run_flags(parser: argparse.ArgumentParser, lists: Sequence[str] = (), leave_out: Sequence[str] = ()) -> None:
+    """The run's flags, from RUN_FLAGS; those of the fields in ``lists`` take a comma list (as text:
+    the sweep parses it with the field's type)."""
+    parser.add_argument("--config", help="a config.json (or results.json) to repeat; flags override it")
+    for flag, field, kind, help_ in RUN_FLAGS:
+        if field in leave_out:
+            continue
+        listed = field in lists
+        parser.add_argument(flag, dest=field, type=str if listed else kind, default=argparse.SUPPRESS,
+                            help=f"{help_}; a comma list sweeps it" if listed else help_)
+    parser.add_argument("--teacher-checkpoint", dest="teacher_checkpoint", default=argparse.SUPPRESS,
+                        help="a state_dict of the teacher to use instead of training one")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
+                        help="no random crops or flips")
+    parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
+                        default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
+    parser.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
+                        help="never download datasets")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m distill_core", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train teacher, scratch student and distilled student; compare")
-    run.add_argument("--config", help="a config.json (or results.json) to repeat; flags override it")
-    for flag, field, kind, help_ in RUN_FLAGS:
-        run.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS, help=help_)
-    run.add_argument("--teacher-checkpoint", dest="teacher_checkpoint", default=argparse.SUPPRESS,
-                     help="a state_dict of the teacher to use instead of training one")
-    run.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
-                     help="no random crops or flips")
-    run.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
-                     default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
-    run.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
-                     help="never download datasets")
+    add_run_flags(run)
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.add_argument("--compress", action="store_true",
                      help="after the run, add fp16, int8 and pruned rows for the teacher and the distilled student")
@@ -123,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--calibration-images", type=int, default=256, help="training images for int8 calibration")
     compress.add_argument("--latency-repeats", type=int, help="timed repetitions (default: the run's)")
 
+    sweep_cli.add_parser(sub, add_run_flags)
+
     models = sub.add_parser("models", help="the model registry")
     models.add_argument("--dataset", default="mnist5k", help="count parameters for this dataset's shape")
     sub.add_parser("datasets", help="the dataset registry")
@@ -152,7 +165,8 @@ class ConsolePrinter:
     def __call__(self, event: Event) -> None:
         d = event.data
         if event.kind == PHASE and event.phase != "measure":
-            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint"}.get(d["source"], "")
+            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint",
+                   "reused": f"reused from run {d.get('from_run')}"}.get(d["source"], "")
             print(f"== {event.phase} {how}".rstrip(), file=self.stream, flush=True)
         elif event.kind == PHASE:
             print("== measuring size, FLOPs and latency", file=self.stream, flush=True)
@@ -334,7 +348,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "runs": cmd_runs, "export": cmd_export, "compress": cmd_compress, "models": cmd_models,
-               "datasets": cmd_datasets, "methods": cmd_methods}[args.command]
+               "datasets": cmd_datasets, "methods": cmd_methods,
+               "sweep": lambda a: sweep_cli.cmd_sweep(a, config_from_args)}[args.command]
     try:
         return handler(args)
     except BrokenPipeError:  # `... | head` stopped reading: not an error of ours

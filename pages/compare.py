@@ -6,7 +6,7 @@ import streamlit as st
 from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, export_file_name
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
-from studio.compare import comparison_table, headline, latency_table
+from studio.compare import comparison_table, headline, latency_table, over_seeds, seed_runs
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
@@ -113,6 +113,24 @@ if weak:  # the evidence beside the reason: the teacher's curve under the scratc
     with st.expander("The teacher's curve and the scratch student's"):
         st.plotly_chart(accuracy_figure({r: (results.get(r) or {}).get("history") or [] for r in (TEACHER, SCRATCH)}),
                         key="weak_teacher_curves", config={"displaylogo": False})
+
+# ---- over seeds: a sweep's cell -------------------------------------------------------------------
+if seeds := seed_runs(run_id):
+    st.subheader(f"Over {len(seeds)} seeds")
+    stats = over_seeds(seeds)
+    cards = wrapping_row("seed_cards", 11.5)
+    for key, label, unit in (("gain_points", "KD gain over scratch", " pts"), ("kd_accuracy", "Distilled student", " %"),
+                             ("scratch_accuracy", "Scratch student", " %"), ("teacher_accuracy", "Teacher", " %")):
+        if key in stats:
+            mean, std = stats[key]
+            cards.metric(label, f"{mean:+.1f} ± {std:.1f}{unit}" if key == "gain_points" else
+                         f"{mean:.1f} ± {std:.1f}{unit}", border=True, help="Mean ± std over the seeds")
+    st.caption("Each seed's figures (validation, last epoch); the run shown above is marked.")
+    for r in seeds:
+        mark = " ← this run" if r["run_id"] == run_id else ""
+        st.page_link("pages/compare.py", label=f"seed {r['seed']}: KD {fmt.percent(r['kd_accuracy'])}, scratch "
+                                               f"{fmt.percent(r['scratch_accuracy'])}, gain {r['gain_points']:+.1f} "
+                                               f"pts · run {r['run_id']}{mark}", query_params={"run": r["run_id"]})
 
 # ---- the table ------------------------------------------------------------------------------------
 st.subheader("Side by side")

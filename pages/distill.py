@@ -249,6 +249,7 @@ if note := batch_note(config):
     boxes["recipe"].warning(note, icon=":material/warning:")
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
+runs_busy = [j for j in busy if j.kind == "run"]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
 blocked = start_blocker()  # the server's own problem (its home, its run store), said at the top of the page
 start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found) or bool(blocked),
@@ -261,7 +262,7 @@ if blocked:
 elif found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
-elif same := next((j for j in busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
+elif same := next((j for j in runs_busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
     b3.caption(f"This exact setup is already {same.status} (run {same.id}): Start shows that run instead of "
                "training it twice.")
 elif busy:

@@ -51,6 +51,12 @@ if snap is None:
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
 
+if snap.kind == "sweep":  # its trials' curves are its runs'; the sweep as a whole is on the Sweep page
+    st.info(f"This is sweep {snap.id}, {snap.status}: its heatmap and its trials are on the Sweep page.",
+            icon=":material/grid_on:")
+    st.page_link("pages/sweep.py", label="Open the sweep", icon=":material/grid_on:", query_params={"sweep": snap.id})
+    st.stop()
+
 job_id = ss.job_id = snap.id
 if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id

@@ -5,7 +5,9 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from distill_core import ROLE_LABEL, ROLES, comparison_headline
+import statistics
+
+from distill_core import ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline
 
 from . import fmt
 
@@ -133,3 +135,34 @@ def latency_table(results: dict) -> dict[str, Any]:
     elif missing == {"CPU"}:
         note += " No CPU numbers: this run was measured on the GPU."
     return {"b1": b1, "note": note}
+
+
+def seed_runs(run_id: str, store: Optional[RunStore] = None) -> list[dict]:
+    """The finished runs of this run's sweep that differ from it in the seed alone (its cell), this
+    one included, by seed; empty unless there are two or more, and when the run store cannot be
+    read (the page says why at its top; the run itself is read from its folder)."""
+
+    def cell(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in ("seed", "out")}
+
+    try:
+        store = store or RunStore()
+        run = store.get_run(run_id)
+        if not run or not run.get("sweep_id"):
+            return []
+        found = [r for r in store.list_runs(sweep_id=run["sweep_id"], status="done")
+                 if cell(r["config"]) == cell(run["config"]) and r["gain_points"] is not None]
+    except DistillError:
+        return []
+    return sorted(found, key=lambda r: r["seed"]) if len(found) > 1 else []
+
+
+def over_seeds(rows: list[dict]) -> dict[str, tuple[float, float]]:
+    """Mean and sample std over the seeds: gain (points), KD, scratch and teacher accuracy (%)."""
+    out = {}
+    for key, scale in (("gain_points", 1.0), ("kd_accuracy", 100.0), ("scratch_accuracy", 100.0),
+                       ("teacher_accuracy", 100.0)):
+        values = [scale * r[key] for r in rows if r.get(key) is not None]
+        if len(values) > 1:
+            out[key] = (statistics.fmean(values), statistics.stdev(values))
+    return out

@@ -15,7 +15,7 @@ import streamlit as st
 
 from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, MODELS, OPTIMIZERS, SCHEDULES, DistillError,
                           Problem, RunConfig, RunStore, available_devices, cached_teacher_meta, cached_teacher_path,
-                          folder_val_count, list_cached_teachers, problems, teacher_checkpoint_problem)
+                          folder_val_count, list_cached_teachers, problems, run_store_path, teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
@@ -87,7 +87,10 @@ def reused_teacher(config: RunConfig) -> Optional[dict]:
 
 def weak_teacher_hint(config: RunConfig) -> Optional[str]:
     """What earlier runs know of this teacher on this data: when this student, trained alone, beat a
-    teacher trained with the same epochs, distilling from it again can only pull the student down."""
+    teacher trained with the same epochs, distilling from it again can only pull the student down.
+    With no run store yet nothing is known, and none is created for asking."""
+    if not run_store_path().is_file():
+        return None
     try:
         store = RunStore(check_interrupted=False)
         rows = store.list_runs(status=DONE, dataset=config.dataset, limit=50)

@@ -5,7 +5,7 @@ Everything here reads the run store (``distill_core.RunStore``); the page is lay
 from __future__ import annotations
 
 import math
-
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -21,6 +21,7 @@ from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, Disti
 from . import fmt, folders
 from .charts import text_label
 from .runs import busy_note
+from .urlstate import to_params
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 COMPARE_PAGE = PAGES / "compare.py"  # absolute paths: st.switch_page matches them to app.py's pages
@@ -255,7 +256,6 @@ def rerun_params(config: dict) -> dict[str, str]:
     The Distill page reads its draft from the URL once per browser session (studio/form.py), so
     its draft and widget values are dropped here and it reads the URL again.
     """
-    from .urlstate import to_params
 
     cfg = RunConfig.from_dict({k: v for k, v in config.items() if k != "out"})
     ss = st.session_state
@@ -352,8 +352,6 @@ def describe(run: dict) -> str:
 
 
 def when(timestamp: Optional[float]) -> str:
-    import time
-
     return "at an unknown time" if not timestamp else time.strftime("on %Y-%m-%d at %H:%M", time.localtime(timestamp))
 
 

@@ -12,11 +12,12 @@ import pytest
 from distill_core import paths
 from distill_core.runs.store import RunStore
 from fs_faults import read_only
-from test_app_pages import engine, navigation_mode, page, start_button  # noqa: F401 - fixtures and helpers
+from test_app_pages import engine, navigation_mode, page  # noqa: F401 - fixtures and helpers
 from tiny_runs import fake_run
 
 RUNS = ("20260101-090000-aaaa", "20260102-090000-bbbb")
-PAGES = ("pages/home.py", "pages/distill.py", "pages/live.py", "pages/compare.py", "pages/runs.py", "pages/learn.py")
+PAGES = ("pages/home.py", "pages/distill.py", "pages/live.py", "pages/compare.py", "pages/runs.py", "pages/learn.py",
+         "pages/sweep.py")
 
 
 def two_runs() -> RunStore:
@@ -35,7 +36,8 @@ def errors_naming(at, text: str) -> list[str]:
 
 
 def start_of(at, path: str):
-    return start_button(at) if path == "pages/distill.py" else at.button(key="home_demo")
+    key = {"pages/distill.py": "start", "pages/sweep.py": "sw_start"}.get(path, "home_demo")
+    return at.button(key=key)
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_a_read_only_home_still_shows_its_finished_runs(engine, studio_home):
             at = page(path)
             said = errors_naming(at, str(studio_home))
             assert len(said) == 1 and "Read-only file system" in said[0], (path, [e.value for e in at.error])
-            if path in ("pages/home.py", "pages/distill.py"):
+            if path in ("pages/home.py", "pages/distill.py", "pages/sweep.py"):
                 assert start_of(at, path).disabled
             if path == "pages/runs.py":
                 assert sorted(at.dataframe[0].value["run_id"]) == sorted(RUNS)

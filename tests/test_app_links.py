@@ -127,6 +127,7 @@ def outside_code(markdown: str) -> str:
     ("pages/compare.py", {"run": PAYLOAD}),
     ("pages/live.py", {"job": PAYLOAD}),
     ("pages/learn.py", {"run": PAYLOAD, "image": PAYLOAD}),
+    ("pages/sweep.py", {"sweep": PAYLOAD, "teacher": PAYLOAD, "temperature": PAYLOAD + ",2", "seeds": PAYLOAD}),
 ])
 def test_markdown_and_html_in_a_link_are_shown_as_text(engine, path, query):
     from tiny_runs import fake_run

@@ -911,3 +911,22 @@ def test_compare_says_why_a_weak_teacher_made_distillation_hurt(real_manager, fi
     assert any("The teacher (40.0%" in w.value and "weaker than the student trained alone (90.0%)" in w.value
                for w in at.warning)
     assert chart(at, "Accuracy")["data"]  # the evidence: the teacher's curve beside the scratch student's
+
+
+def test_learn_works_with_the_cached_demo_teacher_alone(real_manager):
+    """A fresh home after the demo: no run on this server, but the demo teacher is in the cache."""
+    from distill_core import create_model
+    from distill_core.runs import teacher_cache
+
+    config = RunConfig()
+    torch.manual_seed(0)
+    teacher = create_model(config.teacher, 1, 10, 28)
+    teacher_cache.store(config, teacher.state_dict(), {"teacher": config.teacher, "dataset": config.dataset,
+                                                       "history": [], "accuracy": 0.1})
+    learn_cache_clear()
+    at = page("pages/learn.py")
+    assert at.selectbox(key="learn_run").value is None  # the demo teacher
+    assert len(chart(at, "Soft")["data"]) == 1  # no student to overlay
+    assert "KL(teacher ‖ student)" not in {m.label for m in at.metric}
+    assert "a student that has learnt nothing yet" in texts(at)
+    learn_cache_clear()

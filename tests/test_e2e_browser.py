@@ -34,6 +34,11 @@ LOSS_POINTS_JS = """() => {
 }"""
 
 
+# The Learn page's soft-target bars, as plotly drew them: each bar's SVG path ("" until drawn).
+BARS_JS = """() => [...document.querySelectorAll('.js-plotly-plot .barlayer .point path')]
+  .map((bar) => bar.getAttribute('d')).join(' ')"""
+
+
 def need(condition: bool, reason: str) -> None:
     if not condition:
         if IN_CI:
@@ -228,6 +233,15 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         assert body and all(line.startswith(finished) for line in body), body[:3]
         assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}
 
+        step = "move the temperature on the Learn page and see the bars change"
+        page.goto(server + f"/learn?run={finished}")
+        wait_for_text(page, "1. What the teacher knows", 60)
+        before = wait_until(lambda: page.evaluate(BARS_JS), 60, "the soft-target bars")
+        page.get_by_role("slider", name="Temperature T").focus()
+        page.keyboard.press("End")  # T = 20: the teacher's belief spreads over the classes
+        wait_until(lambda: page.evaluate(BARS_JS) not in ("", before), 30, "the bars to follow the temperature")
+        wait_for_text(page, "Soft targets at T = 20", 10)
+
         step = "nothing was fetched from outside this machine"
         assert not outside, sorted(set(outside))
     except BaseException:
@@ -238,6 +252,47 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
             except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
                 pass
         print(f"e2e failed at step: {step}; screenshots in {artifacts}")
+        raise
+    finally:
+        context.close()
+
+
+def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server, browser, tmp_path):
+    """The workshop preset's grid (T in 1, 2, 4, 8, 16 at alpha 0.9, two seeds) at a reduced size: the
+    recipe from the link (digits, small models, one epoch), so ten trials take a minute or two."""
+    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    step = "open the sweep's link"
+    try:
+        page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
+                           "&latency_repeats=5&latency_batch=8")
+        button(page, "What does T do?").wait_for(state="visible", timeout=60_000)
+        step = "apply the preset, then the reduced recipe again from the link"
+        button(page, "What does T do?").click()
+        wait_for_text(page, "10 trials: 5 T × 2 seeds", 30)
+        assert "temperature=1%2C2%2C4%2C8%2C16" in page.url or "temperature=1,2,4,8,16" in page.url, page.url
+        page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
+                           "&latency_repeats=5&latency_batch=8&temperature=1,2,4,8,16&alpha=0.9&seeds=0,1")
+        wait_for_text(page, "10 trials: 5 T × 2 seeds", 60)
+        step = "start it and watch the heatmap fill in"
+        button(page, "Start").click()
+        wait_for_text(page, "KD gain over scratch: mean ± std", 60)
+        wait_for_text(page, "10 of 10 trials finished", 400)
+        wait_for_text(page, "Best: ", 30)
+        assert page.locator(".js-plotly-plot").count() >= 1
+        step = "open a cell's run in Compare"
+        page.get_by_role("link", name="seed 0: KD").first.click()
+        page.wait_for_url("**/compare?run=*", timeout=30_000)
+        wait_for_text(page, "Over 2 seeds", 60)
+    except BaseException:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(context.pages):
+            try:
+                p.screenshot(path=str(artifacts / f"sweep-failure-{i}.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
+                pass
+        print(f"e2e sweep failed at step: {step}; screenshots in {artifacts}")
         raise
     finally:
         context.close()

@@ -358,6 +358,31 @@ def test_a_zombie_is_not_alive():
         child.wait()
 
 
+def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path):
+    """Stores written before sweeps existed gain the sweep column and table, rows kept."""
+    from distill_core.runs.schema import SCHEMA, SCHEMA_VERSION
+
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA + "\nPRAGMA user_version = 1;")
+        conn.execute("INSERT INTO runs (id, created_at, updated_at, status, config) VALUES ('old', 1, 1, 'done', '{}')")
+    store = RunStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    assert [r["run_id"] for r in store.list_runs()] == ["old"] and store.list_runs()[0]["sweep_id"] is None
+    RunStore(path)  # opened again: nothing is applied twice
+    cfg = tiny_config(tmp_path)
+    store.create_run("trial", cfg, status="running", sweep_id="s1")
+    store.create_run("trial", cfg, status="running")  # taken over (a rerun): still the sweep's
+    assert [r["run_id"] for r in store.list_runs(sweep_id="s1")] == ["trial"]
+    store.save_sweep("s1", {"grid": {"temperature": [1, 2]}}, "running", folder=tmp_path, backend="local")
+    store.save_sweep("s1", {"grid": {"temperature": [1, 2]}}, "done")
+    sweep = store.get_sweep("s1")
+    assert (sweep["status"], sweep["folder"], sweep["backend"], sweep["spec"]["grid"]) == \
+        ("done", str(tmp_path), "local", {"temperature": [1, 2]})
+    assert [s["id"] for s in store.list_sweeps()] == ["s1"] and store.get_sweep("nope") is None
+
+
 def test_a_store_of_an_older_version_is_brought_up_to_date(tmp_path):
     """A runs.db written before the fidelity columns existed opens, keeps its rows and takes new ones."""
     from distill_core.runs.store import MIGRATIONS, SCHEMA

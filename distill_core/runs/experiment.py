@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -33,6 +34,13 @@ from . import teacher_cache
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {TEACHER: 2.0, SCRATCH: 1.0, DISTILLED: 1.5}
+
+# Config fields the scratch student does not depend on: it trains without a teacher, on plain
+# images (the distill-data transform is the distilled student's), and the rest only measures or
+# places files. Every other field (a new one too, by default) is in ``scratch_key``.
+SCRATCH_FREE = frozenset({"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir",
+                          "method", "temperature", "alpha", "extra", "distill_data", "latency_batch",
+                          "latency_repeats", "download", "out"})
 
 
 def preload() -> None:
@@ -68,6 +76,37 @@ def out_dir_for(config: RunConfig, run_id: str) -> Path:
         raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
                           "folder in the runs folder")
     return writable_folder(out_dir, "output folder")
+
+
+def scratch_key(config: RunConfig) -> str:
+    """What the scratch student depends on: two configs with the same key (the seed is in it)
+    train the very same scratch student, so a sweep trains it once and reuses it."""
+    return json.dumps({k: v for k, v in config.to_dict().items() if k not in SCRATCH_FREE}, sort_keys=True,
+                      default=str)
+
+
+def reusable_scratch(config: RunConfig, origin: str | Path) -> dict:
+    """The scratch student of the run in folder ``origin``, for this config's run: its entry with
+    ``"source": "reused"`` and ``"from_run"`` (the run that trained it), and its checkpoints.
+    Refused when that run trained it with another recipe, data or seed."""
+    folder = Path(origin).expanduser()
+    try:
+        theirs = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"no finished run in {folder} to reuse the scratch student of") from None
+    entry, artifacts = theirs.get("student_scratch"), theirs.get("artifacts") or {}
+    files = {which: Path(artifacts.get(f"student_scratch_{which}") or folder / f"student_scratch_{which}.pt")
+             for which in ("best", "last")}
+    if not isinstance(entry, dict) or not all(f.is_file() for f in files.values()):
+        raise ConfigError(f"run {theirs.get('run_id')} in {folder} has no scratch student to reuse")
+    mine, other = json.loads(scratch_key(config)), json.loads(scratch_key(RunConfig.from_dict(theirs["config"])))
+    differ = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
+    if differ:
+        raise ConfigError(f"the scratch student of run {theirs.get('run_id')} was trained with another "
+                          f"{', '.join(differ)}: it is not the student this run would train")
+    from_run = entry.get("from_run") if entry.get("source") == "reused" else theirs.get("run_id")
+    kept = {k: v for k, v in entry.items() if not k.startswith("latency_ms")}  # timed again, in this run's turn
+    return {"entry": {**kept, "source": "reused", "from_run": from_run}, "files": files}
 
 
 def preflight(config: RunConfig) -> None:
@@ -176,8 +215,14 @@ def time_models(models: dict[str, torch.nn.Module], shape: tuple, device: torch.
 
 
 def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
-                   stop: Optional[threading.Event] = None, run_id: Optional[str] = None) -> dict[str, Any]:
+                   stop: Optional[threading.Event] = None, run_id: Optional[str] = None,
+                   scratch_from: Optional[str | Path] = None) -> dict[str, Any]:
     """Run a full comparison and write it under ``config.out`` (default: the runs folder).
+
+    ``scratch_from``: the folder of a finished run whose scratch student this run reuses instead
+    of training it (``reusable_scratch``; a sweep's trials that differ only in T, alpha or the
+    method). It is the student this run would train: same recipe, seed, initial weights and data
+    order as the distilled one.
 
     Returns the results dict (also written as results.json). Its "status" is "done", or
     "cancelled" when ``stop`` was set, keeping the models that finished. A user error raises
@@ -187,6 +232,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     """
     validate(config)
     check_teacher_data(config)
+    reuse = reusable_scratch(config, scratch_from) if scratch_from else None
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
@@ -210,7 +256,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         results["dataset"] = {**data.describe(), "class_names": data.classes}
         out_dir.mkdir(parents=True, exist_ok=True)
         config.save(out_dir / "config.json")
-        _run_phases(config, data, device, emit, stop, results, out_dir)
+        _run_phases(config, data, device, emit, stop, results, out_dir, reuse)
         results["status"] = "done"
     except Cancelled:
         results["status"] = "cancelled"
@@ -257,7 +303,7 @@ def check_teacher_data(config: RunConfig) -> None:
 
 
 def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,
-                stop: Optional[threading.Event], results: dict, out_dir: Path) -> None:
+                stop: Optional[threading.Event], results: dict, out_dir: Path, reuse: Optional[dict]) -> None:
     teacher = build_model(config.teacher, data, config, device, config.seed)
     cached = None
     if config.teacher_source == "checkpoint":
@@ -268,7 +314,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     else:
         source = "train"
     plan = {"teacher": config.teacher_epochs if source == "train" else 0,
-            "student_scratch": config.epochs, "student_kd": config.epochs}
+            "student_scratch": 0 if reuse else config.epochs, "student_kd": config.epochs}
     progress = Progress(plan)
     shape = (data.in_channels, data.image_size, data.image_size)
 
@@ -327,6 +373,16 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
     for index, (role, teacher_for_role) in enumerate(((SCRATCH, None), (DISTILLED, teacher)), start=1):
         check_stop(stop)
+        if role == "student_scratch" and reuse:
+            emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": 0, "source": "reused",
+                                     "from_run": reuse["entry"]["from_run"]}))
+            for which, path in reuse["files"].items():
+                copied = out_dir / f"{role}_{which}.pt"  # the run keeps its own: deleting the other keeps it whole
+                shutil.copyfile(path, copied)
+                results["artifacts"][f"{role}_{which}"] = str(copied)
+            results[role] = dict(reuse["entry"])
+            emit(Event(RESULT, role, {"model": role, "entry": results[role]}))
+            continue
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
                                  "source": "train"}))
         student = copy.deepcopy(initial)

@@ -68,12 +68,15 @@ class RunRecorder:
 
 
 def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id: Optional[str] = None,
-                 store: Optional[RunStore] = None, source: str = "cli", runner=None) -> dict:
+                 store: Optional[RunStore] = None, source: str = "cli", runner=None, sweep_id: Optional[str] = None,
+                 **engine) -> dict:
     """``run_experiment`` with the run recorded in the store from start to end.
 
     The run is created as "running" before anything else happens, every event is written as it
     comes, and the returned results are stored. An exception marks it "failed" (Ctrl-C:
     "interrupted") and is raised again. The app's job runner and the CLI both go through here.
+    ``sweep_id`` tags the run as a trial of that sweep; ``engine`` goes to the runner as it is
+    (``scratch_from``).
     """
     runner = runner or run_experiment
     store = store or RunStore()
@@ -99,11 +102,11 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         # first (it is written outside the manager's lock, and never over an existing row). A
         # refused CLI run leaves no row.
         if source == "app" or store.get_run(run_id) is not None:
-            _safe(store.create_run, run_id, config, status=FAILED, source=source)
+            _safe(store.create_run, run_id, config, status=FAILED, source=source, sweep_id=sweep_id)
             _safe(store.set_status, run_id, FAILED, message="failed", error=first_line(exc, 500))
         raise
     try:
-        store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
+        store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source, sweep_id=sweep_id)
     except BaseException:
         if not existed:  # the store refused the run: its folder goes with it
             with contextlib.suppress(OSError):
@@ -111,7 +114,7 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
         raise
     recorder = RunRecorder(store, run_id)
     try:
-        results = runner(config, on_event=fan_out(recorder, on_event), stop=stop, run_id=run_id)
+        results = runner(config, on_event=fan_out(recorder, on_event), stop=stop, run_id=run_id, **engine)
     except KeyboardInterrupt:
         _safe(store.set_status, run_id, INTERRUPTED, message="interrupted (Ctrl-C)")
         raise

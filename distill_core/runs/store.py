@@ -42,16 +42,9 @@ from .store_values import config_dict as _config_dict
 from .store_values import dumps as _json
 from .store_values import loads as _loads
 from .store_values import number as _num
+from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, upgrade  # noqa: F401  (where they were)
 
 log = logging.getLogger(__name__)
-
-SCHEMA = (Path(__file__).parent / "schema.sql").read_text()  # version 1's tables
-# What brings a store of version N - 1 to N; a store of any version is brought to SCHEMA_VERSION on
-# opening, a new one too (after the tables of version 1). Only ever add a version at the end.
-MIGRATIONS = {
-    2: ["ALTER TABLE epochs ADD COLUMN val_agreement REAL", "ALTER TABLE epochs ADD COLUMN val_kl_teacher REAL"],
-}
-SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def default_path() -> Path:
@@ -146,44 +139,20 @@ class RunStore:
     def _init_schema(self) -> None:
         conn = self._connect()
         try:
-            self._use_wal(conn)
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                # Read again under the write lock: another process may have just brought it up to date.
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                statements = [s for s in SCHEMA.split(";") if s.strip()] if version < 1 else []
-                for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
-                    statements += MIGRATIONS[v]
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
+            upgrade(conn, self.timeout)
         finally:
             conn.close()
 
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch a new store file to WAL (persistent: once per file).
-
-        The switch takes no busy timeout: when two connections open a brand-new file at once
-        (the app's first job and a page), one of them gets "database is locked" for a moment.
-        It tries again until the other has switched it, within the store's timeout."""
-        deadline = time.time() + self.timeout
-        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
-
     # ---- writes ----------------------------------------------------------------------------
     def create_run(self, run_id: str, config: Any, status: str = QUEUED, artifacts_dir: str | Path | None = None,
-                   source: str = "cli", pid: Optional[int] = None, if_new: bool = False) -> None:
+                   source: str = "cli", pid: Optional[int] = None, if_new: bool = False,
+                   sweep_id: Optional[str] = None) -> None:
         """Add a run, or (same id) take it over: a queued app job that now starts, a rerun.
 
         The calling process is recorded as the run's owner unless ``pid`` says otherwise. With
         ``if_new`` a run already there is left as it is: the job manager writes "queued" outside
         its lock, and by then the job may have started (or been cancelled) and written its row.
+        ``sweep_id``: the sweep this run is a trial of.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -198,20 +167,20 @@ class RunStore:
                       method=cfg.get("method"), temperature=_num(cfg.get("temperature")),
                       alpha=_num(cfg.get("alpha")), epochs=cfg.get("epochs"), seed=cfg.get("seed"),
                       device=cfg.get("device"), config=_json(cfg), dir=str(Path(artifacts_dir).expanduser()),
-                      source=source, pid=pid, host=HOST, token=token)
+                      source=source, pid=pid, host=HOST, token=token, sweep=sweep_id)
         with self._write() as conn:
             conn.execute(
                 """INSERT INTO runs (id, created_at, updated_at, started_at, status, dataset, teacher, student,
                        method, temperature, alpha, epochs, seed, device, config, artifacts_dir, source, pid, host,
-                       proc_token)
+                       proc_token, sweep_id)
                    VALUES (:id, :now, :now, :started, :status, :dataset, :teacher, :student, :method, :temperature,
-                       :alpha, :epochs, :seed, :device, :config, :dir, :source, :pid, :host, :token)
+                       :alpha, :epochs, :seed, :device, :config, :dir, :source, :pid, :host, :token, :sweep)
                    ON CONFLICT (id) DO """ + ("NOTHING" if if_new else """UPDATE SET
                        updated_at = :now, status = :status, started_at = COALESCE(runs.started_at, :started),
                        dataset = :dataset, teacher = :teacher, student = :student, method = :method,
                        temperature = :temperature, alpha = :alpha, epochs = :epochs, seed = :seed,
                        device = :device, config = :config, artifacts_dir = :dir, pid = :pid, host = :host,
-                       proc_token = :token, error = NULL"""), values)
+                       proc_token = :token, error = NULL, sweep_id = COALESCE(:sweep, runs.sweep_id)"""), values)
 
     def set_status(self, run_id: str, status: str, message: Optional[str] = None, error: Optional[str] = None,
                    device: Optional[str] = None, artifacts_dir: Optional[str] = None) -> None:
@@ -394,7 +363,7 @@ class RunStore:
         return [dict(r) for r in self._rows(sql + f" ORDER BY {order}, epoch", args)]
 
     def list_runs(self, status: Optional[str] = None, dataset: Optional[str] = None,
-                  limit: Optional[int] = None) -> list[dict]:
+                  limit: Optional[int] = None, sweep_id: Optional[str] = None) -> list[dict]:
         """One summary row per run, newest first, ready for a table (see ``runs_frame``).
 
         Accuracies are the last epoch's, on the validation split (0..1); gain is KD minus
@@ -402,7 +371,7 @@ class RunStore:
         """
         sql = """SELECT r.id, r.created_at, r.started_at, r.finished_at, r.status, r.dataset, r.teacher,
                         r.student, r.method, r.temperature, r.alpha, r.epochs, r.seed, r.device, r.source,
-                        r.artifacts_dir, r.error, r.message,
+                        r.artifacts_dir, r.error, r.message, r.sweep_id, r.config,
                         t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy,
                         json_extract(k.entry, '$.val_agreement') AS kd_agreement
                  FROM runs r
@@ -416,6 +385,9 @@ class RunStore:
         if dataset:
             where.append("r.dataset = ?")
             args.append(dataset)
+        if sweep_id:
+            where.append("r.sweep_id = ?")
+            args.append(sweep_id)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.created_at DESC, r.id DESC"
@@ -434,15 +406,44 @@ class RunStore:
                 "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
                 "status": r["status"], "device": r["device"], "source": r["source"],
                 "seconds": end - r["started_at"] if end and r["started_at"] else None,
-                "dir": r["artifacts_dir"], "error": r["error"],
+                "dir": r["artifacts_dir"], "error": r["error"], "sweep_id": r["sweep_id"],
+                "seed": r["seed"], "config": _loads(r["config"]) or {},
             })
         return out
 
     def runs_frame(self, **filters):
         columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
-                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "kd_agreement", "status", "device",
-                   "source", "seconds", "created_at", "dir", "error"]
+                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "kd_agreement", "status",
+                   "device", "source", "seconds", "created_at", "dir", "error", "sweep_id", "seed"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
+
+    # ---- sweeps ------------------------------------------------------------------------------
+    def save_sweep(self, sweep_id: str, spec: dict, status: str, folder: str | Path | None = None,
+                   backend: Optional[str] = None, source: str = "cli", error: Optional[str] = None) -> None:
+        """Add a sweep (its definition, runs/sweep.py's ``SweepSpec.to_dict``) or update its status;
+        its trials are runs with this ``sweep_id``."""
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                """INSERT INTO sweeps (id, created_at, updated_at, status, spec, folder, backend, source, error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, status = excluded.status,
+                       spec = excluded.spec, folder = COALESCE(excluded.folder, sweeps.folder),
+                       backend = COALESCE(excluded.backend, sweeps.backend), error = excluded.error""",
+                (sweep_id, now, now, status, _json(spec), str(folder) if folder else None, backend, source, error))
+
+    def get_sweep(self, sweep_id: str) -> Optional[dict]:
+        rows = self._rows("SELECT * FROM sweeps WHERE id = ?", (sweep_id,))
+        return self._sweep(rows[0]) if rows else None
+
+    def list_sweeps(self, limit: Optional[int] = None) -> list[dict]:
+        """Sweeps, newest first, each with its definition decoded."""
+        sql = "SELECT * FROM sweeps ORDER BY created_at DESC, id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [self._sweep(r) for r in self._rows(sql)]
+
+    @staticmethod
+    def _sweep(row: sqlite3.Row) -> dict:
+        return {**dict(row), "spec": _loads(row["spec"]) or {}}
 
     # ---- row helpers (inside a write transaction) ----------------------------------------------
     @staticmethod
