@@ -2,18 +2,17 @@
 import streamlit as st
 
 from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device
-from studio import fmt
-from studio import folders
+from studio import fmt, folders
+from studio.folder_uploads import MAX_ZIP_BYTES
 from studio.folders import folder_classes, folder_summary
-from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, options, reused_teacher, sync_url, weak_teacher_hint, worded
-from studio.health import start_blocker
+from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, \
+    blocking_problems, by_section, cached_teachers, batch_note, collect, ensure_state, options, reused_teacher, \
+    sync_url, weak_teacher_hint, worded
+from studio.health import home_problem, start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
-from studio.folder_uploads import MAX_ZIP_BYTES
-from studio.health import home_problem
 from studio.uploads import check_teacher_file_cached, mark_used, take_teacher, take_zip, uploader_key
 
 require_app()

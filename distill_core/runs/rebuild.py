@@ -48,7 +48,7 @@ def folders_named_in(path: Path) -> list[Path]:
     """Run folders a (possibly damaged) store file still names, read row by row until the damage."""
     found: list[Path] = []
     with contextlib.suppress(sqlite3.Error):
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
             for (folder,) in conn.execute("SELECT artifacts_dir FROM runs"):
                 if folder:
