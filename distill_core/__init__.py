@@ -16,8 +16,9 @@ from .errors import (CheckpointError, ConfigError, DataUnavailableError, DeviceE
                      StoreDamagedError, WriteError, first_line)
 from .events import Event, EventLog
 from .files import write_atomic
-from .methods import METHODS, create_method, kd_loss, list_methods
-from .models import MODELS, create_model, list_models
+from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
+                      method_options, method_uses, options_text)
+from .models import MODELS, compatible_pairs, create_model, has_features, list_models
 from .runs.experiment import preload, run_experiment
 from .runs.jobs import JobManager
 from .runs.job_state import JobSnapshot
@@ -54,7 +55,8 @@ __all__ = [
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",
     "scan_folder", "FolderScan", "classes_problem", "IMAGE_EXTENSIONS",
-    "create_method", "list_methods", "kd_loss",
+    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses", "options_text",
+    "format_value", "has_features", "compatible_pairs",
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",

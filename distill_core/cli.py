@@ -30,7 +30,7 @@ from .config import RunConfig, validate
 from .data.datasets import DATASETS, list_datasets
 from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
-from .methods import list_methods
+from .methods import list_methods, method_options
 from .models import MODELS, create_model
 from .runs.experiment import preload
 from .runs.rebuild import rebuild_store
@@ -95,6 +95,8 @@ def add_run_flags(parser: argparse.ArgumentParser, lists: Sequence[str] = (), le
                         default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
     parser.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
                         help="never download datasets")
+    parser.add_argument("--option", dest="options", action="append", metavar="NAME=VALUE", default=[],
+                        help="an option of the method (repeatable; see `methods`), e.g. --option standardize=true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +155,30 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             overrides[field] = getattr(args, field)
     if overrides.get("teacher_checkpoint") and "teacher_source" not in overrides:
         overrides["teacher_source"] = "checkpoint"
+    method = overrides.get("method", base.method)
+    if getattr(args, "options", None):
+        overrides["extra"] = {**base.extra, **parse_options(method, args.options)}
     return validate(base.replace(**overrides))
+
+
+def parse_options(method: str, pairs: Sequence[str]) -> dict:
+    """``--option NAME=VALUE`` flags as ``config.extra``, each value read as the method declares it.
+    A name the method does not declare is kept as text, for ``problems`` to refuse by name."""
+    declared = {o.name: o for o in method_options(method)}
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise DistillError(f"--option wants NAME=VALUE, got {pair!r}")
+        if name in declared:
+            try:
+                out[name] = declared[name].parse(text)
+            except ValueError as exc:
+                raise DistillError(f"--option {name}={text}: {exc} ({declared[name].describe()})") from None
+        else:
+            out[name] = text
+    return out
 
 
 class ConsolePrinter:
@@ -171,8 +196,10 @@ class ConsolePrinter:
         elif event.kind == PHASE:
             print("== measuring size, FLOPs and latency", file=self.stream, flush=True)
         elif event.kind == EPOCH:
-            print(f"  epoch {d['epoch']:>3}/{d['epochs']}  loss {d['train_loss']:.4f} (ce {d['train_ce']:.4f}, "
-                  f"kd {d['train_kd']:.4f})  train {100 * d['train_accuracy']:5.1f}%  "
+            terms = ", ".join(f"{t['name']} {d.get('train_' + t['name'], float('nan')):.4f}" for t in d.get("terms", []))
+            stage = f" [{d['stage']}]" if d.get("stage") else ""
+            print(f"  epoch {d['epoch']:>3}/{d['epochs']}{stage}  loss {d['train_loss']:.4f} ({terms})  "
+                  f"train {100 * d['train_accuracy']:5.1f}%  "
                   f"val {100 * d['val_accuracy']:5.1f}%  {d['images_per_s']:,.0f} img/s  {d['seconds']:.1f}s",
                   file=self.stream, flush=True)
         elif event.kind == RESULT and event.phase == "teacher" and d["entry"].get("source") != "train":
@@ -341,7 +368,15 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     for m in list_methods():
-        print(f"{m['name']:<8} {m.get('summary', '')}  ({m.get('paper', '')})")
+        print(f"{m['name']:<8} {m.get('paper', '')}")
+        print(f"{'':<8} transfers {m.get('summary', '')}")
+        knobs = " and ".join({"temperature": "T", "alpha": "alpha"}[k] for k in m["uses"]) or "neither T nor alpha"
+        knobs += f" ({m['uses_note']})" if m.get("uses_note") else ""
+        print(f"{'':<8} reads {knobs}" + ("; needs convolutional teacher and student (feature maps)"
+                                          if m["features"] else ""))
+        for option in m["options"]:
+            print(f"{'':<10} --option {option.name}=...  {option.describe()}: {option.help}")
+    print("\nSet an option with --option NAME=VALUE on `run` (repeatable).")
     return 0
 
 

@@ -6,7 +6,8 @@ import streamlit as st
 from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, export_file_name
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
-from studio.compare import comparison_table, headline, latency_table, over_seeds, seed_runs
+from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs
+from studio.methods_text import method_setting
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
@@ -69,7 +70,7 @@ TEACHER_FROM = {"train": "trained in this run", "cache": "from the cache (an ear
                 "checkpoint": "a given checkpoint"}
 teacher_from = TEACHER_FROM.get((results.get("teacher") or {}).get("source"))
 skipped = (results.get("dataset") or {}).get("source", "")
-st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "
+st.caption(f"{cfg.get('dataset')} · method {method_setting(cfg)} · "
            f"{fmt.things(cfg.get('epochs') or 0, 'student epoch')} · device {results.get('device', '?')} · "
            f"{fmt.duration(results.get('seconds'))} in all" + (f" · teacher {teacher_from}" if teacher_from else ""))
 if "skipped" in skipped:  # an image folder's unreadable files: the run left them out
@@ -106,6 +107,8 @@ row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, he
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
     st.markdown(h["sentence"])
+if terms := loss_terms(results):
+    st.caption(terms)
 comparison = comparison_headline(results)  # as the engine words it, for runs of any age
 weak = comparison.get("weak_teacher")
 if weak:  # the evidence beside the reason: the teacher's curve under the scratch student's

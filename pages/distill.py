@@ -1,13 +1,16 @@
 """Distill: choose the data, the teacher, the student and the recipe, then start a run."""
+import math
+
 import streamlit as st
 
-from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device
+from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses, paths,
+                          repeat_command, resolve_device)
 from studio import fmt, folders
 from studio.folder_uploads import MAX_ZIP_BYTES
 from studio.folders import folder_classes, folder_summary
 from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, \
-    blocking_problems, by_section, cached_teachers, batch_note, collect, ensure_state, options, reused_teacher, \
-    sync_url, weak_teacher_hint, worded
+    blocking_problems, by_section, cached_teachers, batch_note, collect, ensure_state, option_key, options, \
+    reused_teacher, sync_url, weak_teacher_hint, worded
 from studio.health import home_problem, start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
@@ -23,6 +26,50 @@ DISTILL_DATA_HELP = {
     "replace": "paste a box from another image (CutMix): soft labels for mixed images",
     "mixup": "blend two images: the teacher labels the blend",
 }
+
+
+def method_label(name: str) -> str:
+    meta = METHODS.meta(name)
+    return f"{name}  ·  {meta.get('title', '')} ({meta.get('cite', '')})"
+
+
+def method_caption(name: str) -> str:
+    meta = METHODS.meta(name)
+    return f"**Transfers** {meta.get('summary', '')}. *{meta.get('paper', '')}*. Matches {meta.get('reference', '')}."
+
+
+def option_widget(method: str, option) -> None:
+    """A method option's widget, from its declaration. Numbers have no bounds here: a value out of
+    range is shown, and refused beside the method with the engine's own words."""
+    key, label = option_key(method, option), option.name.replace("_", " ")
+    if option.kind is bool:
+        st.toggle(label, key=key, help=option.help)
+    elif option.choices:
+        st.selectbox(label, list(option.choices), key=key, help=option.help)
+    elif option.kind is int:
+        st.number_input(label, step=1, key=key, help=option.help)
+    else:
+        step = 10.0 ** (math.floor(math.log10(option.default)) - 1) if option.default > 0 else 0.1
+        st.number_input(label, step=step, format="%g", key=key, help=option.help)
+
+
+def formula_of(config) -> tuple[str, str]:
+    """The method's formula, with the page's values; with the defaults where an option is unreadable
+    (its problem is said beside the method)."""
+    try:
+        return method_formula(config.method, config.temperature, config.alpha, config.extra)
+    except Exception:  # noqa: BLE001 - a formula must not take the page down
+        return method_formula(config.method, config.temperature, config.alpha, {})
+
+
+def formula_note(name: str) -> str:
+    if name in ("kd", "dkd"):
+        return ("z_t, z_s: teacher and student logits; σ: softmax" + ("; e: the epoch, W: the warmup" if name == "dkd"
+                else "") + ". The T² keeps the soft terms' gradients the same size as T changes. The scratch student "
+                "is trained with CE alone: the same recipe, no teacher.")
+    return ("f^(k): a model's feature map at stage k of its three (their outputs at its last three sizes)"
+            + ("; r: a small trainable regressor, never part of the student" if name == "fitnet" else "")
+            + ". The scratch student is trained with CE alone: the same recipe, no teacher.")
 
 
 def dataset_label(name: str) -> str:
@@ -175,24 +222,31 @@ with right:
                                    "loads them)")
                + ". FLOPs count 2 per multiply-add.")
 
-# ---- the loss -------------------------------------------------------------------------------------
-st.subheader("The loss")
+# ---- the method and its loss -------------------------------------------------------------------
+st.subheader("The method and its loss")
 l1, l2 = st.columns([1, 1.3], gap="large")
 with l1:
-    st.slider("Temperature T", 0.0, 20.0, step=0.5, key=W + "temperature",
-              help="Softens the teacher's probabilities: higher T shows more of how it ranks the wrong classes.")
-    st.slider("alpha (weight of the soft targets)", 0.0, 1.0, step=0.05, key=W + "alpha",
-              help="0 = train on the labels only (no distillation); 1 = learn from the teacher only.")
+    st.selectbox("Distillation method", opts["method"], key=W + "method", format_func=method_label,
+                 help="What the student learns from the teacher. The scratch student is the same for every method: "
+                      "plain cross-entropy, no teacher.")
+    method = ss[W + "method"]
+    st.caption(method_caption(method))
+    boxes["method"] = st.container()  # the method's problems (options, a model without feature maps)
+    for option in method_options(method):
+        option_widget(method, option)
+    uses = method_uses(method, config.extra if method == config.method else {})
+    st.slider("Temperature T", 0.0, 20.0, step=0.5, key=W + "temperature", disabled="temperature" not in uses,
+              help="Softens the teacher's probabilities: higher T shows more of how it ranks the wrong classes."
+              if "temperature" in uses else f"{method} does not use a temperature.")
+    st.slider("alpha (weight of the soft targets)", 0.0, 1.0, step=0.05, key=W + "alpha", disabled="alpha" not in uses,
+              help="0 = train on the labels only (no distillation); 1 = learn from the teacher only."
+              if "alpha" in uses else f"{method} weighs its terms with its own options, not alpha.")
     boxes["loss"] = st.container()
 with l2:
-    t, a = config.temperature, config.alpha
-    # Two lines, KD term and CE term: on one line the formula is wider than its column on a laptop.
-    st.latex(r"\begin{aligned}\mathcal{L} &= \alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,"
-             r"\sigma(z_s/T)\right)\\ &\quad + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))\end{aligned}")
-    st.latex(rf"\begin{{aligned}} &= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left(\sigma(z_t/{t:g})\,\|\,"
-             rf"\sigma(z_s/{t:g})\right)\\ &\quad + {1 - a:.2f}\,\mathrm{{CE}}(y, \sigma(z_s))\end{{aligned}}")
-    st.caption("z_t, z_s: teacher and student logits; σ: softmax. The T² keeps the soft term's gradients the same "
-               "size as T changes. The scratch student is trained with α = 0: the same recipe, no teacher.")
+    symbols, values = formula_of(config)
+    st.latex(symbols)  # two lines where it is long: on one line a formula is wider than its column on a laptop
+    st.latex(values)
+    st.caption(formula_note(config.method))
 
 # ---- the recipe -----------------------------------------------------------------------------------
 st.subheader("Recipe")

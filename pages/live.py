@@ -14,6 +14,7 @@ from studio import fmt
 from studio.live_feed import stage
 from studio.live_view import live_view
 from studio.manager import get_manager
+from studio.methods_text import method_setting
 from studio.nav import require_app
 from studio.runs import stored_results
 from studio.style import STATUS_BADGE
@@ -64,13 +65,13 @@ if st.query_params.get("job") != job_id:
 cfg = snap.config
 others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
-head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · T = {cfg.temperature:g}, "
-                 f"α = {cfg.alpha:g} · {fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
+head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · {method_setting(cfg.to_dict())} · "
+                 f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
 log_scale = head[2].toggle("Log loss", key="log_loss",
-                           help="A log scale for the loss axis: the distilled student's loss carries T² and can "
-                                "sit far above the others.")
+                           help="A log scale for the loss axis: the distilled student's terms can sit far apart "
+                                "(KD's carries T², a feature method's its weight).")
 if others:
     with st.expander(f"Other runs on this server ({len(others)})"):
         for other in others[:20]:

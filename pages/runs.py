@@ -33,13 +33,14 @@ if table.empty:
     st.stop()
 
 # ---- filter and sort ------------------------------------------------------------------------------
-f = st.columns([1, 1, 1, 1, 1.2])
+f = st.columns([1, 1, 1, 1, 1, 1.2])
 datasets = f[0].multiselect("Dataset", rv.choices(table, "dataset"), key="runs_f_dataset")
 teachers = f[1].multiselect("Teacher", rv.choices(table, "teacher"), key="runs_f_teacher")
 students = f[2].multiselect("Student", rv.choices(table, "student"), key="runs_f_student")
-statuses = f[3].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
-text = f[4].text_input("Run id contains", key="runs_f_text")
-shown = rv.filter_table(table, datasets, teachers, students, statuses, text=text)
+methods = f[3].multiselect("Method", sorted({rv.method_of(m) for m in table["method"].dropna()}), key="runs_f_method")
+statuses = f[4].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
+text = f[5].text_input("Run id contains", key="runs_f_text")
+shown = rv.filter_table(table, datasets, teachers, students, statuses, methods=methods, text=text)
 st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",
              placeholder=rv.MISSING, column_order=rv.shown_columns(shown))
 st.caption("Click a column header to sort. Accuracies: validation split, last epoch; gain: KD minus scratch.")
@@ -49,13 +50,21 @@ if shown.empty:
 
 ids = list(shown["run_id"])
 labels = {r["run_id"]: rv.run_label(r) for _, r in shown.iterrows()}
-legend = {r["run_id"]: rv.legend_label(r) for _, r in shown.iterrows()}
+several = shown["method"].nunique(dropna=True) > 1
+legend = {r["run_id"]: rv.legend_label(r, with_method=several) for _, r in shown.iterrows()}
 
 # ---- several runs side by side ---------------------------------------------------------------------
 st.subheader("Side by side")
 if "runs_pick" not in ss:
     ss.runs_pick = ids[:2]
 ss.runs_pick = [r for r in ss.runs_pick if r in ids]
+pair_of = (ss.runs_pick or ids)[0]
+same_pair = rv.methods_on_pair(shown, pair_of)
+if len(same_pair) > 1 and st.button(f"Overlay each method on {rv.pair_label(shown, pair_of)}", key="runs_methods",
+                                    icon=":material/compare_arrows:",
+                                    help="The newest finished run of each method (and options) on this data, teacher "
+                                         "and student, in place of the runs picked below."):
+    ss.runs_pick = same_pair
 c1, c2 = st.columns([3, 1.4])
 picked = c1.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
 models = c2.multiselect("Models", list(rv.MODEL_ORDER), default=["student_kd", "student_scratch"],

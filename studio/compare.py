@@ -7,9 +7,10 @@ import pandas as pd
 
 import statistics
 
-from distill_core import ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline
+from distill_core import ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text
 
 from . import fmt
+from .methods_text import method_title
 
 
 def _kind(device: Optional[str]) -> Optional[str]:
@@ -71,8 +72,37 @@ def headline(results: dict) -> dict[str, Any]:
         said = (f"**{gain} {verb}** than the same student trained without a teacher" if verb != "no different"
                 else "no different from the same student trained alone")
         parts.append(("and " if parts else "is ") + said)
-    out["sentence"] = ("The distilled student " + ", ".join(parts) + ".") if parts else ""
+    out["sentence"] = (f"The student distilled with {distilled_with(results)} " + ", ".join(parts) + ".") if parts \
+        else ""
     return out
+
+
+def distilled_with(results: dict) -> str:
+    """'dkd (Decoupled KD, b = 6)': the method and the options that differ from its defaults."""
+    cfg = results.get("config") or {}
+    name = str(cfg.get("method") or "kd")
+    changed = options_text(name, cfg.get("extra") if isinstance(cfg.get("extra"), dict) else {})
+    title = method_title(name)
+    return f"{title[:-1]}, {changed})" if changed and title.endswith(")") else title
+
+
+def loss_terms(results: dict) -> str:
+    """The distilled student's last-epoch loss as its method weighed it: each term's label, its
+    value, weight and contribution (results.json's history ``terms``)."""
+    history = (results.get("student_kd") or {}).get("history") or []
+    last = history[-1] if history else {}
+    parts = []
+    for term in last.get("terms") or []:
+        value = last.get(f"train_{term['name']}")
+        weight, contribution = term.get("weight"), term.get("contribution")
+        if value is None or weight is None or contribution is None:
+            continue
+        parts.append(f"{term['label']}: {weight:.3g} × {value:.3g} = **{contribution:.3g}**")
+    if not parts:
+        return ""
+    stage = f" (in its {last['stage']} stage)" if last.get("stage") else ""
+    return (f"The distilled student's training loss in its last epoch{stage}, as its method weighed it: "
+            + " · ".join(parts) + f" · total **{last.get('train_loss', 0):.3g}**.")
 
 
 def comparison_table(results: dict) -> pd.DataFrame:

@@ -7,22 +7,24 @@ address bar always holds a link that restores the setup.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, MODELS, OPTIMIZERS, SCHEDULES, DistillError,
-                          Problem, RunConfig, RunStore, available_devices, cached_teacher_meta, cached_teacher_path,
-                          folder_val_count, list_cached_teachers, problems, run_store_path, teacher_checkpoint_problem)
+from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS, SCHEDULES,
+                          DistillError, Option, Problem, RunConfig, RunStore, available_devices, cached_teacher_meta,
+                          cached_teacher_path, folder_val_count, list_cached_teachers, method_options, problems,
+                          run_store_path, teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
 from .uploads import on_this_server
 
 W = "cfg_"  # widget key prefix
-FIELDS = ("dataset", "teacher", "student", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
+FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
           "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment")
 FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
 T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
@@ -50,7 +52,7 @@ PRESETS = {
 
 def options() -> dict[str, list[str]]:
     devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
-    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
+    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(), "method": METHODS.names(),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
             "device": devices}
 
@@ -149,6 +151,7 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
                          f"{' (alpha is a share, between 0 and 1)' if name == 'alpha' else ''}; "
                          f"showing {clamped:g}. Check it before you start.")
             values[W + name] = clamped
+    values.update(_option_values(draft, notes))
     values[W + "data_dir"] = draft.get("data_dir") or ""
     for name, (low, high), fallback in (("image_size", IMAGE_SIZE_RANGE, FOLDER_IMAGE_SIZE),
                                         ("val_fraction", VAL_FRACTION_RANGE, defaults["val_fraction"])):
@@ -168,6 +171,50 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
     if mode == "cached":
         values[W + "cached"] = draft.get("teacher_checkpoint")
     return values, notes
+
+
+def option_key(method: str, option: Option) -> str:
+    """A method option's widget: one per method, so switching methods keeps each one's settings."""
+    return f"{W}opt_{method}_{option.name}"
+
+
+def _fits_widget(option: Option, value: Any) -> bool:
+    """Whether the option's widget can show ``value`` (its range is left to the engine's problems:
+    an out-of-range value is shown, and refused beside the widget)."""
+    if option.kind is bool:
+        return isinstance(value, bool)
+    if option.kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if option.kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value in option.choices if option.choices else isinstance(value, str)
+
+
+def _option_values(draft: dict, notes: list[str]) -> dict[str, Any]:
+    """Every method's option widgets: the draft's values for its method, the defaults elsewhere."""
+    values = {}
+    given = draft.get("extra") if isinstance(draft.get("extra"), dict) else {}
+    for method in METHODS.names():
+        for option in method_options(method):
+            value = given.get(option.name, option.default) if method == draft.get("method") else option.default
+            if not _fits_widget(option, value):
+                notes.append(f"{method} option {option.name} = {fmt.code(repr(value))} cannot be shown here; showing "
+                             f"{fmt.code(repr(option.default))} instead.")  # the value may come from a link
+                value = option.default
+            values[option_key(method, option)] = float(value) if option.kind is float else value
+    return values
+
+
+def method_extra(method: str) -> dict[str, Any]:
+    """``config.extra`` as the option widgets of ``method`` say: the options that differ from their
+    defaults (so the demo's link stays bare and a config says what was changed)."""
+    ss = st.session_state
+    out = {}
+    for option in method_options(method):
+        value = ss.get(option_key(method, option), option.default)
+        if value != option.default:
+            out[option.name] = value
+    return out
 
 
 def ensure_state() -> None:
@@ -207,6 +254,7 @@ def collect() -> RunConfig:
     values = dict(ss.draft)
     for name in FIELDS:
         values[name] = ss.get(W + name, values[name])
+    values["extra"] = method_extra(values["method"])
     values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
     if values["dataset"] == "imagefolder":
         values["image_size"] = ss.get(W + "image_size", FOLDER_IMAGE_SIZE)
@@ -304,6 +352,7 @@ def batch_note(config: RunConfig) -> Optional[str]:
 
 SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (dataset, teacher)
     "folder": ("data_dir",),
+    "method": ("method", "extra"),
     "loss": ("temperature", "alpha"),
     "device": ("device",),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
@@ -334,7 +383,7 @@ def worded(problem: Problem) -> str:
 
 def by_section(found: list[Problem]) -> dict[str, list[Problem]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[Problem]] = {"data": [], "folder": [], "loss": [], "recipe": [], "device": []}
+    out: dict[str, list[Problem]] = {"data": [], "folder": [], "method": [], "loss": [], "recipe": [], "device": []}
     for problem in found:
         section = next((s for s, fields in SECTIONS.items() if problem.field in fields), "data")
         out[section].append(problem)

@@ -20,6 +20,7 @@ from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, Disti
 
 from . import fmt, folders
 from .charts import text_label
+from .methods_text import loss_knobs, method_setting
 from .runs import busy_note
 from .urlstate import to_params
 
@@ -93,7 +94,9 @@ def runs_table(store: RunStore) -> pd.DataFrame:
     df = pd.DataFrame({
         "date": pd.to_datetime([datetime.fromtimestamp(t) for t in raw["created_at"]]),  # server's local time
         "run_id": raw["run_id"], "dataset": raw["dataset"], "teacher": raw["teacher"], "student": raw["student"],
-        "T": raw["T"], "alpha": raw["alpha"], "epochs": raw["epochs"], "method": raw["method"],
+        "T": raw["T"], "alpha": raw["alpha"], "epochs": raw["epochs"],
+        "method": [method_setting({"method": m, "extra": o}, with_values=False) if isinstance(m, str) else m
+                   for m, o in zip(raw["method"], raw["options"])],
         "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
         "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100, "agreement": pd.to_numeric(raw["kd_agreement"], errors="coerce") * 100,
         "status": raw["status"],
@@ -112,7 +115,8 @@ def column_config() -> dict:
         "T": cc.NumberColumn("T", format="%g", width=48, help="Softmax temperature"),  # 0.25, not 0.3
         "alpha": cc.NumberColumn("α", format="%.2f", width=52, help="Weight of the soft-target (KD) term"),
         "epochs": cc.NumberColumn("Epochs", format="%d", width=62, help="Student epochs (scratch and KD alike)"),
-        "method": cc.TextColumn("Method"),
+        "method": cc.TextColumn("Method", help="The distillation method, with the options that differ from its "
+                                               "defaults"),
         "kd_acc": cc.NumberColumn("KD acc", format="%.1f %%", width=70, help="Distilled student, validation, last epoch"),
         "scratch_acc": cc.NumberColumn("Scratch acc", format="%.1f %%", width=88,
                                        help="The same student trained without a teacher"),
@@ -139,15 +143,21 @@ def shown_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in TABLE_COLUMNS if c != "method" or df["method"].nunique(dropna=True) > 1]
 
 
+def method_of(label: str) -> str:
+    """The method's name in a table's method cell ('dkd (b = 6)' -> 'dkd')."""
+    return str(label).split(" (")[0]
+
+
 def filter_table(df: pd.DataFrame, datasets: Sequence[str] = (), teachers: Sequence[str] = (),
                  students: Sequence[str] = (), statuses: Sequence[str] = (), methods: Sequence[str] = (),
                  text: str = "") -> pd.DataFrame:
     """Rows matching every filter given; an empty filter keeps everything."""
     keep = pd.Series(True, index=df.index)
-    for column, wanted in (("dataset", datasets), ("teacher", teachers), ("student", students),
-                           ("method", methods)):
+    for column, wanted in (("dataset", datasets), ("teacher", teachers), ("student", students)):
         if wanted:
             keep &= df[column].astype(str).isin(list(wanted))
+    if methods:  # by the method's name, whatever its options
+        keep &= df["method"].astype(str).map(method_of).isin(list(methods))
     if statuses:
         keep &= df["status"].isin(list(statuses))
     if text:
@@ -163,12 +173,35 @@ def run_label(row: dict | pd.Series) -> str:
 
 
 # ---- several runs side by side ----------------------------------------------------------------------
-def legend_label(row: dict | pd.Series) -> str:
-    """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha."""
+def legend_label(row: dict | pd.Series, with_method: bool = False) -> str:
+    """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha (those
+    its method reads), and its method where the runs shown differ in it."""
     parts = [str(row["run_id"])]
+    method = row.get("method") if isinstance(row.get("method"), str) else None
+    if with_method and method:
+        parts.append(method)
     if pd.notna(row.get("T")) and pd.notna(row.get("alpha")):
-        parts.append(f"T {row['T']:g}, α {row['alpha']:g}")
+        knobs = loss_knobs(method_of(method or "kd"), {}, row["T"], row["alpha"])
+        if knobs:
+            parts.append(knobs.replace(" = ", " "))
     return " · ".join(parts)
+
+
+def pair_label(df: pd.DataFrame, run_id: str) -> str:
+    row = df[df["run_id"] == run_id].iloc[0]
+    return f"{row['dataset']}, {row['teacher']} → {row['student']}"
+
+
+def methods_on_pair(df: pd.DataFrame, run_id: str) -> list[str]:
+    """The newest finished run of each method (with its options) on ``run_id``'s data, teacher and
+    student: what the overlay needs to compare methods on one pair. ``df`` is newest first."""
+    row = df[df["run_id"] == run_id]
+    if row.empty:
+        return []
+    first = row.iloc[0]
+    same = df[(df["dataset"] == first["dataset"]) & (df["teacher"] == first["teacher"])
+              & (df["student"] == first["student"]) & (df["status"] == "done")]
+    return list(same.drop_duplicates("method")["run_id"])
 
 
 def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str], labels: dict[str, str],
@@ -222,7 +255,8 @@ def results_table(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
         t_size, s_size = teacher.get("size_bytes"), kd.get("size_bytes")
         # In the runs table's order: what differs between the runs first, then the models.
         rows.append({
-            "run_id": run_id, "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
+            "run_id": run_id, "method": method_setting(run.get("config") or {}, with_values=False),
+            "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
             "gain": acc(kd) - acc(scratch) if acc(kd) is not None and acc(scratch) is not None else None,
             "kd_acc": acc(kd), "scratch_acc": acc(scratch), "teacher_acc": acc(teacher),
             "kd_size": fmt.size(s_size), "smaller": fmt.times(t_size / s_size) if t_size and s_size else fmt.DASH,
@@ -346,8 +380,8 @@ def compression_column_config(rows: list[dict]) -> dict:
 def describe(run: dict) -> str:
     cfg = run.get("config") or {}
     parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
-             f"T = {cfg.get('temperature'):g}", f"α = {cfg.get('alpha'):g}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
-             f"method {cfg.get('method')}", f"from the {run.get('source') or '?'}"]
+             f"method {method_setting(cfg)}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
+             f"from the {run.get('source') or '?'}"]
     return " · ".join(parts)
 
 

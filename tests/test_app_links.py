@@ -124,6 +124,8 @@ def outside_code(markdown: str) -> str:
     ("pages/distill.py", {"dataset": "imagefolder", "data_dir": "/srv/" + PAYLOAD}),
     ("pages/distill.py", {PAYLOAD: "1", "epochs": PAYLOAD, "dataset": PAYLOAD, "teacher": PAYLOAD}),
     ("pages/distill.py", {"T": PAYLOAD, "teacher_source": "checkpoint", "teacher_checkpoint": PAYLOAD}),
+    ("pages/distill.py", {"method": "at", "opt.stages": PAYLOAD, "opt.weight": PAYLOAD, f"opt.{PAYLOAD}": "1"}),
+    ("pages/distill.py", {"method": "at", "extra": '{"stages": "%s"}' % PAYLOAD.replace('"', "'")}),
     ("pages/compare.py", {"run": PAYLOAD}),
     ("pages/live.py", {"job": PAYLOAD}),
     ("pages/learn.py", {"run": PAYLOAD, "image": PAYLOAD}),

@@ -130,6 +130,9 @@ def test_home_explains_and_launches_the_demo(engine):
     at = page("pages/home.py")
     assert at.title[0].value == "Distill Studio"
     assert "soft targets" in texts(at)
+    when = at.table[0].value  # "which method when", in plain words: every registered method has its row
+    from distill_core import METHODS
+    assert set(METHODS.names()) <= {m.split()[0] for m in when["method"]} and when["when to pick it"].str.len().min() > 40
     at.button(key="home_demo").click().run()
     jobs = manager().jobs()
     assert len(jobs) == 1 and jobs[0].config == RunConfig()
@@ -325,6 +328,43 @@ def test_distill_bad_link_values_are_explained(engine):
     assert "job=" not in notes  # another page's parameter, not a mistake
     assert any("epochs must be at least 1" in e.value for e in at.error)
     assert start_button(at).disabled
+
+
+def test_distill_chooses_a_method_explains_it_and_builds_its_options_from_their_declarations(engine):
+    at = page("pages/distill.py")
+    assert at.selectbox(key="cfg_method").value == "kd" and at.selectbox(key="cfg_method").options[:4] == [
+        "kd  ·  Hinton KD (Hinton et al. 2015)", "fitnet  ·  FitNets hints (Romero et al. 2015)",
+        "at  ·  Attention transfer (Zagoruyko & Komodakis 2017)", "dkd  ·  Decoupled KD (Zhao et al. 2022)"]
+    assert at.toggle(key="cfg_opt_kd_standardize").value is False
+    at.selectbox(key="cfg_method").set_value("dkd").run()
+    assert "Transfers** the teacher's class probabilities, split" in texts(at) and "Decoupled Knowledge" in texts(at)
+    assert [at.number_input(key=f"cfg_opt_dkd_{o}").value for o in ("a", "b", "warmup")] == [1.0, 8.0, 2]
+    assert at.number_input(key="cfg_opt_dkd_b").proto.help.startswith("weight of NCKD")
+    assert at.slider(key="cfg_alpha").disabled and not at.slider(key="cfg_temperature").disabled  # DKD has no alpha
+    at.number_input(key="cfg_opt_dkd_b").set_value(6.0).run()
+    assert any(r"6\,\mathrm{NCKD}" in l.value for l in at.latex)  # the formula with the page's values
+    assert at.query_params["method"] == "dkd" and at.query_params["opt.b"] == "6"  # a link restores it
+    assert "opt.a" not in at.query_params  # defaults stay out of the link
+    assert not start_button(at).disabled
+    at.number_input(key="cfg_opt_dkd_b").set_value(150.0).run()  # out of range: said beside it, Start disabled
+    assert any("Option b of 'dkd' must be in [0, 100], got 150" in e.value for e in at.error)
+    assert start_button(at).disabled
+
+
+def test_distill_restores_a_method_and_its_options_from_a_link(engine):
+    at = page("pages/distill.py", method="dkd", **{"opt.b": "6", "opt.standardize": "true", "opt.nope": "1"})
+    assert at.selectbox(key="cfg_method").value == "dkd"
+    assert at.number_input(key="cfg_opt_dkd_b").value == 6.0 and at.toggle(key="cfg_opt_dkd_standardize").value
+    assert any("opt.nope='1' is not an option of the dkd method" in w.value for w in at.warning)
+    assert any(r"\tilde z" in l.value for l in at.latex)  # standardised logits in the formula
+
+
+def test_distill_refuses_a_feature_method_on_the_mlp_beside_the_method(engine):
+    at = page("pages/distill.py", method="at", student="mlp")
+    assert any("The 'at' method matches feature maps, and the student 'mlp' has none" in e.value for e in at.error)
+    assert start_button(at).disabled
+    at.selectbox(key="cfg_method").set_value("kd").run()
+    assert not at.error and not start_button(at).disabled
 
 
 def test_distill_link_cannot_name_arbitrary_server_files(engine):
@@ -659,10 +699,15 @@ def test_the_headline_sentence_reads_without_the_latencies():
     results = {"comparison": {"kd_vs_teacher": {"smaller_x": 124.0, "delta_points": -3.1}, "kd_gain_points": 8.3},
                "config": {}, "teacher": {}}
     assert headline(results)["sentence"] == (
-        "The distilled student is **124× smaller** (its checkpoint file) than its teacher, **3.1 points below** "
-        "it in validation accuracy, and **8.3 points better** than the same student trained without a teacher.")
+        "The student distilled with kd (Hinton KD) is **124× smaller** (its checkpoint file) than its teacher, "
+        "**3.1 points below** it in validation accuracy, and **8.3 points better** than the same student trained "
+        "without a teacher.")
     del results["comparison"]["kd_vs_teacher"]["smaller_x"]
-    assert headline(results)["sentence"].startswith("The distilled student is **3.1 points below** its teacher")
+    assert headline(results)["sentence"].startswith("The student distilled with kd (Hinton KD) is **3.1 points below** "
+                                                    "its teacher")
+    # the method and the options that differ from its defaults: what distillation bought is theirs
+    results["config"] = {"method": "dkd", "extra": {"b": 6.0}}
+    assert headline(results)["sentence"].startswith("The student distilled with dkd (Decoupled KD, b = 6) is ")
 
 
 def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_manager, finished_run):

@@ -1,5 +1,6 @@
-"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, Compare,
-then a server restart, the runs still listed, and a CSV download.
+"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, a DKD run
+picked on the Distill page with its terms on Live and its name on Compare, then a server restart,
+the runs still listed, and a CSV download.
 
 Starts ``streamlit run app.py`` on a free loopback port with its own DISTILL_STUDIO_HOME and
 drives Debian's chromium through Playwright (never ``playwright install``). Outside CI a missing
@@ -7,7 +8,8 @@ browser skips the test; with CI=true it fails. Screenshots of every open page ar
 step fails (DISTILL_E2E_ARTIFACTS, default: the test's tmp folder).
 
 The stopped run is the real one-minute preset; the run that goes to the end is the same preset
-with fewer epochs from the URL, to keep the test short. DISTILL_E2E_FULL=1 runs the full preset.
+with fewer epochs from the URL, to keep the test short, distilled with DKD picked on the page.
+DISTILL_E2E_FULL=1 runs the full preset.
 """
 import os
 import socket
@@ -33,6 +35,23 @@ LOSS_POINTS_JS = """() => {
   return plot ? plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1;
 }"""
 
+
+# The names of the live loss chart's lines (the distilled student's terms among them).
+LOSS_NAMES_JS = """() => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+    (p) => p.data && p.layout && p.layout.title && p.layout.title.text === 'Training loss');
+  return plot ? plot.data.map((t) => t.name) : [];
+}"""
+
+
+def loss_names(page) -> list[str]:
+    names = []
+    for frame in page.frames:
+        try:
+            names += frame.evaluate(LOSS_NAMES_JS)
+        except Exception:  # a frame that is being replaced
+            pass
+    return names
 
 # The Learn page's soft-target bars, as plotly drew them: each bar's SVG path ("" until drawn).
 BARS_JS = """() => [...document.querySelectorAll('.js-plotly-plot .barlayer .point path')]
@@ -191,15 +210,22 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_for_text(page, "Run cancelled", 20)
         assert time.time() - asked < 20
 
-        step = "run it again, to the end"
+        step = "pick dkd on the Distill page, and run it to the end"
         page.goto(server + "/distill" + SHORT_RUN)
         start = button(page, "Start")
         start.wait_for(state="visible", timeout=30_000)
+        page.get_by_test_id("stSelectbox").filter(has_text="Distillation method").click()
+        page.get_by_role("option", name="dkd  ·  Decoupled KD (Zhao et al. 2022)").click()
+        wait_for_text(page, "Decoupled Knowledge Distillation", 30)  # its paper, beside the selector
+        wait_until(lambda: "method=dkd" in page.url, 30, "the method in the link")
         start.click()
         page.wait_for_url("**/live?job=*", timeout=30_000)
         assert page.url.split("job=")[1].split("&")[0] != job
+        wait_for_text(page, "dkd · T = 4", 30)  # the Live header names the method and what it reads
         button(page, "See the comparison").wait_for(
             state="visible", timeout=(600 if not SHORT_RUN else 240) * 1000)
+        names = wait_until(lambda: loss_names(page), 30, "the loss chart's lines")
+        assert {"a·TCKD (target class)", "b·NCKD (other classes)", "CE (true labels)"} <= set(names), names
 
         step = "see the three rows on Compare"
         button(page, "See the comparison").click()
@@ -213,6 +239,8 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
             assert row.strip().startswith(name), cells
         wait_for_text(page, "KD gain over scratch", 10)
         assert "%" in cells[2]
+        wait_for_text(page, "method dkd", 10)  # the header line
+        wait_for_text(page, "The student distilled with dkd (Decoupled KD)", 10)  # what distillation bought
         finished = page.url.split("run=")[1].split("&")[0]
 
         step = "restart the server and find both runs still listed"
@@ -229,6 +257,7 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         csv_text = Path(download.value.path()).read_text()
         header = csv_text.splitlines()[0].split(",")
         assert header[:3] == ["run_id", "model", "epoch"] and "val_accuracy" in header, header
+        assert "train_tckd" in header and "train_nckd" in header, header  # DKD's own terms travel too
         body = csv_text.splitlines()[1:]
         assert body and all(line.startswith(finished) for line in body), body[:3]
         assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}

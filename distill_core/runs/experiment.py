@@ -24,7 +24,7 @@ from ..device import release, resolve_device
 from ..errors import Cancelled, CheckpointError, ConfigError, DeviceError, DistillError
 from ..events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from ..files import write_atomic
-from ..methods import create_method
+from ..methods import METHODS, create_method
 from ..models import create_model
 from ..training.fidelity import fidelity
 from ..training.measure import disagreements, evaluate, headline, measure_latencies, static_profile
@@ -76,6 +76,14 @@ def out_dir_for(config: RunConfig, run_id: str) -> Path:
         raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
                           "folder in the runs folder")
     return writable_folder(out_dir, "output folder")
+
+
+def method_record(config: RunConfig) -> dict:
+    """results.json's "method": its name and every option's value, the defaults filled in (the
+    config keeps only what was set), and which of T and alpha it read."""
+    cls = METHODS.get(config.method)
+    options = {o.name: o.default for o in cls.OPTIONS} | dict(config.extra)
+    return {"name": config.method, "options": options, "uses": list(cls.uses(options))}
 
 
 def scratch_key(config: RunConfig) -> str:
@@ -240,7 +248,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         writable_folder(teacher_cache.cache_root(config), "teacher cache folder")
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
-                               "started_at": started, "artifacts": {"dir": str(out_dir)}}
+                               "method": method_record(config), "started_at": started,
+                               "artifacts": {"dir": str(out_dir)}}
     device, data = torch.device("cpu"), None
     threads = torch.get_num_threads()  # restored at the end: the app's worker thread runs the next job too
     try:
@@ -389,8 +398,10 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         torch.random.set_rng_state(rng[0])
         if rng[1] is not None:
             torch.cuda.set_rng_state_all(rng[1])
+        # Without a teacher every method is plain CE (methods/base.py): the scratch student is the same
+        # whichever method the run distils with.
         method = create_method(config.method, student, teacher_for_role, temperature=config.temperature,
-                               alpha=config.alpha, **config.extra).to(device)
+                               alpha=config.alpha, input_shape=shape, **config.extra).to(device)
         phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
                             distill_data=config.distill_data if teacher_for_role is not None else "none",
                             reference=reference, progress=progress.of(role))

@@ -43,7 +43,9 @@ class JobSnapshot:
     started_at: Optional[float]
     finished_at: Optional[float]
     history: dict[str, list[dict]]  # phase -> epoch rows (contract "history")
-    steps: dict[str, list[dict]]  # phase -> [{"x": fractional epoch, "loss", ...}] from STEP events
+    steps: dict[str, list[dict]]  # phase -> [{"x": fractional epoch, "loss", "terms": {name: contribution},
+    #                                         "stage" (a method's own, when it has one)}] from STEP events
+    term_labels: dict[str, dict[str, str]]  # phase -> {term name: label}, in the order the method reports them
     entries: dict[str, dict]  # finished models, as RESULT events bring them
     results: Optional[dict]  # run_experiment's return value, once it has returned
     out_dir: Optional[str]
@@ -106,6 +108,7 @@ class Job:
         self.images_per_s: Optional[float] = None
         self.history: dict[str, list[dict]] = {}
         self.steps: dict[str, list[dict]] = {}
+        self.term_labels: dict[str, dict[str, str]] = {}
         self.entries: dict[str, dict] = {}
         self.out_dir: Optional[str] = None
         # ETA: the progress rate since the first progress report (data loading is not training)
@@ -137,9 +140,12 @@ class Job:
                 steps = max(1, int(data.get("steps") or 1))
                 point = {"x": int(data.get("epoch", 1)) - 1 + int(data.get("step", 0)) / steps,
                          "loss": data.get("loss"), "time": event.time}
-                for part in ("ce", "kd"):  # present when the trainer reports the parts per step
-                    if part in data:
-                        point[part] = data[part]
+                if data.get("terms"):  # each term's contribution, as the method weighed it
+                    point["terms"] = {t["name"]: t.get("contribution") for t in data["terms"]}
+                    labels = self.term_labels.setdefault(event.phase or "?", {})
+                    labels.update({t["name"]: t.get("label", t["name"]) for t in data["terms"]})
+                if data.get("stage"):
+                    point["stage"] = data["stage"]
                 series = self.steps.setdefault(event.phase or "?", [])
                 series.append(point)
                 if len(series) > MAX_STEP_POINTS:
@@ -191,6 +197,7 @@ class Job:
                 finished_at=self.finished_at,
                 history={k: list(v) for k, v in self.history.items()},
                 steps={k: list(v) for k, v in self.steps.items()},
+                term_labels={k: dict(v) for k, v in self.term_labels.items()},
                 entries=dict(self.entries), results=self.results, out_dir=self.out_dir,
                 requests=self.requests, kind=self.kind, sweep=self.sweep,
                 trial=dict(self.trial) if self.trial else None)

@@ -26,6 +26,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                backend     TEXT,
                source      TEXT,
                error       TEXT)"""),
+    # A method's history beyond the fixed metrics: its other terms (DKD's train_tckd, ...), each
+    # term's label, weight and contribution, and its stage (FitNets' hints), as JSON.
+    4: ("ALTER TABLE epochs ADD COLUMN terms TEXT",),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

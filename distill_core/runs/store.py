@@ -343,7 +343,7 @@ class RunStore:
             return run["results"]
         history: dict[str, list[dict]] = {}
         for row in self.epochs(run_id):
-            history.setdefault(row["model"], []).append({k: row[k] for k in ("epoch", *METRICS)})
+            history.setdefault(row["model"], []).append({k: v for k, v in row.items() if k not in ("run_id", "model")})
         out = {"run_id": run_id, "status": run["status"], "config": run["config"], "device": run["device"],
                "started_at": run["started_at"], "finished_at": run["finished_at"], "error": run["error"],
                "artifacts": {"dir": run["artifacts_dir"], **run["artifacts"]}}
@@ -353,14 +353,20 @@ class RunStore:
         return out
 
     def epochs(self, run_id: str, model: Optional[str] = None) -> list[dict]:
-        """Per-epoch rows ({run_id, model, epoch, metrics...}), teacher first, by epoch."""
+        """Per-epoch rows ({run_id, model, epoch, metrics..., and the method's other terms}), teacher
+        first, by epoch."""
         order = "CASE model WHEN 'teacher' THEN 0 WHEN 'student_scratch' THEN 1 WHEN 'student_kd' THEN 2 ELSE 3 END"
-        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)} FROM epochs WHERE run_id = ?"
+        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)}, terms FROM epochs WHERE run_id = ?"
         args: tuple = (run_id,)
         if model:
             sql += " AND model = ?"
             args += (model,)
-        return [dict(r) for r in self._rows(sql + f" ORDER BY {order}, epoch", args)]
+        rows = []
+        for r in self._rows(sql + f" ORDER BY {order}, epoch", args):
+            row = dict(r)
+            row.update(_loads(row.pop("terms")) or {})
+            rows.append(row)
+        return rows
 
     def list_runs(self, status: Optional[str] = None, dataset: Optional[str] = None,
                   limit: Optional[int] = None, sweep_id: Optional[str] = None) -> list[dict]:
@@ -401,6 +407,7 @@ class RunStore:
                 "run_id": r["id"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
                 "created_at": r["created_at"], "dataset": r["dataset"], "teacher": r["teacher"],
                 "student": r["student"], "T": r["temperature"], "alpha": r["alpha"], "method": r["method"],
+                "options": (_loads(r["config"]) or {}).get("extra") or {},  # the method's, as set
                 "epochs": r["epochs"], "teacher_accuracy": r["teacher_accuracy"], "kd_accuracy": kd,
                 "scratch_accuracy": scratch, "kd_agreement": r["kd_agreement"],
                 "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
@@ -412,7 +419,7 @@ class RunStore:
         return out
 
     def runs_frame(self, **filters):
-        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
+        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "options", "epochs",
                    "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "kd_agreement", "status",
                    "device", "source", "seconds", "created_at", "dir", "error", "sweep_id", "seed"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
@@ -453,10 +460,13 @@ class RunStore:
         for row in rows:
             if row.get("epoch") is None:
                 continue
+            more = {k: v for k, v in row.items() if (k.startswith("train_") and k not in METRICS)
+                    or k in ("terms", "stage")}  # what the fixed columns cannot hold
             conn.execute(
-                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, recorded_at) "
-                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?)",
-                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS), now))
+                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, terms, recorded_at) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?, ?)",
+                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS),
+                 _json(more) if more else None, now))
 
     def _put_model(self, conn: sqlite3.Connection, run_id: str, role: str, entry: dict) -> None:
         slim = {k: v for k, v in entry.items() if k != "history"}

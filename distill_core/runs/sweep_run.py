@@ -211,17 +211,19 @@ def probe_speed(config: RunConfig, batches: int = 6) -> dict:
         model = create_model(config.teacher if role == "teacher" else config.student, data.in_channels,
                              data.num_classes, data.image_size).to(device)
         method = create_method("kd" if teacher is None else config.method, model, teacher,
-                               temperature=config.temperature, alpha=config.alpha)
-        optimizer = build_optimizer(model.parameters(), config)
+                               temperature=config.temperature, alpha=config.alpha,
+                               input_shape=(data.in_channels, data.image_size, data.image_size),
+                               **(config.extra if teacher is not None else {}))
+        optimizer = build_optimizer(list(model.parameters()) + method.extra_parameters(), config)
         started, steps = None, 0
         for step in range(batches + 1):  # the first batch warms up, untimed
             if step == 1:
                 started = time.perf_counter()
             x = data.normalize(data.train_x[(step * bs) % max(1, n - bs):][:bs])
             y = data.train_y[(step * bs) % max(1, n - bs):][:bs]
-            parts, _ = method.loss(x, y, method.teacher_targets(x) if teacher is not None else None)
+            loss, _ = method.loss(x, y, method.teacher_targets(x) if teacher is not None else None)
             optimizer.zero_grad()
-            parts.total.backward()
+            loss.total.backward()
             optimizer.step()
             steps += step >= 1
         per_image = (time.perf_counter() - started) / (steps * bs)

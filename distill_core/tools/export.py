@@ -176,8 +176,9 @@ def model_metadata(run: RunFiles, role: str, which: str) -> dict[str, str]:
 
 # ---- metrics and config -------------------------------------------------------------------------
 def metrics_rows(run: Any) -> list[dict]:
-    """One row per model per epoch: run_id, model, epoch and the history metrics; each model's last row
-    also has its calibration (ECE) and its fidelity to the teacher on the training split."""
+    """One row per model per epoch: run_id, model, epoch, the history metrics, and a method's other
+    loss terms (``train_tckd``, ...) and stage where it has them; each model's last row also has its
+    calibration (ECE) and its fidelity to the teacher on the training split."""
     run = open_run(run)
     histories = dict(run.results.get("partial_history") or {})
     for role in ROLES:
@@ -187,8 +188,10 @@ def metrics_rows(run: Any) -> list[dict]:
     rows = []
     for role in [r for r in ROLES if r in histories] + sorted(set(histories) - set(ROLES)):
         for h in histories[role]:
+            more = {k: v for k, v in h.items()
+                    if (k.startswith("train_") and k not in METRICS and k not in FINAL_COLUMNS) or k == "stage"}
             rows.append({"run_id": run.run_id, "model": role, "epoch": h.get("epoch"),
-                         **{m: h.get(m) for m in METRICS}})
+                         **{m: h.get(m) for m in METRICS}, **more})
         entry = run.results.get(role)
         if histories[role] and isinstance(entry, dict):  # figures of the model as it ended
             rows[-1].update({k: entry.get(k) for k in FINAL_COLUMNS})
@@ -196,11 +199,17 @@ def metrics_rows(run: Any) -> list[dict]:
 
 
 def metrics_csv(run: Any) -> str:
+    """The fixed columns (``CSV_COLUMNS``), then any other term of the method and its stage, in the
+    order they first appear."""
+    rows = metrics_rows(run)
+    columns = list(CSV_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in metrics_rows(run):
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS})
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
     return buf.getvalue()
 
 

@@ -11,6 +11,10 @@ Speed, on 2 CPU cores as much as on a GPU (benchmarks/throughput.py times it aga
   student always see the same view (Beyer et al. 2022) at a fraction of the per-step cost;
 * running sums stay on the device; the host reads them once an epoch (and for the throttled
   progress events), so training never waits on an observer.
+
+The loss is whatever terms the method reports (methods/base.py): each epoch's row has the mean of
+each term's unweighted value as ``train_<name>`` and, under ``terms``, its label, mean weight and
+mean contribution, so a chart draws what the method weighed and weighs nothing itself.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from ..data.datasets import ImageData
 from ..device import synchronize
 from ..errors import Cancelled, TrainingDiverged
 from ..events import EPOCH, STEP, Event, Observer
-from ..methods import DistillMethod
+from ..methods import DistillMethod, Loss
 from ..vocab import ROLE_LABEL
 from .fidelity import agreement_sums
 
@@ -69,6 +73,50 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+class TermSums:
+    """One epoch's running sums of a method's loss terms, on the device: per term its value and its
+    contribution (both times the batch size), its weight (times the batch size) and its label."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.weights: dict[str, float] = {}
+        self.labels: dict[str, str] = {}
+        self.seen: dict[str, int] = {}
+
+    def add(self, loss: Loss, k: int) -> None:
+        for term in loss.terms:
+            value = term.value.detach().float()
+            pair = torch.stack([value * k, value * (term.weight * k)])
+            if term.name in self.sums:
+                self.sums[term.name] += pair
+            else:
+                self.sums[term.name] = pair
+            self.weights[term.name] = self.weights.get(term.name, 0.0) + term.weight * k
+            self.labels[term.name] = term.label
+            self.seen[term.name] = self.seen.get(term.name, 0) + k
+
+    def row(self) -> dict:
+        """``train_<name>`` (mean unweighted value) per term, and ``terms``: label, mean weight and
+        mean contribution of each."""
+        out: dict = {}
+        terms = []
+        for name, pair in self.sums.items():
+            n = self.seen[name]
+            value, contribution = (pair / n).tolist()
+            out[f"train_{name}"] = value
+            terms.append({"name": name, "label": self.labels[name], "weight": self.weights[name] / n,
+                          "contribution": contribution})
+        out["terms"] = terms
+        return out
+
+
+def step_terms(loss: Loss) -> list[dict]:
+    """A STEP event's terms: name, label, weight and contribution of this step (host floats)."""
+    return [{"name": t.name, "label": t.label, "weight": float(t.weight),
+             "contribution": float(t.contribution.detach())} for t in loss.terms]
 
 
 @torch.inference_mode()
@@ -142,7 +190,10 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         model.train()
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the epoch's first step's: at its end it is the next epoch's
-        sums = torch.zeros(4, device=device)  # loss, ce, kd, correct (weighted by batch size)
+        method.begin_epoch(epoch, epochs)
+        stage = {"stage": method.stage} if method.stage else {}  # a method's own stage (FitNets' hints)
+        sums = torch.zeros(2, device=device)  # loss, correct (weighted by batch size)
+        term_sums = TermSums(device)
         seen = 0
         perm = torch.randperm(n, generator=data_gen, device=device)[:used]
         for chunk_start in range(0, used, chunk):
@@ -170,16 +221,16 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                     tb = targets[start:start + bs]
                 else:
                     tb = method.teacher_targets(xb)
-                parts, logits = method.loss(xb, yb, tb)
+                loss, logits = method.loss(xb, yb, tb)
                 optimizer.zero_grad(set_to_none=True)
-                parts.total.backward()
+                loss.total.backward()
                 optimizer.step()
                 schedule.step()
                 with torch.no_grad():
                     hard = yb if yb.dim() == 1 else yb.argmax(1)
                     k = xb.shape[0]
-                    sums += torch.stack([parts.total.detach() * k, parts.ce.detach() * k,
-                                         parts.kd.detach() * k, (logits.argmax(1) == hard).sum().float()])
+                    sums += torch.stack([loss.total.detach().float() * k, (logits.argmax(1) == hard).sum().float()])
+                    term_sums.add(loss, k)
                 seen += xb.shape[0]
                 now = time.perf_counter()
                 # Throttled, but the epoch's last step always reports: a short epoch (digits takes
@@ -189,24 +240,24 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                     done = (epoch - 1 + seen / used) / epochs
                     emit(Event(STEP, phase, {
                         "epoch": epoch, "step": seen // bs, "steps": steps_per_epoch,
-                        "loss": float(parts.total.detach()), "ce": float(parts.ce.detach()),
-                        "kd": float(parts.kd.detach()), "progress": progress(done), "phase_progress": done,
+                        "loss": float(loss.total.detach()), "terms": step_terms(loss), **stage,
+                        "progress": progress(done), "phase_progress": done,
                         **({"images_per_s": speed} if speed is not None else {})}))
             synchronize(device)  # the speed counts the work done, not the work queued on a GPU
             speed = seen / max(1e-9, time.perf_counter() - started)
         train_seconds = time.perf_counter() - started
-        loss, ce, kd, correct = (sums / seen).tolist()
-        row = {"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_kd": kd,
-               "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last, stop=stop, reference=reference),
+        mean_loss, correct = (sums / seen).tolist()
+        row = {"epoch": epoch, "train_loss": mean_loss, **term_sums.row(), "train_accuracy": correct,
+               **validate(model, data, channels_last=config.channels_last, stop=stop, reference=reference),
                "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
-               "seconds": time.perf_counter() - started}
+               "seconds": time.perf_counter() - started, **stage}
         history.append(row)
         if row["val_accuracy"] > best_accuracy:
             best_accuracy, best_epoch = row["val_accuracy"], epoch
             best_state = cpu_state(model)
         emit(Event(EPOCH, phase, {**row, "epochs": epochs, "progress": progress(epoch / epochs)}))
-        if not math.isfinite(loss):  # NaN weights teach nothing and learn nothing more: say so now
-            raise diverged(phase, epoch, loss, config, teacher is not None)
+        if not math.isfinite(mean_loss):  # NaN weights teach nothing and learn nothing more: say so now
+            raise diverged(phase, epoch, mean_loss, config, teacher is not None)
     return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy)
 
 
