@@ -355,7 +355,7 @@ def test_distill_restores_a_method_and_its_options_from_a_link(engine):
     at = page("pages/distill.py", method="dkd", **{"opt.b": "6", "opt.standardize": "true", "opt.nope": "1"})
     assert at.selectbox(key="cfg_method").value == "dkd"
     assert at.number_input(key="cfg_opt_dkd_b").value == 6.0 and at.toggle(key="cfg_opt_dkd_standardize").value
-    assert any("opt.nope='1' is not an option of the dkd method" in w.value for w in at.warning)
+    assert any("`opt.nope=1` is not an option of the `dkd` method" in w.value for w in at.warning)  # as text
     assert any(r"\tilde z" in l.value for l in at.latex)  # standardised logits in the formula
 
 
