@@ -8,10 +8,12 @@ from . import paths
 from .checkpoints import check_fits, read_state_dict
 from .config import (DISTILL_DATA, OPTIMIZERS, SCHEDULES, Problem, RunConfig, field_type, problems,
                      repeat_command, validate)
-from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, folder_val_count, image_files,
-                            list_datasets, load_dataset, split_problem)
+from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, classes_problem, folder_val_count,
+                            image_files, list_datasets, load_dataset, split_problem)
+from .data.folder_scan import IMAGE_EXTENSIONS, FolderScan, scan_folder
 from .device import available_devices, describe_devices, resolve_device
-from .errors import CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError, first_line
+from .errors import (CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError,
+                     StoreDamagedError, WriteError, first_line)
 from .events import Event, EventLog
 from .files import write_atomic
 from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
@@ -20,6 +22,7 @@ from .models import MODELS, compatible_pairs, create_model, has_features, list_m
 from .runs.experiment import preload, run_experiment
 from .runs.jobs import JobManager
 from .runs.job_state import JobSnapshot
+from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
 from .runs.results import find_results, load_results, read_json
 from .runs.store import RunStore
@@ -51,15 +54,17 @@ __all__ = [
     # the registries
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",
+    "scan_folder", "FolderScan", "classes_problem", "IMAGE_EXTENSIONS",
     "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses",
     "options_text",
     "format_value", "has_features", "compatible_pairs",
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",
-    "first_line",
+    "first_line", "StoreDamagedError", "WriteError",
     # running, recording and reading runs
-    "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore", "run_store_path",
+    "run_experiment", "run_recorded", "preload", "Event", "EventLog", "JobManager", "JobSnapshot", "RunStore",
+    "run_store_path", "rebuild_store",
     "load_results", "find_results", "read_json", "cached_teacher_path", "teacher_checkpoint_problem",
     "list_cached_teachers", "cached_teacher_meta",
     # sweeps

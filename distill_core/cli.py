@@ -2,7 +2,7 @@
 
     python -m distill_core run [--config runs/x/config.json] [--flag value ...] [--compress]
     python -m distill_core sweep [run flags] --temperature 1,2,4,8 --alpha 0.5,0.9 --seeds 0,1,2 [--out DIR]
-    python -m distill_core runs [--status done] [--delete RUN_ID]
+    python -m distill_core runs [--status done] [--delete RUN_ID] [--rebuild]
     python -m distill_core export RUN_ID --format onnx|pt|safetensors|csv|json|all [--out PATH]
     python -m distill_core compress RUN_ID [--sparsity 0.5]
     python -m distill_core models [--dataset NAME]
@@ -25,14 +25,15 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import sweep_cli
+from . import paths, sweep_cli
 from .config import RunConfig, validate
 from .data.datasets import DATASETS, list_datasets
-from .errors import DistillError
+from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods, method_options
 from .models import MODELS, create_model
 from .runs.experiment import preload
+from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
 from .runs.store import RunStore
 from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--dataset", help="only runs on this dataset")
     runs.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete this run: its rows and its folder")
+    runs.add_argument("--rebuild", action="store_true",
+                      help="move runs.db aside and rebuild it from the run folders' results.json files "
+                           "(for a damaged store)")
 
     export = sub.add_parser("export", help="write a run's student (onnx, pt, safetensors), metrics (csv) or config")
     export.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
@@ -247,6 +251,9 @@ def format_table(results: dict) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if reason := paths.home_unwritable():  # the run store and the teacher cache live there, whatever --out says
+        raise DistillError(f"the Distill Studio home {paths.home()} cannot be written: {reason} (set "
+                           "DISTILL_STUDIO_HOME to a folder you can write)")
     if args.compress:  # a bad --sparsity is refused now, not after the whole run has trained
         check_settings(args.sparsity, CALIBRATION_IMAGES)
     started = time.perf_counter()
@@ -263,15 +270,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = RunStore()
+    if args.rebuild:
+        print(rebuild_store().summary())
+        return 0
+    if args.limit < 0:
+        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
     if args.delete:
+        store = RunStore()
         if not store.delete_run(args.delete):
             raise DistillError(f"no run {args.delete!r} in the run store ({store.path})")
         print(f"deleted run {args.delete} (its rows and its folder)")
         return 0
-    if args.limit < 0:
-        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
-    store.scan()  # run folders written before the store existed
+    try:
+        store = RunStore()
+        store.scan()  # run folders written before the store existed
+    except StoreDamagedError:
+        raise
+    except DistillError as exc:  # on a disk that cannot be written: listed as it is, if it can be read
+        try:
+            store = RunStore(read_only=True)
+        except DistillError:
+            raise exc from None
+        print(f"note: {exc}; listing it read-only", file=sys.stderr)
     rows = store.list_runs(status=args.status, dataset=args.dataset, limit=args.limit or None)
     print(f"{len(rows)} run(s) in {store.path}")
     if not rows:

@@ -186,7 +186,8 @@ def problems(config: RunConfig) -> list[Problem]:
     for name in ("epochs", "teacher_epochs", "batch_size", "latency_batch", "latency_repeats"):
         v = number(name, int)
         if v is not None:
-            check(v >= 1, name, f"{name} must be at least 1, got {v}")
+            # latency_repeats has its own floor below: one message, not "at least 1" over "at least 5"
+            check(v >= 1 or name == "latency_repeats", name, f"{name} must be at least 1, got {v}")
             check(name != "batch_size" or v != 1, name, "batch_size must be at least 2: BatchNorm cannot normalise "
                                                         "a batch of one image")
             check(name != "latency_batch" or v != 1, name, "latency_batch must be at least 2: batch 1 is always "

@@ -126,7 +126,7 @@ def format_summary(spec: SweepSpec, summary: list[dict]) -> str:
 
 def cmd_sweep(args: argparse.Namespace, config_from_args: Callable) -> int:
     if args.resume:
-        given = sorted(k for k, v in vars(args).items() if k not in OWN_FLAGS and v is not None)
+        given = sorted(k for k, v in vars(args).items() if k not in OWN_FLAGS and v not in (None, []))  # --option: []
         if given:
             raise DistillError(f"--resume takes the sweep's definition from {Path(args.resume) / 'sweep.json'}; "
                                f"leave out {', '.join('--' + g.replace('_', '-') for g in given)}")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, RunStore, comparison_headline, export_file_name
+from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, export_file_name
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
 from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs
@@ -33,12 +33,12 @@ if asked and asked not in ids:
         ids.insert(0, asked)
         labels[asked] = f"{asked} · {(kept.get('config') or {}).get('dataset')} · {kept.get('status')}"
     elif kept:
-        st.warning(f"Run {asked} is {kept.get('status')} and no model of it finished, so there is nothing to "
+        st.warning(f"Run {fmt.code(asked)} is {kept.get('status')} and no model of it finished, so there is nothing to "
                    "compare. Start it again from the Distill page.", icon=":material/block:")
         st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
         st.stop()
     elif ids:
-        st.warning(f"Run {asked} has no results on this server; showing the latest run instead.")
+        st.warning(f"Run {fmt.code(asked)} has no results on this server; showing the latest run instead.")
 if not ids:
     st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
     st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
@@ -52,12 +52,12 @@ if st.query_params.get("run") != run_id:
 
 results = load_results(run_id)
 if not results:
-    st.error(f"The results of run {run_id} could not be read.")
+    st.error(f"The results of run {fmt.code(run_id)} could not be read.")
     st.stop()
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
 if results.get("status") in ("cancelled", "interrupted") and not present:
-    st.warning(f"Run {run_id} was {results['status']} before any model finished, so there is nothing to compare. "
+    st.warning(f"Run {fmt.code(run_id)} was {results['status']} before any model finished, so there is nothing to compare. "
                "Start it again from the Distill page.", icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
@@ -74,7 +74,7 @@ st.caption(f"{cfg.get('dataset')} · method {method_setting(cfg)} · "
            f"{fmt.things(cfg.get('epochs') or 0, 'student epoch')} · device {results.get('device', '?')} · "
            f"{fmt.duration(results.get('seconds'))} in all" + (f" · teacher {teacher_from}" if teacher_from else ""))
 if "skipped" in skipped:  # an image folder's unreadable files: the run left them out
-    st.caption(f"Data: {skipped}")
+    st.caption(f"Data: {fmt.plain(skipped)}")
 class_names = (results.get("dataset") or {}).get("class_names") or []
 teacher_acc, n_classes = (results.get("teacher") or {}).get("accuracy"), len(class_names) or None
 if teacher_acc is not None and n_classes and teacher_acc < 1.5 / n_classes:
@@ -118,7 +118,7 @@ if weak:  # the evidence beside the reason: the teacher's curve under the scratc
                         key="weak_teacher_curves", config={"displaylogo": False})
 
 # ---- over seeds: a sweep's cell -------------------------------------------------------------------
-if seeds := seed_runs(run_id, RunStore()):
+if seeds := seed_runs(run_id):
     st.subheader(f"Over {len(seeds)} seeds")
     stats = over_seeds(seeds)
     cards = wrapping_row("seed_cards", 11.5)
@@ -207,7 +207,7 @@ if not rows:
 else:
     images, why = val_images(cfg)
     if images is None:
-        st.caption(f"The images cannot be shown: {why}.")
+        st.caption(f"The images cannot be shown: {fmt.plain(why)}.")
     else:
         def name(i: int) -> str:
             return str(class_names[i]) if i < len(class_names) else str(i)
@@ -222,9 +222,9 @@ else:
                 mark_t = "✓" if t["pred"] == row["label"] else "✗"
                 mark_s = "✓" if s["pred"] == row["label"] else "✗"
                 col.image(to_picture(images[row["index"]]), width=112)
-                col.caption(f"true **{name(row['label'])}**  \n"
-                            f"teacher {name(t['pred'])} ({100 * t['prob']:.0f} %) {mark_t}  \n"
-                            f"student {name(s['pred'])} ({100 * s['prob']:.0f} %) {mark_s}")
+                col.caption(f"true {fmt.code(name(row['label']))}  \n"  # class names are folder names
+                            f"teacher {fmt.code(name(t['pred']))} ({100 * t['prob']:.0f} %) {mark_t}  \n"
+                            f"student {fmt.code(name(s['pred']))} ({100 * s['prob']:.0f} %) {mark_s}")
 
 # ---- compression side by side ---------------------------------------------------------------------
 st.subheader("Distillation beside quantisation and pruning")
@@ -240,7 +240,7 @@ art = results.get("artifacts") or {}
 last = art.get("student_kd_last")  # the epoch every number on this page is from
 if last and Path(last).is_file():
     with st.expander("Files"):
-        st.caption(f"Everything of this run is in `{art.get('dir')}`.")
+        st.caption(f"Everything of this run is in {fmt.code(art.get('dir'))}.")
         st.download_button("Distilled student (last epoch, state_dict)", Path(last).read_bytes(),
                            file_name=export_file_name(run_id, "pt", cfg.get("student") or "student"), on_click="ignore",
                            icon=":material/download:", key="download_student")

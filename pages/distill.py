@@ -5,15 +5,18 @@ import streamlit as st
 
 from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses,
                           paths, repeat_command, resolve_device)
-from studio import fmt
-from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, option_key, options, reused_teacher, sync_url, \
-    weak_teacher_hint, worded, folder_summary
+from studio import fmt, folders
+from studio.folder_uploads import MAX_ZIP_BYTES
+from studio.folders import folder_classes, folder_summary
+from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, \
+    blocking_problems, by_section, cached_teachers, batch_note, collect, ensure_state, option_key, options, \
+    reused_teacher, sync_url, weak_teacher_hint, worded
+from studio.health import home_problem, start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
-from studio.uploads import check_teacher_file_cached, save_upload
+from studio.uploads import check_teacher_file_cached, mark_used, take_teacher, take_zip, uploader_key
 
 require_app()
 
@@ -76,9 +79,19 @@ def dataset_label(name: str) -> str:
     return f"{name}  ·  {'offline' if meta.get('offline') else 'download'}  ·  {meta.get('size', '')}"
 
 
+def upload_note(kind: str, folder: str | None = None) -> None:
+    """What became of the last upload of this kind: refused (and why), or unpacked into ``folder``."""
+    note = ss.get(f"{kind}_note")
+    if note and note[0] == "error":
+        st.error(note[1], icon=":material/block:")
+    elif note and (folder is None or folder == ss.get("zip_folder")):
+        st.success(note[1], icon=":material/check:")
+
+
 ensure_state()
 ss = st.session_state
 opts = options()
+cannot_write = home_problem() is not None  # said at the top of the page; no upload can be kept
 
 st.title("Distill")
 top = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # buttons as wide as their labels
@@ -102,14 +115,23 @@ with left:
     if dataset == "imagefolder":
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
+        if folders.awaiting_confirmation(ss.get(W + "data_dir")):  # a link's folder: read once confirmed here
+            st.button("Read this folder", key="data_dir_confirm", icon=":material/folder_open:",
+                      on_click=folders.confirm, args=(ss.get(W + "data_dir") or "",))
+        st.file_uploader("Or upload a .zip of the class folders", type=["zip"], key=uploader_key("zip"),
+                         on_change=take_zip, max_upload_size=MAX_ZIP_BYTES // 2**20, disabled=cannot_write,
+                         help="From your own computer: a .zip of a folder with one sub-folder of images per class, "
+                              f"at most {MAX_ZIP_BYTES // 2**20} MB. Its images are unpacked into this server's "
+                              "uploads folder, and the field above points at them.")
+        upload_note("zip", folder=ss.get(W + "data_dir"))
         boxes_folder = st.container()  # its problems show here, under the field
         if summary := folder_summary(ss.get(W + "data_dir")):
             st.caption(summary)
         f1, f2 = st.columns(2)
-        f1.number_input("Image size (pixels, square)", min_value=8, max_value=256, step=8, key=W + "image_size",
-                        help="Every picture is resized to this before training.")
-        f2.number_input("Validation share", min_value=0.05, max_value=0.5, step=0.05, format="%.2f",
-                        key=W + "val_fraction",
+        f1.number_input("Image size (pixels, square)", min_value=IMAGE_SIZE_RANGE[0], max_value=IMAGE_SIZE_RANGE[1],
+                        step=8, key=W + "image_size", help="Every picture is resized to this before training.")
+        f2.number_input("Validation share", min_value=VAL_FRACTION_RANGE[0], max_value=VAL_FRACTION_RANGE[1],
+                        step=0.05, format="%.2f", key=W + "val_fraction",
                         help="The part of each class held out to measure accuracy (a fixed split, by the seed).")
 
     st.radio("Teacher", list(TEACHER_MODES), key=W + "teacher_mode", format_func=TEACHER_MODES.get, horizontal=True)
@@ -134,12 +156,11 @@ with left:
                          format_func=labels.get)
     else:
         st.selectbox("The checkpoint's model", opts["teacher"], key=W + "teacher")
-        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=W + "upload",
+        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=uploader_key("teacher"),
+                                    on_change=take_teacher, disabled=cannot_write,
                                     help="torch.save(model.state_dict(), path). Loaded with weights_only=True: "
-                                         "files that could run code are refused.")
-        if uploaded is not None and ss.get("uploaded_id") != uploaded.file_id:  # save once, not every rerun
-            ss.uploaded_path = str(save_upload(uploaded.name, uploaded.getvalue()))
-            ss.uploaded_name, ss.uploaded_id = uploaded.name, uploaded.file_id
+                                         "files that could run code are refused, and deleted.")
+        upload_note("teacher")
         if ss.get("uploaded_path"):
             stored = ss.uploaded_path.rsplit("/", 1)[-1]
             name = ss.get("uploaded_name") or stored.split("-", 1)[-1]  # stored as <content hash>-<its name>
@@ -147,14 +168,14 @@ with left:
                 folder_classes(ss.get(W + "data_dir")) if dataset == "imagefolder" else None))
             upload_error = upload_error and upload_error.replace(stored, name)
             if upload_error is None:
-                st.success(f"{name} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
+                st.success(f"{fmt.code(name)} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
             # The file stays chosen when the uploader is empty (another teacher mode, another page
             # and back: the widget forgets, the upload was lost); forgetting it is a click.
             if uploaded is None:
                 u1, u2 = st.columns([3, 1], vertical_alignment="center")
-                u1.caption(f"Using {name}, uploaded earlier. Upload another file to replace it.")
+                u1.caption(f"Using {fmt.code(name)}, uploaded earlier. Upload another file to replace it.")
                 if u2.button("Forget it", key="forget_upload", width="stretch"):
-                    ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
+                    ss.uploaded_path = ss.uploaded_name = None
                     st.rerun()
 
     st.selectbox("Student model", opts["student"], key=W + "student")
@@ -283,12 +304,15 @@ manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
 runs_busy = [j for j in busy if j.kind == "run"]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
-start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found), key="start",
-                  width="stretch", help="Fix the problems above first." if found else None)
+blocked = start_blocker()  # the server's own problem (its home, its run store), said at the top of the page
+start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found) or bool(blocked),
+                  key="start", width="stretch", help=blocked or ("Fix the problems above first." if found else None))
 b2.download_button("config.json", config.to_json() + "\n", file_name="config.json", mime="application/json",
                    icon=":material/download:", key="download_config", on_click="ignore",
                    help=f"The same run from a terminal: {repeat_command('config.json')}")
-if found:
+if blocked:
+    b3.caption(f"Start is disabled. {blocked}")
+elif found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
 elif same := next((j for j in runs_busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
@@ -296,7 +320,8 @@ elif same := next((j for j in runs_busy if j.config == config and not j.stopping
                "training it twice.")
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
-if start and not found:
+if start and not found and not blocked:
+    mark_used(config.data_dir, config.teacher_checkpoint)  # the uploads a run uses are the last the cap removes
     job_id = manager.submit(config)
     ss.job_id = job_id
     st.switch_page("pages/live.py", query_params={"job": job_id})

@@ -5,6 +5,7 @@ import streamlit as st
 from distill_core import RunConfig
 from studio.diagram import distillation_svg
 from studio.form import PRESETS
+from studio.health import start_blocker
 from studio.methods_text import WHEN
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -36,11 +37,14 @@ with right:
     with st.container(border=True):
         st.markdown("##### Try it now")
         st.caption(demo.help + " About a minute on a 2-core laptop.")
+        blocked = start_blocker()
         if st.button(f"Run the {demo.label}", type="primary", icon=":material/play_arrow:", key="home_demo",
-                     width="stretch"):
+                     width="stretch", disabled=blocked is not None, help=blocked) and not blocked:
             job_id = get_manager().submit(RunConfig())
             st.session_state.job_id = job_id
             st.switch_page("pages/live.py", query_params={"job": job_id})
+        if blocked:
+            st.caption(blocked)
         # Short, so a narrow screen shows it whole.
         st.page_link("pages/distill.py", label="Or set up a run", icon=":material/tune:")
 

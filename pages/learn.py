@@ -8,6 +8,7 @@ from distill_core import DistillError, RunConfig, dark_knowledge, demo_teacher_r
 from studio import fmt
 from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
                                probabilities, similarity_figure, soft_target_figure)
+from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.runs import list_runs, load_results
@@ -24,11 +25,13 @@ choices = ([None] if demo_teacher_ready() else []) + [r["run_id"] for r in finis
 labels = {None: "the cached demo teacher", **{r["run_id"]: r["label"] for r in finished}}
 asked = st.query_params.get("run")
 if asked and asked not in choices:
-    st.warning(f"There is no finished run `{asked}`: showing another teacher.", icon=":material/warning:")
+    st.warning(f"There is no finished run {fmt.code(asked)}: showing another teacher.", icon=":material/warning:")
 if not choices:
     st.info("There is no teacher to learn from yet. Train the demo: a teacher and two students on the MNIST "
             "sample shipped with the app, about half a minute on a laptop.", icon=":material/school:")
-    if st.button("Train the demo teacher", type="primary", icon=":material/play_arrow:"):
+    blocked = start_blocker()  # said at the top of the page
+    if st.button("Train the demo teacher", type="primary", icon=":material/play_arrow:", disabled=bool(blocked),
+                 help=blocked) and not blocked:
         job_id = get_manager().submit(RunConfig())
         st.switch_page("pages/live.py", query_params={"job": job_id})
     st.stop()
@@ -41,7 +44,7 @@ else:
 try:
     lesson = lesson_of(run_id)
 except DistillError as exc:
-    st.error(f"This teacher cannot be shown: {fmt.sentence(str(exc))}", icon=":material/error:")
+    st.error(f"This teacher cannot be shown: {fmt.plain(fmt.sentence(str(exc)))}", icon=":material/error:")
     st.stop()
 classes, labels_t = lesson.classes, lesson.labels
 student = lesson.student_logits
@@ -55,8 +58,8 @@ n = int(labels_t.shape[0])
 try:
     start = lesson.check_image(int(st.query_params.get("image", 0)))
 except (ValueError, DistillError) as exc:
-    st.error(f"The link's image `{st.query_params.get('image')}` cannot be shown: "
-             f"{exc if isinstance(exc, DistillError) else 'it is not a whole number'}. Showing image 0.",
+    st.error(f"The link's image {fmt.code(st.query_params.get('image'))} cannot be shown: "
+             f"{fmt.plain(exc) if isinstance(exc, DistillError) else 'it is not a whole number'}. Showing image 0.",
              icon=":material/error:")
     start = 0
 if way == "by class":

@@ -32,7 +32,7 @@ st.title("Live run")
 if snap is None:
     snap = manager.current()
     if asked and snap is not None:
-        st.info(f"Run {asked} is not known to this server (it may have been restarted); showing the latest "
+        st.info(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted); showing the latest "
                 "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
 if snap is None:
     kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
@@ -40,11 +40,11 @@ if snap is None:
         said = {"done": "finished. Its comparison", "cancelled": "was cancelled. What it finished",
                 "failed": "failed. What it finished",
                 "interrupted": "was interrupted: its server stopped while it ran. What it finished"}[kept["status"]]
-        st.warning(f"Run {asked} {said} is on the Compare page.", icon=":material/block:")
+        st.warning(f"Run {fmt.code(asked)} {said} is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
     elif asked:
-        st.warning(f"Run {asked} is not known to this server (it may have been restarted). Finished runs are "
+        st.warning(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted). Finished runs are "
                    "still on the Compare page.", icon=":material/help:")
     else:
         st.info("Nothing is running yet.", icon=":material/info:")
@@ -111,7 +111,7 @@ def live_parts() -> None:
         st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue. It starts by itself "
                 "when the runs before it finish.", icon=":material/schedule:")
     if now.status == "failed":
-        st.error(f"The run failed: {now.error}", icon=":material/error:")
+        st.error(f"The run failed: {fmt.plain(now.error)}", icon=":material/error:")
     elif now.status == "cancelled":
         st.warning("Run cancelled. The models that finished before the stop are kept and can be compared."
                    if now.entries else "Run cancelled before any model finished, so there is nothing to compare.",

@@ -3,10 +3,11 @@ the heatmap of the gain fills in as trials finish. The definition lives in the U
 import pandas as pd
 import streamlit as st
 
-from distill_core import SWEEPABLE, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, ray_available, \
-    summary_rows, trial_rows
+from distill_core import SWEEPABLE, DistillError, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, \
+    ray_available, summary_rows, trial_rows
 from studio import fmt, urlstate
 from studio import sweep_view as sv
+from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.style import STATUS_BADGE
@@ -15,8 +16,17 @@ require_app()
 
 ss = st.session_state
 manager = get_manager()
-store = RunStore()
 st.title("Sweep")
+try:  # every part of this page reads the store: a damaged one stops it here, not halfway
+    store = RunStore()
+    store.check()
+except DistillError:  # damaged, or on a disk that cannot be written: said at the top of the page
+    try:
+        store = RunStore(read_only=True)  # a sound store on a read-only disk: its sweeps are shown
+        store.check()
+    except DistillError:
+        st.info("Sweeps are kept in the run store, which cannot be read now.", icon=":material/info:")
+        st.stop()
 
 
 def load(base, grid: dict, seeds: str, backend: str) -> None:
@@ -74,7 +84,7 @@ want = sv.to_params(base, grid, ss.sw_seeds, backend) | ({"sweep": ss.sw_show} i
 if st.query_params.to_dict() != want:
     st.query_params.from_dict(want)
 for problem in found:
-    st.error(problem, icon=":material/error:")
+    st.error(fmt.plain(problem), icon=":material/error:")  # they quote what was typed, or the link said
 
 if spec is not None:
     probes = ss.setdefault("sw_probe", {})
@@ -88,7 +98,9 @@ if spec is not None:
             line += ", plus training the teachers"
     st.markdown(line)
     b = st.columns([1, 1.4, 3], vertical_alignment="center")
-    start = b[0].button("Start", type="primary", icon=":material/play_arrow:", key="sw_start", width="stretch")
+    blocked = start_blocker()  # the server's own problem, said at the top of the page
+    start = b[0].button("Start", type="primary", icon=":material/play_arrow:", key="sw_start", width="stretch",
+                        disabled=bool(blocked), help=blocked) and not blocked
     if not estimate and b[1].button("Estimate with a short probe", key="sw_probe_button",
                                     help="Times a few training steps of each model (a few seconds)."):
         with st.spinner("Timing a few training steps…"):
@@ -124,7 +136,7 @@ def results() -> None:
     record = store.get_sweep(shown)
     definition = (now.sweep if now is not None else None) or (record or {}).get("spec")
     if not definition:
-        st.info(f"Sweep {shown} is not known here.")
+        st.info(f"Sweep {fmt.code(shown)} is not known here.")
         return
     spec = SweepSpec.from_dict({k: v for k, v in definition.items() if k not in ("backend", "address")})
     rows = trial_rows(spec, store)
@@ -145,7 +157,7 @@ def results() -> None:
                     text=f"Trial {now.trial['index'] + 1} of {spec.size()}: {sv.cell_label(current['cell'])}, "
                          f"seed {now.trial.get('seed')} · {now.message}")
     if now is not None and now.status == "failed" and now.error:
-        st.error(f"The sweep failed: {now.error}", icon=":material/error:")
+        st.error(f"The sweep failed: {fmt.plain(now.error)}", icon=":material/error:")
     st.plotly_chart(sv.heatmap(spec, summary, current), key="sw_heatmap", on_select="rerun",
                     selection_mode="points", config={"displaylogo": False})
     if text := sv.verdict(spec, summary):

@@ -236,10 +236,16 @@ def bar_figure(title: str, values: dict[str, Optional[float]], fmt: str) -> go.F
     return fig
 
 
+def text_label(value) -> str:
+    """A value from outside (a class folder's name) as plotly text: plotly reads <a href>, <b> and
+    the like in labels, and decodes &lt; back to the character it stands for."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;")
+
+
 def confusion_figure(matrix: list[list[int]], class_names: list[str], title: str, color: str) -> go.Figure:
     """Row-normalised confusion matrix (each true class sums to 100 %), counts on hover."""
     n = len(matrix)
-    names = [str(c) for c in (class_names or range(n))][:n]
+    names = [text_label(c) for c in (class_names or range(n))][:n]
     share = []
     for row in matrix:
         total = sum(row) or 1

@@ -7,7 +7,7 @@ import pandas as pd
 
 import statistics
 
-from distill_core import ROLE_LABEL, ROLES, RunStore, comparison_headline, options_text
+from distill_core import ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text
 
 from . import fmt
 from .methods_text import method_title
@@ -167,18 +167,23 @@ def latency_table(results: dict) -> dict[str, Any]:
     return {"b1": b1, "note": note}
 
 
-def seed_runs(run_id: str, store: RunStore) -> list[dict]:
+def seed_runs(run_id: str, store: Optional[RunStore] = None) -> list[dict]:
     """The finished runs of this run's sweep that differ from it in the seed alone (its cell), this
-    one included, by seed; empty unless there are two or more."""
-    run = store.get_run(run_id)
-    if not run or not run.get("sweep_id"):
-        return []
+    one included, by seed; empty unless there are two or more, and when the run store cannot be
+    read (the page says why at its top; the run itself is read from its folder)."""
 
     def cell(config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in ("seed", "out")}
 
-    found = [r for r in store.list_runs(sweep_id=run["sweep_id"], status="done")
-             if cell(r["config"]) == cell(run["config"]) and r["gain_points"] is not None]
+    try:
+        store = store or RunStore()
+        run = store.get_run(run_id)
+        if not run or not run.get("sweep_id"):
+            return []
+        found = [r for r in store.list_runs(sweep_id=run["sweep_id"], status="done")
+                 if cell(r["config"]) == cell(run["config"]) and r["gain_points"] is not None]
+    except DistillError:
+        return []
     return sorted(found, key=lambda r: r["seed"]) if len(found) > 1 else []
 
 

@@ -14,11 +14,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, RunConfig, RunStore, compression_rows,
-                          config_json, export_bytes, export_file_name, large_batch_key, load_compression_rows,
-                          metrics_csv, repeat_command)
+from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
+                          StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
+                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command)
 
-from . import fmt
+from . import fmt, folders
+from .charts import text_label
 from .methods_text import loss_knobs, method_setting
 from .runs import busy_note
 from .urlstate import to_params
@@ -47,13 +48,43 @@ TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd
 
 
 def open_store() -> RunStore:
-    """The run store of this server's home; run folders written before the store are indexed."""
-    store = RunStore()
+    """The run store of this server's home; run folders written before the store are indexed.
+
+    A damaged store raises ``StoreDamagedError`` (the page offers to rebuild it). A store on a
+    disk that cannot be written is read as it is, so its finished runs stay listed."""
     try:
-        store.scan()
-    except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
-        pass
+        store = RunStore()
+    except StoreDamagedError:
+        raise
+    except DistillError as exc:
+        try:
+            store = RunStore(read_only=True)
+        except DistillError:
+            raise exc from None
+    store.check()
+    if not store.read_only:
+        try:
+            store.scan()
+        except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
+            pass
     return store
+
+
+def damaged_store(exc: StoreDamagedError) -> None:
+    """What is damaged, and a button that rebuilds the store from the run folders."""
+    st.error(f"The run store {fmt.code(exc.path)} is damaged ({fmt.plain(exc.reason)}). The run folders are kept, "
+             "and the store is only their index: rebuild it from their results.json files. The damaged file is "
+             "moved aside, not deleted. From a terminal: `python -m distill_core runs --rebuild`.",
+             icon=":material/error:")
+    if st.button("Rebuild the run store from the run folders", key="runs_rebuild", type="primary",
+                 icon=":material/build:"):
+        try:
+            done = rebuild_store()
+        except DistillError as err:
+            st.error(fmt.plain(fmt.sentence(str(err))), icon=":material/error:")
+        else:
+            st.session_state.runs_rebuilt = done.summary()
+            st.rerun()
 
 
 # ---- the table ---------------------------------------------------------------------------------------
@@ -186,9 +217,10 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
                 continue
             fig.add_trace(go.Scatter(
                 x=[r["epoch"] for r in points], y=[100 * r["val_accuracy"] for r in points], mode="lines+markers",
-                name=f"{(legend or {}).get(run_id, run_id)} · {ROLE_LABEL.get(model, model)}", legendgroup=run_id,
+                name=f"{text_label((legend or {}).get(run_id, run_id))} · {ROLE_LABEL.get(model, model)}",
+                legendgroup=run_id,
                 line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
-                hovertemplate=f"{labels.get(run_id, run_id)}<br>{ROLE_LABEL.get(model, model)}: "
+                hovertemplate=f"{text_label(labels.get(run_id, run_id))}<br>{ROLE_LABEL.get(model, model)}: "
                               "epoch %{x}, %{y:.1f} %<extra></extra>"))
     # The legend goes under the plot: above it, a few runs' entries wrapped over the title. The
     # chart grows with the legend's rows (about two entries a row) so the plot keeps its height.
@@ -263,6 +295,8 @@ def rerun_params(config: dict) -> dict[str, str]:
     ss = st.session_state
     for key in [k for k in list(ss.keys()) if str(k).startswith("cfg_")] + ["draft", "form_notes", "uploaded_path"]:
         ss.pop(key, None)
+    if cfg.data_dir:  # a run of this server's, chosen here: its folder needs no confirming, as a link's would
+        folders.confirm(cfg.data_dir)
     return to_params(cfg)
 
 
@@ -375,7 +409,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
             try:
                 compression_rows(run, sparsity=sparsity, store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
-                st.error(f"Compression failed: {exc}")
+                st.error(f"Compression failed: {fmt.plain(exc)}")
         saved = load_compression_rows(run, store)
     if saved and saved.get("rows"):
         rows = saved["rows"]

@@ -108,8 +108,10 @@ def shape_text(spec: SweepSpec) -> str:
 
 
 def recipe_text(base: RunConfig) -> str:
-    return (f"{base.dataset}: `{base.teacher}` teaches `{base.student}` · {fmt.things(base.teacher_epochs, 'teacher epoch')}"
-            f", {fmt.things(base.epochs, 'student epoch')} · batch {base.batch_size}, lr {base.lr:g} · device {base.device}")
+    # the recipe may come from a link: its names in code spans, shown as text
+    return (f"{fmt.plain(base.dataset)}: {fmt.code(base.teacher)} teaches {fmt.code(base.student)} · "
+            f"{fmt.things(base.teacher_epochs, 'teacher epoch')}, {fmt.things(base.epochs, 'student epoch')} · "
+            f"batch {base.batch_size}, lr {base.lr:g} · device {fmt.plain(base.device)}")
 
 
 def duration_text(seconds: Optional[float]) -> str:

@@ -4,7 +4,8 @@ Only values that differ from ``RunConfig()`` are written: the offline demo is th
 a link stays short. A method's options are one parameter each, ``opt.<name>`` (``method=dkd&opt.b=6``),
 read with the types the method declares (``distill_core.method_options``). Reading is forgiving:
 a value that cannot be parsed is skipped with a note for the page to show, never an exception;
-range checks are left to ``distill_core.problems``.
+range checks are left to ``distill_core.problems``. Notes are markdown, with what the link said in
+code spans: a link is anyone's to write.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import math
 from typing import Any, Mapping
 
 from distill_core import METHODS, RunConfig, field_type, method_options
+
+from . import fmt
 
 NOT_IN_URL = {"out", "cache_dir"}  # where files go is the server's business, not a link's
 OPTION = "opt."  # a method option's parameter: opt.<name>
@@ -93,7 +96,7 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
         if name not in fields:  # a misspelt setting would otherwise vanish without a word
             close = [SHORT_NAMES[name.lower()]] if name.lower() in SHORT_NAMES else \
                 difflib.get_close_matches(name, sorted(fields - NOT_IN_URL), n=1)
-            notes.append(f"The link's {name}={text!r} is not a setting and was ignored"
+            notes.append(f"The link's {fmt.code(f'{name}={text}')} is not a setting and was ignored"
                          + (f" (did you mean {close[0]}?)." if close else "."))
             continue
         try:
@@ -102,7 +105,8 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
             reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else "not valid JSON"
             if reason.startswith("could not convert"):
                 reason = "not a number"
-            notes.append(f"The link's {name}={text!r} was ignored ({reason}); using {_format(values[name])}.")
+            notes.append(f"The link's {fmt.code(f'{name}={text}')} was ignored ({reason}); using "
+                         f"{fmt.code(_format(values[name]))}.")
     values["extra"] = {**values["extra"], **_options(values["method"], given, notes)}
     return RunConfig(**values), notes
 
@@ -114,11 +118,13 @@ def _options(method: str, given: dict[str, str], notes: list[str]) -> dict:
     for name, text in given.items():
         option = declared.get(name)
         if option is None:
-            whose = f"the {method} method" if method in METHODS else "its method"
-            notes.append(f"The link's {OPTION}{name}={text!r} is not an option of {whose} and was ignored.")
+            whose = f"the {fmt.code(method)} method" if method in METHODS else "its method"
+            notes.append(f"The link's {fmt.code(f'{OPTION}{name}={text}')} is not an option of {whose} and was "
+                         "ignored.")
             continue
         try:
             out[name] = option.parse(text)
         except ValueError as exc:
-            notes.append(f"The link's {OPTION}{name}={text!r} was ignored ({exc}); using {_format(option.default)}.")
+            notes.append(f"The link's {fmt.code(f'{OPTION}{name}={text}')} was ignored ({fmt.plain(str(exc))}); "
+                         f"using {fmt.code(_format(option.default))}.")
     return out

@@ -271,10 +271,10 @@ def test_distill_warns_of_a_batch_larger_than_the_training_set(engine):
 def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_path, monkeypatch):
     from PIL import Image
 
-    import studio.form as form
+    import studio.folders as folders
 
-    listed, real = [], form.image_files
-    monkeypatch.setattr(form, "image_files", lambda root: listed.append(root) or real(root))
+    listed, real = [], folders.scan_folder
+    monkeypatch.setattr(folders, "scan_folder", lambda root: listed.append(root) or real(root))
     write_image_folder(tmp_path, ("cats", "dogs"))
     at = distill_on_folder(tmp_path)
     assert listed and not start_button(at).disabled
@@ -321,9 +321,10 @@ def test_distill_config_download_names_the_command_that_repeats_it(engine):
 def test_distill_bad_link_values_are_explained(engine):
     at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0, temprature=9, job="x", T=2)
     notes = "\n".join(w.value for w in at.warning)
-    assert "T='2' is not a setting and was ignored (did you mean temperature?)" in notes  # the formula's name
-    assert "alpha = 1.5 is outside" in notes and "lr='abc' was ignored" in notes
-    assert "temprature='9' is not a setting and was ignored (did you mean temperature?)" in notes
+    # what the link said in code spans: shown as text, whatever it holds
+    assert "`T=2` is not a setting and was ignored (did you mean temperature?)" in notes  # the formula's name
+    assert "alpha = 1.5 is outside" in notes and "`lr=abc` was ignored" in notes
+    assert "`temprature=9` is not a setting and was ignored (did you mean temperature?)" in notes
     assert "job=" not in notes  # another page's parameter, not a mistake
     assert any("epochs must be at least 1" in e.value for e in at.error)
     assert start_button(at).disabled
@@ -354,7 +355,7 @@ def test_distill_restores_a_method_and_its_options_from_a_link(engine):
     at = page("pages/distill.py", method="dkd", **{"opt.b": "6", "opt.standardize": "true", "opt.nope": "1"})
     assert at.selectbox(key="cfg_method").value == "dkd"
     assert at.number_input(key="cfg_opt_dkd_b").value == 6.0 and at.toggle(key="cfg_opt_dkd_standardize").value
-    assert any("opt.nope='1' is not an option of the dkd method" in w.value for w in at.warning)
+    assert any("`opt.nope=1` is not an option of the `dkd` method" in w.value for w in at.warning)  # as text
     assert any(r"\tilde z" in l.value for l in at.latex)  # standardised logits in the formula
 
 
@@ -389,6 +390,7 @@ def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_p
                                                               "dataset": "imagefolder"})
     at = page("pages/distill.py", dataset="imagefolder", data_dir=str(tmp_path / "imgs"), seed=1,
               teacher=seed0.teacher, teacher_source="checkpoint", teacher_checkpoint=str(path))
+    at.button(key="data_dir_confirm").click().run()  # the link's folder is read once confirmed
     assert at.radio(key="cfg_teacher_mode").value == "cached"
     assert any("trained on other data than this run's (seed 0 there, 1 here)" in e.value for e in at.error)
     assert start_button(at).disabled
@@ -470,11 +472,11 @@ def test_an_upload_stays_chosen_until_forgotten(engine, tmp_path):
     at.session_state["uploaded_path"] = str(save_upload("mine.pt", (tmp_path / "mine.pt").read_bytes()))
     at.session_state["uploaded_name"] = "mine.pt"
     at.radio(key="cfg_teacher_mode").set_value("upload").run()
-    assert any("mine.pt fits cnn_large on digits" in m.value for m in at.success)
+    assert any("`mine.pt` fits cnn_large on digits" in m.value for m in at.success)
     at.radio(key="cfg_teacher_mode").set_value("train").run()  # the uploader leaves the page...
     at.radio(key="cfg_teacher_mode").set_value("upload").run()  # ...and comes back empty
-    assert any("mine.pt fits" in m.value for m in at.success) and not start_button(at).disabled
-    assert "Using mine.pt, uploaded earlier" in texts(at)
+    assert any("`mine.pt` fits" in m.value for m in at.success) and not start_button(at).disabled
+    assert "Using `mine.pt`, uploaded earlier" in texts(at)
     at.button(key="forget_upload").click().run()
     assert any("Upload the teacher's state_dict" in e.value for e in at.error) and start_button(at).disabled
 
@@ -733,7 +735,7 @@ def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_mana
     assert any("was interrupted: its server stopped while it ran" in w.value for w in at.warning)
     store.set_status("20250101-000006-intr", "cancelled")  # stopped with the server (Ctrl-C)
     at = page("pages/live.py", job="20250101-000006-intr")
-    assert any("Run 20250101-000006-intr was cancelled. What it finished is on the Compare page." in w.value
+    assert any("Run `20250101-000006-intr` was cancelled. What it finished is on the Compare page." in w.value
                for w in at.warning)
 
 

@@ -214,7 +214,8 @@ def test_a_damaged_run_store_is_explained(studio_home):
     (paths.home() / "runs.db").write_bytes(b"not a database" * 200)
     at = app()
     assert at.title[0].value == "Runs"
-    assert any("cannot be read" in e.value and "move it away" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("is damaged" in e.value and "runs --rebuild" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="runs_rebuild")
 
 
 def test_a_deleted_run_leaves_this_servers_pages(two_runs, monkeypatch):

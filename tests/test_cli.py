@@ -132,7 +132,7 @@ def test_a_damaged_run_store_is_one_error_line(capsys):
     paths.home().mkdir(parents=True, exist_ok=True)
     (paths.home() / "runs.db").write_bytes(b"this is not sqlite" * 100)
     code, _, err = run_cli(capsys, "runs")
-    assert code == 2 and err.startswith("error: the run store") and "move it away" in err
+    assert code == 2 and err.startswith("error: the run store") and "is damaged" in err and "runs --rebuild" in err
     assert len(err.strip().splitlines()) == 1
 
 

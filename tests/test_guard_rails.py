@@ -44,5 +44,5 @@ def test_distill_warns_before_start_when_an_earlier_run_knows(tmp_path):
     store.set_results("weak", {"run_id": "weak", "status": "done", "config": config.to_dict(), **{
         k: v for k, v in WEAK.items() if k != "config"}})
     hint = weak_teacher_hint(config)
-    assert hint.startswith("In run weak, this teacher reached 29.4 % after 6 epochs")
+    assert hint.startswith("In run `weak`, this teacher reached 29.4 % after 6 epochs")
     assert weak_teacher_hint(config.replace(teacher_epochs=30)) is None  # a longer-trained teacher is unknown

@@ -58,6 +58,12 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def out_dir_exists(config: RunConfig, run_id: str) -> bool:
+    """Whether the run's folder is there already (a user's ``--out``), so that a refused run removes
+    only a folder it made itself."""
+    return (Path(config.out).expanduser().absolute() if config.out else paths.runs_dir() / run_id).exists()
+
+
 def out_dir_for(config: RunConfig, run_id: str) -> Path:
     """The run's folder: ``config.out``, or ``runs/<run id>`` in the studio's home.
 

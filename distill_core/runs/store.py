@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import sqlite3
 import time
@@ -34,53 +33,23 @@ from typing import Any, Iterator, Optional
 import pandas as pd
 
 from .. import paths
-from ..errors import DistillError
+from ..errors import DistillError, StoreDamagedError
 from ..vocab import ACTIVE, DONE, METRICS, QUEUED, ROLES, RUNNING, STATUSES
 from .folders import remove_run_dir
 from .liveness import HOST, own_token, pid_alive, process_token
+from .store_errors import damaged_message, store_error
+from .store_values import config_dict as _config_dict
+from .store_values import dumps as _json
+from .store_values import loads as _loads
+from .store_values import number as _num
 from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, upgrade  # noqa: F401  (where they were)
 
 log = logging.getLogger(__name__)
 
 
-
 def default_path() -> Path:
     """``<home>/runs.db``; ``DISTILL_STUDIO_HOME`` moves it."""
-    return paths.home() / "runs.db"
-
-
-def _json(value: Any) -> str:
-    def default(obj: Any):
-        if hasattr(obj, "item"):  # numpy / torch scalars
-            return obj.item()
-        return str(obj)  # paths, and anything else, as text
-
-    return json.dumps(value, default=default, allow_nan=True)
-
-
-def _loads(text: Optional[str]) -> Any:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
-
-
-def _num(value: Any) -> Optional[float]:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _config_dict(config: Any) -> dict:
-    if hasattr(config, "to_dict"):
-        return config.to_dict()
-    return dict(config or {})
+    return paths.run_store()
 
 
 class RunStore:
@@ -89,25 +58,33 @@ class RunStore:
     Safe to share between threads and processes: every call opens its own connection.
     """
 
-    def __init__(self, path: str | Path | None = None, timeout: float = 30.0, check_interrupted: bool = True):
+    def __init__(self, path: str | Path | None = None, timeout: float = 30.0, check_interrupted: bool = True,
+                 read_only: bool = False):
+        """``read_only``: a store on a read-only disk, read as it is (SQLite cannot even open a WAL
+        file there otherwise); what a writer has not yet moved from the -wal file is not seen, and
+        every write is refused."""
         self.path = Path(path).expanduser() if path else default_path()
-        self.timeout = timeout
+        self.timeout, self.read_only = timeout, read_only
+        if read_only:
+            if not self.path.is_file():
+                raise DistillError(f"there is no run store at {self.path}")
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._init_schema()
-        except sqlite3.OperationalError as exc:  # locked, or cannot be opened: not a damaged file
-            raise DistillError(f"the run store {self.path} cannot be opened: {exc}") from None
-        except sqlite3.DatabaseError as exc:
-            raise DistillError(f"the run store {self.path} cannot be read ({exc}); move it away and a new, empty "
-                               "one is made (the run folders stay, and are listed again)") from None
         except OSError as exc:
             raise DistillError(f"the run store {self.path} cannot be created: {exc.strerror or exc} (set "
                                "DISTILL_STUDIO_HOME to a folder you can write)") from None
+        with self._guard():
+            self._init_schema()
         if check_interrupted:
             self.mark_interrupted()
 
     # ---- connections ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?immutable=1", uri=True, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            return conn
         conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
@@ -115,27 +92,49 @@ class RunStore:
         return conn
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+    def _guard(self) -> Iterator[None]:
+        """SQLite's errors as ones a user can act on: a damaged file is named, whichever query met it."""
         try:
-            yield conn
-        finally:
-            conn.close()
+            yield
+        except sqlite3.Error as exc:
+            translated = store_error(self.path, exc)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._guard():
+            conn = self._connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction: all of it is committed, or none of it."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock on upgrade
+        with self._guard():
+            conn = self._connect()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+                conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock on upgrade
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):  # a damaged file may have ended it already
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+    def check(self) -> None:
+        """Raise ``StoreDamagedError`` when any page of the file is damaged, not only those a query reads."""
+        with self._read() as conn:
+            found = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        if found != ["ok"]:
+            reason = str(found[0] if found else "no answer").splitlines()[0]
+            raise StoreDamagedError(damaged_message(self.path, reason), str(self.path), reason)
 
     def _init_schema(self) -> None:
         conn = self._connect()

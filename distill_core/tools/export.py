@@ -31,7 +31,7 @@ from .. import paths
 from ..checkpoints import load_into
 from ..config import RunConfig
 from ..data.datasets import DataRequest, load_dataset
-from ..errors import CheckpointError, DistillError, first_line
+from ..errors import CheckpointError, DistillError, first_line, write_error
 from ..models import create_model
 from ..runs import teacher_cache
 from ..runs.results import load_results, read_json, run_folder
@@ -125,10 +125,9 @@ def open_run(ref: Any, store=None) -> RunFiles:
         results = read_json(run_dir / "results.json")
         run_id = str((results or {}).get("run_id") or run_dir.name)
     else:
-        store = store if store is not None else RunStore()
-        run_dir, _ = run_folder(run_id, store)
+        run_dir, _ = run_folder(run_id, store)  # a store that cannot be read leaves the runs folder
         if run_dir is None:
-            raise DistillError(f"no run {run_id!r} in the run store ({store.path}) or in {paths.runs_dir()}")
+            raise DistillError(f"no run {run_id!r} in the run store ({paths.run_store()}) or in {paths.runs_dir()}")
         results = load_results(run_id, store)
     results = dict(results or {})
     if results.get("config"):
@@ -444,16 +443,19 @@ def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = DI
     except OSError as exc:
         raise DistillError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
     report: dict = {"format": fmt, "run_id": run.run_id}
-    if fmt == "csv":
-        path.write_text(metrics_csv(run))
-    elif fmt == "json":
-        path.write_text(config_json(run))
-    elif fmt == "pt":
-        save_pt(run, path, role, which)
-    elif fmt == "safetensors":
-        save_safetensors(run, path, role, which)
-    else:
-        report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
+    try:
+        if fmt == "csv":
+            path.write_text(metrics_csv(run))
+        elif fmt == "json":
+            path.write_text(config_json(run))
+        elif fmt == "pt":
+            save_pt(run, path, role, which)
+        elif fmt == "safetensors":
+            save_safetensors(run, path, role, which)
+        else:
+            report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
+    except OSError as exc:  # a full disk: the message names the file, which write() does not
+        raise write_error(path, exc) from None
     report.update(path=str(path), size_bytes=path.stat().st_size)
     try:
         store = store if store is not None else RunStore()
