@@ -393,3 +393,24 @@ def teacher_slice(teacher: nn.Module, family: str, depth: float, width: float) -
     """P(w_t): for each parameter of the derived student, the slice of the teacher's it starts from."""
     reference = derive(teacher, family, depth, width, init="teacher")
     return {name: p.detach().clone() for name, p in reference.named_parameters()}
+
+
+def origin(student: str, teacher: str, init: str, weight_anchor: float, model: nn.Module) -> dict:
+    """results.json's "student_origin": how a run's students were made (Compare and Runs say it)."""
+    out = {"arch": student, "init": init, "weight_anchor": weight_anchor}
+    if getattr(model, "derivation", None):
+        out.update(derived_from=teacher, derivation=model.derivation)
+    return out
+
+
+def origin_words(origin: dict) -> str:
+    """'derived from resnet56 (2/3 of its blocks ... ), initialised from the teacher's weights'."""
+    init = "from the teacher's weights" if origin.get("init") == "teacher" else "from random weights"
+    words = f"initialised {init}"
+    if origin.get("derived_from"):
+        d = origin.get("derivation") or {}
+        words = (f"derived from {origin['derived_from']} (blocks kept per stage {d.get('depth', '?'):g}, channels "
+                 f"kept {d.get('width', '?'):g}), " + words)
+    if origin.get("weight_anchor"):
+        words += f", weight anchor μ = {origin['weight_anchor']:g}"
+    return words

@@ -28,7 +28,7 @@ from ..device import resolve_device
 from ..errors import TrainingDiverged, first_line
 from ..events import TRIAL, Event, Observer, fan_out
 from ..methods import create_method
-from ..models import create_model
+from ..models.derive import student_model
 from ..training.trainer import build_optimizer
 from ..vocab import CANCELLED, DONE, FAILED, RUNNING
 from . import teacher_cache
@@ -208,8 +208,9 @@ def probe_speed(config: RunConfig, batches: int = 6) -> dict:
     bs = min(config.batch_size, n)
 
     def timed(role: str, teacher=None) -> tuple[float, torch.nn.Module]:
-        model = create_model(config.teacher if role == "teacher" else config.student, data.in_channels,
-                             data.num_classes, data.image_size).to(device)
+        model = student_model(config.teacher if role == "teacher" else config.student, config.teacher,
+                              data.in_channels, data.num_classes, data.image_size, config.derive_depth,
+                              config.derive_width).to(device)
         method = create_method("kd" if teacher is None else config.method, model, teacher,
                                temperature=config.temperature, alpha=config.alpha,
                                input_shape=(data.in_channels, data.image_size, data.image_size),
