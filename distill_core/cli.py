@@ -32,6 +32,7 @@ from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods, method_options
 from .models import MODELS, create_model
+from .models.derive import origin_words
 from .runs.experiment import preload
 from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
@@ -251,6 +252,8 @@ def format_table(results: dict) -> str:
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
         if key in comparison:
             notes.append(f"{label}: {comparison[key]['summary']}")
+    if (origin := results.get("student_origin") or {}).get("derived_from") or origin.get("weight_anchor"):
+        notes.append(f"students: {origin_words(origin)}; scratch and distilled started from the same weights")
     if "kd_gain_points" in comparison:
         notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
     if comparison.get("weak_teacher"):

@@ -289,6 +289,19 @@ def derive_problems(config: RunConfig, number) -> list[Problem]:
     return found
 
 
+def student_label(config: RunConfig | dict) -> str:
+    """The student as the run store, the Runs page and ``runs`` name it: its architecture, or for a derived
+    one what was kept and how it started, so teacher- and random-initialised runs tell apart."""
+    cfg = config.to_dict() if isinstance(config, RunConfig) else config
+    student = cfg.get("student")
+    if student != DERIVED:
+        return student
+    number = lambda v: f"{v:g}" if isinstance(v, (int, float)) else str(v)  # noqa: E731
+    init = resolved_init(DERIVED, cfg.get("student_init", "auto"))
+    return (f"derived (depth {number(cfg.get('derive_depth', RunConfig.derive_depth))}, width "
+            f"{number(cfg.get('derive_width', RunConfig.derive_width))}, {init} init)")
+
+
 def repeat_command(config_file: str) -> str:
     """The terminal command that repeats the run saved in ``config_file``; the app shows it beside
     every config download (a test runs it through the CLI's parser)."""

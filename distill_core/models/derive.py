@@ -409,8 +409,12 @@ def origin_words(origin: dict) -> str:
     words = f"initialised {init}"
     if origin.get("derived_from"):
         d = origin.get("derivation") or {}
-        words = (f"derived from {origin['derived_from']} (blocks kept per stage {d.get('depth', '?'):g}, channels "
-                 f"kept {d.get('width', '?'):g}), " + words)
+        words = (f"derived from {origin['derived_from']} (blocks kept per stage {_num(d.get('depth'))}, channels "
+                 f"kept {_num(d.get('width'))}), " + words)
     if origin.get("weight_anchor"):
-        words += f", weight anchor μ = {origin['weight_anchor']:g}"
+        words += f", weight anchor μ = {_num(origin['weight_anchor'])}"
     return words
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..config import RunConfig
+from ..config import RunConfig, student_label
 from ..data.datasets import DataRequest, load_dataset
 from ..device import resolve_device
 from ..errors import TrainingDiverged, first_line
@@ -164,7 +164,7 @@ def measured_speed(config: RunConfig, store: RunStore) -> Optional[dict]:
     """Seconds per epoch of each model, and the rest of a run (data, measuring), from the last
     finished run of this dataset, teacher and student in the store; None when there is none."""
     for run in store.list_runs(status=DONE, dataset=config.dataset, limit=200):
-        if run["teacher"] != config.teacher or run["student"] != config.student:
+        if run["teacher"] != config.teacher or run["student"] != student_label(config):
             continue
         results = store.results(run["run_id"]) or {}
         per_epoch = {}
