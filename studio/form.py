@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS, SCHEDULES,
-                          DistillError, Option, Problem, RunConfig, RunStore, available_devices, cached_teacher_meta,
+from distill_core import (DATASETS, DERIVED, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS,
+                          SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore, available_devices, cached_teacher_meta,
                           cached_teacher_path, folder_val_count, list_cached_teachers, method_options, problems,
                           run_store_path, teacher_checkpoint_problem)
 
@@ -25,9 +25,11 @@ from .uploads import on_this_server
 
 W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
-          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment")
-FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
-T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
+          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment",
+          "derive_depth", "derive_width", "student_init", "weight_anchor")
+FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay", "derive_depth", "derive_width", "weight_anchor")
+DERIVE_FIELDS = ("derive_depth", "derive_width", "student_init", "weight_anchor")  # a derived student's alone
+T_RANGE, ALPHA_RANGE, FRACTION_RANGE = (0.0, 20.0), (0.0, 1.0), (0.05, 1.0)  # FRACTION: studio/derive_view.py
 IMAGE_SIZE_RANGE, VAL_FRACTION_RANGE = (8, 256), (0.05, 0.5)  # the Distill page's fields
 TEACHER_MODES = {"train": "Train now", "cached": "Reuse a cached teacher", "upload": "Upload a state_dict"}
 
@@ -52,8 +54,8 @@ PRESETS = {
 
 def options() -> dict[str, list[str]]:
     devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
-    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
-            "method": METHODS.names(),
+    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names() + [DERIVED],
+            "method": METHODS.names(), "student_init": list(STUDENT_INITS),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
             "device": devices}
 
@@ -141,7 +143,8 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
             notes.append(f"{name} {fmt.code(repr(values[W + name]))} is not available here; showing "
                          f"{fmt.code(repr(fallback))} instead.")
             values[W + name] = fallback
-    for name, (low, high) in (("temperature", T_RANGE), ("alpha", ALPHA_RANGE)):
+    for name, (low, high) in (("temperature", T_RANGE), ("alpha", ALPHA_RANGE), ("derive_depth", FRACTION_RANGE),
+                              ("derive_width", FRACTION_RANGE)):
         value = values[W + name]
         if not isinstance(value, float):
             value = float(defaults[name])
@@ -256,6 +259,8 @@ def collect() -> RunConfig:
     for name in FIELDS:
         values[name] = ss.get(W + name, values[name])
     values["extra"] = method_extra(values["method"])
+    if values["student"] != DERIVED:  # what this student ignores is left out of its config (and its link)
+        values.update({name: getattr(RunConfig, name) for name in DERIVE_FIELDS})
     values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
     if values["dataset"] == "imagefolder":
         values["image_size"] = ss.get(W + "image_size", FOLDER_IMAGE_SIZE)
@@ -354,6 +359,7 @@ def batch_note(config: RunConfig) -> Optional[str]:
 SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (dataset, teacher)
     "folder": ("data_dir",),
     "method": ("method", "extra"),
+    "student": ("student",) + DERIVE_FIELDS,
     "loss": ("temperature", "alpha"),
     "device": ("device",),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
@@ -365,7 +371,8 @@ SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (
 FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", "batch_size": "Batch size",
                 "lr": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
                 "seed": "Seed", "temperature": "Temperature T", "latency_batch": "Latency batch",
-                "latency_repeats": "Latency repeats"}
+                "latency_repeats": "Latency repeats", "derive_depth": "Blocks kept per stage",
+                "derive_width": "Channels kept", "student_init": "Initialisation", "weight_anchor": "Weight anchor μ"}
 
 
 @dataclass(frozen=True)
@@ -384,7 +391,8 @@ def worded(problem: Problem) -> str:
 
 def by_section(found: list[Problem]) -> dict[str, list[Problem]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[Problem]] = {"data": [], "folder": [], "method": [], "loss": [], "recipe": [], "device": []}
+    out: dict[str, list[Problem]] = {"data": [], "folder": [], "student": [], "method": [], "loss": [], "recipe": [],
+                                     "device": []}
     for problem in found:
         section = next((s for s, fields in SECTIONS.items() if problem.field in fields), "data")
         out[section].append(problem)

@@ -173,10 +173,14 @@ def run_label(row: dict | pd.Series) -> str:
 
 
 # ---- several runs side by side ----------------------------------------------------------------------
-def legend_label(row: dict | pd.Series, with_method: bool = False) -> str:
+def legend_label(row: dict | pd.Series, with_method: bool = False, with_student: bool = False) -> str:
     """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha (those
-    its method reads), and its method where the runs shown differ in it."""
+    its method reads), its method where the runs shown differ in it, and its student where they
+    differ in that (a derived student's label says its initialisation: teacher- and random-initialised
+    runs side by side)."""
     parts = [str(row["run_id"])]
+    if with_student and isinstance(row.get("student"), str):
+        parts.append(row["student"])
     method = row.get("method") if isinstance(row.get("method"), str) else None
     if with_method and method:
         parts.append(method)
