@@ -261,6 +261,9 @@ def collect() -> RunConfig:
     values["extra"] = method_extra(values["method"])
     if values["student"] != DERIVED:  # what this student ignores is left out of its config (and its link)
         values.update({name: getattr(RunConfig, name) for name in DERIVE_FIELDS})
+    for name in ("derive_depth", "derive_width"):  # a slider's steps add up to 0.25000000000000006
+        if isinstance(values[name], float):
+            values[name] = round(values[name], 6)
     values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
     if values["dataset"] == "imagefolder":
         values["image_size"] = ss.get(W + "image_size", FOLDER_IMAGE_SIZE)
