@@ -3,8 +3,8 @@ import math
 
 import streamlit as st
 
-from distill_core import (DATASETS, DERIVED, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses,
-                          paths, repeat_command, resolve_device)
+from distill_core import (DATASETS, DERIVED, METHODS, MODELS, describe_devices, method_formula, method_options,
+                          method_uses, paths, repeat_command, resolve_device)
 from studio import derive_view, fmt, folders
 from studio.folder_uploads import MAX_ZIP_BYTES
 from studio.folders import folder_classes, folder_summary

@@ -15,9 +15,9 @@ from typing import Any, Optional
 import streamlit as st
 
 from distill_core import (DATASETS, DERIVED, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS,
-                          SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore, available_devices, cached_teacher_meta,
-                          cached_teacher_path, folder_val_count, list_cached_teachers, method_options, problems,
-                          run_store_path, teacher_checkpoint_problem)
+                          SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore,
+                          available_devices, cached_teacher_meta, cached_teacher_path, folder_val_count, list_cached_teachers, method_options, problems,
+                          run_store_path, student_label, teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
@@ -101,8 +101,8 @@ def weak_teacher_hint(config: RunConfig) -> Optional[str]:
         rows = store.list_runs(status=DONE, dataset=config.dataset, limit=50)
         for row in rows:
             t, s = row["teacher_accuracy"], row["scratch_accuracy"]
-            if row["teacher"] != config.teacher or row["student"] != config.student or t is None or s is None or \
-                    t >= s:
+            if row["teacher"] != config.teacher or row["student"] != student_label(config) or t is None or \
+                    s is None or t >= s:
                 continue
             earlier = (store.get_run(row["run_id"]) or {}).get("config") or {}
             if earlier.get("teacher_epochs") == config.teacher_epochs and earlier.get("data_dir") == config.data_dir:
