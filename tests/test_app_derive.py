@@ -94,3 +94,18 @@ def test_compare_states_a_zoo_students_random_start():
 
     said = student_made({"config": {"student": "cnn_tiny"}})
     assert said.startswith("Students: `cnn_tiny`, initialised from random weights")
+
+
+def test_runs_name_a_derived_student_with_its_initialisation_so_the_overlay_tells_them_apart(studio_home):
+    from distill_core.runs.store import RunStore
+    from studio.runs_view import legend_label
+
+    store = RunStore()
+    for run_id, init in (("a-teacher", "teacher"), ("b-random", "random")):
+        store.create_run(run_id, RunConfig(teacher="resnet20", student="derived", derive_width=0.25,
+                                           student_init=init).to_dict())
+    students = {r["run_id"]: r["student"] for r in store.list_runs()}
+    assert students == {"a-teacher": "derived (depth 0.5, width 0.25, teacher init)",
+                        "b-random": "derived (depth 0.5, width 0.25, random init)"}
+    row = {"run_id": "b-random", "student": students["b-random"], "T": 4.0, "alpha": 0.9, "method": "kd"}
+    assert "random init" in legend_label(row, with_student=True) and "init" not in legend_label(row)
