@@ -258,12 +258,12 @@ def derive_problems(config: RunConfig, number) -> list[Problem]:
     initialisation, and the weight anchor (only from the teacher's weights: there is no P(w_t) else)."""
     found: list[Problem] = []
     derived = config.student == DERIVED
-    for name, what in (("derive_depth", "blocks kept per stage"), ("derive_width", "channels kept")):
+    for name, what in (("derive_depth", "each stage's blocks"), ("derive_width", "each layer's channels")):
         value = number(name)
         if value is None:
             continue
         if derived and not 0 < value <= 1:
-            found.append(Problem(name, f"{name} ({what}) must be in (0, 1], got {value:g}", name))
+            found.append(Problem(name, f"{name} must be in (0, 1] (the share of {what} kept), got {value:g}", name))
         elif not derived and value != getattr(RunConfig, name):  # recorded but unused, it would misstate the run
             found.append(Problem(name, f"{name} applies to a derived student only (student 'derived'); "
                                        f"{config.student} is not cut from the teacher", name))
