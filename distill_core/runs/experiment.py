@@ -25,7 +25,8 @@ from ..errors import Cancelled, CheckpointError, ConfigError, DeviceError, Disti
 from ..events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from ..files import write_atomic
 from ..methods import METHODS, WeightAnchor, create_method
-from ..models.derive import DERIVED, origin, resolved_init, student_model
+from ..models import create_model
+from ..models.derive import DERIVED, derived_model, origin, resolved_init
 from ..training.fidelity import fidelity
 from ..training.measure import disagreements, evaluate, headline, measure_latencies, static_profile
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
@@ -149,9 +150,9 @@ def build_model(name: str, data: ImageData, config: RunConfig, device: torch.dev
     trained teacher, when it starts from the teacher's weights, else from a fresh one of its architecture."""
     with _BUILD_LOCK:
         torch.manual_seed(seed)
-        model = student_model(name, config.teacher, data.in_channels, data.num_classes, data.image_size,
-                              config.derive_depth, config.derive_width, source,
-                              resolved_init(name, config.student_init))
+        model = create_model(name, data.in_channels, data.num_classes, data.image_size) if name != DERIVED else \
+            derived_model(config.teacher, data.in_channels, data.num_classes, data.image_size, config.derive_depth,
+                          config.derive_width, source, resolved_init(name, config.student_init))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
