@@ -48,6 +48,8 @@ RUN_FLAGS = [
     ("--seed", "seed", int, "seed for weights, data order and augmentation"),
     ("--device", "device", str, "auto, cpu, cuda or mps"),
     ("--num-threads", "num_threads", int, "CPU threads for training"),
+    ("--precision", "precision", str, "fp32, bf16, or auto (bf16 where it is fast: a CPU with AMX, a GPU with "
+                                      "native bf16; else fp32)"),
     ("--data-dir", "data_dir", str, "image folder, or where torchvision datasets live"),
     ("--val-fraction", "val_fraction", float, "validation share of an image folder"),
     ("--image-size", "image_size", int, "resize image-folder images to this size"),
@@ -86,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="no random crops or flips")
     run.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
                      default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
+    run.add_argument("--compile", dest="compile", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                     help="torch.compile the models (default: off; it pays on a GPU over long runs, not in a CPU demo)")
     run.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
                      help="never download datasets")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
@@ -128,7 +132,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {field: getattr(args, field) for _, field, _, _ in RUN_FLAGS if hasattr(args, field)}
     if "out" not in overrides:
         overrides["out"] = None  # a repeated run gets a folder of its own, not the one its config came from
-    for field in ("teacher_checkpoint", "augment", "channels_last", "download"):
+    for field in ("teacher_checkpoint", "augment", "channels_last", "compile", "download"):
         if hasattr(args, field):
             overrides[field] = getattr(args, field)
     if overrides.get("teacher_checkpoint") and "teacher_source" not in overrides:
@@ -189,12 +193,22 @@ def format_table(results: dict) -> str:
              + ("; test: the dataset's test set, evaluated once at the last epoch" if tested else "") + ". FLOPs: forward, batch 1 "
              "(1 multiply-add = 2 FLOPs). Latency: median over timed runs after warm-up on "
              f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
+    if results.get("precision"):
+        notes.append(precision_note(results["precision"]))
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
         if key in comparison:
             notes.append(f"{label}: {comparison[key]['summary']}")
     if "kd_gain_points" in comparison:
         notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
     return "\n".join(lines + [""] + notes)
+
+
+def precision_note(precision: dict) -> str:
+    """results.json's "precision" as one line: what trained in what, and why."""
+    labels = precision.get("teacher_labels")
+    return (f"precision: trained in {precision.get('train')}"
+            + (f", the teacher's labels in {labels}" if labels and labels != precision.get("train") else "")
+            + f"; accuracy and latency in {precision.get('timed', 'fp32')} ({precision.get('reason')}).")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

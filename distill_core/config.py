@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
 DISTILL_DATA = ("none", "mask", "replace", "mixup")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where it is fast (precision.py), else fp32
 TEACHER_SOURCES = ("auto", "train", "checkpoint")
 MAX_TEMPERATURE = 100.0
 MIN_TEMPERATURE = 0.01  # below it, logits / T overflow float32 (T = 1e-200 trained on NaN losses)
@@ -57,6 +58,8 @@ class RunConfig:
     # where
     device: str = "auto"
     channels_last: bool = True  # faster convolutions on CPU (benchmarks/throughput.py) and GPU
+    precision: str = "fp32"  # fp32, bf16 or auto: the forward passes of training (precision.py)
+    compile: bool = False  # torch.compile the models: pays on a GPU over long runs, not in a CPU demo
     num_threads: Optional[int] = None
     # data
     data_dir: Optional[str] = None
@@ -203,6 +206,13 @@ def problems(config: RunConfig) -> list[str]:
     check(config.distill_data in DISTILL_DATA,
           f"distill_data must be one of {', '.join(DISTILL_DATA)}, got {config.distill_data!r}")
     check(config.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {config.device!r}")
+    check(config.precision in PRECISIONS,
+          f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    if config.precision == "bf16" and config.device in DEVICES:  # cheap: a cached CPU flag, a GPU query
+        from .precision import bf16_problem
+
+        bf16 = bf16_problem(config.device)
+        check(bf16 is None, str(bf16))
     check(config.teacher_source in TEACHER_SOURCES,
           f"teacher_source must be one of {', '.join(TEACHER_SOURCES)}, got {config.teacher_source!r}")
     if config.teacher_source == "checkpoint":

@@ -12,17 +12,23 @@ transfer) is one new class here and no change to the trainer:
 * ``loss(x, targets, teacher_out)`` runs the student and returns ``(LossParts, student_logits)``.
   Owning the student's forward lets a feature method hook intermediate layers.
 
+Precision (``distill_core/precision.py``): the student's forward runs under
+``self.forward_precision()`` and the teacher's under ``self.label_precision()`` (bf16 autocast, or
+nothing); the losses are computed outside them, in fp32. The trainer sets both per phase.
+
 Methods are ``nn.Module``s: trainable parts (a hint regressor, say) are parameters that the
 trainer optimises together with the student and leaves out of the student's checkpoint.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+from typing import Any, Iterator, Optional
 
 import torch
 import torch.nn as nn
 
 from .losses import LossParts
+from ..precision import FP32, autocast
 from ..registry import Registry
 
 METHODS: Registry = Registry("distillation method")
@@ -41,12 +47,42 @@ class DistillMethod(nn.Module):
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.options = options
+        self.precisions = (torch.device("cpu"), FP32, FP32)  # device, student's forward, teacher's
+
+    def set_precision(self, device: torch.device, student: str, teacher: str) -> None:
+        self.precisions = (torch.device(device), student, teacher)
+
+    def forward_precision(self):
+        return autocast(self.precisions[0], self.precisions[1])
+
+    def label_precision(self):
+        return autocast(self.precisions[0], self.precisions[2])
+
+    @contextlib.contextmanager
+    def compiled(self, enabled: bool = True) -> Iterator[None]:
+        """The student and the teacher ``torch.compile``d while the trainer runs them (config.compile);
+        the plain modules again after, so checkpoints and measurements never see the wrapper (its
+        state_dict keys start with '_orig_mod.'). The parameters are the same tensors either way."""
+        if not enabled:
+            yield
+            return
+        student, teacher = self.student, self.teacher
+        self.student = torch.compile(student)
+        if teacher is not None:
+            self.__dict__["teacher"] = torch.compile(teacher)
+        try:
+            yield
+        finally:
+            self.student = student
+            self.__dict__["teacher"] = teacher
 
     @torch.inference_mode()
     def teacher_targets(self, x: torch.Tensor) -> Any:
         if self.teacher is None:
             return None
-        return self.teacher(x).float()
+        with self.label_precision():
+            logits = self.teacher(x)
+        return logits.float()  # soft targets are computed from fp32 logits
 
     def loss(self, x: torch.Tensor, targets: torch.Tensor, teacher_out: Any) -> tuple[LossParts, torch.Tensor]:
         raise NotImplementedError

@@ -12,7 +12,9 @@ from .losses import kd_loss
                   summary="match the teacher's temperature-softened class probabilities")
 class LogitKD(DistillMethod):
     def loss(self, x, targets, teacher_out):
-        logits = self.student(x)
+        with self.forward_precision():
+            logits = self.student(x)
+        # Outside the autocast: kd_loss computes CE and the softened KL from fp32 logits.
         # Targets from teacher_targets come out of inference mode; clone() makes them usable in autograd.
         teacher_logits = None if teacher_out is None else teacher_out.clone()
         return kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha), logits

@@ -10,7 +10,10 @@ Speed, on 2 CPU cores as much as on a GPU (benchmarks/throughput.py times it aga
 * the teacher labels a chunk's augmented images in large inference batches, so teacher and
   student always see the same view (Beyer et al. 2022) at a fraction of the per-step cost;
 * running sums stay on the device; the host reads them once an epoch (and for the throttled
-  progress events), so training never waits on an observer.
+  progress events, one read for all their numbers), so a GPU is never made to wait in the step loop;
+* the forward passes run in the run's precision (``precision.py``: bf16 autocast where it is
+  fast, the teacher's labelling pass too), the losses and the optimizer in fp32;
+* with ``config.compile`` the student and the teacher run ``torch.compile``d.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from ..device import synchronize
 from ..errors import Cancelled, TrainingDiverged
 from ..events import EPOCH, STEP, Event, Observer
 from ..methods import DistillMethod
+from ..precision import Precision, resolve_precision
 
 CHUNK_IMAGES = 4096  # images augmented (and labelled by the teacher) at once
 TEACHER_BATCH = 256  # big enough to amortise per-call overhead, small enough to stay in CPU cache
@@ -43,6 +47,7 @@ class PhaseResult:
     last_state: dict
     best_epoch: int
     best_accuracy: float
+    val_probs: Optional[torch.Tensor] = None  # the last epoch's, per validation image (CPU), for its report
 
 
 def build_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
@@ -71,13 +76,15 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
 
 @torch.inference_mode()
 def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels_last: bool = False,
-             stop: Optional[threading.Event] = None) -> dict:
-    """Validation loss and top-1; the full report (per class, confusion) is ``measure.evaluate``.
+             stop: Optional[threading.Event] = None, keep_probs: bool = False) -> dict:
+    """Validation loss and top-1, in fp32. With ``keep_probs`` also "probs", each image's softmax
+    (on the CPU): the last epoch keeps them, and the full report (per class, confusion) is made
+    from them (``measure.class_report``) instead of a second pass over the same images.
     Stop is checked between batches: 5,000 CIFAR images through a big teacher take seconds."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=data.val_x.device)
-    correct = torch.zeros((), device=data.val_x.device, dtype=torch.long)
+    sums = torch.zeros(2, device=data.val_x.device)  # loss, correct
+    probs = []
     try:
         for start in range(0, data.val_x.shape[0], batch_size):
             check_stop(stop)
@@ -86,21 +93,29 @@ def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels
                 x = x.contiguous(memory_format=torch.channels_last)
             y = data.val_y[start:start + batch_size]
             logits = model(x).float()
-            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+            sums += torch.stack([nn.functional.cross_entropy(logits, y, reduction="sum"),
+                                 (logits.argmax(1) == y).sum().float()])
+            if keep_probs:
+                probs.append(logits.softmax(dim=1))
     finally:
         model.train(was_training)
     n = data.val_x.shape[0]
-    return {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
+    loss, correct = sums.tolist()
+    out = {"val_loss": loss / n, "val_accuracy": correct / n}
+    if keep_probs:
+        out["probs"] = torch.cat(probs).cpu()
+    return out
 
 
 def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, epochs: int,
                 phase: str, emit: Observer, stop: Optional[threading.Event] = None,
                 distill_data: str = "none",
-                progress: Callable[[float], float] = lambda f: f) -> PhaseResult:
+                progress: Callable[[float], float] = lambda f: f,
+                precision: Optional[Precision] = None) -> PhaseResult:
     """Train ``method.student`` for ``epochs`` and return its history and best/last weights.
 
     ``progress`` maps this phase's completed fraction to the whole run's, for the events.
+    ``precision``: the run's, resolved once at its start (by default, from ``config.precision``).
     """
     model = method.student
     device = data.train_x.device
@@ -108,6 +123,16 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
     if teacher is not None:  # frozen and in eval mode, always
         teacher.eval()
         teacher.requires_grad_(False)
+    precision = precision or resolve_precision(config.precision, device)
+    method.set_precision(device, precision.train, precision.teacher_labels)
+    with method.compiled(config.compile):
+        return _train(method, model, teacher, data, config, epochs, phase, emit, stop, distill_data, progress)
+
+
+def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module], data: ImageData,
+           config: RunConfig, epochs: int, phase: str, emit: Observer, stop: Optional[threading.Event],
+           distill_data: str, progress: Callable[[float], float]) -> PhaseResult:
+    device = data.train_x.device
 
     n = data.train_x.shape[0]
     bs = min(config.batch_size, n)
@@ -120,7 +145,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
     chunk = max(bs, (CHUNK_IMAGES // bs) * bs)
 
     history: list[dict] = []
-    best_accuracy, best_epoch, best_state = -1.0, 0, {}
+    best_accuracy, best_epoch, best_state, val_probs = -1.0, 0, {}, None
     last_event = 0.0
     # The speed STEP events report, measured at the end of each chunk. Mid-chunk, seen / elapsed
     # would undercount: the teacher labels the whole chunk before its first step (a KD epoch
@@ -165,9 +190,8 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                 schedule.step()
                 with torch.no_grad():
                     hard = yb if yb.dim() == 1 else yb.argmax(1)
-                    k = xb.shape[0]
-                    sums += torch.stack([parts.total.detach() * k, parts.ce.detach() * k,
-                                         parts.kd.detach() * k, (logits.argmax(1) == hard).sum().float()])
+                    losses = torch.stack([parts.total, parts.ce, parts.kd])
+                    sums += torch.cat([losses * xb.shape[0], (logits.argmax(1) == hard).sum().float().view(1)])
                 seen += xb.shape[0]
                 now = time.perf_counter()
                 # Throttled, but the epoch's last step always reports: a short epoch (digits takes
@@ -175,18 +199,19 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                 if now - last_event >= STEP_EVENT_SECONDS or seen >= used:
                     last_event = now
                     done = (epoch - 1 + seen / used) / epochs
+                    loss_now, ce_now, kd_now = losses.tolist()  # one device sync for the three
                     emit(Event(STEP, phase, {
                         "epoch": epoch, "step": seen // bs, "steps": steps_per_epoch,
-                        "loss": float(parts.total.detach()), "ce": float(parts.ce.detach()),
-                        "kd": float(parts.kd.detach()), "progress": progress(done), "phase_progress": done,
-                        **({"images_per_s": speed} if speed is not None else {})}))
+                        "loss": loss_now, "ce": ce_now, "kd": kd_now, "progress": progress(done),
+                        "phase_progress": done, **({"images_per_s": speed} if speed is not None else {})}))
             synchronize(device)  # the speed counts the work done, not the work queued on a GPU
             speed = seen / max(1e-9, time.perf_counter() - started)
         train_seconds = time.perf_counter() - started
         loss, ce, kd, correct = (sums / seen).tolist()
+        val = validate(model, data, channels_last=config.channels_last, stop=stop, keep_probs=epoch == epochs)
+        val_probs = val.pop("probs", None)
         row = {"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_kd": kd,
-               "train_accuracy": correct, **validate(model, data, channels_last=config.channels_last, stop=stop),
-               "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
+               "train_accuracy": correct, **val, "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
                "seconds": time.perf_counter() - started}
         history.append(row)
         if row["val_accuracy"] > best_accuracy:
@@ -195,7 +220,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         emit(Event(EPOCH, phase, {**row, "epochs": epochs, "progress": progress(epoch / epochs)}))
         if not math.isfinite(loss):  # NaN weights teach nothing and learn nothing more: say so now
             raise diverged(phase, epoch, loss, config, teacher is not None)
-    return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy)
+    return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy, val_probs)
 
 
 def check_stop(stop: Optional[threading.Event]) -> None:
