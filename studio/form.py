@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import RunConfig, available_devices, problems
+from distill_core import PRECISIONS, RunConfig, available_devices, problems
 from distill_core.runs import teacher_cache
 from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
 from distill_core.data.datasets import DATASETS, FOLDER_IMAGE_SIZE, folder_val_count, image_files, split_problem
@@ -25,7 +25,8 @@ from .uploads import on_this_server
 
 W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
-          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment")
+          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment",
+          "precision", "compile")
 FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
 T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
 TEACHER_MODES = {"train": "Train now", "cached": "Reuse a cached teacher", "upload": "Upload a state_dict"}
@@ -53,7 +54,7 @@ def options() -> dict[str, list[str]]:
     devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
     return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
-            "device": devices}
+            "device": devices, "precision": list(PRECISIONS)}
 
 
 def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
@@ -324,7 +325,7 @@ FOLDER_NEEDED = "Type the path of an image folder on this server: one sub-folder
 SECTION_WORDS = {  # which part of the page a problem belongs to, by the words it starts with
     "folder": (FOLDER_NEEDED, "The image folder", "Image folder"),
     "loss": ("temperature", "alpha"),
-    "device": ("This machine has no",),
+    "device": ("This machine has no", "precision"),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "learning rate", "weight_decay", "momentum", "seed",
                "optimizer", "schedule", "distill_data"),
 }
