@@ -25,8 +25,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import RunConfig, validate
+from .data.datasets import DATASETS, list_datasets
 from .errors import DistillError
 from .events import EPOCH, PHASE, RESULT, Event
+from .methods import list_methods
+from .models import MODELS, create_model
+from .runs.experiment import preload
+from .runs.recording import run_recorded
+from .runs.store import RunStore
+from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
+from .tools.export import FORMATS, export_run
+from .training.measure import count_params, large_batch_key
 
 # flag -> RunConfig field, type, help. Defaults come from RunConfig, so there is one source.
 RUN_FLAGS = [
@@ -59,14 +68,6 @@ RUN_FLAGS = [
     ("--latency-repeats", "latency_repeats", int, "timed repetitions per latency batch (at least 5)"),
     ("--out", "out", str, "output folder (default: the runs folder in DISTILL_STUDIO_HOME)"),
 ]
-
-
-def repeat_command(config_file: str) -> str:
-    """The terminal command that repeats the run saved in ``config_file``.
-
-    The app shows it beside every config download, so it is written here, next to the parser
-    that must accept it (a test parses it)."""
-    return f"python -m distill_core run --config {config_file}"
 
 
 class Parser(argparse.ArgumentParser):
@@ -163,8 +164,6 @@ class ConsolePrinter:
 
 
 def format_table(results: dict) -> str:
-    from .training.measure import large_batch_key  # torch: imported when there is a table, not for --help
-
     entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
     big = (large_batch_key(*(e.get("latency_ms") for _, e in entries))
            or f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
@@ -212,13 +211,8 @@ def precision_note(precision: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runs.experiment import preload
-    from .runs.recording import run_recorded
-
     config = config_from_args(args)
     if args.compress:  # a bad --sparsity is refused now, not after the whole run has trained
-        from .tools.compress import CALIBRATION_IMAGES, check_settings
-
         check_settings(args.sparsity, CALIBRATION_IMAGES)
     started = time.perf_counter()
     preload()
@@ -228,16 +222,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}"
           f" (run {results['run_id']})")
     if args.compress and results["status"] == "done":
-        from .tools.compress import compression_rows, format_rows
-
         print("\n== compressed variants")
         print(format_rows(compression_rows(results["run_id"], sparsity=args.sparsity)))
     return 0 if results["status"] == "done" else 1
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .runs.store import RunStore
-
     store = RunStore()
     if args.delete:
         if not store.delete_run(args.delete):
@@ -269,8 +259,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .tools.export import FORMATS, export_run
-
     formats = FORMATS if args.format == "all" else (args.format,)
     if len(formats) > 1 and args.out and Path(args.out).suffix:
         raise DistillError("--format all writes several files: give --out a folder, not a file name")
@@ -290,8 +278,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from .tools.compress import compression_rows, format_rows
-
     roles = tuple(r.strip() for r in args.models.split(",") if r.strip())
     if not roles:
         raise DistillError("--models names no model; give some of teacher, student_scratch, student_kd")
@@ -303,10 +289,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .data.datasets import DATASETS
-    from .training.measure import count_params
-    from .models import MODELS, create_model
-
     shape = DATASETS.meta(args.dataset)["shape"]
     c, s = (3, 32) if not isinstance(shape[0], int) else (shape[0], shape[-1])
     classes = DATASETS.meta(args.dataset)["classes"]
@@ -320,8 +302,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data.datasets import list_datasets
-
     found = list_datasets()
     wide = max(len("size"), *(len(d["size"]) for d in found))  # "55,000 train / 5,000 val / 10,000 test"
     print(f"{'name':<14} {'shape':<12} {'classes':<8} {'availability':<12} {'size':<{wide}} source")
@@ -333,8 +313,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from .methods import list_methods
-
     for m in list_methods():
         print(f"{m['name']:<8} {m.get('summary', '')}  ({m.get('paper', '')})")
     return 0

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .data.datasets import DATASETS
 from .errors import ConfigError
 from .files import write_atomic
+from .methods import METHODS
+from .models import MODELS
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
@@ -119,119 +122,141 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
-def problems(config: RunConfig) -> list[str]:
-    """Every reason this config cannot run, as sentences a user can act on.
+@dataclass(frozen=True)
+class Problem:
+    """One reason a config cannot run: the field it concerns (None: the run as a whole) and a
+    sentence a user can act on. ``subject`` is how the sentence names the field at its start
+    ("learning rate"), so a page can say its widget's label there instead."""
 
-    The app shows these inline and keeps Start disabled; the CLI prints them all on one line.
-    Checks that need a file or the network (checkpoints, downloads) happen later, in the run.
+    field: Optional[str]
+    message: str
+    subject: str = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def worded(self, label: Optional[str]) -> str:
+        """The sentence with ``label`` in place of its subject (when it has one)."""
+        if label and self.subject and self.message.startswith(self.subject):
+            return label + self.message[len(self.subject):]
+        return self.message
+
+
+def problems(config: RunConfig) -> list[Problem]:
+    """Every reason this config cannot run, each with the field it concerns.
+
+    The app shows them beside their widgets and keeps Start disabled; the CLI prints them all on
+    one line. Checks that need a file or the network (checkpoints, downloads) happen later, in the run.
     """
-    from .data.datasets import DATASETS
-    from .methods import METHODS
-    from .models import MODELS
-
     out = wrong_types(config)
     if out:  # the checks below assume text is text
         return out
 
-    def check(ok: bool, message: str) -> None:
+    def check(ok: bool, field: str, message: str, subject: Optional[str] = None) -> None:
+        """``message`` starts with ``subject`` (by default the field's own name) when it names it."""
         if not ok:
-            out.append(message)
+            subject = field if subject is None else subject
+            out.append(Problem(field, message, subject if message.startswith(subject) else ""))
 
     def number(name: str, kind=float) -> Any:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            out.append(f"{name} must be a number, got {value!r}")
+            check(False, name, f"{name} must be a number, got {value!r}")
             return None
         if not math.isfinite(value):
-            out.append(f"{name} must be a finite number, got {value!r}")
+            check(False, name, f"{name} must be a finite number, got {value!r}")
             return None
         if kind is int and not isinstance(value, int):  # 8.0 would reach range() and torch as a float
-            out.append(f"{name} must be a whole number, got {value!r}")
+            check(False, name, f"{name} must be a whole number, got {value!r}")
             return None
         return value
 
     for attr, registry in (("dataset", DATASETS), ("teacher", MODELS), ("student", MODELS),
                            ("method", METHODS)):
         name = getattr(config, attr)
-        check(name in registry,
-              f"unknown {attr} {name!r}; choose one of: {', '.join(registry.names())}")
+        check(name in registry, attr, f"unknown {attr} {name!r}; choose one of: {', '.join(registry.names())}")
 
     t = number("temperature")
     if t is not None:
-        check(t > 0, f"temperature T must be > 0 (it divides the logits), got {t}")
-        check(t <= 0 or t >= MIN_TEMPERATURE, f"temperature T must be at least {MIN_TEMPERATURE:g} (the logits "
-                                              f"divided by a smaller T overflow), got {t:g}")
-        check(t <= MAX_TEMPERATURE, f"temperature T must be at most {MAX_TEMPERATURE:g} (the soft targets are "
-                                    f"flat long before that, and T^2 grows without bound), got {t:g}")
+        said = "temperature T"
+        check(t > 0, "temperature", f"temperature T must be > 0 (it divides the logits), got {t}", said)
+        check(t <= 0 or t >= MIN_TEMPERATURE, "temperature", f"temperature T must be at least {MIN_TEMPERATURE:g} "
+              f"(the logits divided by a smaller T overflow), got {t:g}", said)
+        check(t <= MAX_TEMPERATURE, "temperature", f"temperature T must be at most {MAX_TEMPERATURE:g} (the soft "
+              f"targets are flat long before that, and T^2 grows without bound), got {t:g}", said)
     a = number("alpha")
     if a is not None:
-        check(0 <= a <= 1, f"alpha must be in [0, 1] (0 = plain training, 1 = pure distillation), got {a}")
+        check(0 <= a <= 1, "alpha", f"alpha must be in [0, 1] (0 = plain training, 1 = pure distillation), got {a}")
     for name in ("epochs", "teacher_epochs", "batch_size", "latency_batch", "latency_repeats"):
         v = number(name, int)
         if v is not None:
-            check(v >= 1, f"{name} must be at least 1, got {v}")
-            check(name != "batch_size" or v != 1, "batch_size must be at least 2: BatchNorm cannot normalise "
-                                                  "a batch of one image")
-            check(name != "latency_batch" or v != 1, "latency_batch must be at least 2: batch 1 is always timed, "
-                                                     "this is the larger batch beside it")
-            check(name != "latency_repeats" or v >= MIN_LATENCY_REPEATS,
+            check(v >= 1, name, f"{name} must be at least 1, got {v}")
+            check(name != "batch_size" or v != 1, name, "batch_size must be at least 2: BatchNorm cannot normalise "
+                                                        "a batch of one image")
+            check(name != "latency_batch" or v != 1, name, "latency_batch must be at least 2: batch 1 is always "
+                                                           "timed, this is the larger batch beside it")
+            check(name != "latency_repeats" or v >= MIN_LATENCY_REPEATS, name,
                   f"latency_repeats must be at least {MIN_LATENCY_REPEATS}: a median of fewer timings is noise")
             if name.endswith("epochs"):
-                check(v <= MAX_EPOCHS, f"{name} must be at most {MAX_EPOCHS:,}, got {v:g}")
+                check(v <= MAX_EPOCHS, name, f"{name} must be at most {MAX_EPOCHS:,}, got {v:g}")
     lr = number("lr")
     if lr is not None:
-        check(lr > 0, f"learning rate must be > 0, got {lr}")
+        check(lr > 0, "lr", f"learning rate must be > 0, got {lr}", "learning rate")
     wd = number("weight_decay")
     if wd is not None:
-        check(wd >= 0, f"weight_decay must be >= 0, got {wd}")
+        check(wd >= 0, "weight_decay", f"weight_decay must be >= 0, got {wd}")
     m = number("momentum")
     if m is not None:
-        check(0 <= m < 1, f"momentum must be in [0, 1), got {m}")
+        check(0 <= m < 1, "momentum", f"momentum must be in [0, 1), got {m}")
     vf = number("val_fraction")
     if vf is not None:
-        check(0 < vf < 1, f"val_fraction must be between 0 and 1, got {vf}")
+        check(0 < vf < 1, "val_fraction", f"val_fraction must be between 0 and 1, got {vf}")
     seed = number("seed", int)
     if seed is not None:
-        check(0 <= seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED:,}, got {seed}")
+        check(0 <= seed <= MAX_SEED, "seed", f"seed must be between 0 and {MAX_SEED:,}, got {seed}")
     if config.image_size is not None:
         size = number("image_size", int)
         if size is not None:
-            check(8 <= size <= 256, f"image_size must be between 8 and 256, got {size}")
+            check(8 <= size <= 256, "image_size", f"image_size must be between 8 and 256, got {size}")
     if config.num_threads is not None:
         n = number("num_threads", int)
         if n is not None:
-            check(n >= 1, f"num_threads must be at least 1, got {n}")
-    check(config.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
-    check(config.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
-    check(config.distill_data in DISTILL_DATA,
-          f"distill_data must be one of {', '.join(DISTILL_DATA)}, got {config.distill_data!r}")
-    check(config.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {config.device!r}")
-    check(config.precision in PRECISIONS,
-          f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+            check(n >= 1, "num_threads", f"num_threads must be at least 1, got {n}")
+    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("distill_data", DISTILL_DATA),
+                          ("device", DEVICES), ("precision", PRECISIONS), ("teacher_source", TEACHER_SOURCES)):
+        value = getattr(config, name)
+        check(value in allowed, name, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     if config.precision == "bf16" and config.device in DEVICES:  # cheap: a cached CPU flag, a GPU query
-        from .precision import bf16_problem
+        from .precision import bf16_problem  # it imports torch; config is read without it
 
         bf16 = bf16_problem(config.device)
-        check(bf16 is None, str(bf16))
-    check(config.teacher_source in TEACHER_SOURCES,
-          f"teacher_source must be one of {', '.join(TEACHER_SOURCES)}, got {config.teacher_source!r}")
+        check(bf16 is None, "precision", str(bf16))
     if config.teacher_source == "checkpoint":
-        check(bool(config.teacher_checkpoint), "teacher_source 'checkpoint' needs a teacher_checkpoint path")
+        check(bool(config.teacher_checkpoint), "teacher_checkpoint",
+              "teacher_source 'checkpoint' needs a teacher_checkpoint path")
     else:
-        check(not config.teacher_checkpoint, f"teacher_checkpoint {config.teacher_checkpoint!r} is set, but "
-              f"teacher_source {config.teacher_source!r}{' (cache or train)' if config.teacher_source == 'auto' else ''}"
-              " would not use it: set teacher_source to 'checkpoint', or leave the checkpoint out")
+        check(not config.teacher_checkpoint, "teacher_checkpoint", f"teacher_checkpoint {config.teacher_checkpoint!r} "
+              f"is set, but teacher_source {config.teacher_source!r}"
+              f"{' (cache or train)' if config.teacher_source == 'auto' else ''} would not use it: set teacher_source "
+              "to 'checkpoint', or leave the checkpoint out")
     if config.method in METHODS and config.extra:
-        check(not (unknown := unknown_options(METHODS.get(config.method), config.extra)),
+        check(not (unknown := unknown_options(METHODS.get(config.method), config.extra)), "extra",
               f"extra holds options the {config.method!r} method does not take: {', '.join(unknown)}")
     if config.dataset == "imagefolder":
-        check(bool(config.data_dir), "the imagefolder dataset needs a data_dir: a folder of class sub-folders")
+        check(bool(config.data_dir), "data_dir",
+              "the imagefolder dataset needs a data_dir: a folder of class sub-folders")
     else:  # recorded but unused, a repeated or listed config would misstate the run
-        check(config.image_size is None, f"image_size applies to image folders only: {config.dataset} has images "
-              "of its own size")
-        check(vf is None or vf == RunConfig.val_fraction, f"val_fraction applies to image folders only: "
-              f"{config.dataset} has a fixed validation split")
+        check(config.image_size is None, "image_size", f"image_size applies to image folders only: "
+              f"{config.dataset} has images of its own size")
+        check(vf is None or vf == RunConfig.val_fraction, "val_fraction", f"val_fraction applies to image folders "
+              f"only: {config.dataset} has a fixed validation split")
     return out
+
+
+def repeat_command(config_file: str) -> str:
+    """The terminal command that repeats the run saved in ``config_file``; the app shows it beside
+    every config download (a test runs it through the CLI's parser)."""
+    return f"python -m distill_core run --config {config_file}"
 
 
 def field_type(name: str) -> tuple[type, bool]:
@@ -244,7 +269,7 @@ def field_type(name: str) -> tuple[type, bool]:
     return (typing.get_origin(hint) or hint), False
 
 
-def wrong_types(config: RunConfig) -> list[str]:
+def wrong_types(config: RunConfig) -> list[Problem]:
     """Text, switches and the options dict of the wrong JSON type (numbers are checked one by one).
 
     A config.json is written by hand too: "augment": "no" would otherwise read as true."""
@@ -261,7 +286,7 @@ def wrong_types(config: RunConfig) -> list[str]:
         else:
             continue
         if not ok:
-            found.append(f"{f.name} must be {want}, got {value!r}")
+            found.append(Problem(f.name, f"{f.name} must be {want}, got {value!r}", f.name))
     return found
 
 
@@ -281,5 +306,5 @@ def validate(config: RunConfig) -> RunConfig:
     """Raise ``ConfigError`` with every problem at once, or return the config."""
     found = problems(config)
     if found:
-        raise ConfigError("; ".join(found))
+        raise ConfigError("; ".join(map(str, found)))
     return config

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core.tools.export import file_name
+from distill_core import ROLE_LABEL, ROLES, export_file_name
 from studio import fmt
 from studio.charts import bar_figure, confusion_figure
 from studio.compare import comparison_table, headline, latency_table
@@ -12,7 +12,7 @@ from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
 from studio.nav import require_app
 from studio.runs import list_runs, load_results, stored_results
-from studio.style import ROLE_COLOR, ROLE_LABEL, ROLES
+from studio.style import ROLE_COLOR
 
 NOISE_POINTS = 1.0  # a KD gain smaller than this either way gets no verdict
 
@@ -83,9 +83,9 @@ if teacher_acc is not None and n_classes and teacher_acc < 1.5 / n_classes:
 
 # ---- headline -------------------------------------------------------------------------------------
 h = headline(results)
-# A row that wraps: four columns cut labels and numbers ("-3.1…") on a 1024-pixel screen. Short
-# labels and "pts"; the sentence below says it in full.
-row = wrapping_row("headline_cards", 11.5)  # four across at 1280 px, two by two at 1024
+# A row that wraps, so a narrow screen never cuts a number: four across on a wide laptop, two by two
+# on a narrow one. Short labels and "pts"; the sentence below says it in full.
+row = wrapping_row("headline_cards", 11.5)
 row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stretch",
            help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
@@ -185,5 +185,5 @@ if last and Path(last).is_file():
     with st.expander("Files"):
         st.caption(f"Everything of this run is in `{art.get('dir')}`.")
         st.download_button("Distilled student (last epoch, state_dict)", Path(last).read_bytes(),
-                           file_name=file_name(run_id, "pt", cfg.get("student") or "student"), on_click="ignore",
+                           file_name=export_file_name(run_id, "pt", cfg.get("student") or "student"), on_click="ignore",
                            icon=":material/download:", key="download_student")

@@ -1,10 +1,7 @@
 """Distill: choose the data, the teacher, the student and the recipe, then start a run."""
 import streamlit as st
 
-from distill_core import describe_devices, paths, resolve_device, resolve_precision
-from distill_core.cli import repeat_command
-from distill_core.data.datasets import DATASETS
-from distill_core.models import MODELS
+from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device, resolve_precision
 from studio import fmt
 from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
     batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
@@ -27,8 +24,8 @@ DISTILL_DATA_HELP = {
 
 def dataset_label(name: str) -> str:
     meta = DATASETS.meta(name)
-    # offline/download before the sizes: a long size line ("45,000 train / 5,000 val / 10,000 test")
-    # pushed it out of the box on a 1280-pixel laptop.
+    # offline/download before the sizes, which can be long ("45,000 train / 5,000 val / 10,000 test")
+    # and are cut first where the box is narrow.
     return f"{name}  ·  {'offline' if meta.get('offline') else 'download'}  ·  {meta.get('size', '')}"
 
 
@@ -166,8 +163,7 @@ with l1:
     boxes["loss"] = st.container()
 with l2:
     t, a = config.temperature, config.alpha
-    # Two lines each, KD term and CE term: on one line the formula ran out of its column on a
-    # 1280-pixel laptop and lost its CE term on a 1024-pixel one.
+    # Two lines, KD term and CE term: on one line the formula is wider than its column on a laptop.
     st.latex(r"\begin{aligned}\mathcal{L} &= \alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,"
              r"\sigma(z_s/T)\right)\\ &\quad + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))\end{aligned}")
     st.latex(rf"\begin{{aligned}} &= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left(\sigma(z_t/{t:g})\,\|\,"

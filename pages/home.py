@@ -39,7 +39,7 @@ with right:
             job_id = get_manager().submit(RunConfig())
             st.session_state.job_id = job_id
             st.switch_page("pages/live.py", query_params={"job": job_id})
-        # Short: a 1024-pixel screen cut "Or set up your own ru…".
+        # Short, so a narrow screen shows it whole.
         st.page_link("pages/distill.py", label="Or set up a run", icon=":material/tune:")
 
 # The engine's heavy imports (studio/manager.py), now, while the page is read: done at the click, they

@@ -1,7 +1,7 @@
 """Runs: every run of this studio (app and CLI), found again, filtered, overlaid, exported."""
 import streamlit as st
 
-from distill_core.errors import DistillError
+from distill_core import ROLE_LABEL, DistillError, export_run, onnx_report
 
 from studio import fmt, runs_view as rv
 from studio.manager import get_manager
@@ -49,8 +49,8 @@ if "runs_pick" not in ss:
 ss.runs_pick = [r for r in ss.runs_pick if r in ids]
 c1, c2 = st.columns([3, 1.4])
 picked = c1.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
-models = c2.multiselect("Models", list(rv.MODEL_LABEL), default=["student_kd", "student_scratch"],
-                        format_func=rv.MODEL_LABEL.get, key="runs_models")
+models = c2.multiselect("Models", list(rv.MODEL_ORDER), default=["student_kd", "student_scratch"],
+                        format_func=ROLE_LABEL.get, key="runs_models")
 if picked:
     st.plotly_chart(rv.curves_figure(store, picked, models, labels, legend), key="runs_curves",
                     config={"displaylogo": False})
@@ -118,16 +118,14 @@ for spec in rv.downloads(run_id, run.get("student") or "student"):
                       disabled=needs_student and not has_student, on_click="ignore",
                       icon=":material/download:", width="content")
 if has_student:
-    from distill_core.tools import export
-
-    report = export.onnx_report(run_id, store=store)
+    report = onnx_report(run_id, store=store)
     if report:
         st.caption("ONNX: " + rv.parity_text(report))
     elif st.button("Check the ONNX export with onnxruntime", key="runs_onnx_check", icon=":material/fact_check:",
                    disabled=(busy := rv.busy_note()) is not None, help=busy):
         with st.spinner("Exporting the student and running it on the validation split…"):
             try:
-                report = export.export_run(run_id, "onnx", store=store)
+                report = export_run(run_id, "onnx", store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
                 st.error(f"ONNX export failed: {exc}")
             else:

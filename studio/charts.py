@@ -9,7 +9,9 @@ from typing import Optional
 
 import plotly.graph_objects as go
 
-from .style import ROLE_COLOR, ROLE_LABEL, ROLES
+from distill_core import ROLE_LABEL, ROLES
+
+from .style import ROLE_COLOR
 
 LIVE_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=420, uirevision="keep",
                    legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0, font=dict(size=12)),
@@ -137,9 +139,8 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
     lowest accuracy to 100 %, so a new epoch moves the lines without a full redraw.
 
     ``trained_before`` ({role: (validation accuracy 0..1, where from: "cache" or "checkpoint")}):
-    models this run did not train, drawn as a flat line at their accuracy. Their old curves would
-    stretch the x axis to their own epochs: with a 6-epoch teacher from the cache, a 2-epoch
-    student was squeezed into the chart's left third."""
+    models this run did not train, drawn as a flat line at their accuracy: their own curves would
+    stretch the x axis to their epochs, and squeeze a shorter student into a corner."""
     data = []
     for role, (accuracy, source) in (trained_before or {}).items():
         top = max(epochs or 0, 1)

@@ -1,12 +1,13 @@
-"""The Compare page's numbers, read from a results dict (CONTRACT.md, "results.json")."""
+"""The Compare page's numbers, read from a results dict (docs/architecture.md, "results.json")."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 import pandas as pd
 
+from distill_core import ROLE_LABEL, ROLES, comparison_headline
+
 from . import fmt
-from .style import ROLE_LABEL, ROLES
 
 
 def _kind(device: Optional[str]) -> Optional[str]:
@@ -37,9 +38,7 @@ def _comparison(results: dict) -> dict:
     if results.get("comparison"):
         return results["comparison"]
     try:
-        from distill_core.training.measure import headline as compute
-
-        return compute(results)
+        return comparison_headline(results)
     except Exception:  # noqa: BLE001 - partial results simply have fewer numbers
         return {}
 

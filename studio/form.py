@@ -13,12 +13,9 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import PRECISIONS, RunConfig, available_devices, problems
-from distill_core.runs import teacher_cache
-from distill_core.config import DISTILL_DATA, OPTIMIZERS, SCHEDULES
-from distill_core.data.datasets import DATASETS, FOLDER_IMAGE_SIZE, folder_val_count, image_files, split_problem
-from distill_core.errors import DistillError
-from distill_core.models import MODELS
+from distill_core import (DATASETS, DISTILL_DATA, FOLDER_IMAGE_SIZE, MODELS, OPTIMIZERS, PRECISIONS, SCHEDULES,
+                          DistillError, Problem, RunConfig, available_devices, cached_teacher_meta, cached_teacher_path,
+                          folder_val_count, image_files, list_cached_teachers, problems, split_problem, teacher_checkpoint_problem)
 
 from . import fmt, urlstate
 from .uploads import on_this_server
@@ -60,7 +57,7 @@ def options() -> dict[str, list[str]]:
 def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
     """Cached teachers of ``dataset``; of an image folder, with ``data_dir``, only that folder's
     (a teacher of another folder was offered, and it taught other classes or failed to load)."""
-    found = [t for t in teacher_cache.list_cached(dataset=dataset) if Path(t["path"]).is_file()]
+    found = [t for t in list_cached_teachers(dataset=dataset) if Path(t["path"]).is_file()]
     if dataset == "imagefolder" and data_dir is not None:
         folder = str(Path(data_dir).expanduser().resolve()) if data_dir.strip() else None
         found = [t for t in found if t.get("data_dir") == folder]
@@ -73,10 +70,10 @@ def reused_teacher(config: RunConfig) -> Optional[dict]:
     if config.teacher_source != "auto":
         return None
     try:
-        path = teacher_cache.cached_path(config)
+        path = cached_teacher_path(config)
     except Exception:  # noqa: BLE001 - a config the page already calls invalid has no key
         return None
-    meta = teacher_cache.meta_for(path) if path.is_file() else None
+    meta = cached_teacher_meta(path) if path.is_file() else None
     return meta if meta and meta.get("teacher") == config.teacher else None
 
 
@@ -197,43 +194,45 @@ def sync_url(config: RunConfig) -> None:
         st.query_params.from_dict(want)
 
 
-def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> list[str]:
+def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> list[Problem]:
     """Every reason Start stays disabled: the engine's checks plus what only this machine knows."""
     found = problems(config)
     have = available_devices()
     if config.device in ("cuda", "mps") and config.device not in have:
         name = "CUDA GPU" if config.device == "cuda" else "Apple MPS support"
-        found.append(f"This machine has no {name} (it has: {', '.join(have)}). Choose device auto or cpu.")
+        found.append(Problem("device", f"This machine has no {name} (it has: {', '.join(have)}). "
+                                       "Choose device auto or cpu."))
     mode = teacher_mode_of(config.to_dict()) if config.teacher_source == "checkpoint" else "train"
     if config.teacher_source == "checkpoint":
         path = config.teacher_checkpoint
         if not path:  # the engine's words name config fields; these say what to do on this page
-            found = [p for p in found if "teacher_checkpoint" not in p]
+            found = [p for p in found if p.field != "teacher_checkpoint"]
+
+        def teacher(message: str) -> None:
+            found.append(Problem("teacher_checkpoint", message))
+
         if st.session_state.get(W + "teacher_mode") == "cached" and not path:
             what = "this image folder" if config.dataset == "imagefolder" else config.dataset
-            found.append(f"There is no cached teacher for {what} yet. Train one (it is kept for "
-                         "reuse), or upload one.")
+            teacher(f"There is no cached teacher for {what} yet. Train one (it is kept for reuse), or upload one.")
         elif not path:
-            found.append("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")
+            teacher("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")
         elif not Path(path).is_file():
-            found.append(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
+            teacher(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
         elif mode == "upload" and upload_error:
-            found.append(upload_error)
-        elif problem := teacher_cache.checkpoint_problem(config):  # what the engine refuses (check_teacher_data)
-            found.append(fmt.sentence(problem))
+            teacher(upload_error)
+        elif problem := teacher_checkpoint_problem(config):  # what the engine refuses (check_teacher_data)
+            teacher(fmt.sentence(problem))
     if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
-        found = [p for p in found if "needs a data_dir" not in p]
-        found.append(FOLDER_NEEDED)
+        found = [p for p in found if p.field != "data_dir"]
+        found.append(Problem("data_dir", FOLDER_NEEDED))
     elif config.dataset == "imagefolder":
         listing = folder_listing_of(config.data_dir)
         if listing is None:
-            found.append(f"The image folder {config.data_dir} is a file, not a folder." if
-                         Path(config.data_dir).expanduser().is_file() else
-                         f"The image folder {config.data_dir} does not exist on this server.")
-        else:
-            problem = image_folder_problem(listing, config.data_dir, config.val_fraction)
-            if problem:  # no images, one class: said before Start, not after the run fails
-                found.append(problem)
+            found.append(Problem("data_dir", f"The image folder {config.data_dir} is a file, not a folder." if
+                                 Path(config.data_dir).expanduser().is_file() else
+                                 f"The image folder {config.data_dir} does not exist on this server."))
+        elif problem := image_folder_problem(listing, config.data_dir, config.val_fraction):
+            found.append(Problem("data_dir", problem))  # no images, one class: said before Start, not after the run fails
     return found
 
 
@@ -322,34 +321,31 @@ def folder_classes(data_dir: Optional[str]) -> Optional[int]:
 
 FOLDER_NEEDED = "Type the path of an image folder on this server: one sub-folder of images per class."
 
-SECTION_WORDS = {  # which part of the page a problem belongs to, by the words it starts with
-    "folder": (FOLDER_NEEDED, "The image folder", "Image folder"),
+SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (dataset, teacher)
+    "folder": ("data_dir",),
     "loss": ("temperature", "alpha"),
-    "device": ("This machine has no", "precision"),
-    "recipe": ("epochs", "teacher_epochs", "batch_size", "learning rate", "weight_decay", "momentum", "seed",
-               "optimizer", "schedule", "distill_data"),
+    "device": ("device", "precision"),
+    "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
+               "schedule", "distill_data"),
 }
 
 
 # The engine names config fields ("teacher_epochs must be at least 1"); the page names its widgets.
 FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", "batch_size": "Batch size",
-                "learning rate": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
-                "seed": "Seed", "temperature T": "Temperature T", "latency_batch": "Latency batch",
-                "latency_repeats": "Latency repeats"}
+                "lr": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
+                "seed": "Seed", "temperature": "Temperature T", "latency_batch": "Latency batch",
+                "latency_repeats": "Latency repeats", "precision": "Precision"}
 
 
-def worded(problem: str) -> str:
-    """A problem as the page says it: its widget's label for the field it starts with, a sentence."""
-    for field, label in FIELD_LABELS.items():
-        if problem.startswith(field + " "):
-            return fmt.sentence(label + problem[len(field):])
-    return fmt.sentence(problem)
+def worded(problem: Problem) -> str:
+    """A problem as the page says it: its widget's label for the field it names, a sentence."""
+    return fmt.sentence(problem.worded(FIELD_LABELS.get(problem.field)))
 
 
-def by_section(found: list[str]) -> dict[str, list[str]]:
+def by_section(found: list[Problem]) -> dict[str, list[Problem]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[str]] = {"data": [], "folder": [], "loss": [], "recipe": [], "device": []}
+    out: dict[str, list[Problem]] = {"data": [], "folder": [], "loss": [], "recipe": [], "device": []}
     for problem in found:
-        section = next((s for s, words in SECTION_WORDS.items() if problem.startswith(words)), "data")
+        section = next((s for s, fields in SECTIONS.items() if problem.field in fields), "data")
         out[section].append(problem)
     return out

@@ -7,12 +7,12 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from distill_core import DataRequest, load_dataset
+
 
 @st.cache_resource(show_spinner="Loading the validation images…", max_entries=4)
 def _val_images(dataset: str, data_dir: Optional[str], val_fraction: float, image_size: Optional[int],
                 seed: int) -> np.ndarray:
-    from distill_core.data.datasets import DataRequest, load_dataset
-
     data = load_dataset(dataset, DataRequest(data_dir, val_fraction, image_size, download=False, seed=seed))
     return data.val_x.cpu().numpy()  # uint8 N, C, H, W
 

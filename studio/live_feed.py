@@ -11,9 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import paths
-from distill_core.files import write_atomic
-from distill_core.runs.jobs import JobSnapshot
+from distill_core import JobSnapshot, paths, write_atomic
 
 from . import fmt
 from .charts import accuracy_figure, loss_figure

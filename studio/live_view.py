@@ -26,8 +26,7 @@ from typing import Callable, Optional
 
 import streamlit.components.v1 as components
 
-from distill_core import paths
-from distill_core.files import write_atomic
+from distill_core import paths, write_atomic
 
 WEB = Path(__file__).with_name("web")
 PLOTLY_JS = "plotly-basic.min.js"  # v4.1.1, from npm's plotly.js-basic-dist-min; its licence: plotly-basic.LICENSE

@@ -5,8 +5,7 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core.data.datasets import DATASETS
-from distill_core.errors import first_line
+from distill_core import DATASETS, count_flops, count_params, create_model, first_line, state_dict_bytes
 
 
 def input_spec(dataset: str, image_size: Optional[int] = None) -> tuple[int, int, int, bool]:
@@ -26,13 +25,10 @@ def input_spec(dataset: str, image_size: Optional[int] = None) -> tuple[int, int
 @st.cache_data(show_spinner=False, max_entries=512)
 def model_card(name: str, in_channels: int, image_size: int, num_classes: int) -> dict:
     """{"params", "size_bytes", "flops"} or {"error"}: cached, since FLOPs need a forward pass."""
-    from distill_core.training import measure
-    from distill_core.models import create_model
-
     try:
         model = create_model(name, in_channels, num_classes, image_size)
-        return {"params": measure.count_params(model), "size_bytes": measure.state_dict_bytes(model),
-                "flops": measure.count_flops(model, (in_channels, image_size, image_size))}
+        return {"params": count_params(model), "size_bytes": state_dict_bytes(model),
+                "flops": count_flops(model, (in_channels, image_size, image_size))}
     except Exception as exc:  # noqa: BLE001 - a model that cannot take this input is shown, not raised
         return {"error": f"{name} cannot be built for {in_channels}x{image_size}x{image_size} images: "
                          f"{first_line(exc)}"}

@@ -5,47 +5,26 @@ the runs folder, and those the run store knows elsewhere (a CLI run with its own
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 
-from distill_core import paths
-from distill_core.errors import DistillError
-from distill_core.runs.store import RunStore
+from distill_core import RUNNING, DistillError, find_results, read_json
+from distill_core import load_results as read_results
 
 from .manager import get_manager
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _read(path: str, mtime: float) -> Optional[dict]:  # mtime: a rewritten file is read again
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _on_disk() -> dict[str, Path]:
-    found = {}
-    try:
-        for row in RunStore(check_interrupted=False).list_runs():
-            if row["dir"] and (Path(row["dir"]) / "results.json").is_file():
-                found[row["run_id"]] = Path(row["dir"]) / "results.json"
-    except DistillError:  # a damaged store: the runs folder below still lists what it holds
-        pass
-    root = paths.runs_dir()
-    if root.is_dir():
-        for results in root.glob("*/results.json"):
-            found.setdefault(results.parent.name, results)
-    return found
+    return read_json(path)
 
 
 def list_runs() -> list[dict]:
     """Summaries of runs with results, newest first: run_id, status, label."""
     runs: dict[str, dict] = {}
-    for run_id, path in _on_disk().items():
+    for run_id, path in find_results().items():
         data = _read(str(path), path.stat().st_mtime)
         if data:
             runs[run_id] = data
@@ -73,7 +52,7 @@ def load_results(run_id: str) -> Optional[dict]:
     snap = get_manager().snapshot(run_id)
     if snap is not None and (results := _kept(snap)) is not None:
         return results
-    path = _on_disk().get(run_id)
+    path = find_results().get(run_id)
     return _read(str(path), path.stat().st_mtime) if path else stored_results(run_id)
 
 
@@ -81,7 +60,7 @@ def stored_results(run_id: str) -> Optional[dict]:
     """What the run store kept of a run that never wrote results.json (its server stopped while
     it ran: "interrupted"): the models that finished, in the results' shape. None if unknown."""
     try:
-        return RunStore().results(run_id)  # opened so: a run whose process is gone reads "interrupted"
+        return read_results(run_id)  # opened so: a run whose process is gone reads "interrupted"
     except DistillError:
         return None
 
@@ -92,7 +71,7 @@ def busy_note() -> Optional[str]:
     Compression and the ONNX check run in the page's thread, beside the job queue: their timings
     would measure the training as much as the model, they take its cores, and on a GPU the two
     could run out of memory together."""
-    running = [j for j in get_manager().jobs() if j.status == "running"]
+    running = [j for j in get_manager().jobs() if j.status == RUNNING]
     if not running:
         return None
     return (f"Run {running[0].id} is training on this server: timings taken now would measure it as much as "

@@ -1,6 +1,6 @@
 """The Runs page's helpers: the run table, its filters, overlaid curves, downloads, rerun.
 
-Everything here reads the run store (``distill_core.runs.store``); the page is layout and widgets.
+Everything here reads the run store (``distill_core.RunStore``); the page is layout and widgets.
 """
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core.cli import repeat_command
-from distill_core.training.measure import large_batch_key
-from distill_core.runs.store import RunStore
-from distill_core.vocab import ACTIVE
+from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, RunConfig, RunStore, compression_rows, config_json, export_bytes, export_file_name,
+                          large_batch_key, load_compression_rows, metrics_csv, repeat_command)
 
 from . import fmt
 from .runs import busy_note
@@ -26,7 +24,7 @@ PAGES = Path(__file__).resolve().parent.parent / "pages"
 COMPARE_PAGE = PAGES / "compare.py"  # absolute paths: st.switch_page matches them to app.py's pages
 DISTILL_PAGE = PAGES / "distill.py"
 
-MODEL_LABEL = {"student_kd": "distilled student", "student_scratch": "scratch student", "teacher": "teacher"}
+MODEL_ORDER = (DISTILLED, SCRATCH, TEACHER)  # the Runs page's model picker, the student first
 MODEL_DASH = {"student_kd": "solid", "student_scratch": "dash", "teacher": "dot"}
 # One colour a run, none of them a role's (teacher blue, scratch orange, distilled green): with
 # those, two runs read as a teacher and a student. The dash says the model.
@@ -35,9 +33,9 @@ PALETTE = ("#D6409F", "#0090FF", "#8E4EC6", "#AD7F58", "#E5484D", "#00A2C7", "#6
 # What a table shows for a number it does not have (a run without a distilled student, a variant not
 # timed): Streamlit's default is a grey "None", a Python word.
 MISSING = fmt.DASH
-# The status is a plain word, next to the run id so it shows without scrolling sideways. It had an
-# emoji in front, drawn as an empty box on machines without an emoji font (Debian's chromium here).
-# What an exploration of T and alpha compares comes next, so that a 1280-pixel laptop shows it all:
+# The status is a plain word (an emoji is an empty box where the browser has no emoji font), next to
+# the run id so it shows without scrolling sideways. What an exploration of T and alpha compares comes
+# next, so that a laptop's width shows it all:
 # T, alpha and the epochs (a gain after 3 epochs beside one after 8 is not a T or alpha effect),
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
@@ -77,8 +75,7 @@ def column_config() -> dict:
         "date": cc.DatetimeColumn("Date", format="MMM D, HH:mm", help="When the run was created (the server's local time)"),
         "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes"),
         "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
-        # Set widths on the short columns: sized to their headers' defaults, the accuracies
-        # scrolled out of sight on a 1280-pixel laptop.
+        # Set widths on the short columns, so the accuracies fit a laptop's width beside them.
         "T": cc.NumberColumn("T", format="%g", width=48, help="Softmax temperature"),  # 0.25, not 0.3
         "alpha": cc.NumberColumn("α", format="%.2f", width=52, help="Weight of the soft-target (KD) term"),
         "epochs": cc.NumberColumn("Epochs", format="%d", width=62, help="Student epochs (scratch and KD alike)"),
@@ -151,9 +148,9 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
                 continue
             fig.add_trace(go.Scatter(
                 x=[r["epoch"] for r in points], y=[100 * r["val_accuracy"] for r in points], mode="lines+markers",
-                name=f"{(legend or {}).get(run_id, run_id)} · {MODEL_LABEL.get(model, model)}", legendgroup=run_id,
+                name=f"{(legend or {}).get(run_id, run_id)} · {ROLE_LABEL.get(model, model)}", legendgroup=run_id,
                 line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
-                hovertemplate=f"{labels.get(run_id, run_id)}<br>{MODEL_LABEL.get(model, model)}: "
+                hovertemplate=f"{labels.get(run_id, run_id)}<br>{ROLE_LABEL.get(model, model)}: "
                               "epoch %{x}, %{y:.1f} %<extra></extra>"))
     # The legend goes under the plot: above it, a few runs' entries wrapped over the title. The
     # chart grows with the legend's rows (about two entries a row) so the plot keeps its height.
@@ -222,8 +219,6 @@ def rerun_params(config: dict) -> dict[str, str]:
     The Distill page reads its draft from the URL once per browser session (studio/form.py), so
     its draft and widget values are dropped here and it reads the URL again.
     """
-    from distill_core import RunConfig
-
     from .urlstate import to_params
 
     cfg = RunConfig.from_dict({k: v for k, v in config.items() if k != "out"})
@@ -235,18 +230,17 @@ def rerun_params(config: dict) -> dict[str, str]:
 
 def downloads(run_id: str, student: str) -> list[dict]:
     """Download buttons' arguments; files are produced when clicked (deferred ``data``)."""
-    from distill_core.tools import export
 
     def deferred(fmt_: str) -> Callable[[], bytes]:
-        return lambda: export.export_bytes(run_id, fmt_)[0]
+        return lambda: export_bytes(run_id, fmt_)[0]
 
     def name(fmt_: str) -> str:
-        return export.file_name(run_id, fmt_, student)  # the CLI's export names, so both agree
+        return export_file_name(run_id, fmt_, student)  # the CLI's export names, so both agree
 
     return [
-        {"label": "Metrics (CSV)", "data": lambda: export.metrics_csv(run_id), "file_name": name("csv"),
+        {"label": "Metrics (CSV)", "data": lambda: metrics_csv(run_id), "file_name": name("csv"),
          "mime": "text/csv", "key": "dl_csv", "help": "One row per model per epoch"},
-        {"label": "Config (JSON)", "data": lambda: export.config_json(run_id), "file_name": name("json"),
+        {"label": "Config (JSON)", "data": lambda: config_json(run_id), "file_name": name("json"),
          "mime": "application/json", "key": "dl_json",
          "help": f"{repeat_command(name('json'))} repeats this run"},
         {"label": "Student (.pt)", "data": deferred("pt"), "file_name": name("pt"),
@@ -275,13 +269,13 @@ def parity_text(report: dict) -> str:
 
 
 def compression_frame(rows: list[dict]) -> pd.DataFrame:
-    """Compression rows (distill_core.tools.compress) as a table: size, accuracy, latency per variant."""
+    """Compression rows (distill_core.compression_rows) as a table: size, accuracy, latency per variant."""
     out = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         big = large_batch_key(lat)
         out.append({
-            "model": MODEL_LABEL.get(r["model"], r["model"]), "variant": r["variant"], "engine": r["engine"],
+            "model": ROLE_LABEL.get(r["model"], r["model"]), "variant": r["variant"], "engine": r["engine"],
             "size_kb": r["size_bytes"] / 1e3 if r.get("size_bytes") else None,
             "sparse_kb": r["size_sparse_bytes"] / 1e3 if r.get("size_sparse_bytes") else None,
             "vs_fp32": r.get("size_vs_fp32"),
@@ -331,9 +325,8 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
     ``run``: a run id, a run folder or a results dict (the Compare page passes its results).
     Rows are saved in the run's compression.json, so they show again on every page and restart.
     """
-    from distill_core.tools import compress
 
-    saved = compress.load_rows(run, store)
+    saved = load_compression_rows(run, store)
     k1, k2 = st.columns([2, 1], vertical_alignment="bottom")
     sparsity = k1.slider("Pruning sparsity", 0.1, 0.9, 0.5, 0.1, key=f"{key}_sparsity",
                          help="Share of conv and linear weights set to zero (global L1 magnitude pruning)")
@@ -344,10 +337,10 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
                               "export with onnxruntime, calibrated on training images. Takes a while for big models."):
         with st.spinner("Quantising, pruning and timing…"):
             try:
-                compress.compression_rows(run, sparsity=sparsity, store=store)
+                compression_rows(run, sparsity=sparsity, store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
                 st.error(f"Compression failed: {exc}")
-        saved = compress.load_rows(run, store)
+        saved = load_compression_rows(run, store)
     if saved and saved.get("rows"):
         rows = saved["rows"]
         st.dataframe(compression_frame(rows), hide_index=True, width="stretch", key=f"{key}_table",

@@ -12,10 +12,7 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core import paths
-from distill_core.checkpoints import check_fits, read_state_dict
-from distill_core.errors import DistillError
-from distill_core.files import write_atomic
+from distill_core import DistillError, check_fits, create_model, paths, read_state_dict, write_atomic
 
 from . import fmt
 from .model_info import input_spec
@@ -60,8 +57,6 @@ def check_teacher_file(path: str | Path, arch: str, dataset: str, image_size: Op
 
     An image folder's class count comes from its listing (``classes``); whether its pictures
     are grey is known only once the run reads them, so a teacher for either fits here."""
-    from distill_core.models import create_model
-
     channels, size, count, exact = input_spec(dataset, image_size)
     candidates = [channels] if exact else [3, 1] if classes else []
     count = classes or count

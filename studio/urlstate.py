@@ -12,8 +12,7 @@ import json
 import math
 from typing import Any, Mapping
 
-from distill_core import RunConfig
-from distill_core.config import field_type
+from distill_core import RunConfig, field_type
 
 NOT_IN_URL = {"out", "cache_dir"}  # where files go is the server's business, not a link's
 OTHER_PAGES = {"job", "run"}  # the Live and Compare pages' parameters, which a link may carry along

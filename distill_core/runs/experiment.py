@@ -17,7 +17,6 @@ from typing import Any, Optional
 import torch
 
 from .. import paths
-from . import teacher_cache
 from ..checkpoints import check_fits, load_into, save_state_dict
 from ..config import RunConfig, validate
 from ..data.datasets import DataRequest, ImageData, image_files, load_dataset
@@ -25,11 +24,12 @@ from ..device import release, resolve_device
 from ..errors import Cancelled, CheckpointError, ConfigError, DeviceError, DistillError
 from ..events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from ..files import write_atomic
-from ..precision import FP32, Precision, resolve_precision
-from ..training.measure import class_report, disagreements, evaluate, headline, measure_latencies, static_profile
 from ..methods import create_method
 from ..models import create_model
+from ..precision import FP32, Precision, resolve_precision
+from ..training.measure import class_report, disagreements, evaluate, headline, measure_latencies, static_profile
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
+from . import teacher_cache
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {"teacher": 2.0, "student_scratch": 1.0, "student_kd": 1.5}

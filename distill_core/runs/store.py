@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import pandas as pd
+
 from .. import paths
 from ..errors import DistillError
 from ..vocab import ACTIVE, DONE, METRICS, QUEUED, ROLES, RUNNING, STATUSES
@@ -40,62 +42,8 @@ from .liveness import HOST, own_token, pid_alive, process_token
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id            TEXT PRIMARY KEY,
-    created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL,
-    started_at    REAL,
-    finished_at   REAL,
-    status        TEXT NOT NULL,
-    message       TEXT,
-    error         TEXT,
-    dataset       TEXT,
-    teacher       TEXT,
-    student       TEXT,
-    method        TEXT,
-    temperature   REAL,
-    alpha         REAL,
-    epochs        INTEGER,
-    seed          INTEGER,
-    device        TEXT,
-    config        TEXT NOT NULL,      -- RunConfig as JSON
-    results       TEXT,               -- results.json as JSON, once the run has returned
-    artifacts_dir TEXT,
-    source        TEXT,               -- cli, app, import
-    pid           INTEGER,
-    host          TEXT,
-    proc_token    TEXT                -- identifies the process beyond its pid (start time)
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id         TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    model          TEXT NOT NULL,     -- teacher, student_scratch, student_kd
-    epoch          INTEGER NOT NULL,
-    train_loss     REAL, train_ce REAL, train_kd REAL, train_accuracy REAL,
-    val_loss       REAL, val_accuracy REAL, lr REAL, images_per_s REAL, seconds REAL,
-    recorded_at    REAL,
-    PRIMARY KEY (run_id, model, epoch)
-);
-CREATE TABLE IF NOT EXISTS models (
-    run_id         TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    role           TEXT NOT NULL,
-    arch           TEXT,
-    source         TEXT,
-    accuracy       REAL,
-    best_accuracy  REAL,
-    entry          TEXT NOT NULL,     -- the model entry of results.json, without its history
-    PRIMARY KEY (run_id, role)
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id         TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    kind           TEXT NOT NULL,     -- student_kd_best, teacher, onnx, compression, ...
-    path           TEXT NOT NULL,
-    created_at     REAL,
-    PRIMARY KEY (run_id, kind)
-);
-"""
+SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
+
 
 
 def default_path() -> Path:
@@ -275,7 +223,7 @@ class RunStore:
                 (status, now, message, error, device, artifacts_dir, status, now, status, now, run_id))
 
     def add_epoch(self, run_id: str, model: str, row: dict) -> None:
-        """One history row (CONTRACT.md) of one model; the same epoch again replaces it."""
+        """One history row (docs/architecture.md, "results.json") of one model; the same epoch again replaces it."""
         with self._write() as conn:
             self._put_epochs(conn, run_id, model, [row], replace=True)
             conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (time.time(), run_id))
@@ -483,8 +431,6 @@ class RunStore:
         return out
 
     def runs_frame(self, **filters):
-        import pandas as pd
-
         columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
                    "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
                    "source", "seconds", "created_at", "dir", "error"]

@@ -50,9 +50,9 @@ def teacher_key_fields(config: RunConfig) -> dict:
 def folder_fingerprint(data_dir: Optional[str]) -> Optional[str]:
     """A hash of an image folder's contents as listed (class, file, size, modification time).
 
-    Part of an image-folder teacher's key: with only the path in it, a teacher trained before
-    images were added was reused, and some of the new validation images were in its training
-    set; a class added made the cached weights not fit the model. None for no usable folder.
+    Part of an image-folder teacher's key: with only the path in it, a teacher trained before images
+    were added would be reused with some of the new validation images in its training set, and a
+    class added would make the cached weights not fit the model. None for no usable folder.
     """
     if not data_dir:
         return None

@@ -13,6 +13,7 @@ a tolerance (``onnx_parity``).
 """
 from __future__ import annotations
 
+import copy
 import csv
 import importlib
 import io
@@ -29,7 +30,12 @@ from torch import nn
 from .. import paths
 from ..checkpoints import load_into
 from ..config import RunConfig
+from ..data.datasets import DataRequest, load_dataset
 from ..errors import CheckpointError, DistillError, first_line
+from ..models import create_model
+from ..runs import teacher_cache
+from ..runs.results import load_results, read_json, run_folder
+from ..runs.store import RunStore
 
 ROLES = ("teacher", "student_scratch", "student_kd")
 METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
@@ -100,8 +106,6 @@ def require(module: str, what: str) -> Any:
 def _teacher_fallback(config: RunConfig) -> Optional[str]:
     if config.teacher_source == "checkpoint":
         return config.teacher_checkpoint
-    from ..runs import teacher_cache
-
     path = teacher_cache.cached_path(config)
     return str(path) if path.is_file() else None
 
@@ -119,21 +123,14 @@ def open_run(ref: Any, store=None) -> RunFiles:
         run_dir = Path((ref.get("artifacts") or {}).get("dir") or paths.runs_dir() / run_id)
     elif Path(str(ref)).expanduser().is_dir() and (Path(str(ref)).expanduser() / "config.json").is_file():
         run_dir = Path(str(ref)).expanduser()
-        results = _read_json(run_dir / "results.json")
+        results = read_json(run_dir / "results.json")
         run_id = str((results or {}).get("run_id") or run_dir.name)
     else:
-        from ..runs.store import RunStore
-
         store = store if store is not None else RunStore()
-        found = store.get_run(run_id)
-        if found is not None:
-            results = store.results(run_id)
-            run_dir = Path(found["artifacts_dir"]) if found.get("artifacts_dir") else paths.runs_dir() / run_id
-        else:
-            run_dir = paths.runs_dir() / run_id
-            if not run_dir.is_dir():
-                raise DistillError(f"no run {run_id!r} in the run store ({store.path}) or in {paths.runs_dir()}")
-            results = _read_json(run_dir / "results.json")
+        run_dir, _ = run_folder(run_id, store)
+        if run_dir is None:
+            raise DistillError(f"no run {run_id!r} in the run store ({store.path}) or in {paths.runs_dir()}")
+        results = load_results(run_id, store)
     results = dict(results or {})
     if results.get("config"):
         config = RunConfig.from_dict(results["config"])
@@ -146,26 +143,14 @@ def open_run(ref: Any, store=None) -> RunFiles:
     return RunFiles(run_id, run_dir, config, results, artifacts)
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def load_data(run: RunFiles):
     """The run's dataset, never downloaded: a run that trained on it left it on disk."""
-    from ..data.datasets import DataRequest, load_dataset
-
     c = run.config
     return load_dataset(c.dataset, DataRequest(c.data_dir, c.val_fraction, c.image_size, False, c.seed))
 
 
 def build_model(run: RunFiles, role: str = "student_kd", which: str = "last") -> nn.Module:
     """A fresh model of ``role``'s architecture with its checkpoint loaded, in eval mode, on CPU."""
-    from ..models import create_model
-
     in_channels, image_size, num_classes = run.spec()
     arch = run.arch(role)
     model = create_model(arch, in_channels, num_classes, image_size)
@@ -287,8 +272,6 @@ class MatrixAvgPool2d(nn.Module):
 def exportable(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Module:
     """``model``, or a copy of it in which adaptive average pools the exporter cannot express are
     replaced by ``MatrixAvgPool2d`` for the input size they see (the ONNX input size is fixed)."""
-    import copy
-
     seen: dict[str, tuple[int, int]] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -414,7 +397,7 @@ def parity_path(onnx_path: str | Path) -> Path:
 def onnx_report(run: Any, role: str = "student_kd", which: str = "last", store=None) -> Optional[dict]:
     """The saved report of the run's ONNX export, if it was exported and checked."""
     run = open_run(run, store)
-    return _read_json(parity_path(run.dir / "exports" / default_name(run, "onnx", role, which)))
+    return read_json(parity_path(run.dir / "exports" / default_name(run, "onnx", role, which)))
 
 
 # ---- one entry point for the CLI and the app -------------------------------------------------------
@@ -461,8 +444,6 @@ def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "s
         report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
     report.update(path=str(path), size_bytes=path.stat().st_size)
     try:
-        from ..runs.store import RunStore
-
         store = store if store is not None else RunStore()
         if store.get_run(run.run_id) is not None:
             store.add_artifact(run.run_id, f"export_{fmt}" + ("" if role == "student_kd" else f"_{role}"), path)
@@ -485,7 +466,7 @@ def export_bytes(ref: Any, fmt: str, role: str = "student_kd", which: str = "las
     path = run.dir / "exports" / name
     fresh = path.is_file() and path.stat().st_mtime >= run.checkpoint(role, which).stat().st_mtime
     if fmt == "onnx":  # and it passed its check (a file from before failed ones were removed may not have)
-        fresh = fresh and ((_read_json(parity_path(path)) or {}).get("parity") or {}).get("ok") is True
+        fresh = fresh and ((read_json(parity_path(path)) or {}).get("parity") or {}).get("ok") is True
     if not fresh:
         export_run(run, fmt, path, role, which, store=store)
     return path.read_bytes(), name, MIME[fmt]

@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import MIN_LATENCY_REPEATS
 from ..data.datasets import ImageData
@@ -135,8 +136,6 @@ def state_dict_bytes(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, input_shape: tuple[int, int, int], device="cpu") -> int:
     """Forward FLOPs of one image (FLOPs = 2 x MACs), so models of any batch size compare."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     x = torch.zeros((1, *input_shape), device=torch.device(device), dtype=_input_dtype(model))
     with _eval_mode(model), torch.no_grad():
         counter = FlopCounterMode(display=False)
@@ -168,11 +167,9 @@ def measure_latencies(models: Mapping[str, nn.Module], input_shape: tuple[int, i
 
     Models that are compared are timed round robin (one run of each, then the next round), so a
     burst of other work on the machine (a browser redrawing, a backup) slows them alike instead
-    of landing on whichever model was being timed: measured one after the other in the app, two
-    copies of the same student once differed by 70 % at batch 1. Each timed run follows an
-    untimed run of the same model, so it finds the caches as a model running alone does: without
-    it, the student timed right after the teacher came out 10-30 % slower than its identical
-    twin. Each model keeps its own warm-up, budget and counts. ``between_rounds`` is called after each round; raising there
+    of landing on whichever model was being timed (docs/benchmarks.md has the figures). Each timed
+    run follows an untimed run of the same model, so it finds the caches as a model running alone
+    does, not as the previous model left them. Each model keeps its own warm-up, budget and counts. ``between_rounds`` is called after each round; raising there
     abandons the measurement (the experiment uses it to honour Stop).
     """
     device = _device(device)

@@ -26,8 +26,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from ..data.augment import distill_transform, standard_augment
 from ..config import RunConfig
+from ..data.augment import distill_transform, standard_augment
 from ..data.datasets import ImageData
 from ..device import synchronize
 from ..errors import Cancelled, TrainingDiverged
