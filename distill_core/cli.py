@@ -202,6 +202,10 @@ def format_table(results: dict) -> str:
     return "\n".join(lines + [""] + notes)
 
 
+PHASE_LABELS = {"setup": "loading", "teacher": "teacher", "student_scratch": "scratch", "student_kd": "distilled",
+                "measure": "measuring"}
+
+
 def precision_note(precision: dict) -> str:
     """results.json's "precision" as one line: what trained in what, and why."""
     labels = precision.get("teacher_labels")
@@ -219,8 +223,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = run_recorded(config, on_event=None if args.quiet else ConsolePrinter(), source="cli")
     print()
     print(format_table(results))
-    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}"
-          f" (run {results['run_id']})")
+    phases = results.get("phase_seconds") or {}
+    took = ", ".join(f"{label} {phases[key]:.1f}s" for key, label in PHASE_LABELS.items() if key in phases)
+    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s" + (f" ({took})" if took else "")
+          + f"; written to {results['artifacts']['dir']} (run {results['run_id']})")
     if args.compress and results["status"] == "done":
         print("\n== compressed variants")
         print(format_rows(compression_rows(results["run_id"], sparsity=args.sparsity)))

@@ -200,6 +200,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         results["dataset"] = {**data.describe(), "class_names": data.classes}
         out_dir.mkdir(parents=True, exist_ok=True)
         config.save(out_dir / "config.json")
+        results["phase_seconds"] = {"setup": time.time() - started}
         with cudnn_benchmark(device):
             _run_phases(config, data, device, emit, stop, results, out_dir, precision)
         results["status"] = "done"
@@ -281,6 +282,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
 
     # 1. teacher
     check_stop(stop)
+    clock = time.perf_counter()  # each phase's wall time, evaluation included: results["phase_seconds"]
     emit(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": plan["teacher"],
                                   "source": source}))
     if source == "checkpoint":
@@ -327,6 +329,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     if entry.get("best_accuracy") is None:  # a checkpoint has no training history
         entry["best_accuracy"], entry["best_epoch"] = entry["accuracy"], None
     results["teacher"] = entry
+    results["phase_seconds"]["teacher"] = time.perf_counter() - clock
     emit(Event(RESULT, "teacher", {"model": "teacher", "entry": entry}))
 
     # 2. and 3. the same student, from scratch and distilled; nothing differs but the teacher
@@ -340,6 +343,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
     for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):
         check_stop(stop)
+        clock = time.perf_counter()
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
                                  "source": "train"}))
         student = copy.deepcopy(initial)
@@ -361,11 +365,13 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         student_profile = student_profile or static_profile(student, shape, device)
         entry.update(student_profile)
         results[role] = entry
+        results["phase_seconds"][role] = time.perf_counter() - clock
         emit(Event(RESULT, role, {"model": role, "entry": entry}))
         del method
 
     # 4. measure, with training over so nothing fights for the cores
     check_stop(stop)
+    clock = time.perf_counter()
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
     models = {"teacher": teacher}
     for role in ("student_scratch", "student_kd"):
@@ -378,3 +384,4 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     results["disagreements"] = [
         {"index": d["index"], "label": d["label"], "teacher": d["a"], "student_kd": d["b"]}
         for d in disagreements(data.val_y.cpu(), teacher_probs, students["student_kd"])]
+    results["phase_seconds"]["measure"] = time.perf_counter() - clock
