@@ -51,10 +51,13 @@ class PhaseResult:
 
 
 def build_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
+    """foreach: each update step is a few calls over all the parameters at once, not a few per
+    parameter (on a CPU torch would loop over them in Python: the demo student's 12 tensors
+    made about 60 small calls a step). The same arithmetic: the weights come out identical."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.momentum > 0, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+                               nesterov=config.momentum > 0, weight_decay=config.weight_decay, foreach=True)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, config: RunConfig, total_steps: int):
