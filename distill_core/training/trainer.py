@@ -150,9 +150,10 @@ def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module]
     history: list[dict] = []
     best_accuracy, best_epoch, best_state, val_probs = -1.0, 0, {}, None
     last_event = 0.0
-    # The speed STEP events report, measured at the end of each chunk. Mid-chunk, seen / elapsed
+    # The speed STEP events report, measured at the end of a chunk. Mid-chunk, seen / elapsed
     # would undercount: the teacher labels the whole chunk before its first step (a KD epoch
     # read about 270 img/s at its start, for about 3,600 over the epoch). None until one ends.
+    # Read only when an event may be due and at the epoch's end: each reading waits for a GPU.
     speed: Optional[float] = None
     for epoch in range(1, epochs + 1):
         model.train()
@@ -207,8 +208,9 @@ def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module]
                         "epoch": epoch, "step": seen // bs, "steps": steps_per_epoch,
                         "loss": loss_now, "ce": ce_now, "kd": kd_now, "progress": progress(done),
                         "phase_progress": done, **({"images_per_s": speed} if speed is not None else {})}))
-            synchronize(device)  # the speed counts the work done, not the work queued on a GPU
-            speed = seen / max(1e-9, time.perf_counter() - started)
+            if seen >= used or time.perf_counter() - last_event >= STEP_EVENT_SECONDS:  # speed is due
+                synchronize(device)  # the speed counts the work done, not the work queued on a GPU
+                speed = seen / max(1e-9, time.perf_counter() - started)
         train_seconds = time.perf_counter() - started
         loss, ce, kd, correct = (sums / seen).tolist()
         val = validate(model, data, channels_last=config.channels_last, stop=stop, keep_probs=epoch == epochs)
