@@ -18,13 +18,18 @@
    are the run's own ``phase_seconds``. fp32 and auto alternate; medians.
 
 The machine's load is printed before and after: on a shared machine, read the ratios (measured
-in the same rounds) before the absolute figures.
+in the same rounds) before the absolute figures. ``--clock cpu`` (with ``--threads 1``) counts this
+process's CPU seconds instead of wall seconds: other processes on the machine then change the
+figures much less (with 2 threads, a thread waiting for its descheduled twin still spends CPU).
+In that mode each epoch of the plain loop gets the same validation pass as the engine's, since
+the CPU clock is read around the whole call.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,7 +48,7 @@ from distill_core.data.augment import standard_augment  # noqa: E402
 from distill_core.device import synchronize  # noqa: E402
 from distill_core.events import EventLog  # noqa: E402
 from distill_core.methods import create_method  # noqa: E402
-from distill_core.training.trainer import build_optimizer, seeded_generator, train_phase  # noqa: E402
+from distill_core.training.trainer import build_optimizer, seeded_generator, train_phase, validate  # noqa: E402
 
 PHASES = ("setup", "teacher", "student_scratch", "student_kd", "measure")
 
@@ -105,6 +110,26 @@ def engine_loop(student, teacher, data, config, device, epochs: int) -> list[flo
     return [row["images_per_s"] for row in result.history]
 
 
+def timed(loop, clock: str):
+    """``loop`` with its images/s on ``clock``: "wall" (its own figures) or "cpu" (this process's CPU
+    seconds around each one-epoch call, a validation pass included for both loops)."""
+    if clock == "wall":
+        return loop
+
+    def on_cpu(student, teacher, data, config, device, epochs: int) -> list[float]:
+        rates = []
+        for _ in range(epochs):
+            started = time.process_time()
+            loop(student, teacher, data, config, device, 1)
+            if loop is plain_loop:  # the engine validates after each epoch
+                validate(student, data, channels_last=config.channels_last)
+            images = data.train_x.shape[0] // config.batch_size * config.batch_size if loop is plain_loop else \
+                data.train_x.shape[0]
+            rates.append(images / (time.process_time() - started))
+        return rates
+    return on_cpu
+
+
 def epoch_comparison(args, device) -> None:
     data = load_dataset(args.dataset).to(device)
     base = RunConfig(dataset=args.dataset, teacher=args.teacher, student=args.student, batch_size=args.batch_size,
@@ -118,10 +143,11 @@ def epoch_comparison(args, device) -> None:
             t, s = t.to(memory_format=torch.channels_last), s.to(memory_format=torch.channels_last)
         return t.eval().requires_grad_(False), s
 
+    plain, engine = timed(plain_loop, args.clock), timed(engine_loop, args.clock)
     variants = {
-        "plain loop, fp32": (plain_loop, models(False), base.replace(channels_last=False)),
-        "engine, fp32": (engine_loop, models(base.channels_last), base),
-        "engine, precision auto": (engine_loop, models(base.channels_last), base.replace(precision="auto")),
+        "plain loop, fp32": (plain, models(False), base.replace(channels_last=False)),
+        "engine, fp32": (engine, models(base.channels_last), base),
+        "engine, precision auto": (engine, models(base.channels_last), base.replace(precision="auto")),
     }
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeats + 1):
@@ -132,13 +158,19 @@ def epoch_comparison(args, device) -> None:
     auto = resolve_precision("auto", device)
     fp32 = resolve_precision("fp32", device)
     print(f"\n1. One distillation epoch: {args.teacher} -> {args.student} on {args.dataset}, batch {args.batch_size}, "
-          f"{device}, {torch.get_num_threads()} threads, median of {args.repeats} epochs (round robin, first dropped)")
+          f"{device}, {torch.get_num_threads()} threads, median of {args.repeats} epochs (round robin, first dropped), "
+          f"images per {'CPU' if args.clock == 'cpu' else 'wall'} second")
     print(f"   engine, fp32: trains in {fp32.train}, teacher labels in {fp32.teacher_labels}; "
           f"precision auto: trains in {auto.train}, labels in {auto.teacher_labels} ({auto.reason})")
     print(f"   {'':<24} {'images/s':>10}  {'spread':>17}  engine / plain")
     for name, values in rates.items():
         med = statistics.median(values)
         print(f"   {name:<24} {med:>10,.0f}  {min(values):>7,.0f}-{max(values):<7,.0f}  {med / plain:.2f}x")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def demo_run(precision: str, threads: int) -> dict:
@@ -148,12 +180,12 @@ def demo_run(precision: str, threads: int) -> dict:
         env = {**os.environ, "DISTILL_STUDIO_HOME": home}
         cmd = [sys.executable, "-m", "distill_core", "run", "--num-threads", str(threads), "--precision", precision,
                "--quiet", "--out", str(out)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu_s()
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, children_cpu_s() - cpu
         results = json.loads((out / "results.json").read_text())
     phases = results.get("phase_seconds", {})
-    return {"wall": wall, "run": results["seconds"], "start-up": wall - results["seconds"], **phases,
+    return {"wall": wall, "cpu": cpu, "run": results["seconds"], "start-up": wall - results["seconds"], **phases,
             "accuracy": {r: results[r]["accuracy"] for r in ("teacher", "student_scratch", "student_kd")},
             "precision": results["precision"]}
 
@@ -165,19 +197,20 @@ def demo_comparison(args) -> None:
             runs[precision].append(demo_run(precision, args.threads or 2))
     print(f"\n2. The default demo end to end (python -m distill_core run --num-threads {args.threads or 2} "
           f"--precision P, a fresh home), median of {args.demo_runs}, seconds:")
-    cols = ("wall", "start-up", "setup", "teacher", "student_scratch", "student_kd", "measure")
-    print("   " + f"{'precision':<28}" + "".join(f"{c:>17}" for c in cols))
+    cols = ("wall", "cpu", "start-up", "setup", "teacher", "student_scratch", "student_kd", "measure")
+    heads = {"student_scratch": "scratch", "student_kd": "distilled", "measure": "measuring"}
+    print("   " + f"{'precision':<33}" + "".join(f"{heads.get(c, c):>10}" for c in cols))
     for precision, rows in runs.items():
         p = rows[0]["precision"]
         label = f"{precision} (trains {p['train']}, labels {p['teacher_labels']})"
-        cells = "".join(f"{statistics.median(r[c] for r in rows):>17.1f}" for c in cols)
-        print(f"   {label:<28}{cells}")
+        cells = "".join(f"{statistics.median(r[c] for r in rows):>10.1f}" for c in cols)
+        print(f"   {label:<33}{cells}")
         walls = ", ".join(f"{r['wall']:.1f}" for r in rows)
         acc = rows[0]["accuracy"]
-        print(f"   {'':<28} each wall: {walls}; accuracy (last epoch, val): teacher {100 * acc['teacher']:.1f} %, "
+        print(f"   {'':<33} each wall: {walls}; accuracy (last epoch, val): teacher {100 * acc['teacher']:.1f} %, "
               f"scratch {100 * acc['student_scratch']:.1f} %, distilled {100 * acc['student_kd']:.1f} %")
-    print("   (wall: the process, timed outside; start-up: wall minus the run's own clock (Python, imports, "
-          "preload); setup: loading the data)")
+    print("   (wall: the process, timed outside; cpu: its CPU seconds, all threads; start-up: wall minus the "
+          "run's own clock (Python, imports, preload); setup: loading the data)")
 
 
 def main() -> None:
@@ -190,6 +223,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="epochs timed for each, after one warm-up round")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the demo's --num-threads too)")
     p.add_argument("--demo-runs", type=int, default=3, help="default demo runs per precision (0: none)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="images per wall second, or per CPU second of this process (steadier on a shared "
+                        "machine, with --threads 1)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
