@@ -11,6 +11,7 @@ import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
 from studio.diagram import favicon_svg
+from studio.health import banner
 
 # Streamlit turns an SVG icon into a data URL: nothing to fetch, no font needed (diagram.py says more).
 st.set_page_config(page_title="Distill Studio", page_icon=favicon_svg(), layout="wide")
@@ -21,5 +22,9 @@ pages = [
     st.Page("pages/live.py", title="Live run", icon=":material/monitoring:", url_path="live"),
     st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+banner(page.url_path)  # a home that cannot be written, a damaged run store: said once, above every page
+page.run()

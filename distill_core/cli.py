@@ -1,7 +1,8 @@
 """``python -m distill_core``: the same runs as the app, from a terminal.
 
     python -m distill_core run [--config runs/x/config.json] [--flag value ...] [--compress]
-    python -m distill_core runs [--status done] [--delete RUN_ID]
+    python -m distill_core sweep [run flags] --temperature 1,2,4,8 --alpha 0.5,0.9 --seeds 0,1,2 [--out DIR]
+    python -m distill_core runs [--status done] [--delete RUN_ID] [--rebuild]
     python -m distill_core export RUN_ID --format onnx|pt|safetensors|csv|json|all [--out PATH]
     python -m distill_core compress RUN_ID [--sparsity 0.5]
     python -m distill_core models [--dataset NAME]
@@ -24,18 +25,21 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import paths, sweep_cli
 from .config import RunConfig, validate
 from .data.datasets import DATASETS, list_datasets
-from .errors import DistillError
+from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
-from .methods import list_methods
+from .methods import list_methods, method_options
 from .models import MODELS, create_model
 from .runs.experiment import preload
+from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
 from .runs.store import RunStore
 from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
 from .tools.export import FORMATS, export_run
 from .training.measure import count_params, large_batch_key
+from .vocab import DISTILLED, ROLES, SCRATCH, STATUSES, TEACHER
 
 # flag -> RunConfig field, type, help. Defaults come from RunConfig, so there is one source.
 RUN_FLAGS = [
@@ -75,40 +79,55 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def add_run_flags(parser: argparse.ArgumentParser, lists: Sequence[str] = (), leave_out: Sequence[str] = ()) -> None:
+    """The run's flags, from RUN_FLAGS; those of the fields in ``lists`` take a comma list (as text:
+    the sweep parses it with the field's type)."""
+    parser.add_argument("--config", help="a config.json (or results.json) to repeat; flags override it")
+    for flag, field, kind, help_ in RUN_FLAGS:
+        if field in leave_out:
+            continue
+        listed = field in lists
+        parser.add_argument(flag, dest=field, type=str if listed else kind, default=argparse.SUPPRESS,
+                            help=f"{help_}; a comma list sweeps it" if listed else help_)
+    parser.add_argument("--teacher-checkpoint", dest="teacher_checkpoint", default=argparse.SUPPRESS,
+                        help="a state_dict of the teacher to use instead of training one")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
+                        help="no random crops or flips")
+    parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
+                        default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
+    parser.add_argument("--compile", dest="compile", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                        help="torch.compile the models (default: off; it pays on a GPU over long runs, not in a CPU demo)")
+    parser.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
+                        help="never download datasets")
+    parser.add_argument("--option", dest="options", action="append", metavar="NAME=VALUE", default=[],
+                        help="an option of the method (repeatable; see `methods`), e.g. --option standardize=true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m distill_core", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train teacher, scratch student and distilled student; compare")
-    run.add_argument("--config", help="a config.json (or results.json) to repeat; flags override it")
-    for flag, field, kind, help_ in RUN_FLAGS:
-        run.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS, help=help_)
-    run.add_argument("--teacher-checkpoint", dest="teacher_checkpoint", default=argparse.SUPPRESS,
-                     help="a state_dict of the teacher to use instead of training one")
-    run.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
-                     help="no random crops or flips")
-    run.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
-                     default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
-    run.add_argument("--compile", dest="compile", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                     help="torch.compile the models (default: off; it pays on a GPU over long runs, not in a CPU demo)")
-    run.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
-                     help="never download datasets")
+    add_run_flags(run)
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.add_argument("--compress", action="store_true",
                      help="after the run, add fp16, int8 and pruned rows for the teacher and the distilled student")
     run.add_argument("--sparsity", type=float, default=0.5, help="share of weights pruned with --compress")
 
     runs = sub.add_parser("runs", help="list the runs in the run store (newest first), or delete one")
-    runs.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    runs.add_argument("--status", choices=STATUSES)
     runs.add_argument("--dataset", help="only runs on this dataset")
     runs.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete this run: its rows and its folder")
+    runs.add_argument("--rebuild", action="store_true",
+                      help="move runs.db aside and rebuild it from the run folders' results.json files "
+                           "(for a damaged store)")
 
     export = sub.add_parser("export", help="write a run's student (onnx, pt, safetensors), metrics (csv) or config")
     export.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
     export.add_argument("--format", required=True, choices=("onnx", "pt", "safetensors", "csv", "json", "all"))
     export.add_argument("--out", help="file or folder (default: the run's exports/ folder)")
-    export.add_argument("--model", default="student_kd", choices=("student_kd", "student_scratch", "teacher"),
+    export.add_argument("--model", default=DISTILLED, choices=(DISTILLED, SCRATCH, TEACHER),
                         help="which model's weights (default: the distilled student)")
     export.add_argument("--which", default="last", choices=("last", "best"), help="last or best epoch's checkpoint")
     export.add_argument("--overwrite", action="store_true", help="replace a file that --out names, if it exists")
@@ -120,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="comma-separated: teacher, student_kd, student_scratch")
     compress.add_argument("--calibration-images", type=int, default=256, help="training images for int8 calibration")
     compress.add_argument("--latency-repeats", type=int, help="timed repetitions (default: the run's)")
+
+    sweep_cli.add_parser(sub, add_run_flags)
 
     models = sub.add_parser("models", help="the model registry")
     models.add_argument("--dataset", default="mnist5k", help="count parameters for this dataset's shape")
@@ -138,7 +159,30 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             overrides[field] = getattr(args, field)
     if overrides.get("teacher_checkpoint") and "teacher_source" not in overrides:
         overrides["teacher_source"] = "checkpoint"
+    method = overrides.get("method", base.method)
+    if getattr(args, "options", None):
+        overrides["extra"] = {**base.extra, **parse_options(method, args.options)}
     return validate(base.replace(**overrides))
+
+
+def parse_options(method: str, pairs: Sequence[str]) -> dict:
+    """``--option NAME=VALUE`` flags as ``config.extra``, each value read as the method declares it.
+    A name the method does not declare is kept as text, for ``problems`` to refuse by name."""
+    declared = {o.name: o for o in method_options(method)}
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise DistillError(f"--option wants NAME=VALUE, got {pair!r}")
+        if name in declared:
+            try:
+                out[name] = declared[name].parse(text)
+            except ValueError as exc:
+                raise DistillError(f"--option {name}={text}: {exc} ({declared[name].describe()})") from None
+        else:
+            out[name] = text
+    return out
 
 
 class ConsolePrinter:
@@ -150,13 +194,17 @@ class ConsolePrinter:
     def __call__(self, event: Event) -> None:
         d = event.data
         if event.kind == PHASE and event.phase != "measure":
-            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint"}.get(d["source"], "")
+            how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint",
+                   "reused": f"reused from run {d.get('from_run')}"}.get(d["source"], "")
             print(f"== {event.phase} {how}".rstrip(), file=self.stream, flush=True)
         elif event.kind == PHASE:
             print("== measuring size, FLOPs and latency", file=self.stream, flush=True)
         elif event.kind == EPOCH:
-            print(f"  epoch {d['epoch']:>3}/{d['epochs']}  loss {d['train_loss']:.4f} (ce {d['train_ce']:.4f}, "
-                  f"kd {d['train_kd']:.4f})  train {100 * d['train_accuracy']:5.1f}%  "
+            terms = ", ".join(f"{t['name']} {d.get('train_' + t['name'], float('nan')):.4f}"
+                              for t in d.get("terms", []))
+            stage = f" [{d['stage']}]" if d.get("stage") else ""
+            print(f"  epoch {d['epoch']:>3}/{d['epochs']}{stage}  loss {d['train_loss']:.4f} ({terms})  "
+                  f"train {100 * d['train_accuracy']:5.1f}%  "
                   f"val {100 * d['val_accuracy']:5.1f}%  {d['images_per_s']:,.0f} img/s  {d['seconds']:.1f}s",
                   file=self.stream, flush=True)
         elif event.kind == RESULT and event.phase == "teacher" and d["entry"].get("source") != "train":
@@ -164,12 +212,12 @@ class ConsolePrinter:
 
 
 def format_table(results: dict) -> str:
-    entries = [(role, results[role]) for role in ("teacher", "student_scratch", "student_kd") if results.get(role)]
+    entries = [(role, results[role]) for role in ROLES if results.get(role)]
     big = (large_batch_key(*(e.get("latency_ms") for _, e in entries))
            or f"batch_{results.get('config', {}).get('latency_batch', 64)}")  # the run's --latency-batch
     tested = any(e.get("test_accuracy") is not None for _, e in entries)  # datasets with a test set
-    rows = [("model", "arch", "val acc last", "best (epoch)", *(("test acc last",) if tested else ()), "params", "MB",
-             "MFLOPs", "ms b=1", f"ms b={big.split('_')[1]}")]
+    rows = [("model", "arch", "val acc last", "best (epoch)", *(("test acc last",) if tested else ()), "agrees",
+             "ECE", "params", "MB", "MFLOPs", "ms b=1", f"ms b={big.split('_')[1]}")]
     for role, e in entries:
         lat = e.get("latency_ms", {})
         best_epoch = e.get("best_epoch")
@@ -178,6 +226,8 @@ def format_table(results: dict) -> str:
             role, e["model"], f"{100 * e['accuracy']:.2f}%",
             f"{100 * e['best_accuracy']:.2f}% ({best_epoch if best_epoch is not None else '-'})",
             *((f"{100 * test:.2f}%" if test is not None else "-",) if tested else ()),
+            f"{100 * e['val_agreement']:.1f}%" if e.get("val_agreement") is not None else "-",
+            f"{e['ece']:.3f}" if e.get("ece") is not None else "-",
             f"{e['params']:,}" if "params" in e else "-",
             f"{e['size_bytes'] / 1e6:.2f}" if "size_bytes" in e else "-",
             f"{e['flops'] / 1e6:.1f}" if "flops" in e else "-",
@@ -190,7 +240,8 @@ def format_table(results: dict) -> str:
     comparison = results.get("comparison") or {}
     notes = ["accuracy: validation split, top-1; 'last' is the final epoch"
              + ("; test: the dataset's test set, evaluated once at the last epoch" if tested else "") + ". FLOPs: forward, batch 1 "
-             "(1 multiply-add = 2 FLOPs). Latency: median over timed runs after warm-up on "
+             "(1 multiply-add = 2 FLOPs). Agrees: the student's top-1 answer is the teacher's, share of val images, last "
+             "epoch. ECE: expected calibration error, 15 equal-width bins. Latency: median over timed runs after warm-up on "
              f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
     if results.get("precision"):
         notes.append(precision_note(results["precision"]))
@@ -199,6 +250,8 @@ def format_table(results: dict) -> str:
             notes.append(f"{label}: {comparison[key]['summary']}")
     if "kd_gain_points" in comparison:
         notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
+    if comparison.get("weak_teacher"):
+        notes.append(comparison["weak_teacher"])
     return "\n".join(lines + [""] + notes)
 
 
@@ -216,6 +269,9 @@ def precision_note(precision: dict) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if reason := paths.home_unwritable():  # the run store and the teacher cache live there, whatever --out says
+        raise DistillError(f"the Distill Studio home {paths.home()} cannot be written: {reason} (set "
+                           "DISTILL_STUDIO_HOME to a folder you can write)")
     if args.compress:  # a bad --sparsity is refused now, not after the whole run has trained
         check_settings(args.sparsity, CALIBRATION_IMAGES)
     started = time.perf_counter()
@@ -234,15 +290,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = RunStore()
+    if args.rebuild:
+        print(rebuild_store().summary())
+        return 0
+    if args.limit < 0:
+        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
     if args.delete:
+        store = RunStore()
         if not store.delete_run(args.delete):
             raise DistillError(f"no run {args.delete!r} in the run store ({store.path})")
         print(f"deleted run {args.delete} (its rows and its folder)")
         return 0
-    if args.limit < 0:
-        raise DistillError(f"--limit must be 0 (all) or more, got {args.limit}")
-    store.scan()  # run folders written before the store existed
+    try:
+        store = RunStore()
+        store.scan()  # run folders written before the store existed
+    except StoreDamagedError:
+        raise
+    except DistillError as exc:  # on a disk that cannot be written: listed as it is, if it can be read
+        try:
+            store = RunStore(read_only=True)
+        except DistillError:
+            raise exc from None
+        print(f"note: {exc}; listing it read-only", file=sys.stderr)
     rows = store.list_runs(status=args.status, dataset=args.dataset, limit=args.limit or None)
     print(f"{len(rows)} run(s) in {store.path}")
     if not rows:
@@ -320,14 +389,23 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     for m in list_methods():
-        print(f"{m['name']:<8} {m.get('summary', '')}  ({m.get('paper', '')})")
+        print(f"{m['name']:<8} {m.get('paper', '')}")
+        print(f"{'':<8} transfers {m.get('summary', '')}")
+        knobs = " and ".join({"temperature": "T", "alpha": "alpha"}[k] for k in m["uses"]) or "neither T nor alpha"
+        knobs += f" ({m['uses_note']})" if m.get("uses_note") else ""
+        print(f"{'':<8} reads {knobs}" + ("; needs convolutional teacher and student (feature maps)"
+                                          if m["features"] else ""))
+        for option in m["options"]:
+            print(f"{'':<10} --option {option.name}=...  {option.describe()}: {option.help}")
+    print("\nSet an option with --option NAME=VALUE on `run` (repeatable).")
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "runs": cmd_runs, "export": cmd_export, "compress": cmd_compress, "models": cmd_models,
-               "datasets": cmd_datasets, "methods": cmd_methods}[args.command]
+               "datasets": cmd_datasets, "methods": cmd_methods,
+               "sweep": lambda a: sweep_cli.cmd_sweep(a, config_from_args)}[args.command]
     try:
         return handler(args)
     except BrokenPipeError:  # `... | head` stopped reading: not an error of ours

@@ -7,7 +7,6 @@ a run from the app repeatable from the CLI.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import typing
@@ -18,8 +17,8 @@ from typing import Any, Optional
 from .data.datasets import DATASETS
 from .errors import ConfigError
 from .files import write_atomic
-from .methods import METHODS
-from .models import MODELS
+from .methods import METHODS, option_problems
+from .models import MODELS, has_features
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
@@ -190,7 +189,8 @@ def problems(config: RunConfig) -> list[Problem]:
     for name in ("epochs", "teacher_epochs", "batch_size", "latency_batch", "latency_repeats"):
         v = number(name, int)
         if v is not None:
-            check(v >= 1, name, f"{name} must be at least 1, got {v}")
+            # latency_repeats has its own floor below: one message, not "at least 1" over "at least 5"
+            check(v >= 1 or name == "latency_repeats", name, f"{name} must be at least 1, got {v}")
             check(name != "batch_size" or v != 1, name, "batch_size must be at least 2: BatchNorm cannot normalise "
                                                         "a batch of one image")
             check(name != "latency_batch" or v != 1, name, "latency_batch must be at least 2: batch 1 is always "
@@ -239,9 +239,8 @@ def problems(config: RunConfig) -> list[Problem]:
               f"is set, but teacher_source {config.teacher_source!r}"
               f"{' (cache or train)' if config.teacher_source == 'auto' else ''} would not use it: set teacher_source "
               "to 'checkpoint', or leave the checkpoint out")
-    if config.method in METHODS and config.extra:
-        check(not (unknown := unknown_options(METHODS.get(config.method), config.extra)), "extra",
-              f"extra holds options the {config.method!r} method does not take: {', '.join(unknown)}")
+    if config.method in METHODS:
+        out.extend(method_problems(config))
     if config.dataset == "imagefolder":
         check(bool(config.data_dir), "data_dir",
               "the imagefolder dataset needs a data_dir: a folder of class sub-folders")
@@ -290,16 +289,23 @@ def wrong_types(config: RunConfig) -> list[Problem]:
     return found
 
 
-def unknown_options(factory, options: dict) -> list[str]:
-    """Keys of ``options`` (``config.extra``) that the method does not read: a ``DistillMethod``
-    lists them in ``OPTIONS``; another factory takes them as named parameters."""
-    known = getattr(factory, "OPTIONS", None)
-    if known is None:
-        params = inspect.signature(factory).parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return []
-        known = set(params) - {"student", "teacher", "temperature", "alpha"}
-    return sorted(set(options) - set(known))
+def method_problems(config: RunConfig) -> list[Problem]:
+    """The method's options (field "extra": unknown, of the wrong type, out of range, at odds with
+    the epochs) and the models it needs (field "method": a feature method on a model without
+    feature maps, the MLP)."""
+    method = METHODS.get(config.method)
+    found = [Problem("extra", text) for text in option_problems(method, config.extra)]
+    if not found and isinstance(config.epochs, int) and not isinstance(config.epochs, bool):
+        options = {o.name: o.default for o in method.OPTIONS} | config.extra
+        found += [Problem("extra", text) for text in method.run_problems(options, config.epochs)]
+    if method.FEATURES:
+        for role in ("teacher", "student"):
+            arch = getattr(config, role)
+            if arch in MODELS and not has_features(arch):
+                found.append(Problem("method", f"the {config.method!r} method matches feature maps, and the {role} "
+                                               f"{arch!r} has none (it is not convolutional): choose kd or dkd, or a "
+                                               f"convolutional {role}"))
+    return found
 
 
 def validate(config: RunConfig) -> RunConfig:

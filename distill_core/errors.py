@@ -4,6 +4,7 @@ Everything a user can get wrong (a bad value, a missing file, no network, no GPU
 ``DistillError``. The CLI turns it into one ``error: ...`` line and exit code 2; the app shows
 its message. Anything else that escapes is a bug, and deserves its traceback.
 """
+import errno
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -31,6 +32,39 @@ class CheckpointError(DistillError):
 
 class DeviceError(DistillError):
     """The requested device is not present, or ran out of memory."""
+
+
+class StoreDamagedError(DistillError):
+    """The run store's file (runs.db) cannot be read as a database; ``path`` names it.
+
+    The run folders are the truth and the store only indexes them, so it can be rebuilt from
+    them (``runs/rebuild.py``)."""
+
+    def __init__(self, message: str, path: str = "", reason: str = ""):
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
+class WriteError(DistillError, OSError):
+    """A file could not be written (a full disk, a read-only folder); the message names it.
+
+    An ``OSError`` too (with the original ``errno``), so code that handles a failed write as one
+    keeps doing so."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def write_error(path, exc: OSError) -> WriteError:
+    """``exc`` (raised while writing ``path``) as a message that names the file: an ``OSError`` from
+    ``write()`` carries no file name, and "No space left on device" alone does not say where."""
+    if isinstance(exc, WriteError):
+        return exc
+    err = WriteError(f"cannot write {path}: {exc.strerror or exc}"
+                     + (" (free some space on that disk, or write elsewhere: --out, or DISTILL_STUDIO_HOME)"
+                        if exc.errno == errno.ENOSPC else ""))
+    err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
+    return err
 
 
 class TrainingDiverged(DistillError):

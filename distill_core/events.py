@@ -22,6 +22,10 @@ STEP = "step"  # data: {"epoch", "step", "steps", "loss", "progress"}, "images_p
 EPOCH = "epoch"  # data: one history row (trainer.train_phase's history) plus "progress"
 RESULT = "result"  # data: a finished model entry, {"model": name, "entry": {...}}
 ERROR = "error"  # data: {"message": str, "type": exception class name}
+# A sweep's trial starts or ends (runs/sweep_run.py); the run's own events come in between.
+# data: {"state": "start"|"end", "index", "total", "cell", "seed", "run_id"}, and at the end
+# "status" and "row" (its sweep.csv row, None unless it finished)
+TRIAL = "trial"
 
 
 @dataclass

@@ -43,6 +43,10 @@ class Registry(Generic[T]):
         self.get(name)
         return dict(self._meta[name])
 
+    def name_of(self, obj: object) -> str:
+        """The name ``obj`` is registered under (its own name when it is not registered)."""
+        return next((n for n, o in self._entries.items() if o is obj), getattr(obj, "__name__", str(obj)))
+
     def names(self) -> list[str]:
         return list(self._entries)
 

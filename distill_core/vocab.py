@@ -18,4 +18,4 @@ FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
 
 # ---- one history row (results.json "history", the run store's epochs table, the CSV export) ----
 METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
-           "images_per_s", "seconds")
+           "images_per_s", "seconds", "val_agreement", "val_kl_teacher")  # the last two: students only

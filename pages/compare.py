@@ -3,10 +3,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core import ROLE_LABEL, ROLES, export_file_name
+from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, export_file_name
 from studio import fmt
-from studio.charts import bar_figure, confusion_figure
-from studio.compare import comparison_table, headline, latency_table
+from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
+from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs
+from studio.methods_text import method_setting
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
@@ -32,12 +33,12 @@ if asked and asked not in ids:
         ids.insert(0, asked)
         labels[asked] = f"{asked} · {(kept.get('config') or {}).get('dataset')} · {kept.get('status')}"
     elif kept:
-        st.warning(f"Run {asked} is {kept.get('status')} and no model of it finished, so there is nothing to "
+        st.warning(f"Run {fmt.code(asked)} is {kept.get('status')} and no model of it finished, so there is nothing to "
                    "compare. Start it again from the Distill page.", icon=":material/block:")
         st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
         st.stop()
     elif ids:
-        st.warning(f"Run {asked} has no results on this server; showing the latest run instead.")
+        st.warning(f"Run {fmt.code(asked)} has no results on this server; showing the latest run instead.")
 if not ids:
     st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
     st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
@@ -51,12 +52,12 @@ if st.query_params.get("run") != run_id:
 
 results = load_results(run_id)
 if not results:
-    st.error(f"The results of run {run_id} could not be read.")
+    st.error(f"The results of run {fmt.code(run_id)} could not be read.")
     st.stop()
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
 if results.get("status") in ("cancelled", "interrupted") and not present:
-    st.warning(f"Run {run_id} was {results['status']} before any model finished, so there is nothing to compare. "
+    st.warning(f"Run {fmt.code(run_id)} was {results['status']} before any model finished, so there is nothing to compare. "
                "Start it again from the Distill page.", icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
@@ -69,11 +70,11 @@ TEACHER_FROM = {"train": "trained in this run", "cache": "from the cache (an ear
                 "checkpoint": "a given checkpoint"}
 teacher_from = TEACHER_FROM.get((results.get("teacher") or {}).get("source"))
 skipped = (results.get("dataset") or {}).get("source", "")
-st.caption(f"{cfg.get('dataset')} · T = {cfg.get('temperature'):g} · α = {cfg.get('alpha'):g} · "
+st.caption(f"{cfg.get('dataset')} · method {method_setting(cfg)} · "
            f"{fmt.things(cfg.get('epochs') or 0, 'student epoch')} · device {results.get('device', '?')} · "
            f"{fmt.duration(results.get('seconds'))} in all" + (f" · teacher {teacher_from}" if teacher_from else ""))
 if "skipped" in skipped:  # an image folder's unreadable files: the run left them out
-    st.caption(f"Data: {skipped}")
+    st.caption(f"Data: {fmt.plain(skipped)}")
 class_names = (results.get("dataset") or {}).get("class_names") or []
 teacher_acc, n_classes = (results.get("teacher") or {}).get("accuracy"), len(class_names) or None
 if teacher_acc is not None and n_classes and teacher_acc < 1.5 / n_classes:
@@ -106,6 +107,33 @@ row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, he
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
     st.markdown(h["sentence"])
+if terms := loss_terms(results):
+    st.caption(terms)
+comparison = comparison_headline(results)  # as the engine words it, for runs of any age
+weak = comparison.get("weak_teacher")
+if weak:  # the evidence beside the reason: the teacher's curve under the scratch student's
+    st.warning(weak, icon=":material/school:")
+    with st.expander("The teacher's curve and the scratch student's"):
+        st.plotly_chart(accuracy_figure({r: (results.get(r) or {}).get("history") or [] for r in (TEACHER, SCRATCH)}),
+                        key="weak_teacher_curves", config={"displaylogo": False})
+
+# ---- over seeds: a sweep's cell -------------------------------------------------------------------
+if seeds := seed_runs(run_id):
+    st.subheader(f"Over {len(seeds)} seeds")
+    stats = over_seeds(seeds)
+    cards = wrapping_row("seed_cards", 11.5)
+    for key, label, unit in (("gain_points", "KD gain over scratch", " pts"), ("kd_accuracy", "Distilled student", " %"),
+                             ("scratch_accuracy", "Scratch student", " %"), ("teacher_accuracy", "Teacher", " %")):
+        if key in stats:
+            mean, std = stats[key]
+            cards.metric(label, f"{mean:+.1f} ± {std:.1f}{unit}" if key == "gain_points" else
+                         f"{mean:.1f} ± {std:.1f}{unit}", border=True, help="Mean ± std over the seeds")
+    st.caption("Each seed's figures (validation, last epoch); the run shown above is marked.")
+    for r in seeds:
+        mark = " ← this run" if r["run_id"] == run_id else ""
+        st.page_link("pages/compare.py", label=f"seed {r['seed']}: KD {fmt.percent(r['kd_accuracy'])}, scratch "
+                                               f"{fmt.percent(r['scratch_accuracy'])}, gain {r['gain_points']:+.1f} "
+                                               f"pts · run {r['run_id']}{mark}", query_params={"run": r["run_id"]})
 
 # ---- the table ------------------------------------------------------------------------------------
 st.subheader("Side by side")
@@ -129,6 +157,35 @@ for title, values, form in metrics:
     if values:
         bars.plotly_chart(bar_figure(title, values, form), key=f"bars_{title}", config={"displaylogo": False})
 
+# ---- fidelity and calibration -------------------------------------------------------------------
+st.subheader("How closely the students copy the teacher")
+st.caption("Agreement: the share of images on which a student's top answer is the teacher's. KL: the mean "
+           "KL(teacher ‖ student) of their probabilities at T = 1, 0 when they match exactly. Validation split, "
+           "last epoch; training split once at the end, on the images the students learnt from. Distillation can "
+           "raise accuracy while the student stays far from its teacher (Stanton et al. 2021).")
+fidelity_row = wrapping_row("fidelity_cards", 11.5)
+for role in (DISTILLED, SCRATCH):
+    entry = results.get(role) or {}
+    if entry.get("val_agreement") is None:
+        continue
+    fidelity_row.metric(f"{ROLE_LABEL[role].capitalize()}: agrees with the teacher", fmt.percent(entry["val_agreement"]),
+                        border=True, height="stretch",
+                        delta=f"{fmt.percent(entry.get('train_agreement'))} on training images", delta_color="off",
+                        delta_arrow="off", help="Validation split, last epoch; below it, the training split.")
+    fidelity_row.metric(f"{ROLE_LABEL[role].capitalize()}: KL to the teacher", f"{entry['val_kl_teacher']:.3f}",
+                        border=True, height="stretch", delta=f"{entry.get('train_kl_teacher', 0):.3f} on training "
+                        "images", delta_color="off", delta_arrow="off",
+                        help="Mean KL(teacher ‖ student) at T = 1, in nats; validation split, last epoch.")
+cal, per_class = st.columns(2)
+if any((results.get(r) or {}).get("reliability") for r in present):
+    cal.plotly_chart(reliability_figure({r: results[r] for r in present}), key="reliability",
+                     config={"displaylogo": False})
+    cal.caption("ECE: expected calibration error, the gap between confidence and accuracy over 15 equal-width "
+                "confidence bins, weighted by the images in each.")
+gains = comparison.get("per_class_gain_points") or []
+if gains:
+    per_class.plotly_chart(class_gain_figure(gains, class_names), key="class_gain", config={"displaylogo": False})
+
 # ---- confusion matrices ---------------------------------------------------------------------------
 st.subheader("Confusion matrices")
 st.caption("Validation split, last epoch. Each row is a true class; its cells are the share of that class's "
@@ -150,7 +207,7 @@ if not rows:
 else:
     images, why = val_images(cfg)
     if images is None:
-        st.caption(f"The images cannot be shown: {why}.")
+        st.caption(f"The images cannot be shown: {fmt.plain(why)}.")
     else:
         def name(i: int) -> str:
             return str(class_names[i]) if i < len(class_names) else str(i)
@@ -165,9 +222,9 @@ else:
                 mark_t = "✓" if t["pred"] == row["label"] else "✗"
                 mark_s = "✓" if s["pred"] == row["label"] else "✗"
                 col.image(to_picture(images[row["index"]]), width=112)
-                col.caption(f"true **{name(row['label'])}**  \n"
-                            f"teacher {name(t['pred'])} ({100 * t['prob']:.0f} %) {mark_t}  \n"
-                            f"student {name(s['pred'])} ({100 * s['prob']:.0f} %) {mark_s}")
+                col.caption(f"true {fmt.code(name(row['label']))}  \n"  # class names are folder names
+                            f"teacher {fmt.code(name(t['pred']))} ({100 * t['prob']:.0f} %) {mark_t}  \n"
+                            f"student {fmt.code(name(s['pred']))} ({100 * s['prob']:.0f} %) {mark_s}")
 
 # ---- compression side by side ---------------------------------------------------------------------
 st.subheader("Distillation beside quantisation and pruning")
@@ -183,7 +240,7 @@ art = results.get("artifacts") or {}
 last = art.get("student_kd_last")  # the epoch every number on this page is from
 if last and Path(last).is_file():
     with st.expander("Files"):
-        st.caption(f"Everything of this run is in `{art.get('dir')}`.")
+        st.caption(f"Everything of this run is in {fmt.code(art.get('dir'))}.")
         st.download_button("Distilled student (last epoch, state_dict)", Path(last).read_bytes(),
                            file_name=export_file_name(run_id, "pt", cfg.get("student") or "student"), on_click="ignore",
                            icon=":material/download:", key="download_student")

@@ -1,16 +1,22 @@
 """Distill: choose the data, the teacher, the student and the recipe, then start a run."""
+import math
+
 import streamlit as st
 
-from distill_core import DATASETS, MODELS, describe_devices, paths, repeat_command, resolve_device, resolve_precision
-from studio import fmt
-from studio.form import PRESETS, TEACHER_MODES, W, apply_preset, blocking_problems, by_section, cached_teachers, \
-    batch_note, collect, ensure_state, folder_classes, options, reused_teacher, sync_url, worded, \
-    folder_summary
+from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses,
+                          paths, repeat_command, resolve_device, resolve_precision)
+from studio import fmt, folders
+from studio.folder_uploads import MAX_ZIP_BYTES
+from studio.folders import folder_classes, folder_summary
+from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, \
+    blocking_problems, by_section, cached_teachers, batch_note, collect, ensure_state, option_key, options, \
+    reused_teacher, sync_url, weak_teacher_hint, worded
+from studio.health import home_problem, start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.model_info import input_spec, model_card
-from studio.uploads import check_teacher_file_cached, save_upload
+from studio.uploads import check_teacher_file_cached, mark_used, take_teacher, take_zip, uploader_key
 
 require_app()
 
@@ -22,6 +28,50 @@ DISTILL_DATA_HELP = {
 }
 
 
+def method_label(name: str) -> str:
+    meta = METHODS.meta(name)
+    return f"{name}  ·  {meta.get('title', '')} ({meta.get('cite', '').split()[-1]})"  # the authors are in its caption
+
+
+def method_caption(name: str) -> str:
+    meta = METHODS.meta(name)
+    return f"**Transfers** {meta.get('summary', '')}. *{meta.get('paper', '')}*. Matches {meta.get('reference', '')}."
+
+
+def option_widget(method: str, option) -> None:
+    """A method option's widget, from its declaration. Numbers have no bounds here: a value out of
+    range is shown, and refused beside the method with the engine's own words."""
+    key, label = option_key(method, option), option.name.replace("_", " ")
+    if option.kind is bool:
+        st.toggle(label, key=key, help=option.help)
+    elif option.choices:
+        st.selectbox(label, list(option.choices), key=key, help=option.help)
+    elif option.kind is int:
+        st.number_input(label, step=1, key=key, help=option.help)
+    else:
+        step = 10.0 ** (math.floor(math.log10(option.default)) - 1) if option.default > 0 else 0.1
+        st.number_input(label, step=step, format="%g", key=key, help=option.help)
+
+
+def formula_of(config) -> tuple[str, str]:
+    """The method's formula, with the page's values; with the defaults where an option is unreadable
+    (its problem is said beside the method)."""
+    try:
+        return method_formula(config.method, config.temperature, config.alpha, config.extra)
+    except Exception:  # noqa: BLE001 - a formula must not take the page down
+        return method_formula(config.method, config.temperature, config.alpha, {})
+
+
+def formula_note(name: str) -> str:
+    if name in ("kd", "dkd"):
+        return ("z_t, z_s: teacher and student logits; σ: softmax" + ("; e: the epoch, W: the warmup" if name == "dkd"
+                else "") + ". The T² keeps the soft terms' gradients the same size as T changes. The scratch student "
+                "is trained with CE alone: the same recipe, no teacher.")
+    return ("f^(k): a model's feature map at stage k of its three (their outputs at its last three sizes)"
+            + ("; r: a small trainable regressor, never part of the student" if name == "fitnet" else "")
+            + ". The scratch student is trained with CE alone: the same recipe, no teacher.")
+
+
 def dataset_label(name: str) -> str:
     meta = DATASETS.meta(name)
     # offline/download before the sizes, which can be long ("45,000 train / 5,000 val / 10,000 test")
@@ -29,9 +79,19 @@ def dataset_label(name: str) -> str:
     return f"{name}  ·  {'offline' if meta.get('offline') else 'download'}  ·  {meta.get('size', '')}"
 
 
+def upload_note(kind: str, folder: str | None = None) -> None:
+    """What became of the last upload of this kind: refused (and why), or unpacked into ``folder``."""
+    note = ss.get(f"{kind}_note")
+    if note and note[0] == "error":
+        st.error(note[1], icon=":material/block:")
+    elif note and (folder is None or folder == ss.get("zip_folder")):
+        st.success(note[1], icon=":material/check:")
+
+
 ensure_state()
 ss = st.session_state
 opts = options()
+cannot_write = home_problem() is not None  # said at the top of the page; no upload can be kept
 
 st.title("Distill")
 top = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # buttons as wide as their labels
@@ -55,14 +115,23 @@ with left:
     if dataset == "imagefolder":
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
+        if folders.awaiting_confirmation(ss.get(W + "data_dir")):  # a link's folder: read once confirmed here
+            st.button("Read this folder", key="data_dir_confirm", icon=":material/folder_open:",
+                      on_click=folders.confirm, args=(ss.get(W + "data_dir") or "",))
+        st.file_uploader("Or upload a .zip of the class folders", type=["zip"], key=uploader_key("zip"),
+                         on_change=take_zip, max_upload_size=MAX_ZIP_BYTES // 2**20, disabled=cannot_write,
+                         help="From your own computer: a .zip of a folder with one sub-folder of images per class, "
+                              f"at most {MAX_ZIP_BYTES // 2**20} MB. Its images are unpacked into this server's "
+                              "uploads folder, and the field above points at them.")
+        upload_note("zip", folder=ss.get(W + "data_dir"))
         boxes_folder = st.container()  # its problems show here, under the field
         if summary := folder_summary(ss.get(W + "data_dir")):
             st.caption(summary)
         f1, f2 = st.columns(2)
-        f1.number_input("Image size (pixels, square)", min_value=8, max_value=256, step=8, key=W + "image_size",
-                        help="Every picture is resized to this before training.")
-        f2.number_input("Validation share", min_value=0.05, max_value=0.5, step=0.05, format="%.2f",
-                        key=W + "val_fraction",
+        f1.number_input("Image size (pixels, square)", min_value=IMAGE_SIZE_RANGE[0], max_value=IMAGE_SIZE_RANGE[1],
+                        step=8, key=W + "image_size", help="Every picture is resized to this before training.")
+        f2.number_input("Validation share", min_value=VAL_FRACTION_RANGE[0], max_value=VAL_FRACTION_RANGE[1],
+                        step=0.05, format="%.2f", key=W + "val_fraction",
                         help="The part of each class held out to measure accuracy (a fixed split, by the seed).")
 
     st.radio("Teacher", list(TEACHER_MODES), key=W + "teacher_mode", format_func=TEACHER_MODES.get, horizontal=True)
@@ -87,12 +156,11 @@ with left:
                          format_func=labels.get)
     else:
         st.selectbox("The checkpoint's model", opts["teacher"], key=W + "teacher")
-        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=W + "upload",
+        uploaded = st.file_uploader("Teacher state_dict (.pt)", type=["pt", "pth", "bin"], key=uploader_key("teacher"),
+                                    on_change=take_teacher, disabled=cannot_write,
                                     help="torch.save(model.state_dict(), path). Loaded with weights_only=True: "
-                                         "files that could run code are refused.")
-        if uploaded is not None and ss.get("uploaded_id") != uploaded.file_id:  # save once, not every rerun
-            ss.uploaded_path = str(save_upload(uploaded.name, uploaded.getvalue()))
-            ss.uploaded_name, ss.uploaded_id = uploaded.name, uploaded.file_id
+                                         "files that could run code are refused, and deleted.")
+        upload_note("teacher")
         if ss.get("uploaded_path"):
             stored = ss.uploaded_path.rsplit("/", 1)[-1]
             name = ss.get("uploaded_name") or stored.split("-", 1)[-1]  # stored as <content hash>-<its name>
@@ -100,14 +168,14 @@ with left:
                 folder_classes(ss.get(W + "data_dir")) if dataset == "imagefolder" else None))
             upload_error = upload_error and upload_error.replace(stored, name)
             if upload_error is None:
-                st.success(f"{name} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
+                st.success(f"{fmt.code(name)} fits {ss[W + 'teacher']} on {dataset}.", icon=":material/check:")
             # The file stays chosen when the uploader is empty (another teacher mode, another page
             # and back: the widget forgets, the upload was lost); forgetting it is a click.
             if uploaded is None:
                 u1, u2 = st.columns([3, 1], vertical_alignment="center")
-                u1.caption(f"Using {name}, uploaded earlier. Upload another file to replace it.")
+                u1.caption(f"Using {fmt.code(name)}, uploaded earlier. Upload another file to replace it.")
                 if u2.button("Forget it", key="forget_upload", width="stretch"):
-                    ss.uploaded_path = ss.uploaded_name = ss.uploaded_id = None
+                    ss.uploaded_path = ss.uploaded_name = None
                     st.rerun()
 
     st.selectbox("Student model", opts["student"], key=W + "student")
@@ -119,6 +187,8 @@ config = collect()
 if mode == "train" and (reused := reused_teacher(config)):
     boxes_reuse.caption(f"A {config.teacher} trained with this recipe is cached "
                         f"({fmt.percent(reused.get('accuracy'))} val): it is reused, so only the students train.")
+if mode == "train" and (hint := weak_teacher_hint(config)):
+    boxes["data"].warning(hint, icon=":material/school:")
 
 with right:
     st.subheader("Size and cost")
@@ -152,24 +222,31 @@ with right:
                                    "loads them)")
                + ". FLOPs count 2 per multiply-add.")
 
-# ---- the loss -------------------------------------------------------------------------------------
-st.subheader("The loss")
+# ---- the method and its loss -------------------------------------------------------------------
+st.subheader("The method and its loss")
 l1, l2 = st.columns([1, 1.3], gap="large")
 with l1:
-    st.slider("Temperature T", 0.0, 20.0, step=0.5, key=W + "temperature",
-              help="Softens the teacher's probabilities: higher T shows more of how it ranks the wrong classes.")
-    st.slider("alpha (weight of the soft targets)", 0.0, 1.0, step=0.05, key=W + "alpha",
-              help="0 = train on the labels only (no distillation); 1 = learn from the teacher only.")
+    st.selectbox("Distillation method", opts["method"], key=W + "method", format_func=method_label,
+                 help="What the student learns from the teacher. The scratch student is the same for every method: "
+                      "plain cross-entropy, no teacher.")
+    method = ss[W + "method"]
+    st.caption(method_caption(method))
+    boxes["method"] = st.container()  # the method's problems (options, a model without feature maps)
+    for option in method_options(method):
+        option_widget(method, option)
+    uses = method_uses(method, config.extra if method == config.method else {})
+    st.slider("Temperature T", 0.0, 20.0, step=0.5, key=W + "temperature", disabled="temperature" not in uses,
+              help="Softens the teacher's probabilities: higher T shows more of how it ranks the wrong classes."
+              if "temperature" in uses else f"{method} does not use a temperature.")
+    st.slider("alpha (weight of the soft targets)", 0.0, 1.0, step=0.05, key=W + "alpha", disabled="alpha" not in uses,
+              help="0 = train on the labels only (no distillation); 1 = learn from the teacher only."
+              if "alpha" in uses else f"{method} weighs its terms with its own options, not alpha.")
     boxes["loss"] = st.container()
 with l2:
-    t, a = config.temperature, config.alpha
-    # Two lines, KD term and CE term: on one line the formula is wider than its column on a laptop.
-    st.latex(r"\begin{aligned}\mathcal{L} &= \alpha\,T^2\,\mathrm{KL}\!\left(\sigma(z_t/T)\,\|\,"
-             r"\sigma(z_s/T)\right)\\ &\quad + (1-\alpha)\,\mathrm{CE}(y, \sigma(z_s))\end{aligned}")
-    st.latex(rf"\begin{{aligned}} &= {a:.2f} \cdot {t:g}^2\,\mathrm{{KL}}\!\left(\sigma(z_t/{t:g})\,\|\,"
-             rf"\sigma(z_s/{t:g})\right)\\ &\quad + {1 - a:.2f}\,\mathrm{{CE}}(y, \sigma(z_s))\end{{aligned}}")
-    st.caption("z_t, z_s: teacher and student logits; σ: softmax. The T² keeps the soft term's gradients the same "
-               "size as T changes. The scratch student is trained with α = 0: the same recipe, no teacher.")
+    symbols, values = formula_of(config)
+    st.latex(symbols)  # two lines where it is long: on one line a formula is wider than its column on a laptop
+    st.latex(values)
+    st.caption(formula_note(config.method))
 
 # ---- the recipe -----------------------------------------------------------------------------------
 st.subheader("Recipe")
@@ -247,21 +324,26 @@ if note := batch_note(config):
     boxes["recipe"].warning(note, icon=":material/warning:")
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
+runs_busy = [j for j in busy if j.kind == "run"]
 b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
-start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found), key="start",
-                  width="stretch", help="Fix the problems above first." if found else None)
+blocked = start_blocker()  # the server's own problem (its home, its run store), said at the top of the page
+start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found) or bool(blocked),
+                  key="start", width="stretch", help=blocked or ("Fix the problems above first." if found else None))
 b2.download_button("config.json", config.to_json() + "\n", file_name="config.json", mime="application/json",
                    icon=":material/download:", key="download_config", on_click="ignore",
                    help=f"The same run from a terminal: {repeat_command('config.json')}")
-if found:
+if blocked:
+    b3.caption(f"Start is disabled. {blocked}")
+elif found:
     b3.caption(f"Start is disabled until the {fmt.things(len(found), 'problem')} marked in red "
                f"above {'are' if len(found) > 1 else 'is'} fixed.")
-elif same := next((j for j in busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
+elif same := next((j for j in runs_busy if j.config == config and not j.stopping), None):  # Start joins it (JobManager.submit)
     b3.caption(f"This exact setup is already {same.status} (run {same.id}): Start shows that run instead of "
                "training it twice.")
 elif busy:
     b3.caption(f"{fmt.things(len(busy), 'run')} already queued or running on this server; a new one waits its turn.")
-if start and not found:
+if start and not found and not blocked:
+    mark_used(config.data_dir, config.teacher_checkpoint)  # the uploads a run uses are the last the cap removes
     job_id = manager.submit(config)
     ss.job_id = job_id
     st.switch_page("pages/live.py", query_params={"job": job_id})

@@ -1,9 +1,12 @@
 """Home: what distillation is, in one picture, and a one-click offline demo."""
+import pandas as pd
 import streamlit as st
 
 from distill_core import RunConfig
 from studio.diagram import distillation_svg
 from studio.form import PRESETS
+from studio.health import start_blocker
+from studio.methods_text import WHEN
 from studio.manager import get_manager
 from studio.nav import require_app
 
@@ -34,13 +37,22 @@ with right:
     with st.container(border=True):
         st.markdown("##### Try it now")
         st.caption(demo.help + " About a minute on a 2-core laptop.")
+        blocked = start_blocker()
         if st.button(f"Run the {demo.label}", type="primary", icon=":material/play_arrow:", key="home_demo",
-                     width="stretch"):
+                     width="stretch", disabled=blocked is not None, help=blocked) and not blocked:
             job_id = get_manager().submit(RunConfig())
             st.session_state.job_id = job_id
             st.switch_page("pages/live.py", query_params={"job": job_id})
+        if blocked:
+            st.caption(blocked)
         # Short, so a narrow screen shows it whole.
         st.page_link("pages/distill.py", label="Or set up a run", icon=":material/tune:")
+
+st.markdown("#### Which method when")
+st.table(pd.DataFrame(WHEN, columns=["method", "when to pick it"]), hide_index=True)
+st.caption("Every method is compared with the same student trained without a teacher, so the gain you see is the "
+           "method's. On small data a method that wins on CIFAR-100 may not beat KD: try two or three on your pair "
+           "(docs/benchmarks.md has our own numbers).")
 
 # The engine's heavy imports (studio/manager.py), now, while the page is read: done at the click, they
 # held the switch to the Live page back by over a second on a fresh server. The page is already drawn.

@@ -14,6 +14,7 @@ from studio import fmt
 from studio.live_feed import stage
 from studio.live_view import live_view
 from studio.manager import get_manager
+from studio.methods_text import method_setting
 from studio.nav import require_app
 from studio.runs import stored_results
 from studio.style import STATUS_BADGE
@@ -31,7 +32,7 @@ st.title("Live run")
 if snap is None:
     snap = manager.current()
     if asked and snap is not None:
-        st.info(f"Run {asked} is not known to this server (it may have been restarted); showing the latest "
+        st.info(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted); showing the latest "
                 "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
 if snap is None:
     kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
@@ -39,16 +40,22 @@ if snap is None:
         said = {"done": "finished. Its comparison", "cancelled": "was cancelled. What it finished",
                 "failed": "failed. What it finished",
                 "interrupted": "was interrupted: its server stopped while it ran. What it finished"}[kept["status"]]
-        st.warning(f"Run {asked} {said} is on the Compare page.", icon=":material/block:")
+        st.warning(f"Run {fmt.code(asked)} {said} is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
     elif asked:
-        st.warning(f"Run {asked} is not known to this server (it may have been restarted). Finished runs are "
+        st.warning(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted). Finished runs are "
                    "still on the Compare page.", icon=":material/help:")
     else:
         st.info("Nothing is running yet.", icon=":material/info:")
     st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
+    st.stop()
+
+if snap.kind == "sweep":  # its trials' curves are its runs'; the sweep as a whole is on the Sweep page
+    st.info(f"This is sweep {snap.id}, {snap.status}: its heatmap and its trials are on the Sweep page.",
+            icon=":material/grid_on:")
+    st.page_link("pages/sweep.py", label="Open the sweep", icon=":material/grid_on:", query_params={"sweep": snap.id})
     st.stop()
 
 job_id = ss.job_id = snap.id
@@ -58,13 +65,13 @@ if st.query_params.get("job") != job_id:
 cfg = snap.config
 others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
-head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · T = {cfg.temperature:g}, "
-                 f"α = {cfg.alpha:g} · {fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
+head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · {method_setting(cfg.to_dict())} · "
+                 f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
 log_scale = head[2].toggle("Log loss", key="log_loss",
-                           help="A log scale for the loss axis: the distilled student's loss carries T² and can "
-                                "sit far above the others.")
+                           help="A log scale for the loss axis: the distilled student's terms can sit far apart "
+                                "(KD's carries T², a feature method's its weight).")
 if others:
     with st.expander(f"Other runs on this server ({len(others)})"):
         for other in others[:20]:
@@ -104,7 +111,7 @@ def live_parts() -> None:
         st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue. It starts by itself "
                 "when the runs before it finish.", icon=":material/schedule:")
     if now.status == "failed":
-        st.error(f"The run failed: {now.error}", icon=":material/error:")
+        st.error(f"The run failed: {fmt.plain(now.error)}", icon=":material/error:")
     elif now.status == "cancelled":
         st.warning("Run cancelled. The models that finished before the stop are kept and can be compared."
                    if now.entries else "Run cancelled before any model finished, so there is nothing to compare.",

@@ -1,9 +1,10 @@
 """Runs: every run of this studio (app and CLI), found again, filtered, overlaid, exported."""
 import streamlit as st
 
-from distill_core import ROLE_LABEL, DistillError, export_run, onnx_report
+from distill_core import ROLE_LABEL, DistillError, StoreDamagedError, export_run, onnx_report
 
 from studio import fmt, runs_view as rv
+from studio.health import home_problem
 from studio.manager import get_manager
 from studio.nav import require_app
 
@@ -11,26 +12,35 @@ require_app()
 
 ss = st.session_state
 st.title("Runs")
+if note := ss.pop("runs_rebuilt", None):
+    st.success(fmt.plain(fmt.sentence(note)), icon=":material/check:")
 try:
     store = rv.open_store()
-except DistillError as exc:  # a damaged runs.db: say which file and what to do, the other pages go on
-    st.error(str(exc), icon=":material/error:")
+    table = rv.runs_table(store)
+except StoreDamagedError as exc:  # say which file, and offer to rebuild it; the other pages go on
+    rv.damaged_store(exc)
     st.stop()
-table = rv.runs_table(store)
-st.caption(f"{fmt.things(len(table), 'run')} in the run store `{store.path}`, shared by the app and "
+except DistillError as exc:
+    if home_problem():  # said at the top of the page already
+        st.info("There is no run store to read in the home folder.", icon=":material/info:")
+    else:
+        st.error(fmt.plain(fmt.sentence(str(exc))), icon=":material/error:")
+    st.stop()
+st.caption(f"{fmt.things(len(table), 'run')} in the run store {fmt.code(store.path)}, shared by the app and "
            "`python -m distill_core` (set DISTILL_STUDIO_HOME to move it).")
 if table.empty:
     st.info("No runs yet. Every run started here or from the CLI is listed on this page.", icon=":material/info:")
     st.stop()
 
 # ---- filter and sort ------------------------------------------------------------------------------
-f = st.columns([1, 1, 1, 1, 1.2])
+f = st.columns([1, 1, 1, 1, 1, 1.2])
 datasets = f[0].multiselect("Dataset", rv.choices(table, "dataset"), key="runs_f_dataset")
 teachers = f[1].multiselect("Teacher", rv.choices(table, "teacher"), key="runs_f_teacher")
 students = f[2].multiselect("Student", rv.choices(table, "student"), key="runs_f_student")
-statuses = f[3].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
-text = f[4].text_input("Run id contains", key="runs_f_text")
-shown = rv.filter_table(table, datasets, teachers, students, statuses, text=text)
+methods = f[3].multiselect("Method", sorted({rv.method_of(m) for m in table["method"].dropna()}), key="runs_f_method")
+statuses = f[4].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
+text = f[5].text_input("Run id contains", key="runs_f_text")
+shown = rv.filter_table(table, datasets, teachers, students, statuses, methods=methods, text=text)
 st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",
              placeholder=rv.MISSING, column_order=rv.shown_columns(shown))
 st.caption("Click a column header to sort. Accuracies: validation split, last epoch; gain: KD minus scratch.")
@@ -40,13 +50,21 @@ if shown.empty:
 
 ids = list(shown["run_id"])
 labels = {r["run_id"]: rv.run_label(r) for _, r in shown.iterrows()}
-legend = {r["run_id"]: rv.legend_label(r) for _, r in shown.iterrows()}
+several = shown["method"].nunique(dropna=True) > 1
+legend = {r["run_id"]: rv.legend_label(r, with_method=several) for _, r in shown.iterrows()}
 
 # ---- several runs side by side ---------------------------------------------------------------------
 st.subheader("Side by side")
 if "runs_pick" not in ss:
     ss.runs_pick = ids[:2]
 ss.runs_pick = [r for r in ss.runs_pick if r in ids]
+pair_of = (ss.runs_pick or ids)[0]
+same_pair = rv.methods_on_pair(shown, pair_of)
+if len(same_pair) > 1 and st.button(f"Overlay each method on {rv.pair_label(shown, pair_of)}", key="runs_methods",
+                                    icon=":material/compare_arrows:",
+                                    help="The newest finished run of each method (and options) on this data, teacher "
+                                         "and student, in place of the runs picked below."):
+    ss.runs_pick = same_pair
 c1, c2 = st.columns([3, 1.4])
 picked = c1.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
 models = c2.multiselect("Models", list(rv.MODEL_ORDER), default=["student_kd", "student_scratch"],
@@ -66,11 +84,11 @@ if ss.get("runs_one") not in ids:
 run_id = st.selectbox("Run", ids, key="runs_one", format_func=labels.get)
 run = store.get_run(run_id)
 if run is None:
-    st.error(f"Run {run_id} is no longer in the store.")
+    st.error(f"Run {fmt.code(run_id)} is no longer in the store.")
     st.stop()
 st.markdown(rv.describe(run))
 if run.get("error"):
-    st.error(run["error"], icon=":material/error:")
+    st.error(fmt.plain(run["error"]), icon=":material/error:")
 if run["status"] == "interrupted":
     st.warning("This run was interrupted: its process ended before it finished. The epochs it recorded are kept.",
                icon=":material/warning:")
@@ -88,7 +106,7 @@ if b[2].button("Delete…", icon=":material/delete:", key="runs_delete", width="
     ss.runs_confirm_delete = run_id
 if ss.get("runs_confirm_delete") == run_id:
     with st.container(border=True):
-        st.warning(f"Delete run {run_id}? Its records and its folder `{run.get('artifacts_dir')}` (checkpoints, "
+        st.warning(f"Delete run {fmt.code(run_id)}? Its records and its folder {fmt.code(run.get('artifacts_dir'))} (checkpoints, "
                    "exports) are removed. The cached teacher stays.", icon=":material/delete_forever:")
         y, n = st.columns(2)
         if y.button("Delete for good", type="primary", key="runs_delete_yes", width="stretch"):
@@ -96,11 +114,11 @@ if ss.get("runs_confirm_delete") == run_id:
                 store.delete_run(run_id)
                 get_manager().forget(run_id)  # this server's pages stop offering it
             except DistillError as exc:
-                st.error(str(exc))
+                st.error(fmt.plain(fmt.sentence(str(exc))))
             else:
                 ss.pop("runs_confirm_delete", None)
                 ss.pop("runs_one", None)
-                st.toast(f"Deleted run {run_id}", icon=":material/delete:")
+                st.toast(f"Deleted run {fmt.code(run_id)}", icon=":material/delete:")
                 st.rerun()
         if n.button("Keep it", key="runs_delete_no", width="stretch"):
             ss.pop("runs_confirm_delete", None)
@@ -127,7 +145,7 @@ if has_student:
             try:
                 report = export_run(run_id, "onnx", store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
-                st.error(f"ONNX export failed: {exc}")
+                st.error(f"ONNX export failed: {fmt.plain(exc)}")
             else:
                 st.caption("ONNX: " + rv.parity_text(report))
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import plotly.graph_objects as go
 
-from distill_core import ROLE_LABEL, ROLES
+from distill_core import DISTILLED, ROLE_LABEL, ROLES
 
 from .style import ROLE_COLOR
 
@@ -59,14 +59,62 @@ def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: st
 ENDED_EMPTY = "the run ended before any was logged"  # a chart's words for a run that is over
 
 
-def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], alpha: float,
-                epochs: Optional[float] = None, ended: bool = False) -> dict:
-    """Training loss of each model, and the distilled student's loss split into its two terms.
+TERM_DASH = ("dot", "dash", "dashdot", "longdash", "longdashdot")
+STAGE_WORDS = {"hints": "hints only"}  # a method's stage (FitNets' first), as the charts name its band
 
-    The split shows the weighted terms, alpha * T^2 * KL and (1 - alpha) * CE, so the two parts
-    add up to the total that is backpropagated. Per-step parts are used when the engine
-    reports them; otherwise each epoch's averages. Per-step lines are marked ``meta=SMOOTH``:
-    the Live page's frame smooths them with each viewer's own EMA setting.
+
+def term_series(steps: list[dict], rows: list[dict], labels: Optional[dict[str, str]] = None
+                ) -> tuple[list, dict[str, list], dict[str, str], bool]:
+    """(x, {term: contributions}, {term: label}, per step?) of the distilled student's loss terms:
+    per step when the engine reported them, else each epoch's averages. Contributions are the
+    method's own (weight x value): nothing here weighs a term."""
+    if steps and any(p.get("terms") for p in steps):
+        names = list(labels or {}) + [n for p in steps for n in p.get("terms") or {} if n not in (labels or {})]
+        names = list(dict.fromkeys(names))
+        return ([p["x"] for p in steps], {n: [(p.get("terms") or {}).get(n) for p in steps] for n in names},
+                {n: (labels or {}).get(n, n) for n in names}, True)
+    found: dict[str, str] = {}
+    for row in rows:
+        for t in row.get("terms") or []:
+            found.setdefault(t["name"], t.get("label", t["name"]))
+    values = {n: [next((t.get("contribution") for t in r.get("terms") or [] if t["name"] == n), None) for r in rows]
+              for n in found}
+    return [r["epoch"] for r in rows], values, found, False
+
+
+def stage_spans(steps: list[dict], rows: list[dict]) -> list[tuple[float, float, str]]:
+    """(first epoch - 1, last epoch, stage) of each stage a method reported (FitNets' hints), from
+    its epochs' rows and the steps of the epoch under way."""
+    epochs: dict[str, set[int]] = {}
+    for row in rows:
+        if row.get("stage"):
+            epochs.setdefault(row["stage"], set()).add(int(row["epoch"]))
+    for p in steps:
+        if p.get("stage"):
+            epochs.setdefault(p["stage"], set()).add(max(1, math.ceil(p["x"])))
+    return [(min(e) - 1, max(e), stage) for stage, e in epochs.items()]
+
+
+def _bands(spans: list[tuple[float, float, str]]) -> tuple[list[dict], list[dict]]:
+    """Shaded bands and their labels for a chart's layout."""
+    shapes = [dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, layer="below",
+                   fillcolor="rgba(18, 163, 127, 0.10)", line=dict(width=0)) for x0, x1, _ in spans]
+    notes = [dict(text=STAGE_WORDS.get(stage, stage), x=(x0 + x1) / 2, y=1, xref="x", yref="paper", yanchor="bottom",
+                  showarrow=False, font=dict(size=11, color="#12A37F")) for x0, x1, stage in spans]
+    return shapes, notes
+
+
+def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], epochs: Optional[float] = None,
+                ended: bool = False, term_labels: Optional[dict[str, dict[str, str]]] = None,
+                spans: Optional[list[tuple[float, float, str]]] = None) -> dict:
+    """Training loss of each model, and the distilled student's loss split into the terms its method
+    reports (KD: α·T²·KL and (1−α)·CE; DKD: CE, a·TCKD, b·NCKD; ...).
+
+    Each term is drawn as its contribution, the weight the method gave it times its value, so the
+    parts add up to the total that is backpropagated. Per-step terms are used when the engine
+    reports them; otherwise each epoch's averages. Per-step lines are marked ``meta=SMOOTH``: the
+    Live page's frame smooths them with each viewer's own EMA setting. ``spans`` shade a method's
+    own stages (FitNets' hints-only epochs).
 
     The axes have fixed ranges: x up to ``epochs`` (the run's longest phase), y up to a round
     number above the highest loss. So they change only when a phase starts, and in between the
@@ -82,32 +130,29 @@ def loss_figure(steps: dict[str, list[dict]], history: dict[str, list[dict]], al
         if points:
             data.append(_line([p["x"] for p in points], [p.get("loss") for p in points], f"{label}: loss", role,
                               color, 2.5, smooth=True))
-        if role != "student_kd":
+        if role != DISTILLED:
             continue
-        if points and "kd" in points[-1]:
-            xs = [p["x"] for p in points]
-            kd = [alpha * p["kd"] if p.get("kd") is not None else None for p in points]
-            ce = [(1 - alpha) * p["ce"] if p.get("ce") is not None else None for p in points]
-            markers = False
-        else:
-            rows = history.get(role) or []
-            xs = [r["epoch"] for r in rows]
-            kd = [alpha * r["train_kd"] if r.get("train_kd") is not None else None for r in rows]
-            ce = [(1 - alpha) * r["train_ce"] if r.get("train_ce") is not None else None for r in rows]
-            markers = True
-        if xs:
-            per_step = not markers
-            data.append(_line(xs, kd, "α·T²·KL (soft targets)", "kd_parts", color, 2, "dot", markers, smooth=per_step))
-            data.append(_line(xs, ce, "(1−α)·CE (true labels)", "kd_parts", color, 2, "dash", markers, smooth=per_step))
+        xs, values, labels, per_step = term_series(points, history.get(role) or [], (term_labels or {}).get(role))
+        for i, (name, ys) in enumerate(values.items()):
+            data.append(_line(xs, ys, labels[name], "terms", color, 2, TERM_DASH[i % len(TERM_DASH)],
+                              markers=not per_step, smooth=per_step))
     xs, ys = _points(data)
     y_top = round_top(max(ys)) if ys else 2.5
     spec = _live_spec(data, "Training loss", dict(title=dict(text="epoch"), range=_x_range(xs, epochs)),
                       dict(title=dict(text="loss"), range=[0, y_top]),
                       ENDED_EMPTY if ended else "waiting for the first training steps…")
+    _add_bands(spec, spans)
     # A viewer may ask for a log y axis (the distilled student's loss carries T^2 and can sit ten
     # times above the others); its range is fixed here too, in whole decades, for the same reason.
     spec["layout"]["meta"] = {"log_range": log_range(ys)}
     return spec
+
+
+def _add_bands(spec: dict, spans: Optional[list[tuple[float, float, str]]]) -> None:
+    if spans:
+        shapes, notes = _bands(spans)
+        spec["layout"]["shapes"] = shapes
+        spec["layout"]["annotations"] = spec["layout"].get("annotations", []) + notes
 
 
 def log_range(ys: list) -> list:
@@ -132,8 +177,10 @@ def round_top(value: float) -> float:
 
 
 def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = None, ended: bool = False,
-                    trained_before: Optional[dict[str, tuple[float, str]]] = None) -> dict:
-    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes.
+                    trained_before: Optional[dict[str, tuple[float, str]]] = None,
+                    spans: Optional[list[tuple[float, float, str]]] = None) -> dict:
+    """Train (dashed) and validation (solid) accuracy of the three models, on shared axes, and each
+    student's top-1 agreement with the teacher on the validation images (dash-dot).
 
     Fixed ranges, as in ``loss_figure``: x up to ``epochs``, y from a multiple of 10 below the
     lowest accuracy to 100 %, so a new epoch moves the lines without a full redraw.
@@ -159,13 +206,19 @@ def accuracy_figure(history: dict[str, list[dict]], epochs: Optional[float] = No
             data.append(_line(at, [100 * r["train_accuracy"] if r.get("train_accuracy") is not None else None
                                        for r in rows], f"{label}: train", role, color, 1.5, "dash",
                               hover="%{y:.1f} %"))
+        if any(r.get("val_agreement") is not None for r in rows):  # a student's fidelity to its teacher
+            data.append(_line(at, [100 * r["val_agreement"] if r.get("val_agreement") is not None else None
+                                   for r in rows], f"{label}: agrees with teacher (val)", role, color, 1.5,
+                              "dashdot", hover="%{y:.1f} %"))
     xs, ys = _points(data)
     bottom = max(0, 10 * math.floor((min(ys) - 2) / 10)) if ys else 0
     yaxis = dict(title=dict(text="accuracy (%)"), ticksuffix=" %", range=[bottom, 102])  # room for a 100 % marker
     x_range = _x_range(xs, epochs)  # whole epochs, at most about ten ticks: 60 labels smeared into one
-    return _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=x_range,
+    spec = _live_spec(data, "Accuracy", dict(title=dict(text="epoch"), range=x_range,
                                              dtick=max(1, math.ceil(x_range[1] / 10))), yaxis,
                       ENDED_EMPTY if ended else "the first point comes at the end of the first epoch")
+    _add_bands(spec, spans)  # a hints-only stage: the classifier is not trained yet, accuracy waits
+    return spec
 
 
 def bar_figure(title: str, values: dict[str, Optional[float]], fmt: str) -> go.Figure:
@@ -183,10 +236,16 @@ def bar_figure(title: str, values: dict[str, Optional[float]], fmt: str) -> go.F
     return fig
 
 
+def text_label(value) -> str:
+    """A value from outside (a class folder's name) as plotly text: plotly reads <a href>, <b> and
+    the like in labels, and decodes &lt; back to the character it stands for."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;")
+
+
 def confusion_figure(matrix: list[list[int]], class_names: list[str], title: str, color: str) -> go.Figure:
     """Row-normalised confusion matrix (each true class sums to 100 %), counts on hover."""
     n = len(matrix)
-    names = [str(c) for c in (class_names or range(n))][:n]
+    names = [text_label(c) for c in (class_names or range(n))][:n]
     share = []
     for row in matrix:
         total = sum(row) or 1
@@ -200,4 +259,42 @@ def confusion_figure(matrix: list[list[int]], class_names: list[str], title: str
                       margin=dict(l=10, r=10, t=40, b=10), height=360, uirevision="keep")
     fig.update_xaxes(title_text="predicted", type="category", tickangle=0 if n <= 12 else -45)
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    return fig
+
+
+def reliability_figure(entries: dict[str, dict]) -> go.Figure:
+    """Reliability diagram: each model's accuracy against its mean confidence per confidence bin
+    (the bins behind its ECE); a calibrated model lies on the diagonal. Marker size: images in the bin."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#bbb", dash="dot"),
+                               name="calibrated", hoverinfo="skip"))
+    for role in ROLES:
+        bins = [b for b in (entries.get(role) or {}).get("reliability") or [] if b.get("count")]
+        if not bins:
+            continue
+        ece = entries[role].get("ece")
+        fig.add_trace(go.Scatter(
+            x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
+            name=f"{ROLE_LABEL[role]} (ECE {ece:.3f})" if ece is not None else ROLE_LABEL[role],
+            line=dict(color=ROLE_COLOR[role], width=2),
+            marker=dict(size=[4 + 10 * math.sqrt(b["count"] / max(c["count"] for c in bins)) for b in bins]),
+            customdata=[b["count"] for b in bins],
+            hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} images)<extra></extra>"))
+    fig.update_layout(title=dict(text="Reliability (validation split)", x=0, xanchor="left", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=40, b=10), height=360, uirevision="keep",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    fig.update_xaxes(title_text="confidence", range=[0, 1.02])
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
+    return fig
+
+
+def class_gain_figure(gains: list[float], class_names: list[str]) -> go.Figure:
+    """Distilled minus scratch accuracy for each class, in points: where the teacher's soft targets helped."""
+    names = [str(c) for c in class_names][:len(gains)] or [str(i) for i in range(len(gains))]
+    fig = go.Figure(go.Bar(x=names, y=gains, marker_color=["#12A37F" if g >= 0 else "#D64545" for g in gains],
+                           hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
+    fig.update_layout(title=dict(text="KD gain per class (points, validation split, last epoch)", x=0,
+                                 xanchor="left", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=40, b=10), height=320, uirevision="keep")
+    fig.update_xaxes(type="category", title_text="class")
+    fig.update_yaxes(title_text="points", zeroline=True, zerolinecolor="#888")
     return fig

@@ -5,9 +5,12 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from distill_core import ROLE_LABEL, ROLES, comparison_headline
+import statistics
+
+from distill_core import ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text
 
 from . import fmt
+from .methods_text import method_title
 
 
 def _kind(device: Optional[str]) -> Optional[str]:
@@ -69,8 +72,37 @@ def headline(results: dict) -> dict[str, Any]:
         said = (f"**{gain} {verb}** than the same student trained without a teacher" if verb != "no different"
                 else "no different from the same student trained alone")
         parts.append(("and " if parts else "is ") + said)
-    out["sentence"] = ("The distilled student " + ", ".join(parts) + ".") if parts else ""
+    out["sentence"] = (f"The student distilled with {distilled_with(results)} " + ", ".join(parts) + ".") if parts \
+        else ""
     return out
+
+
+def distilled_with(results: dict) -> str:
+    """'dkd (Decoupled KD, b = 6)': the method and the options that differ from its defaults."""
+    cfg = results.get("config") or {}
+    name = str(cfg.get("method") or "kd")
+    changed = options_text(name, cfg.get("extra") if isinstance(cfg.get("extra"), dict) else {})
+    title = method_title(name)
+    return f"{title[:-1]}, {changed})" if changed and title.endswith(")") else title
+
+
+def loss_terms(results: dict) -> str:
+    """The distilled student's last-epoch loss as its method weighed it: each term's label, its
+    value, weight and contribution (results.json's history ``terms``)."""
+    history = (results.get("student_kd") or {}).get("history") or []
+    last = history[-1] if history else {}
+    parts = []
+    for term in last.get("terms") or []:
+        value = last.get(f"train_{term['name']}")
+        weight, contribution = term.get("weight"), term.get("contribution")
+        if value is None or weight is None or contribution is None:
+            continue
+        parts.append(f"{term['label']}: {weight:.3g} × {value:.3g} = **{contribution:.3g}**")
+    if not parts:
+        return ""
+    stage = f" (in its {last['stage']} stage)" if last.get("stage") else ""
+    return (f"The distilled student's training loss in its last epoch{stage}, as its method weighed it: "
+            + " · ".join(parts) + f" · total **{last.get('train_loss', 0):.3g}**.")
 
 
 def comparison_table(results: dict) -> pd.DataFrame:
@@ -133,3 +165,34 @@ def latency_table(results: dict) -> dict[str, Any]:
     elif missing == {"CPU"}:
         note += " No CPU numbers: this run was measured on the GPU."
     return {"b1": b1, "note": note}
+
+
+def seed_runs(run_id: str, store: Optional[RunStore] = None) -> list[dict]:
+    """The finished runs of this run's sweep that differ from it in the seed alone (its cell), this
+    one included, by seed; empty unless there are two or more, and when the run store cannot be
+    read (the page says why at its top; the run itself is read from its folder)."""
+
+    def cell(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in ("seed", "out")}
+
+    try:
+        store = store or RunStore()
+        run = store.get_run(run_id)
+        if not run or not run.get("sweep_id"):
+            return []
+        found = [r for r in store.list_runs(sweep_id=run["sweep_id"], status="done")
+                 if cell(r["config"]) == cell(run["config"]) and r["gain_points"] is not None]
+    except DistillError:
+        return []
+    return sorted(found, key=lambda r: r["seed"]) if len(found) > 1 else []
+
+
+def over_seeds(rows: list[dict]) -> dict[str, tuple[float, float]]:
+    """Mean and sample std over the seeds: gain (points), KD, scratch and teacher accuracy (%)."""
+    out = {}
+    for key, scale in (("gain_points", 1.0), ("kd_accuracy", 100.0), ("scratch_accuracy", 100.0),
+                       ("teacher_accuracy", 100.0)):
+        values = [scale * r[key] for r in rows if r.get(key) is not None]
+        if len(values) > 1:
+            out[key] = (statistics.fmean(values), statistics.stdev(values))
+    return out

@@ -1,7 +1,8 @@
 """Numbers as people read them: 1.2 M params, 4.7 MB, 38 MFLOPs, 97.3 %."""
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Any, Optional
 
 DASH = "—"
 
@@ -95,3 +96,51 @@ def duration(seconds: Optional[float]) -> str:
 
 def rate(images_per_s: Optional[float]) -> str:
     return DASH if not images_per_s else f"{images_per_s:,.0f} img/s"
+
+
+# ---- text from outside (a URL, a file name, an upload, an engine message quoting them) ---------------
+# Streamlit renders most text as markdown: a link, an image fetched from anywhere, an icon, LaTeX.
+# A value from outside goes into an inline code span, where nothing is markdown (not even the
+# web addresses GitHub-flavoured markdown turns into links in plain text).
+_LEAD, _TRAIL = "(\"'“‘", ")\"'”’.,;:!?"
+# Words, numbers and signs that markdown leaves as they are in the middle of a line. Not here: what
+# makes links, images, emphasis, code, math and icons (: / . @ [ ] * _ ~ ` $ \\), and web addresses; an
+# underscore inside a word (state_dict) is no emphasis.
+_WORD = re.compile(r"(?:[^\W_]|['’%°·×–—…()+=<>^{}|#!\"-]|(?<=[^\W_])_(?=[^\W_]))+(?:[.,][0-9]+)*")
+
+
+def code(value: Any, limit: int = 200) -> str:
+    """``value`` as an inline code span, shown exactly as text (cut to ``limit`` characters)."""
+    text = "".join(c if c.isprintable() else " " for c in str(value))  # a line break would end the span
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _is_text(token: str, whole: str) -> bool:
+    """Whether ``token`` (``whole`` less its quotes and punctuation) reads the same as markdown."""
+    if _WORD.fullmatch(token):
+        return True
+    # "[0, 1]" is text; a bracket beside "(" or ":" may make a link ("[a](b)", "[a]: b").
+    return "(" not in whole and ":" not in whole and bool(_WORD.fullmatch(token.replace("[", "").replace("]", "")))
+
+
+def plain(text: Any) -> str:
+    """A message for a markdown element, read as text: its words as they are, anything else (a
+    path, a web address, a quoted value, markdown) in code spans. For the engine's messages,
+    which quote paths and values that came from outside. Line breaks become spaces."""
+    out = []
+    for token in str(text).split():
+        if _is_text(token, token):
+            out.append(token)
+            continue
+        core = token.lstrip(_LEAD)
+        lead = token[:len(token) - len(core)]
+        stripped = core.rstrip(_TRAIL)
+        trail = core[len(stripped):]
+        if "(" in stripped and trail[:1] == ")":  # "(see x)" keeps its bracket outside, "f(x)" inside
+            stripped, trail = stripped + ")", trail[1:]
+        out.append(token if not stripped or _is_text(stripped, token) else lead + code(stripped) + trail)
+    return " ".join(out)

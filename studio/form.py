@@ -7,25 +7,29 @@ address bar always holds a link that restores the setup.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import (DATASETS, DISTILL_DATA, FOLDER_IMAGE_SIZE, MODELS, OPTIMIZERS, PRECISIONS, SCHEDULES,
-                          DistillError, Problem, RunConfig, available_devices, cached_teacher_meta, cached_teacher_path,
-                          folder_val_count, image_files, list_cached_teachers, problems, split_problem, teacher_checkpoint_problem)
+from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS, PRECISIONS,
+                          SCHEDULES, DistillError, Option, Problem, RunConfig, RunStore, available_devices,
+                          cached_teacher_meta, cached_teacher_path, folder_val_count, list_cached_teachers,
+                          method_options, problems, run_store_path, teacher_checkpoint_problem)
 
-from . import fmt, urlstate
+from . import fmt, folders, urlstate
+from .folders import folder_counts, folder_problem, readable
 from .uploads import on_this_server
 
 W = "cfg_"  # widget key prefix
-FIELDS = ("dataset", "teacher", "student", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
+FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
           "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment",
           "precision", "compile")
 FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
 T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
+IMAGE_SIZE_RANGE, VAL_FRACTION_RANGE = (8, 256), (0.05, 0.5)  # the Distill page's fields
 TEACHER_MODES = {"train": "Train now", "cached": "Reuse a cached teacher", "upload": "Upload a state_dict"}
 
 
@@ -50,6 +54,7 @@ PRESETS = {
 def options() -> dict[str, list[str]]:
     devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
     return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
+            "method": METHODS.names(),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
             "device": devices, "precision": list(PRECISIONS)}
 
@@ -59,15 +64,22 @@ def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
     (a teacher of another folder was offered, and it taught other classes or failed to load)."""
     found = [t for t in list_cached_teachers(dataset=dataset) if Path(t["path"]).is_file()]
     if dataset == "imagefolder" and data_dir is not None:
-        folder = str(Path(data_dir).expanduser().resolve()) if data_dir.strip() else None
-        found = [t for t in found if t.get("data_dir") == folder]
+        readable_dir = readable(data_dir)
+        folder = str(readable_dir.resolve()) if readable_dir else None
+        found = [t for t in found if folder and t.get("data_dir") == folder]
     return found
+
+
+def folder_unread(config: RunConfig) -> bool:
+    """An image-folder config whose folder may not be read yet (a link's, unconfirmed; one outside
+    the data roots): nothing that lists the folder runs for it."""
+    return config.dataset == "imagefolder" and readable(config.data_dir) is None
 
 
 def reused_teacher(config: RunConfig) -> Optional[dict]:
     """The cached teacher a "train now, reuse if cached" run will load instead of training, or
     None: said before Start, so that a run that trains only its students is no surprise."""
-    if config.teacher_source != "auto":
+    if config.teacher_source != "auto" or folder_unread(config):
         return None
     try:
         path = cached_teacher_path(config)
@@ -75,6 +87,34 @@ def reused_teacher(config: RunConfig) -> Optional[dict]:
         return None
     meta = cached_teacher_meta(path) if path.is_file() else None
     return meta if meta and meta.get("teacher") == config.teacher else None
+
+
+def weak_teacher_hint(config: RunConfig) -> Optional[str]:
+    """What earlier runs know of this teacher on this data: when this student, trained alone, beat a
+    teacher trained with the same epochs, distilling from it again can only pull the student down.
+    With no run store yet nothing is known, and none is created for asking."""
+    if not run_store_path().is_file():
+        return None
+    try:
+        store = RunStore(check_interrupted=False)
+        rows = store.list_runs(status=DONE, dataset=config.dataset, limit=50)
+        for row in rows:
+            t, s = row["teacher_accuracy"], row["scratch_accuracy"]
+            if row["teacher"] != config.teacher or row["student"] != config.student or t is None or s is None or \
+                    t >= s:
+                continue
+            earlier = (store.get_run(row["run_id"]) or {}).get("config") or {}
+            if earlier.get("teacher_epochs") == config.teacher_epochs and earlier.get("data_dir") == config.data_dir:
+                return weak_teacher_words(row["run_id"], t, s, config)
+    except DistillError:  # no store, or a damaged one: said at the top of the page
+        return None
+    return None
+
+
+def weak_teacher_words(run_id: str, t: float, s: float, config: RunConfig) -> str:
+    return (f"In run {fmt.code(run_id)}, this teacher reached {fmt.percent(t)} after {config.teacher_epochs} "
+            f"epochs, below the {config.student} trained alone ({fmt.percent(s)}): distillation could only "
+            "pull the student down. Give the teacher more epochs, another learning rate, or a smaller teacher.")
 
 
 def teacher_mode_of(config: dict) -> str:
@@ -99,7 +139,8 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
     for name, allowed in options().items():
         if values[W + name] not in allowed:
             fallback = defaults[name] if defaults[name] in allowed else allowed[0]
-            notes.append(f"{name} {values[W + name]!r} is not available here; showing {fallback!r} instead.")
+            notes.append(f"{name} {fmt.code(repr(values[W + name]))} is not available here; showing "
+                         f"{fmt.code(repr(fallback))} instead.")
             values[W + name] = fallback
     for name, (low, high) in (("temperature", T_RANGE), ("alpha", ALPHA_RANGE)):
         value = values[W + name]
@@ -112,9 +153,20 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
                          f"{' (alpha is a share, between 0 and 1)' if name == 'alpha' else ''}; "
                          f"showing {clamped:g}. Check it before you start.")
             values[W + name] = clamped
+    values.update(_option_values(draft, notes))
     values[W + "data_dir"] = draft.get("data_dir") or ""
-    values[W + "image_size"] = int(draft.get("image_size") or FOLDER_IMAGE_SIZE)
-    values[W + "val_fraction"] = float(draft.get("val_fraction") or defaults["val_fraction"])
+    for name, (low, high), fallback in (("image_size", IMAGE_SIZE_RANGE, FOLDER_IMAGE_SIZE),
+                                        ("val_fraction", VAL_FRACTION_RANGE, defaults["val_fraction"])):
+        value = draft.get(name)
+        shown = value if isinstance(value, (int, float)) and not isinstance(value, bool) else fallback
+        if draft["dataset"] != "imagefolder" and value not in (None, defaults[name]):
+            notes.append(f"{name} = {fmt.code(value)} applies to image folders only, and is left out for "
+                         f"{draft['dataset']}.")
+        elif not low <= shown <= high:
+            shown = min(high, max(low, shown))
+            notes.append(f"{name} = {value:g} is outside the field's range [{low:g}, {high:g}]; showing {shown:g}. "
+                         "Check it before you start.")
+        values[W + name] = int(shown) if name == "image_size" else float(shown)
     mode = teacher_mode_of(draft)
     values[W + "teacher_mode"] = mode
     values[W + "reuse"] = draft.get("teacher_source") != "train"
@@ -123,11 +175,56 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
     return values, notes
 
 
+def option_key(method: str, option: Option) -> str:
+    """A method option's widget: one per method, so switching methods keeps each one's settings."""
+    return f"{W}opt_{method}_{option.name}"
+
+
+def _fits_widget(option: Option, value: Any) -> bool:
+    """Whether the option's widget can show ``value`` (its range is left to the engine's problems:
+    an out-of-range value is shown, and refused beside the widget)."""
+    if option.kind is bool:
+        return isinstance(value, bool)
+    if option.kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if option.kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value in option.choices if option.choices else isinstance(value, str)
+
+
+def _option_values(draft: dict, notes: list[str]) -> dict[str, Any]:
+    """Every method's option widgets: the draft's values for its method, the defaults elsewhere."""
+    values = {}
+    given = draft.get("extra") if isinstance(draft.get("extra"), dict) else {}
+    for method in METHODS.names():
+        for option in method_options(method):
+            value = given.get(option.name, option.default) if method == draft.get("method") else option.default
+            if not _fits_widget(option, value):
+                notes.append(f"{method} option {option.name} = {fmt.code(repr(value))} cannot be shown here; showing "
+                             f"{fmt.code(repr(option.default))} instead.")  # the value may come from a link
+                value = option.default
+            values[option_key(method, option)] = float(value) if option.kind is float else value
+    return values
+
+
+def method_extra(method: str) -> dict[str, Any]:
+    """``config.extra`` as the option widgets of ``method`` say: the options that differ from their
+    defaults (so the demo's link stays bare and a config says what was changed)."""
+    ss = st.session_state
+    out = {}
+    for option in method_options(method):
+        value = ss.get(option_key(method, option), option.default)
+        if value != option.default:
+            out[option.name] = value
+    return out
+
+
 def ensure_state() -> None:
     """Once per session, take the draft from the URL; on every run, re-seed forgotten widgets."""
     ss = st.session_state
     if "draft" not in ss:
         config, notes = urlstate.from_params(st.query_params.to_dict())
+        folders.note_link(config.data_dir)  # read only once the person at the page confirms it
         if config.teacher_checkpoint and not on_this_server(config.teacher_checkpoint):
             notes.append("The link names a teacher checkpoint that was not uploaded to this server; "
                          "upload it here.")
@@ -159,6 +256,7 @@ def collect() -> RunConfig:
     values = dict(ss.draft)
     for name in FIELDS:
         values[name] = ss.get(W + name, values[name])
+    values["extra"] = method_extra(values["method"])
     values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
     if values["dataset"] == "imagefolder":
         values["image_size"] = ss.get(W + "image_size", FOLDER_IMAGE_SIZE)
@@ -200,16 +298,16 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
     have = available_devices()
     if config.device in ("cuda", "mps") and config.device not in have:
         name = "CUDA GPU" if config.device == "cuda" else "Apple MPS support"
-        found.append(Problem("device", f"This machine has no {name} (it has: {', '.join(have)}). "
-                                       "Choose device auto or cpu."))
+        found.append(PageProblem("device", f"This machine has no {name} (it has: {', '.join(have)}). "
+                                           "Choose device auto or cpu."))
     mode = teacher_mode_of(config.to_dict()) if config.teacher_source == "checkpoint" else "train"
     if config.teacher_source == "checkpoint":
         path = config.teacher_checkpoint
         if not path:  # the engine's words name config fields; these say what to do on this page
             found = [p for p in found if p.field != "teacher_checkpoint"]
 
-        def teacher(message: str) -> None:
-            found.append(Problem("teacher_checkpoint", message))
+        def teacher(message: str, page: bool = True) -> None:  # page: worded here, else the engine's text
+            found.append((PageProblem if page else Problem)("teacher_checkpoint", message))
 
         if st.session_state.get(W + "teacher_mode") == "cached" and not path:
             what = "this image folder" if config.dataset == "imagefolder" else config.dataset
@@ -217,88 +315,29 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
         elif not path:
             teacher("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")
         elif not Path(path).is_file():
-            teacher(f"The teacher checkpoint {Path(path).name} is no longer on this server; upload it again.")
+            teacher(f"The teacher checkpoint {fmt.code(Path(path).name)} is no longer on this server; upload it "
+                    "again.")
         elif mode == "upload" and upload_error:
-            teacher(upload_error)
+            teacher(upload_error, page=False)
+        elif folder_unread(config):
+            pass  # the folder's own problem says why; the check below would read it
         elif problem := teacher_checkpoint_problem(config):  # what the engine refuses (check_teacher_data)
-            teacher(fmt.sentence(problem))
-    if config.dataset == "imagefolder" and not config.data_dir:  # the engine's words name a config field
+            teacher(fmt.sentence(problem), page=False)
+    if config.dataset == "imagefolder":  # the engine's words name a config field; these, the page's
         found = [p for p in found if p.field != "data_dir"]
-        found.append(Problem("data_dir", FOLDER_NEEDED))
-    elif config.dataset == "imagefolder":
-        listing = folder_listing_of(config.data_dir)
-        if listing is None:
-            found.append(Problem("data_dir", f"The image folder {config.data_dir} is a file, not a folder." if
-                                 Path(config.data_dir).expanduser().is_file() else
-                                 f"The image folder {config.data_dir} does not exist on this server."))
-        elif problem := image_folder_problem(listing, config.data_dir, config.val_fraction):
-            found.append(Problem("data_dir", problem))  # no images, one class: said before Start, not after the run fails
+        if problem := folder_problem(config.data_dir, config.val_fraction):
+            found.append(PageProblem("data_dir", problem))
     return found
-
-
-def _folder_stamp(folder: Path) -> tuple:
-    """The folder's and its class folders' modification times: they change when a class or an
-    image is added or removed, so a listing cached under them is redone exactly then."""
-    try:
-        return (folder.stat().st_mtime_ns,
-                *sorted((d.name, d.stat().st_mtime_ns) for d in folder.iterdir() if d.is_dir()))
-    except OSError:
-        return ()
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def folder_listing(folder: str, stamp: tuple) -> dict[str, int] | str:
-    """Images per class of an image folder, or why it holds no usable classes. Cached by
-    ``stamp``: listing every file of a large folder on each rerun of the Distill page (each widget
-    touched) took a noticeable while. Counted by name, so a file that is not really an image is
-    found by the run."""
-    try:
-        return {cls: len(files) for cls, files in image_files(Path(folder)).items()}
-    except DistillError as exc:
-        return fmt.sentence(str(exc))
-
-
-def folder_listing_of(data_dir: Optional[str]) -> dict[str, int] | str | None:
-    """``folder_listing`` of a path as typed; None when it names no folder on this server."""
-    folder = Path(data_dir).expanduser() if data_dir else None
-    if folder is None or not folder.is_dir():
-        return None
-    return folder_listing(str(folder), _folder_stamp(folder))
-
-
-def folder_summary(data_dir: Optional[str]) -> Optional[str]:
-    """What the run will read from an image folder: its classes with their image counts, and the
-    sub-folders it leaves out for holding no images (they were dropped without a word)."""
-    listing = folder_listing_of(data_dir)
-    if not isinstance(listing, dict):
-        return None
-    folder = Path(data_dir).expanduser()
-    empty = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
-                   and d.name not in listing)
-    shown = ", ".join(f"{name} ({count})" for name, count in list(listing.items())[:12])
-    more = f" and {len(listing) - 12} more" if len(listing) > 12 else ""
-    text = f"{len(listing)} classes, {fmt.things(sum(listing.values()), 'image')}: {shown}{more}."  # 2 or more
-    if empty:
-        text += f" Left out, with no images: {', '.join(empty)}."
-    return text
-
-
-def image_folder_problem(listing: dict[str, int] | str, folder: str, val_fraction: float = 0.2) -> Optional[str]:
-    """Why this image folder cannot train, or None (no images, one class, too few to split)."""
-    if isinstance(listing, str):
-        return listing
-    problem = split_problem(Path(folder).expanduser(), list(listing.values()), val_fraction)
-    return fmt.sentence(problem) if problem else None
 
 
 def training_images(config: RunConfig) -> Optional[int]:
     """How many images the students train on (from the registry, or an image folder's listing)."""
     if config.dataset == "imagefolder":
-        listing = folder_listing_of(config.data_dir)
-        if not isinstance(listing, dict):
+        counts = folder_counts(config.data_dir)
+        if not counts:
             return None
-        total = sum(listing.values())
-        return total - folder_val_count(total, len(listing), config.val_fraction)
+        total = sum(counts.values())
+        return total - folder_val_count(total, len(counts), config.val_fraction)
     meta = DATASETS.meta(config.dataset) if config.dataset in DATASETS else {}
     return meta.get("train")
 
@@ -313,16 +352,9 @@ def batch_note(config: RunConfig) -> Optional[str]:
     return None
 
 
-def folder_classes(data_dir: Optional[str]) -> Optional[int]:
-    """How many classes an image folder has, for the size estimate; None if it cannot tell."""
-    listing = folder_listing_of(data_dir)
-    return len(listing) if isinstance(listing, dict) else None
-
-
-FOLDER_NEEDED = "Type the path of an image folder on this server: one sub-folder of images per class."
-
 SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (dataset, teacher)
     "folder": ("data_dir",),
+    "method": ("method", "extra"),
     "loss": ("temperature", "alpha"),
     "device": ("device", "precision"),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
@@ -337,14 +369,23 @@ FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", 
                 "latency_repeats": "Latency repeats", "precision": "Precision"}
 
 
+@dataclass(frozen=True)
+class PageProblem(Problem):
+    """A problem this page words itself, in markdown already (with what came from outside in code
+    spans); the engine's are plain text."""
+
+
 def worded(problem: Problem) -> str:
-    """A problem as the page says it: its widget's label for the field it names, a sentence."""
-    return fmt.sentence(problem.worded(FIELD_LABELS.get(problem.field)))
+    """A problem as the page says it: its widget's label for the field it names, a sentence, with
+    the paths and values the engine quotes (typed, or from a link) shown as text."""
+    if isinstance(problem, PageProblem):
+        return problem.message
+    return fmt.plain(fmt.sentence(problem.worded(FIELD_LABELS.get(problem.field))))
 
 
 def by_section(found: list[Problem]) -> dict[str, list[Problem]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[Problem]] = {"data": [], "folder": [], "loss": [], "recipe": [], "device": []}
+    out: dict[str, list[Problem]] = {"data": [], "folder": [], "method": [], "loss": [], "recipe": [], "device": []}
     for problem in found:
         section = next((s for s, fields in SECTIONS.items() if problem.field in fields), "data")
         out[section].append(problem)

@@ -11,10 +11,10 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import JobSnapshot, paths, write_atomic
+from distill_core import DISTILLED, JobSnapshot, comparison_headline, paths, write_atomic
 
 from . import fmt
-from .charts import accuracy_figure, loss_figure
+from .charts import STAGE_WORDS, accuracy_figure, loss_figure, stage_spans
 from .live_view import FEED, assets_folder
 from .style import PHASE_LABEL
 
@@ -42,6 +42,9 @@ def progress_label(snap: JobSnapshot) -> str:
         return "Measuring size, FLOPs and latency"
     if snap.phase:
         label = f"Phase {snap.phase_index + 1} of {snap.phase_total}: {PHASE_LABEL.get(snap.phase, snap.phase)}"
+        points = snap.steps.get(snap.phase) or []
+        if points and points[-1].get("stage"):  # a method's own stage: FitNets' hints before its KD
+            label += f" · {STAGE_WORDS.get(points[-1]['stage'], points[-1]['stage'])}"
         return f"{label} · epoch {min(snap.epoch + 1, snap.epochs)} of {snap.epochs}" if snap.epochs else label
     return "Waiting for the runs before it" if snap.status == "queued" else "Loading the data"
 
@@ -61,6 +64,7 @@ def feed(snap: JobSnapshot) -> dict:
     before = _trained_before(snap)
     steps = sum(len(v) for v in snap.steps.values())
     epochs = sum(len(v) for role, v in snap.history.items() if role not in before)  # this run's epochs only
+    spans = stage_spans(snap.steps.get(DISTILLED) or [], snap.history.get(DISTILLED) or [])
     return {
         "stage": stage(snap),
         "finished": snap.finished,
@@ -71,9 +75,12 @@ def feed(snap: JobSnapshot) -> dict:
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
-        "loss": loss_figure(snap.steps, snap.history, snap.config.alpha, epochs=x_top, ended=snap.finished),
+        # Once the teacher and the scratch student are known, why a distilled student could only lose.
+        "note": comparison_headline({**snap.entries, "config": snap.config.to_dict()}).get("weak_teacher"),
+        "loss": loss_figure(snap.steps, snap.history, epochs=x_top, ended=snap.finished,
+                            term_labels=snap.term_labels, spans=spans),
         "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished,
-                                    trained_before=before),
+                                    trained_before=before, spans=spans),
     }
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 
 import streamlit as st
 
@@ -17,7 +18,8 @@ def get_manager() -> JobManager:
     # cache_resource: one instance per process, so a refresh or a second tab sees the same jobs.
     preload()  # the imports of a run's first step, so the first run starts training at once
 
-    live_feed.remove_stale(live_feed.feed_folder())
+    with contextlib.suppress(OSError):  # a home that cannot be written: the pages say so, and start no run
+        live_feed.remove_stale(live_feed.feed_folder())
     # The Live page reads each job's state from its feed, which the manager publishes once a second.
     manager = JobManager(publish=live_feed.publish)
     # When the server stops (Ctrl-C, SIGTERM) during a run, stop the run as Stop does, so it ends

@@ -11,9 +11,9 @@ import streamlit as st
 
 
 def require_app() -> None:
-    try:
+    try:  # here, not at the top: a Streamlit without the old mode has no such module
         from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the old mode
+    except ImportError:
         return
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False  # what app.py's st.navigation call sets

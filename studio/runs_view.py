@@ -5,7 +5,7 @@ Everything here reads the run store (``distill_core.RunStore``); the page is lay
 from __future__ import annotations
 
 import math
-
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -14,11 +14,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, RunConfig, RunStore, compression_rows, config_json, export_bytes, export_file_name,
-                          large_batch_key, load_compression_rows, metrics_csv, repeat_command)
+from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
+                          StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
+                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command)
 
-from . import fmt
+from . import fmt, folders
+from .charts import text_label
+from .methods_text import loss_knobs, method_setting
 from .runs import busy_note
+from .urlstate import to_params
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 COMPARE_PAGE = PAGES / "compare.py"  # absolute paths: st.switch_page matches them to app.py's pages
@@ -40,17 +44,47 @@ MISSING = fmt.DASH
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
 TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
-                 "teacher_acc", "dataset", "teacher", "student", "method"]
+                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method"]
 
 
 def open_store() -> RunStore:
-    """The run store of this server's home; run folders written before the store are indexed."""
-    store = RunStore()
+    """The run store of this server's home; run folders written before the store are indexed.
+
+    A damaged store raises ``StoreDamagedError`` (the page offers to rebuild it). A store on a
+    disk that cannot be written is read as it is, so its finished runs stay listed."""
     try:
-        store.scan()
-    except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
-        pass
+        store = RunStore()
+    except StoreDamagedError:
+        raise
+    except DistillError as exc:
+        try:
+            store = RunStore(read_only=True)
+        except DistillError:
+            raise exc from None
+    store.check()
+    if not store.read_only:
+        try:
+            store.scan()
+        except Exception:  # noqa: BLE001 - an unreadable folder must not hide the table
+            pass
     return store
+
+
+def damaged_store(exc: StoreDamagedError) -> None:
+    """What is damaged, and a button that rebuilds the store from the run folders."""
+    st.error(f"The run store {fmt.code(exc.path)} is damaged ({fmt.plain(exc.reason)}). The run folders are kept, "
+             "and the store is only their index: rebuild it from their results.json files. The damaged file is "
+             "moved aside, not deleted. From a terminal: `python -m distill_core runs --rebuild`.",
+             icon=":material/error:")
+    if st.button("Rebuild the run store from the run folders", key="runs_rebuild", type="primary",
+                 icon=":material/build:"):
+        try:
+            done = rebuild_store()
+        except DistillError as err:
+            st.error(fmt.plain(fmt.sentence(str(err))), icon=":material/error:")
+        else:
+            st.session_state.runs_rebuilt = done.summary()
+            st.rerun()
 
 
 # ---- the table ---------------------------------------------------------------------------------------
@@ -60,9 +94,11 @@ def runs_table(store: RunStore) -> pd.DataFrame:
     df = pd.DataFrame({
         "date": pd.to_datetime([datetime.fromtimestamp(t) for t in raw["created_at"]]),  # server's local time
         "run_id": raw["run_id"], "dataset": raw["dataset"], "teacher": raw["teacher"], "student": raw["student"],
-        "T": raw["T"], "alpha": raw["alpha"], "epochs": raw["epochs"], "method": raw["method"],
+        "T": raw["T"], "alpha": raw["alpha"], "epochs": raw["epochs"],
+        "method": [method_setting({"method": m, "extra": o}, with_values=False) if isinstance(m, str) else m
+                   for m, o in zip(raw["method"], raw["options"])],
         "kd_acc": raw["kd_accuracy"] * 100, "scratch_acc": raw["scratch_accuracy"] * 100,
-        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100,
+        "gain": raw["gain_points"], "teacher_acc": raw["teacher_accuracy"] * 100, "agreement": pd.to_numeric(raw["kd_agreement"], errors="coerce") * 100,
         "status": raw["status"],
     }, columns=TABLE_COLUMNS)
     return df
@@ -79,7 +115,8 @@ def column_config() -> dict:
         "T": cc.NumberColumn("T", format="%g", width=48, help="Softmax temperature"),  # 0.25, not 0.3
         "alpha": cc.NumberColumn("α", format="%.2f", width=52, help="Weight of the soft-target (KD) term"),
         "epochs": cc.NumberColumn("Epochs", format="%d", width=62, help="Student epochs (scratch and KD alike)"),
-        "method": cc.TextColumn("Method"),
+        "method": cc.TextColumn("Method", help="The distillation method, with the options that differ from its "
+                                               "defaults"),
         "kd_acc": cc.NumberColumn("KD acc", format="%.1f %%", width=70, help="Distilled student, validation, last epoch"),
         "scratch_acc": cc.NumberColumn("Scratch acc", format="%.1f %%", width=88,
                                        help="The same student trained without a teacher"),
@@ -88,6 +125,9 @@ def column_config() -> dict:
         "gain": cc.NumberColumn("KD gain", format="%+.1f pts", width=90,
                                 help="Distilled minus scratch student, percentage points"),
         "teacher_acc": cc.NumberColumn("Teacher acc", format="%.1f %%", width=88),
+        "agreement": cc.NumberColumn("Agrees", format="%.1f %%", width=70,
+                                     help="The distilled student's top-1 answers that are the teacher's "
+                                          "(validation split, last epoch)"),
         "status": cc.TextColumn("Status", help="queued, running, done, failed, cancelled, or interrupted "
                                                "(its process ended before the run finished)"),
     }
@@ -103,15 +143,21 @@ def shown_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in TABLE_COLUMNS if c != "method" or df["method"].nunique(dropna=True) > 1]
 
 
+def method_of(label: str) -> str:
+    """The method's name in a table's method cell ('dkd (b = 6)' -> 'dkd')."""
+    return str(label).split(" (")[0]
+
+
 def filter_table(df: pd.DataFrame, datasets: Sequence[str] = (), teachers: Sequence[str] = (),
                  students: Sequence[str] = (), statuses: Sequence[str] = (), methods: Sequence[str] = (),
                  text: str = "") -> pd.DataFrame:
     """Rows matching every filter given; an empty filter keeps everything."""
     keep = pd.Series(True, index=df.index)
-    for column, wanted in (("dataset", datasets), ("teacher", teachers), ("student", students),
-                           ("method", methods)):
+    for column, wanted in (("dataset", datasets), ("teacher", teachers), ("student", students)):
         if wanted:
             keep &= df[column].astype(str).isin(list(wanted))
+    if methods:  # by the method's name, whatever its options
+        keep &= df["method"].astype(str).map(method_of).isin(list(methods))
     if statuses:
         keep &= df["status"].isin(list(statuses))
     if text:
@@ -127,12 +173,35 @@ def run_label(row: dict | pd.Series) -> str:
 
 
 # ---- several runs side by side ----------------------------------------------------------------------
-def legend_label(row: dict | pd.Series) -> str:
-    """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha."""
+def legend_label(row: dict | pd.Series, with_method: bool = False) -> str:
+    """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha (those
+    its method reads), and its method where the runs shown differ in it."""
     parts = [str(row["run_id"])]
+    method = row.get("method") if isinstance(row.get("method"), str) else None
+    if with_method and method:
+        parts.append(method)
     if pd.notna(row.get("T")) and pd.notna(row.get("alpha")):
-        parts.append(f"T {row['T']:g}, α {row['alpha']:g}")
+        knobs = loss_knobs(method_of(method or "kd"), {}, row["T"], row["alpha"])
+        if knobs:
+            parts.append(knobs.replace(" = ", " "))
     return " · ".join(parts)
+
+
+def pair_label(df: pd.DataFrame, run_id: str) -> str:
+    row = df[df["run_id"] == run_id].iloc[0]
+    return f"{row['dataset']}, {row['teacher']} → {row['student']}"
+
+
+def methods_on_pair(df: pd.DataFrame, run_id: str) -> list[str]:
+    """The newest finished run of each method (with its options) on ``run_id``'s data, teacher and
+    student: what the overlay needs to compare methods on one pair. ``df`` is newest first."""
+    row = df[df["run_id"] == run_id]
+    if row.empty:
+        return []
+    first = row.iloc[0]
+    same = df[(df["dataset"] == first["dataset"]) & (df["teacher"] == first["teacher"])
+              & (df["student"] == first["student"]) & (df["status"] == "done")]
+    return list(same.drop_duplicates("method")["run_id"])
 
 
 def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str], labels: dict[str, str],
@@ -148,9 +217,10 @@ def curves_figure(store: RunStore, run_ids: Sequence[str], models: Sequence[str]
                 continue
             fig.add_trace(go.Scatter(
                 x=[r["epoch"] for r in points], y=[100 * r["val_accuracy"] for r in points], mode="lines+markers",
-                name=f"{(legend or {}).get(run_id, run_id)} · {ROLE_LABEL.get(model, model)}", legendgroup=run_id,
+                name=f"{text_label((legend or {}).get(run_id, run_id))} · {ROLE_LABEL.get(model, model)}",
+                legendgroup=run_id,
                 line=dict(color=color, dash=MODEL_DASH.get(model, "solid"), width=2.5), marker=dict(size=6),
-                hovertemplate=f"{labels.get(run_id, run_id)}<br>{ROLE_LABEL.get(model, model)}: "
+                hovertemplate=f"{text_label(labels.get(run_id, run_id))}<br>{ROLE_LABEL.get(model, model)}: "
                               "epoch %{x}, %{y:.1f} %<extra></extra>"))
     # The legend goes under the plot: above it, a few runs' entries wrapped over the title. The
     # chart grows with the legend's rows (about two entries a row) so the plot keeps its height.
@@ -185,7 +255,8 @@ def results_table(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
         t_size, s_size = teacher.get("size_bytes"), kd.get("size_bytes")
         # In the runs table's order: what differs between the runs first, then the models.
         rows.append({
-            "run_id": run_id, "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
+            "run_id": run_id, "method": method_setting(run.get("config") or {}, with_values=False),
+            "T": run["temperature"], "alpha": run["alpha"], "epochs": run["epochs"],
             "gain": acc(kd) - acc(scratch) if acc(kd) is not None and acc(scratch) is not None else None,
             "kd_acc": acc(kd), "scratch_acc": acc(scratch), "teacher_acc": acc(teacher),
             "kd_size": fmt.size(s_size), "smaller": fmt.times(t_size / s_size) if t_size and s_size else fmt.DASH,
@@ -219,12 +290,13 @@ def rerun_params(config: dict) -> dict[str, str]:
     The Distill page reads its draft from the URL once per browser session (studio/form.py), so
     its draft and widget values are dropped here and it reads the URL again.
     """
-    from .urlstate import to_params
 
     cfg = RunConfig.from_dict({k: v for k, v in config.items() if k != "out"})
     ss = st.session_state
     for key in [k for k in list(ss.keys()) if str(k).startswith("cfg_")] + ["draft", "form_notes", "uploaded_path"]:
         ss.pop(key, None)
+    if cfg.data_dir:  # a run of this server's, chosen here: its folder needs no confirming, as a link's would
+        folders.confirm(cfg.data_dir)
     return to_params(cfg)
 
 
@@ -308,14 +380,12 @@ def compression_column_config(rows: list[dict]) -> dict:
 def describe(run: dict) -> str:
     cfg = run.get("config") or {}
     parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
-             f"T = {cfg.get('temperature'):g}", f"α = {cfg.get('alpha'):g}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
-             f"method {cfg.get('method')}", f"from the {run.get('source') or '?'}"]
+             f"method {method_setting(cfg)}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
+             f"from the {run.get('source') or '?'}"]
     return " · ".join(parts)
 
 
 def when(timestamp: Optional[float]) -> str:
-    import time
-
     return "at an unknown time" if not timestamp else time.strftime("on %Y-%m-%d at %H:%M", time.localtime(timestamp))
 
 
@@ -339,7 +409,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
             try:
                 compression_rows(run, sparsity=sparsity, store=store)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
-                st.error(f"Compression failed: {exc}")
+                st.error(f"Compression failed: {fmt.plain(exc)}")
         saved = load_compression_rows(run, store)
     if saved and saved.get("rows"):
         rows = saved["rows"]

@@ -1,7 +1,9 @@
-"""Uploaded teacher checkpoints: saved under the studio home, checked before a run starts.
+"""Uploads on the Distill page: teacher checkpoints and zipped image folders, in the home's uploads.
 
-The engine loads them again with ``weights_only=True`` and checks them again; checking here
-too means a wrong file is reported next to the upload widget, not a minute into a run.
+Teacher checkpoints are saved, then read as a state_dict (``weights_only=True``); a file that is
+none is deleted at once. The engine loads them again and checks them again; checking here too
+means a wrong file is reported next to the upload widget, not a minute into a run. Zipped image
+folders are ``folder_uploads``'. After each upload the folder is kept under its cap.
 """
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core import DistillError, check_fits, create_model, paths, read_state_dict, write_atomic
+from distill_core import CheckpointError, DistillError, check_fits, create_model, paths, read_state_dict, write_atomic
 
-from . import fmt
+from . import fmt, folder_uploads
+from .manager import get_manager
 from .model_info import input_spec
+
+W = "cfg_"  # the Distill page's widget keys (studio/form.py)
 
 
 def uploads_dir() -> Path:
-    return paths.home() / "uploads"
+    return paths.uploads_dir()
 
 
 def save_upload(filename: str, data: bytes) -> Path:
@@ -30,6 +35,65 @@ def save_upload(filename: str, data: bytes) -> Path:
     if not path.exists():
         write_atomic(path, data)  # two sessions uploading the same file write it side by side
     return path
+
+
+def in_use(*more: Optional[str]) -> list[Optional[str]]:
+    """Paths queued and running jobs read (uploads the cap must not remove), and ``more``."""
+    jobs = [j.config for j in get_manager().jobs() if j.active]
+    return [*more, *(c.data_dir for c in jobs), *(c.teacher_checkpoint for c in jobs)]
+
+
+def mark_used(*used: Optional[str]) -> None:
+    """A run starts with these paths: their uploads are the last the cap removes."""
+    for path in used:
+        if upload := folder_uploads.upload_of(path):
+            folder_uploads.touch(upload)
+
+
+def uploader_key(kind: str) -> str:
+    """The uploader's key: a new one after a refusal, so Streamlit drops the refused file too."""
+    return f"{W}{kind}_{st.session_state.get(f'{kind}_round', 0)}"
+
+
+def _refused(kind: str, message: str) -> None:
+    ss = st.session_state
+    ss[f"{kind}_note"] = ("error", message)
+    ss[f"{kind}_round"] = ss.get(f"{kind}_round", 0) + 1
+
+
+def take_teacher() -> None:
+    """The teacher uploader's callback: keep a state_dict, refuse (and delete) anything else."""
+    ss = st.session_state
+    uploaded = ss.get(uploader_key("teacher"))
+    if uploaded is None:
+        return
+    try:
+        path = save_upload(uploaded.name, uploaded.getvalue())
+    except DistillError as exc:
+        return _refused("teacher", f"{fmt.code(uploaded.name)} could not be saved: {fmt.plain(exc)}")
+    try:
+        read_state_dict(path)
+    except CheckpointError as exc:
+        path.unlink(missing_ok=True)  # never usable, whatever model is chosen: not kept
+        return _refused("teacher", fmt.plain(fmt.sentence(str(exc).replace(str(path), uploaded.name))))
+    ss.uploaded_path, ss.uploaded_name, ss.teacher_note = str(path), uploaded.name, None
+    folder_uploads.touch(path)
+    folder_uploads.prune(in_use(str(path)))
+
+
+def take_zip() -> None:
+    """The image-folder uploader's callback: unpack a checked .zip and point the folder field at it."""
+    ss = st.session_state
+    uploaded = ss.get(uploader_key("zip"))
+    if uploaded is None:
+        return
+    try:
+        folder = folder_uploads.unpack(uploaded.getvalue())
+    except DistillError as exc:
+        return _refused("zip", f"{fmt.code(uploaded.name)} was refused: {fmt.plain(exc)}.")
+    ss[W + "data_dir"] = ss.zip_folder = str(folder)
+    ss.zip_note = ("success", f"{fmt.code(uploaded.name)} is unpacked on this server; its classes are listed below.")
+    folder_uploads.prune(in_use(str(folder)))
 
 
 def on_this_server(path: Optional[str]) -> bool:

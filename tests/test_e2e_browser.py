@@ -1,5 +1,6 @@
-"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, Compare,
-then a server restart, the runs still listed, and a CSV download.
+"""The studio end to end in a real browser: demo, live curves, Stop, refresh, second tab, a DKD run
+picked on the Distill page with its terms on Live and its name on Compare, then a server restart,
+the runs still listed, and a CSV download.
 
 Starts ``streamlit run app.py`` on a free loopback port with its own DISTILL_STUDIO_HOME and
 drives Debian's chromium through Playwright (never ``playwright install``). Outside CI a missing
@@ -7,7 +8,8 @@ browser skips the test; with CI=true it fails. Screenshots of every open page ar
 step fails (DISTILL_E2E_ARTIFACTS, default: the test's tmp folder).
 
 The stopped run is the real one-minute preset; the run that goes to the end is the same preset
-with fewer epochs from the URL, to keep the test short. DISTILL_E2E_FULL=1 runs the full preset.
+with fewer epochs from the URL, to keep the test short, distilled with DKD picked on the page.
+DISTILL_E2E_FULL=1 runs the full preset.
 """
 import os
 import socket
@@ -32,6 +34,28 @@ LOSS_POINTS_JS = """() => {
     (p) => p.data && p.layout && p.layout.title && p.layout.title.text === 'Training loss');
   return plot ? plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1;
 }"""
+
+
+# The names of the live loss chart's lines (the distilled student's terms among them).
+LOSS_NAMES_JS = """() => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+    (p) => p.data && p.layout && p.layout.title && p.layout.title.text === 'Training loss');
+  return plot ? plot.data.map((t) => t.name) : [];
+}"""
+
+
+def loss_names(page) -> list[str]:
+    names = []
+    for frame in page.frames:
+        try:
+            names += frame.evaluate(LOSS_NAMES_JS)
+        except Exception:  # a frame that is being replaced
+            pass
+    return names
+
+# The Learn page's soft-target bars, as plotly drew them: each bar's SVG path ("" until drawn).
+BARS_JS = """() => [...document.querySelectorAll('.js-plotly-plot .barlayer .point path')]
+  .map((bar) => bar.getAttribute('d')).join(' ')"""
 
 
 def need(condition: bool, reason: str) -> None:
@@ -186,15 +210,22 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_for_text(page, "Run cancelled", 20)
         assert time.time() - asked < 20
 
-        step = "run it again, to the end"
+        step = "pick dkd on the Distill page, and run it to the end"
         page.goto(server + "/distill" + SHORT_RUN)
         start = button(page, "Start")
         start.wait_for(state="visible", timeout=30_000)
+        page.get_by_test_id("stSelectbox").filter(has_text="Distillation method").click()
+        page.get_by_role("option", name="dkd  ·  Decoupled KD (2022)").click()
+        wait_for_text(page, "Decoupled Knowledge Distillation", 30)  # its paper, beside the selector
+        wait_until(lambda: "method=dkd" in page.url, 30, "the method in the link")
         start.click()
         page.wait_for_url("**/live?job=*", timeout=30_000)
         assert page.url.split("job=")[1].split("&")[0] != job
+        wait_for_text(page, "dkd · T = 4", 30)  # the Live header names the method and what it reads
         button(page, "See the comparison").wait_for(
             state="visible", timeout=(600 if not SHORT_RUN else 240) * 1000)
+        names = wait_until(lambda: loss_names(page), 30, "the loss chart's lines")
+        assert {"a·TCKD (target class)", "b·NCKD (other classes)", "CE (true labels)"} <= set(names), names
 
         step = "see the three rows on Compare"
         button(page, "See the comparison").click()
@@ -208,6 +239,8 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
             assert row.strip().startswith(name), cells
         wait_for_text(page, "KD gain over scratch", 10)
         assert "%" in cells[2]
+        wait_for_text(page, "method dkd", 10)  # the header line
+        wait_for_text(page, "The student distilled with dkd (Decoupled KD)", 10)  # what distillation bought
         finished = page.url.split("run=")[1].split("&")[0]
 
         step = "restart the server and find both runs still listed"
@@ -224,9 +257,19 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         csv_text = Path(download.value.path()).read_text()
         header = csv_text.splitlines()[0].split(",")
         assert header[:3] == ["run_id", "model", "epoch"] and "val_accuracy" in header, header
+        assert "train_tckd" in header and "train_nckd" in header, header  # DKD's own terms travel too
         body = csv_text.splitlines()[1:]
         assert body and all(line.startswith(finished) for line in body), body[:3]
         assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}
+
+        step = "move the temperature on the Learn page and see the bars change"
+        page.goto(server + f"/learn?run={finished}")
+        wait_for_text(page, "1. What the teacher knows", 60)
+        before = wait_until(lambda: page.evaluate(BARS_JS), 60, "the soft-target bars")
+        page.get_by_role("slider", name="Temperature T").focus()
+        page.keyboard.press("End")  # T = 20: the teacher's belief spreads over the classes
+        wait_until(lambda: page.evaluate(BARS_JS) not in ("", before), 30, "the bars to follow the temperature")
+        wait_for_text(page, "Soft targets at T = 20", 10)
 
         step = "nothing was fetched from outside this machine"
         assert not outside, sorted(set(outside))
@@ -238,6 +281,47 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
             except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
                 pass
         print(f"e2e failed at step: {step}; screenshots in {artifacts}")
+        raise
+    finally:
+        context.close()
+
+
+def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server, browser, tmp_path):
+    """The workshop preset's grid (T in 1, 2, 4, 8, 16 at alpha 0.9, two seeds) at a reduced size: the
+    recipe from the link (digits, small models, one epoch), so ten trials take a minute or two."""
+    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    step = "open the sweep's link"
+    try:
+        page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
+                           "&latency_repeats=5&latency_batch=8")
+        button(page, "What does T do?").wait_for(state="visible", timeout=60_000)
+        step = "apply the preset, then the reduced recipe again from the link"
+        button(page, "What does T do?").click()
+        wait_for_text(page, "10 trials: 5 T × 2 seeds", 30)
+        assert "temperature=1%2C2%2C4%2C8%2C16" in page.url or "temperature=1,2,4,8,16" in page.url, page.url
+        page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
+                           "&latency_repeats=5&latency_batch=8&temperature=1,2,4,8,16&alpha=0.9&seeds=0,1")
+        wait_for_text(page, "10 trials: 5 T × 2 seeds", 60)
+        step = "start it and watch the heatmap fill in"
+        button(page, "Start").click()
+        wait_for_text(page, "KD gain over scratch: mean ± std", 60)
+        wait_for_text(page, "10 of 10 trials finished", 400)
+        wait_for_text(page, "Best: ", 30)
+        assert page.locator(".js-plotly-plot").count() >= 1
+        step = "open a cell's run in Compare"
+        page.get_by_role("link", name="seed 0: KD").first.click()
+        page.wait_for_url("**/compare?run=*", timeout=30_000)
+        wait_for_text(page, "Over 2 seeds", 60)
+    except BaseException:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(context.pages):
+            try:
+                p.screenshot(path=str(artifacts / f"sweep-failure-{i}.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
+                pass
+        print(f"e2e sweep failed at step: {step}; screenshots in {artifacts}")
         raise
     finally:
         context.close()

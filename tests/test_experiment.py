@@ -57,6 +57,26 @@ def test_every_model_entry_has_the_documented_keys(finished):
     assert "kd_gain_points" in results["comparison"]
 
 
+def test_fidelity_and_calibration_are_recorded_for_every_model(finished):
+    """Agreement with the teacher and KL to it in every epoch of both students, on the validation
+    split; once on the training split at the end; ECE with its 15 bins for all three models."""
+    _, results, _ = finished
+    for role in ("student_scratch", "student_kd"):
+        entry = results[role]
+        for row in entry["history"]:
+            assert 0 <= row["val_agreement"] <= 1 and row["val_kl_teacher"] >= 0
+        assert entry["val_agreement"] == entry["history"][-1]["val_agreement"]
+        assert 0 <= entry["train_agreement"] <= 1 and entry["train_kl_teacher"] >= 0
+        assert entry["train_fidelity_images"] == 1437  # digits' whole training split
+    for role in ("teacher", "student_scratch", "student_kd"):
+        entry = results[role]
+        assert 0 <= entry["ece"] <= 1 and entry["ece_bins"] == 15 and len(entry["reliability"]) == 15
+        assert sum(b["count"] for b in entry["reliability"]) == results["dataset"]["val"]
+    gains = results["comparison"]["per_class_gain_points"]
+    kd, scratch = results["student_kd"]["per_class_accuracy"], results["student_scratch"]["per_class_accuracy"]
+    assert gains == pytest.approx([100 * (k - s) for k, s in zip(kd, scratch)])
+
+
 def test_events_tell_the_story(finished):
     _, _, events = finished
     phases = [e.data["phase"] for e in events if e.kind == PHASE]
@@ -232,3 +252,47 @@ def test_gpu_out_of_memory_is_one_clear_error_and_the_device_is_released(tmp_pat
         run_experiment(tiny_config(out=str(tmp_path / "oom"), teacher_source="train"), on_event=log)
     errors = [e.data for e in log.since(0) if e.kind == ERROR]
     assert errors == [{"message": errors[0]["message"], "type": "DeviceError"}] and released == ["cpu"]
+
+
+def test_a_reused_scratch_student_is_the_one_the_run_would_train(tmp_path):
+    """A sweep's trials that differ in T, alpha or the method reuse one scratch student. Fair only
+    if it is the very student the run would have trained: then the distilled student (same
+    initial weights, same data order) ends exactly as in a run that trains its own scratch."""
+    def tiny(name, **changes):
+        return tiny_config(out=str(tmp_path / name), cache_dir=str(tmp_path / "cache"), epochs=1,
+                           teacher_epochs=1, num_threads=1, **changes)
+
+    first = run_experiment(tiny("first", temperature=4.0, alpha=0.9), run_id="first")
+    log = EventLog()
+    reusing = run_experiment(tiny("reusing", temperature=2.0, alpha=0.5, distill_data="mask"),
+                             scratch_from=tmp_path / "first", on_event=log, run_id="reusing")
+    alone = run_experiment(tiny("alone", temperature=2.0, alpha=0.5, distill_data="mask"))
+    scratch = reusing["student_scratch"]
+    assert scratch["source"] == "reused" and scratch["from_run"] == "first"
+    assert scratch["accuracy"] == first["student_scratch"]["accuracy"] == alone["student_scratch"]["accuracy"]
+    def learnt(results):  # the history less its clock
+        return [{k: v for k, v in row.items() if k not in ("images_per_s", "seconds")}
+                for row in results["student_kd"]["history"]]
+
+    assert learnt(reusing) == learnt(alone)
+    assert [e.data["epochs"] for e in log.since(0) if e.kind == PHASE and e.phase == "student_scratch"] == [0]
+    assert "batch_1" in scratch["latency_ms"]  # timed again, in turn with this run's two other models
+    copied = Path(reusing["artifacts"]["student_scratch_last"])
+    assert copied.parent == tmp_path / "reusing"
+    assert all(torch.equal(a, b) for a, b in zip(torch.load(copied, weights_only=True).values(),
+                                                  torch.load(tmp_path / "first" / "student_scratch_last.pt",
+                                                             weights_only=True).values()))
+    # reused again from the reusing run: it still names the run that trained it
+    again = run_experiment(tiny("again", temperature=8.0), scratch_from=tmp_path / "reusing")
+    assert again["student_scratch"]["from_run"] == "first"
+
+
+def test_a_scratch_student_of_another_recipe_is_refused(tmp_path):
+    config = tiny_config(out=str(tmp_path / "first"), cache_dir=str(tmp_path / "cache"), epochs=1, teacher_epochs=1)
+    run_experiment(config)
+    with pytest.raises(ConfigError, match="another epochs, lr"):
+        run_experiment(config.replace(out=str(tmp_path / "second"), epochs=2, lr=0.1),
+                       scratch_from=tmp_path / "first")
+    with pytest.raises(ConfigError, match="no finished run"):
+        run_experiment(config.replace(out=str(tmp_path / "third")), scratch_from=tmp_path / "nowhere")
+    assert not (tmp_path / "second").exists()

@@ -367,3 +367,46 @@ def test_pages_do_not_wait_for_the_run_store(gate):
     assert manager.wait(submitted[0], 5).status == DONE
     manager.shutdown()
     assert RunStore().get_run(submitted[0])["status"] == QUEUED  # the fake runner records nothing more
+
+
+def test_a_sweep_is_one_job_in_the_queue_and_stop_ends_it(gate):
+    """A sweep waits its turn behind a run, shows its current trial's run, and stops with Stop."""
+    from distill_core.events import TRIAL
+    from distill_core.runs.sweep import SweepSpec
+
+    seen = {}
+
+    def sweep_runner(spec, backend="local", on_event=None, stop=None):
+        seen["spec"], seen["backend"] = spec, backend
+        for index in range(spec.size()):
+            on_event(Event(TRIAL, None, {"state": "start", "index": index, "total": spec.size(), "finished": index,
+                                         "cell": {"temperature": 1.0}, "seed": 0}))
+            on_event(Event(PHASE, "student_kd", {"phase": "student_kd", "index": 2, "total": 3, "epochs": 1,
+                                                 "source": "train"}))
+            while not stop.wait(0.01):
+                pass
+            return {"status": "cancelled", "rows": []}
+
+    manager = JobManager(runner=gate, sweep_runner=sweep_runner)
+    try:
+        run_id = manager.submit(TINY)
+        spec = SweepSpec(TINY, {"temperature": [1.0, 2.0]}, [0, 1])
+        sweep_id = manager.submit_sweep(spec)
+        assert manager.submit_sweep(SweepSpec(TINY, {"temperature": [1.0, 2.0]}, [0, 1])) == sweep_id  # joined
+        queued = manager.snapshot(sweep_id)
+        assert (queued.kind, queued.status, queued.queue_position) == ("sweep", QUEUED, 1)
+        assert queued.sweep["grid"] == {"temperature": [1.0, 2.0]} and queued.sweep["sweep_id"] == sweep_id
+        gate.release.set()
+        manager.wait(run_id, 10)
+        deadline = time.time() + 10
+        while (manager.snapshot(sweep_id).trial is None or manager.snapshot(sweep_id).phase is None) \
+                and time.time() < deadline:
+            time.sleep(0.01)
+        running = manager.snapshot(sweep_id)
+        assert running.status == RUNNING and running.trial["total"] == 4 and running.phase == "student_kd"
+        assert seen["spec"].sweep_id == sweep_id and seen["backend"] == "local"
+        assert manager.cancel(sweep_id)
+        final = manager.wait(sweep_id, 10)
+        assert final.status == CANCELLED and final.message == "cancelled; finished trials kept"
+    finally:
+        manager.shutdown()

@@ -18,12 +18,18 @@ from distill_core import RunConfig, paths
 from distill_core.events import EPOCH, PHASE, STEP, Event
 from distill_core.runs.jobs import JobManager
 from studio import live_feed, live_view
-from studio.charts import SMOOTH, accuracy_figure, log_range, loss_figure, round_top
+from studio.charts import SMOOTH, accuracy_figure, log_range, loss_figure, round_top, stage_spans
 
+KD, CE = "α·T²·KL (soft targets)", "(1−α)·CE (true labels)"
+# Terms as the engine reports them: each step's contribution (weight x value), by name, and labels.
 STEPS = {"teacher": [{"x": 0.5, "loss": 2.0}, {"x": 1.0, "loss": 1.0}],
-         "student_kd": [{"x": 0.5, "loss": 3.0, "kd": 2.0, "ce": 1.0}, {"x": 1.0, "loss": 2.0, "kd": 1.0, "ce": 2.0}]}
+         "student_kd": [{"x": 0.5, "loss": 3.0, "terms": {"kd": 1.0, "ce": 0.5}},
+                        {"x": 1.0, "loss": 2.0, "terms": {"kd": 0.5, "ce": 1.0}}]}
+LABELS = {"student_kd": {"kd": KD, "ce": CE}}
 HISTORY = {"teacher": [{"epoch": 1, "val_accuracy": 0.9, "train_accuracy": 0.8}],
-           "student_kd": [{"epoch": 1, "val_accuracy": 0.7, "train_accuracy": None, "train_kd": 1.0, "train_ce": 1.0}]}
+           "student_kd": [{"epoch": 1, "val_accuracy": 0.7, "train_accuracy": None, "train_kd": 1.0, "train_ce": 1.0,
+                           "terms": [{"name": "kd", "label": KD, "weight": 0.5, "contribution": 0.5},
+                                     {"name": "ce", "label": CE, "weight": 0.5, "contribution": 0.5}]}]}
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TINY = RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1, alpha=0.5)
@@ -36,45 +42,63 @@ def traces(spec: dict) -> dict[str, dict]:
 # ---- chart specs ---------------------------------------------------------------------------------
 def test_live_specs_are_valid_plotly_figures():
     # Built as plain dicts for speed; plotly's own validation must still accept every one of them.
-    for spec in (loss_figure(STEPS, HISTORY, 0.9), loss_figure({}, {}, 0.5), accuracy_figure(HISTORY),
-                 accuracy_figure({})):
+    spans = [(0, 1, "hints")]
+    for spec in (loss_figure(STEPS, HISTORY, term_labels=LABELS), loss_figure({}, {}), accuracy_figure(HISTORY),
+                 accuracy_figure({}), loss_figure(STEPS, HISTORY, spans=spans), accuracy_figure(HISTORY, spans=spans)):
         go.Figure(spec)
 
 
-def test_loss_parts_are_the_weighted_terms():
-    by_name = traces(loss_figure(STEPS, HISTORY, alpha=0.75))
-    assert by_name["α·T²·KL (soft targets)"]["y"] == [0.75 * 2.0, 0.75 * 1.0]
-    assert by_name["(1−α)·CE (true labels)"]["y"] == [0.25 * 1.0, 0.25 * 2.0]
+def test_loss_terms_are_drawn_as_the_method_weighed_them():
+    by_name = traces(loss_figure(STEPS, HISTORY, term_labels=LABELS))
+    assert by_name[KD]["y"] == [1.0, 0.5] and by_name[CE]["y"] == [0.5, 1.0]  # as reported: no alpha applied here
     assert by_name["teacher: loss"]["y"] == [2.0, 1.0]  # raw: each viewer smooths in the frame
     assert all(t.get("meta") == SMOOTH for t in by_name.values())  # per-step lines are smoothed
+    # Whatever terms a method reports, in its order and with its labels: DKD's three.
+    dkd = {"student_kd": [{"x": 1.0, "loss": 2.6, "terms": {"ce": 2.0, "tckd": 0.1, "nckd": 0.5}}]}
+    names = [t["name"] for t in loss_figure(dkd, {}, term_labels={"student_kd": {
+        "ce": "CE (true labels)", "tckd": "a·TCKD (target class)", "nckd": "b·NCKD (other classes)"}})["data"]]
+    assert names == ["distilled student: loss", "CE (true labels)", "a·TCKD (target class)", "b·NCKD (other classes)"]
 
 
-def test_loss_parts_fall_back_to_epoch_averages():
-    steps = {"student_kd": [{"x": 0.5, "loss": 3.0}]}  # an engine that reports no per-step parts
-    by_name = traces(loss_figure(steps, HISTORY, alpha=0.5))
-    kd = by_name["α·T²·KL (soft targets)"]
-    assert kd["x"] == [1] and kd["mode"] == "lines+markers"
+def test_loss_terms_fall_back_to_epoch_averages():
+    steps = {"student_kd": [{"x": 0.5, "loss": 3.0}]}  # an engine that reports no per-step terms
+    by_name = traces(loss_figure(steps, HISTORY))
+    kd = by_name[KD]
+    assert kd["x"] == [1] and kd["y"] == [0.5] and kd["mode"] == "lines+markers"
     assert "meta" not in kd  # epoch averages are not smoothed
+
+
+def test_a_methods_own_stage_is_a_shaded_band_on_both_charts():
+    rows = [{"epoch": e, "val_accuracy": 0.1 * e, "stage": "hints"} for e in (1, 2)] + [{"epoch": 3, "val_accuracy": 0.5}]
+    steps = {"student_kd": [{"x": 2.5, "loss": 1.0, "terms": {"ce": 1.0}}]}
+    assert stage_spans([], rows) == [(0, 2, "hints")]
+    assert stage_spans([{"x": 0.5, "stage": "hints"}], []) == [(0, 1, "hints")]  # the epoch under way
+    for spec in (loss_figure(steps, {"student_kd": rows}, spans=stage_spans([], rows)),
+                 accuracy_figure({"student_kd": rows}, spans=stage_spans([], rows))):
+        band, = spec["layout"]["shapes"]
+        assert (band["x0"], band["x1"]) == (0, 2)
+        assert any(a["text"] == "hints only" for a in spec["layout"]["annotations"])
+    assert "shapes" not in loss_figure(steps, {})["layout"]
 
 
 def test_a_phase_with_one_loss_point_is_drawn_as_a_marker():
     """A short phase reports a single point; as a line alone it would be in the legend only."""
     steps = {"teacher": STEPS["teacher"], "student_scratch": [{"x": 1.0, "loss": 2.2}]}
-    by_name = traces(loss_figure(steps, HISTORY, alpha=0.5))
+    by_name = traces(loss_figure(steps, HISTORY))
     assert by_name["scratch student: loss"]["mode"] == "lines+markers"
     assert by_name["teacher: loss"]["mode"] == "lines"  # two points make a line
 
 
 def test_the_loss_chart_carries_whole_decades_for_a_log_axis():
-    assert loss_figure(STEPS, HISTORY, 0.5)["layout"]["meta"]["log_range"] == [-1, 1]  # 0.25 .. 3.0
+    assert loss_figure(STEPS, HISTORY)["layout"]["meta"]["log_range"] == [-1, 1]  # 0.5 .. 3.0
     assert log_range([14.0, 0.03]) == [-2, 2] and log_range([1.0]) == [0, 1] and log_range([]) == [-2, 1]
 
 
 def test_loss_axes_have_fixed_ranges_that_change_only_when_outgrown():
-    layout = loss_figure(STEPS, HISTORY, 0.9, epochs=8)["layout"]
+    layout = loss_figure(STEPS, HISTORY, epochs=8)["layout"]
     assert layout["xaxis"]["range"] == [0, 8] and layout["yaxis"]["range"] == [0, 3.5]  # top loss 3.0
     steps = {"teacher": [{"x": 0.5, "loss": 2.9}, {"x": 9.5, "loss": 1.0}]}
-    layout = loss_figure(steps, {}, 0.9, epochs=8)["layout"]
+    layout = loss_figure(steps, {}, epochs=8)["layout"]
     assert layout["xaxis"]["range"] == [0, 9.5] and layout["yaxis"]["range"] == [0, 3.5]  # 2.9 has room
     assert [round_top(v) for v in (2.3, 14.8, 0.09, 1.0, 0.0)] == [2.5, 16, 0.1, 1.2, 1.0]
     layout = accuracy_figure(HISTORY, epochs=5)["layout"]  # lowest accuracy 70 %
@@ -83,12 +107,12 @@ def test_loss_axes_have_fixed_ranges_that_change_only_when_outgrown():
 
 
 def test_empty_charts_and_diverged_losses():
-    assert "annotations" in loss_figure({}, {}, 0.9)["layout"]
+    assert "annotations" in loss_figure({}, {})["layout"]
     acc = traces(accuracy_figure(HISTORY))
     assert acc["teacher: val"]["y"] == [90.0] and acc["teacher: train"]["y"] == [80.0]
     assert "distilled student: train" not in acc  # no train accuracy reported, no line
     nan = {"teacher": [{"x": 0.5, "loss": 2.0}, {"x": 1.0, "loss": math.nan}, {"x": 1.5, "loss": math.inf}]}
-    assert traces(loss_figure(nan, {}, 0.5))["teacher: loss"]["y"] == [2.0, None, None]  # gaps, valid JSON
+    assert traces(loss_figure(nan, {}))["teacher: loss"]["y"] == [2.0, None, None]  # gaps, valid JSON
 
 
 # ---- the feed ------------------------------------------------------------------------------------
@@ -224,16 +248,16 @@ def test_the_frames_smoothing_is_a_debiased_ema(js_page):
     assert js_page.evaluate("ema([2, 2, 2], 0.9)") == pytest.approx([2, 2, 2])  # debiased: constant stays
     # by hand: avg 0.5*0+0.5*2 = 1 over weight 0.5 -> 2; avg 0.5*1+0.5*1 = 1 over weight 0.75 -> 4/3
     assert js_page.evaluate("ema([2, 1], 0.5)") == pytest.approx([2, 4 / 3])
-    spec = loss_figure(STEPS, HISTORY, alpha=0.5)
+    spec = loss_figure(STEPS, HISTORY)
     smoothed = js_page.evaluate("([data, s]) => smoothed(data, s)", [spec["data"], 0.5])
     assert [t["y"] for t in smoothed] == [pytest.approx([2, 4 / 3]), pytest.approx([3, 7 / 3]),
                                           pytest.approx([1, 2 / 3]), pytest.approx([0.5, 5 / 6])]
-    markers = loss_figure({"student_kd": [{"x": 0.5, "loss": 3.0}]}, HISTORY, 0.5)["data"]
+    markers = loss_figure({"student_kd": [{"x": 0.5, "loss": 3.0}]}, HISTORY)["data"]
     assert js_page.evaluate("([data, s]) => smoothed(data, s)", [markers, 0.9])[1:] == markers[1:]  # epoch points
 
 
 def test_the_frame_puts_the_loss_on_a_log_axis_when_asked(js_page):
-    spec = loss_figure(STEPS, HISTORY, 0.5, epochs=4)
+    spec = loss_figure(STEPS, HISTORY, epochs=4)
     axis = js_page.evaluate("""async ([spec]) => {
         const el = document.getElementById("loss"), out = [];
         for (const log of [false, true, false]) {
@@ -250,9 +274,9 @@ def test_the_frame_puts_the_loss_on_a_log_axis_when_asked(js_page):
 def test_the_frame_moves_lines_in_place_until_the_chart_changes_shape(js_page):
     # Points added under the same axes: Plotly.animate moves the lines, and they end up where a
     # full Plotly.react would draw them. A new trace (the next phase): a full redraw.
-    few = loss_figure({"teacher": STEPS["teacher"]}, {}, 0.5, epochs=4)
-    more = loss_figure({"teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, 0.5, epochs=4)
-    phase = loss_figure({**STEPS, "teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, 0.5, epochs=4)
+    few = loss_figure({"teacher": STEPS["teacher"]}, {}, epochs=4)
+    more = loss_figure({"teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, epochs=4)
+    phase = loss_figure({**STEPS, "teacher": STEPS["teacher"] + [{"x": 1.5, "loss": 0.7}]}, {}, epochs=4)
     drawn = lambda layout: {k: v for k, v in layout.items() if k != "meta"}  # the frame draws all but meta
     assert drawn(few["layout"]) == drawn(more["layout"])
     calls = js_page.evaluate("""async ([few, more, phase]) => {
@@ -298,6 +322,22 @@ def test_the_feed_draws_a_cached_teacher_as_trained_before():
     assert feed["accuracy"]["layout"]["xaxis"]["range"] == [0, 2]
     assert [t["name"] for t in feed["accuracy"]["data"]] == ["teacher: val (from the cache)"]
     assert "0 epochs logged" in feed["caption"]  # not the cached teacher's six
+
+
+def test_the_feed_draws_the_terms_a_method_reported_and_names_its_stage():
+    from distill_core.runs.job_state import Job
+
+    job = Job("j", RunConfig(method="fitnet", extra={"hint_epochs": 1}, epochs=2), "cpu", "key")
+    job.observe(Event(PHASE, "student_kd", {"phase": "student_kd", "index": 2, "total": 3, "epochs": 2}))
+    terms = [{"name": "ce", "label": "0·CE (true labels)", "weight": 0.0, "contribution": 0.0},
+             {"name": "hint", "label": "w·MSE (hint)", "weight": 100.0, "contribution": 4.2}]
+    job.observe(Event(STEP, "student_kd", {"epoch": 1, "step": 1, "steps": 2, "loss": 4.2, "terms": terms,
+                                           "stage": "hints", "progress": 0.7}))
+    feed = live_feed.feed(job.snapshot(None))
+    assert "hints only" in feed["label"]
+    lines = {t["name"]: t for t in feed["loss"]["data"]}
+    assert lines["w·MSE (hint)"]["y"] == [4.2] and lines["0·CE (true labels)"]["y"] == [0.0]
+    assert feed["loss"]["layout"]["shapes"][0]["x1"] == 1 and feed["accuracy"]["layout"]["shapes"]
 
 
 def test_a_long_run_ticks_about_ten_epochs_not_each():

@@ -1,4 +1,5 @@
-"""The loss convention: alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE."""
+"""The loss convention: alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE, reported as the
+terms ``ce`` (weight 1 - alpha) and ``kd`` (weight alpha), unweighted."""
 import math
 
 import pytest
@@ -26,31 +27,34 @@ def test_kd_loss_matches_a_hand_computed_value():
         ce += -math.log(softmax(si)[yi])
     expected_kd = T * T * kl / 2  # batchmean: per sample, not per class
     expected = alpha * expected_kd + (1 - alpha) * ce / 2
-    parts = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), T, alpha)
-    assert parts.kd.item() == pytest.approx(expected_kd, rel=1e-5)
-    assert parts.ce.item() == pytest.approx(ce / 2, rel=1e-5)
-    assert parts.total.item() == pytest.approx(expected, rel=1e-5)
+    loss = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), T, alpha)
+    assert loss.term("kd").value.item() == pytest.approx(expected_kd, rel=1e-5)
+    assert loss.term("ce").value.item() == pytest.approx(ce / 2, rel=1e-5)
+    assert loss.total.item() == pytest.approx(expected, rel=1e-5)
+    # each term's weight and contribution, as the Live chart draws them
+    assert (loss.term("kd").weight, loss.term("ce").weight) == (alpha, pytest.approx(1 - alpha))
+    assert sum(t.contribution for t in loss.terms).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_alpha_zero_is_plain_cross_entropy_with_identical_gradients():
     torch.manual_seed(0)
     s = torch.randn(8, 10, requires_grad=True)
     t, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
-    parts = kd_loss(s, t, y, temperature=4.0, alpha=0.0)
-    parts.total.backward()
+    loss = kd_loss(s, t, y, temperature=4.0, alpha=0.0)
+    loss.total.backward()
     grad_kd = s.grad.clone()
     s.grad = None
     F.cross_entropy(s, y).backward()
-    assert parts.total.item() == F.cross_entropy(s, y).item()
+    assert loss.total.item() == F.cross_entropy(s, y).item()
     assert torch.equal(grad_kd, s.grad)
 
 
 def test_alpha_one_is_pure_distillation():
     torch.manual_seed(0)
     s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.randint(0, 5, (4,))
-    parts = kd_loss(s, t, y, temperature=3.0, alpha=1.0)
-    assert parts.total.item() == pytest.approx(parts.kd.item())
-    assert parts.kd.item() == pytest.approx(soft_kl(s, t, 3.0).item())
+    loss = kd_loss(s, t, y, temperature=3.0, alpha=1.0)
+    assert loss.total.item() == pytest.approx(loss.term("kd").value.item())
+    assert loss.term("kd").value.item() == pytest.approx(soft_kl(s, t, 3.0).item())
 
 
 def test_kl_is_zero_when_student_matches_teacher_and_positive_otherwise():
@@ -83,6 +87,6 @@ def test_soft_term_gradient_scale_is_roughly_independent_of_temperature():
 def test_soft_targets_accept_mixed_labels():
     s = torch.randn(3, 4)
     probs = torch.tensor([[0.7, 0.3, 0, 0], [0, 1.0, 0, 0], [0.5, 0, 0, 0.5]])
-    parts = kd_loss(s, None, probs, 2.0, 0.5)
-    assert parts.total.item() == pytest.approx(F.cross_entropy(s, probs).item())
-    assert parts.kd.item() == 0.0
+    loss = kd_loss(s, None, probs, 2.0, 0.5)
+    assert loss.total.item() == pytest.approx(F.cross_entropy(s, probs).item())
+    assert [t.name for t in loss.terms] == ["ce"]  # without a teacher: CE alone, whatever the method

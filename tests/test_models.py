@@ -120,3 +120,24 @@ def test_unknown_model_lists_known_names():
     assert "resnet_does_not_exist" in message
     for known in ("resnet20", "wrn_40_2", "mobilenetv2"):
         assert known in message
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}x{s[1]}")
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_family_names_its_feature_taps(name, shape):
+    """Three stage outputs, 4-D maps that never grow along the network; none for the MLP, whose
+    registry entry says so (a feature method is refused with it before any model is built)."""
+    from distill_core.models import has_features
+    from distill_core.models.taps import feature_taps, tap_modules
+
+    in_channels, size = shape
+    model = create_model(name, in_channels=in_channels, num_classes=NUM_CLASSES, image_size=size).eval()
+    assert len(feature_taps(model)) == (3 if has_features(name) else 0)
+    maps = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: maps.append(out.shape)) for m in tap_modules(model)]
+    with torch.no_grad():
+        model(torch.randn(1, in_channels, size, size))
+    for h in hooks:
+        h.remove()
+    assert len(maps) == len(feature_taps(model)) and all(len(m) == 4 for m in maps), maps
+    assert [m[-1] for m in maps] == sorted((m[-1] for m in maps), reverse=True), maps

@@ -356,3 +356,93 @@ def test_a_zombie_is_not_alive():
         assert not pid_alive(child.pid)
     finally:
         child.wait()
+
+
+DKD_ROW = {"epoch": 1, "train_loss": 2.6, "train_ce": 2.0, "train_tckd": 0.1, "train_nckd": 0.07, "stage": "warm",
+           "train_accuracy": 0.4, "val_accuracy": 0.5, "progress": 0.9, "epochs": 2,
+           "terms": [{"name": "ce", "label": "CE (true labels)", "weight": 1.0, "contribution": 2.0},
+                     {"name": "tckd", "label": "a·TCKD (target class)", "weight": 0.5, "contribution": 0.05},
+                     {"name": "nckd", "label": "b·NCKD (other classes)", "weight": 4.0, "contribution": 0.28}]}
+
+
+def test_a_methods_other_terms_survive_the_store_and_reach_the_csv(tmp_path):
+    from distill_core.tools.export import metrics_csv, open_run
+
+    store = RunStore(tmp_path / "runs.db")
+    store.create_run("d", tiny_config(tmp_path, method="dkd", out=str(tmp_path / "d")), status="running")
+    store.add_epoch("d", "student_kd", DKD_ROW)
+    row, = store.epochs("d")
+    assert (row["train_tckd"], row["train_nckd"], row["stage"], row["terms"]) == (0.1, 0.07, "warm", DKD_ROW["terms"])
+    assert row["train_kd"] is None and "progress" not in row  # the event's own keys are not a history's
+    history, = store.results("d")["partial_history"]["student_kd"]
+    assert history["train_tckd"] == 0.1
+    header, line = metrics_csv(open_run("d", store)).splitlines()
+    assert header.split(",")[-3:] == ["train_tckd", "train_nckd", "stage"]
+    assert line.split(",")[-3:] == ["0.1", "0.07", "warm"]
+
+
+def test_a_store_from_before_method_terms_gains_their_column_and_keeps_its_rows(tmp_path):
+    """Version 3 (sweeps) had no column for a method's other terms; version 4 adds it."""
+    from distill_core.runs.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA)
+        for statement in MIGRATIONS[2] + MIGRATIONS[3]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("INSERT INTO runs (id, created_at, updated_at, status, config) VALUES ('old', 1, 1, 'done', '{}')")
+        conn.execute("INSERT INTO epochs (run_id, model, epoch, val_accuracy) VALUES ('old', 'teacher', 1, 0.5)")
+        assert "terms" not in {r[1] for r in conn.execute("PRAGMA table_info(epochs)")}
+    store = RunStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 4
+        assert "terms" in {r[1] for r in conn.execute("PRAGMA table_info(epochs)")}
+    assert store.epochs("old")[0]["val_accuracy"] == 0.5  # the old rows read as before
+    store.add_epoch("old", "student_kd", DKD_ROW)
+    assert store.epochs("old", "student_kd")[0]["train_nckd"] == 0.07
+    RunStore(path)  # opening it again applies nothing twice
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path):
+    """Stores written before sweeps existed gain the sweep column and table, rows kept."""
+    from distill_core.runs.schema import SCHEMA, SCHEMA_VERSION
+
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA + "\nPRAGMA user_version = 1;")
+        conn.execute("INSERT INTO runs (id, created_at, updated_at, status, config) VALUES ('old', 1, 1, 'done', '{}')")
+    store = RunStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    assert [r["run_id"] for r in store.list_runs()] == ["old"] and store.list_runs()[0]["sweep_id"] is None
+    RunStore(path)  # opened again: nothing is applied twice
+    cfg = tiny_config(tmp_path)
+    store.create_run("trial", cfg, status="running", sweep_id="s1")
+    store.create_run("trial", cfg, status="running")  # taken over (a rerun): still the sweep's
+    assert [r["run_id"] for r in store.list_runs(sweep_id="s1")] == ["trial"]
+    store.save_sweep("s1", {"grid": {"temperature": [1, 2]}}, "running", folder=tmp_path, backend="local")
+    store.save_sweep("s1", {"grid": {"temperature": [1, 2]}}, "done")
+    sweep = store.get_sweep("s1")
+    assert (sweep["status"], sweep["folder"], sweep["backend"], sweep["spec"]["grid"]) == \
+        ("done", str(tmp_path), "local", {"temperature": [1, 2]})
+    assert [s["id"] for s in store.list_sweeps()] == ["s1"] and store.get_sweep("nope") is None
+
+
+def test_a_store_of_an_older_version_is_brought_up_to_date(tmp_path):
+    """A runs.db written before the fidelity columns existed opens, keeps its rows and takes new ones."""
+    from distill_core.runs.store import MIGRATIONS, SCHEMA
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO runs (id, created_at, updated_at, status, config) VALUES ('old', 1, 1, 'done', '{}')")
+        conn.execute("INSERT INTO epochs (run_id, model, epoch, val_accuracy) VALUES ('old', 'student_kd', 1, 0.5)")
+    store = RunStore(path)
+    store.add_epoch("old", "student_kd", {"epoch": 2, "val_accuracy": 0.6, "val_agreement": 0.8, "val_kl_teacher": 0.3})
+    rows = store.epochs("old")
+    assert [(r["epoch"], r["val_accuracy"], r["val_agreement"]) for r in rows] == [(1, 0.5, None), (2, 0.6, 0.8)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == max(MIGRATIONS)
+    RunStore(path)  # opening it again changes nothing

@@ -8,7 +8,7 @@ import torch
 from distill_core.data.datasets import load_dataset
 from distill_core.errors import Cancelled, TrainingDiverged
 from distill_core.events import EPOCH, STEP, EventLog
-from distill_core.methods import DistillMethod, create_method
+from distill_core.methods import Loss, Term, create_method
 from distill_core.methods.kd import LogitKD
 from distill_core.models import create_model
 from distill_core.training import trainer
@@ -72,11 +72,16 @@ def test_teacher_is_frozen_and_in_eval_mode_while_the_student_learns(digits):
 def test_history_rows_have_every_metric(digits):
     result = train(digits, tiny_config(epochs=2), build("cnn_tiny", digits), teacher=build("cnn_small", digits))
     keys = {"epoch", "train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
-            "images_per_s", "seconds"}
+            "images_per_s", "seconds", "terms"}
     assert [r["epoch"] for r in result.history] == [1, 2]
     for row in result.history:
         assert keys <= set(row)
         assert row["train_kd"] > 0 and 0 <= row["val_accuracy"] <= 1
+        # the terms as the method weighed them: their contributions add up to the loss
+        terms = {t["name"]: t for t in row["terms"]}
+        assert terms["kd"]["weight"] == pytest.approx(0.9) and terms["ce"]["weight"] == pytest.approx(0.1)
+        assert terms["kd"]["contribution"] == pytest.approx(0.9 * row["train_kd"], rel=1e-5)
+        assert sum(t["contribution"] for t in row["terms"]) == pytest.approx(row["train_loss"], rel=1e-5)
     assert result.best_accuracy == max(r["val_accuracy"] for r in result.history)
 
 
@@ -190,22 +195,23 @@ def test_distillation_data_modes_train(digits, monkeypatch):
 def test_a_feature_method_plugs_in_without_touching_the_trainer(digits):
     """The method contract: a method with extra trainable parts and non-sliceable targets."""
 
-    class Hint(DistillMethod):
+    class Hint(LogitKD):
         sliceable = False
 
         def __init__(self, student, teacher, **kw):
             super().__init__(student, teacher, **kw)
             self.adapter = torch.nn.Linear(10, 10)
 
-        def loss(self, x, targets, teacher_out):
-            parts, logits = LogitKD.loss(self, x, targets, teacher_out)
+        def distill(self, x, targets, teacher_out):
+            loss, logits = super().distill(x, targets, teacher_out)
             hint = (self.adapter(logits) - teacher_out.clone()).pow(2).mean()
-            return parts._replace(total=parts.total + hint, kd=parts.kd + hint), logits
+            return Loss(loss.total + hint, (*loss.terms, Term("hint", "hint", 1.0, hint))), logits
 
     method = Hint(build("cnn_tiny", digits), build("cnn_small", digits))
     before = method.adapter.weight.detach().clone()
-    train_phase(method, digits, tiny_config(epochs=1), epochs=1, phase="student_kd", emit=EventLog())
+    result = train_phase(method, digits, tiny_config(epochs=1), epochs=1, phase="student_kd", emit=EventLog())
     assert not torch.equal(before, method.adapter.weight)  # the trainer optimised the extra part
+    assert result.history[0]["train_hint"] > 0  # and recorded the term it added
 
 
 def test_step_speed_is_measured_at_chunk_ends(digits, monkeypatch):

@@ -51,11 +51,13 @@ def history(epochs: int, start: float, step: float, kd: bool = False) -> list[di
 
 
 def fake_run(store: RunStore, run_id: str, runs_dir: Path, temperature: float = 4.0, alpha: float = 0.9,
-             kd_start: float = 0.6, status: str = "done", epochs: int = 3) -> dict:
+             kd_start: float = 0.6, status: str = "done", epochs: int = 3, method: str = "kd",
+             extra: dict | None = None) -> dict:
     """A finished (or not) run written by hand: checkpoints, config.json, results.json, rows."""
     out = runs_dir / run_id
     config = RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=epochs, teacher_epochs=epochs,
-                       temperature=temperature, alpha=alpha, device="cpu", out=str(out))
+                       temperature=temperature, alpha=alpha, device="cpu", out=str(out), method=method,
+                       extra=dict(extra or {}))
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
     artifacts = {"dir": str(out)}

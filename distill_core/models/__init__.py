@@ -24,6 +24,24 @@ def list_models() -> list[dict]:
     return [{"name": name, **MODELS.meta(name)} for name in MODELS.names()]
 
 
+def has_features(name: str) -> bool:
+    """Whether a model has spatial feature maps for feature methods (all but the MLP, whose
+    registry entry says ``features=False``; models/taps.py)."""
+    return MODELS.meta(name).get("features", True)
+
+
+def compatible_pairs(features: bool = False) -> list[tuple[str, str]]:
+    """(teacher, student) pairs the registry marks compatible: a model registered as a teacher (or
+    either) with a different one registered as a student (or either), and with ``features`` both
+    with feature taps."""
+    def role(name: str) -> str:
+        return MODELS.meta(name).get("role", "either")
+
+    return [(t, s) for t in MODELS.names() for s in MODELS.names()
+            if t != s and role(t) in ("teacher", "either") and role(s) in ("student", "either")
+            and (not features or (has_features(t) and has_features(s)))]
+
+
 # Importing the modules registers their models; the order here is the order users see.
 from . import cnn  # noqa: E402, F401
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from . import MODELS
+from .taps import last_per_level
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -32,14 +33,17 @@ class PlainCNN(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         cin, size = in_channels, image_size
+        ends = []  # (path, size) of each stage's last conv-BN-ReLU, before its pool
         for i, widths in enumerate(stages):
             for width in widths:
                 layers.append(conv_bn(cin, width))
                 cin = width
+            ends.append((f"features.{len(layers) - 1}", size))
             if i < len(stages) - 1 and size > 2:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
         self.features = nn.Sequential(*layers)
+        self.feature_taps = last_per_level(ends)  # the stages (models/taps.py)
         if head:
             self.pool = nn.AdaptiveAvgPool2d(3)
             self.classifier = nn.Sequential(
@@ -54,6 +58,8 @@ class PlainCNN(nn.Module):
 
 
 class MLP(nn.Module):
+    """Flatten, then fully connected layers: no spatial feature maps, so no feature taps."""
+
     def __init__(self, in_channels: int, num_classes: int, image_size: int, hidden: tuple[int, ...] = (128,)):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -84,6 +90,6 @@ def cnn_tiny(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     return PlainCNN(in_channels, num_classes, image_size, stages=[[8], [16], [16]])
 
 
-@MODELS.register("mlp", family="MLP", role="student")
+@MODELS.register("mlp", family="MLP", role="student", features=False)
 def mlp(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     return MLP(in_channels, num_classes, image_size, hidden=(128,))

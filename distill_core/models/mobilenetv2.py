@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from . import MODELS
 from .init import init_weights
+from .taps import last_per_level
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -58,17 +59,24 @@ class MobileNetV2(nn.Module):
     ]
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, width: float = 0.5,
-                 expand: int = 6, last_channel: int = 1280):
+                 expand: int = 6, last_channel: int = 1280, image_size: int = 32):
         super().__init__()
         cin = int(32 * width)
         layers: list[nn.Module] = [conv_bn_relu(in_channels, cin, stride=2)]
+        size = (image_size + 1) // 2
+        ends = [("features.0", size)]  # (path, output size) of every block
         for t, c, n, s in self.SETTINGS:
             cout = int(c * width)
             for i in range(n):
-                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, expand if t != 1 else 1))
+                stride = s if i == 0 else 1
+                layers.append(InvertedResidual(cin, cout, stride, expand if t != 1 else 1))
+                size = (size + stride - 1) // stride
+                ends.append((f"features.{len(layers) - 1}", size))
                 cin = cout
         layers.append(conv_bn_relu(cin, last_channel, kernel=1))
+        ends.append((f"features.{len(layers) - 1}", size))
         self.features = nn.Sequential(*layers)
+        self.feature_taps = last_per_level(ends)  # at 32x32: blocks 6 (8x8), 13 (4x4) and the last conv (2x2)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(last_channel, num_classes)
 
@@ -81,4 +89,4 @@ class MobileNetV2(nn.Module):
 @MODELS.register("mobilenetv2", family="MobileNetV2", role="student")
 def mobilenetv2(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     """RepDistiller's ``mobile_half``: width 0.5, expansion 6."""
-    return MobileNetV2(in_channels, num_classes, width=0.5, expand=6)
+    return MobileNetV2(in_channels, num_classes, width=0.5, expand=6, image_size=image_size)

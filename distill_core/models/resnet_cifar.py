@@ -58,6 +58,7 @@ class CifarResNet(nn.Module):
                 cin = width
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
+        self.feature_taps = ("layer1", "layer2", "layer3")  # each stage ends in its block's ReLU
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
 

@@ -28,6 +28,7 @@ def _small_input_resnet(name: str, in_channels: int, num_classes: int) -> nn.Mod
     model = _get_model(name, num_classes)
     model.conv1 = _stem(in_channels, model.conv1.out_channels)
     model.maxpool = nn.Identity()
+    model.feature_taps = ("layer2", "layer3", "layer4")  # the last three sizes (models/taps.py)
     return model
 
 
@@ -35,6 +36,8 @@ def _small_input_mobilenet_v3(name: str, in_channels: int, num_classes: int) -> 
     model = _get_model(name, num_classes)
     first = model.features[0]  # Conv2dNormActivation: conv, BN, Hardswish
     first[0] = _stem(in_channels, first[0].out_channels)
+    # With the stride-1 stem, 32x32 ends blocks 3, 8 and the last 1x1 conv (12) at 8, 4 and 2.
+    model.feature_taps = ("features.3", "features.8", "features.12")
     return model
 
 

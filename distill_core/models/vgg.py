@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from . import MODELS
 from .init import init_weights
+from .taps import last_per_level
 
 _CONFIGS = {
     "vgg8": [[64], [128], [256], [512], [512]],
@@ -24,15 +25,19 @@ class VGG(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         cin, size = in_channels, image_size
+        ends = []  # (path, size) of each stage's last ReLU, before its pool
         for i, widths in enumerate(stages):
             for width in widths:
                 layers += [nn.Conv2d(cin, width, 3, padding=1), nn.BatchNorm2d(width),
                            nn.ReLU(inplace=True)]
                 cin = width
+            ends.append((f"features.{len(layers) - 1}", size))
             if i < max_pools and size > 1:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
         self.features = nn.Sequential(*layers)
+        # Five stages, four sizes at 32x32 (32, 16, 8, 4 twice): the ends of stages 2, 3 and 5.
+        self.feature_taps = last_per_level(ends)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(cin, num_classes)
 

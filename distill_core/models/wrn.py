@@ -50,6 +50,8 @@ class WideResNet(nn.Module):
         self.block1, self.block2, self.block3 = stages
         self.bn = nn.BatchNorm2d(cin)
         self.relu = nn.ReLU(inplace=True)
+        # Pre-activation blocks: the last stage's map is the one after the final BN-ReLU.
+        self.feature_taps = ("block1", "block2", "relu")
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
 

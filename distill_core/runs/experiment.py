@@ -9,6 +9,7 @@ import contextlib
 import copy
 import json
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -24,15 +25,24 @@ from ..device import release, resolve_device
 from ..errors import Cancelled, CheckpointError, ConfigError, DeviceError, DistillError
 from ..events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from ..files import write_atomic
-from ..methods import create_method
+from ..methods import METHODS, create_method
 from ..models import create_model
 from ..precision import FP32, Precision, resolve_precision
+from ..training.fidelity import fidelity
 from ..training.measure import class_report, disagreements, evaluate, headline, measure_latencies, static_profile
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
+from ..vocab import DISTILLED, SCRATCH, TEACHER
 from . import teacher_cache
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
-PHASE_WEIGHT = {"teacher": 2.0, "student_scratch": 1.0, "student_kd": 1.5}
+PHASE_WEIGHT = {TEACHER: 2.0, SCRATCH: 1.0, DISTILLED: 1.5}
+
+# Config fields the scratch student does not depend on: it trains without a teacher, on plain
+# images (the distill-data transform is the distilled student's), and the rest only measures or
+# places files. Every other field (a new one too, by default) is in ``scratch_key``.
+SCRATCH_FREE = frozenset({"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir",
+                          "method", "temperature", "alpha", "extra", "distill_data", "latency_batch",
+                          "latency_repeats", "download", "out"})
 
 
 def preload() -> None:
@@ -50,6 +60,12 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def out_dir_exists(config: RunConfig, run_id: str) -> bool:
+    """Whether the run's folder is there already (a user's ``--out``), so that a refused run removes
+    only a folder it made itself."""
+    return (Path(config.out).expanduser().absolute() if config.out else paths.runs_dir() / run_id).exists()
+
+
 def out_dir_for(config: RunConfig, run_id: str) -> Path:
     """The run's folder: ``config.out``, or ``runs/<run id>`` in the studio's home.
 
@@ -62,6 +78,45 @@ def out_dir_for(config: RunConfig, run_id: str) -> Path:
         raise ConfigError(f"{out_dir} already holds a run; choose another --out, or leave --out out for a new "
                           "folder in the runs folder")
     return writable_folder(out_dir, "output folder")
+
+
+def method_record(config: RunConfig) -> dict:
+    """results.json's "method": its name and every option's value, the defaults filled in (the
+    config keeps only what was set), and which of T and alpha it read."""
+    cls = METHODS.get(config.method)
+    options = {o.name: o.default for o in cls.OPTIONS} | dict(config.extra)
+    return {"name": config.method, "options": options, "uses": list(cls.uses(options))}
+
+
+def scratch_key(config: RunConfig) -> str:
+    """What the scratch student depends on: two configs with the same key (the seed is in it)
+    train the very same scratch student, so a sweep trains it once and reuses it."""
+    return json.dumps({k: v for k, v in config.to_dict().items() if k not in SCRATCH_FREE}, sort_keys=True,
+                      default=str)
+
+
+def reusable_scratch(config: RunConfig, origin: str | Path) -> dict:
+    """The scratch student of the run in folder ``origin``, for this config's run: its entry with
+    ``"source": "reused"`` and ``"from_run"`` (the run that trained it), and its checkpoints.
+    Refused when that run trained it with another recipe, data or seed."""
+    folder = Path(origin).expanduser()
+    try:
+        theirs = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"no finished run in {folder} to reuse the scratch student of") from None
+    entry, artifacts = theirs.get("student_scratch"), theirs.get("artifacts") or {}
+    files = {which: Path(artifacts.get(f"student_scratch_{which}") or folder / f"student_scratch_{which}.pt")
+             for which in ("best", "last")}
+    if not isinstance(entry, dict) or not all(f.is_file() for f in files.values()):
+        raise ConfigError(f"run {theirs.get('run_id')} in {folder} has no scratch student to reuse")
+    mine, other = json.loads(scratch_key(config)), json.loads(scratch_key(RunConfig.from_dict(theirs["config"])))
+    differ = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
+    if differ:
+        raise ConfigError(f"the scratch student of run {theirs.get('run_id')} was trained with another "
+                          f"{', '.join(differ)}: it is not the student this run would train")
+    from_run = entry.get("from_run") if entry.get("source") == "reused" else theirs.get("run_id")
+    kept = {k: v for k, v in entry.items() if not k.startswith("latency_ms")}  # timed again, in this run's turn
+    return {"entry": {**kept, "source": "reused", "from_run": from_run}, "files": files}
 
 
 def preflight(config: RunConfig) -> None:
@@ -109,6 +164,18 @@ def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult, dat
     probs = report.pop("probs")
     entry.update({k: v for k, v in report.items() if k != "accuracy"})  # the same number, from the same pass
     return entry, probs
+
+
+def fidelity_entry(history: list[dict], student, teacher_train_probs, data: ImageData, device: torch.device,
+                   config: RunConfig) -> dict:
+    """The student's fidelity to its teacher: on the validation split at the last epoch (from its
+    history), and once on the training split, the images it was taught on (Stanton et al. 2021)."""
+    last = history[-1] if history else {}
+    train = evaluate(student, data, device, channels_last=config.channels_last, split="train")
+    faithful = fidelity(train["probs"], teacher_train_probs)
+    return {"val_agreement": last.get("val_agreement"), "val_kl_teacher": last.get("val_kl_teacher"),
+            "train_agreement": faithful["agreement"], "train_kl_teacher": faithful["kl_teacher"],
+            "train_fidelity_images": int(teacher_train_probs.shape[0])}
 
 
 def evaluate_test_set(model, data: ImageData, device: torch.device, config: RunConfig) -> dict:
@@ -164,8 +231,14 @@ def time_models(models: dict[str, torch.nn.Module], shape: tuple, device: torch.
 
 
 def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
-                   stop: Optional[threading.Event] = None, run_id: Optional[str] = None) -> dict[str, Any]:
+                   stop: Optional[threading.Event] = None, run_id: Optional[str] = None,
+                   scratch_from: Optional[str | Path] = None) -> dict[str, Any]:
     """Run a full comparison and write it under ``config.out`` (default: the runs folder).
+
+    ``scratch_from``: the folder of a finished run whose scratch student this run reuses instead
+    of training it (``reusable_scratch``; a sweep's trials that differ only in T, alpha or the
+    method). It is the student this run would train: same recipe, seed, initial weights and data
+    order as the distilled one.
 
     Returns the results dict (also written as results.json). Its "status" is "done", or
     "cancelled" when ``stop`` was set, keeping the models that finished. A user error raises
@@ -175,6 +248,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     """
     validate(config)
     check_teacher_data(config)
+    reuse = reusable_scratch(config, scratch_from) if scratch_from else None
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
@@ -182,7 +256,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         writable_folder(teacher_cache.cache_root(config), "teacher cache folder")
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
-                               "started_at": started, "artifacts": {"dir": str(out_dir)}}
+                               "method": method_record(config), "started_at": started,
+                               "artifacts": {"dir": str(out_dir)}}
     device, data = torch.device("cpu"), None
     threads = torch.get_num_threads()  # restored at the end: the app's worker thread runs the next job too
     try:
@@ -202,7 +277,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         config.save(out_dir / "config.json")
         results["phase_seconds"] = {"setup": time.time() - started}
         with cudnn_benchmark(device):
-            _run_phases(config, data, device, emit, stop, results, out_dir, precision)
+            _run_phases(config, data, device, emit, stop, results, out_dir, precision, reuse)
         results["status"] = "done"
     except Cancelled:
         results["status"] = "cancelled"
@@ -265,7 +340,8 @@ def check_teacher_data(config: RunConfig) -> None:
 
 
 def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,
-                stop: Optional[threading.Event], results: dict, out_dir: Path, precision: Precision) -> None:
+                stop: Optional[threading.Event], results: dict, out_dir: Path, precision: Precision,
+                reuse: Optional[dict]) -> None:
     teacher = build_model(config.teacher, data, config, device, config.seed)
     cached = None
     if config.teacher_source == "checkpoint":
@@ -276,7 +352,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     else:
         source = "train"
     plan = {"teacher": config.teacher_epochs if source == "train" else 0,
-            "student_scratch": config.epochs, "student_kd": config.epochs}
+            "student_scratch": 0 if reuse else config.epochs, "student_kd": config.epochs}
     progress = Progress(plan)
     shape = (data.in_channels, data.image_size, data.image_size)
 
@@ -324,6 +400,9 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         teacher_probs = report.pop("probs")
         entry.update(report)
     entry["precision"] = {**precision.entry("teacher"), "train": trained_in}
+    # What the students' fidelity is measured against: the teacher's answers on the same images.
+    reference = teacher_probs.clamp_min(1e-30).log().to(device)
+    teacher_train_probs = evaluate(teacher, data, device, channels_last=config.channels_last, split="train")["probs"]
     entry.update(evaluate_test_set(teacher, data, device, config))
     entry.update(static_profile(teacher, shape, device))  # kept if the run stops before the timing
     if entry.get("best_accuracy") is None:  # a checkpoint has no training history
@@ -341,25 +420,39 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     initial = build_model(config.student, data, config, device, config.seed)
     student_profile = None
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
-    for index, (role, teacher_for_role) in enumerate((("student_scratch", None), ("student_kd", teacher)), start=1):
+    for index, (role, teacher_for_role) in enumerate(((SCRATCH, None), (DISTILLED, teacher)), start=1):
         check_stop(stop)
         clock = time.perf_counter()
+        if role == SCRATCH and reuse:
+            emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": 0, "source": "reused",
+                                     "from_run": reuse["entry"]["from_run"]}))
+            for which, path in reuse["files"].items():
+                copied = out_dir / f"{role}_{which}.pt"  # the run keeps its own: deleting the other keeps it whole
+                shutil.copyfile(path, copied)
+                results["artifacts"][f"{role}_{which}"] = str(copied)
+            results[role] = dict(reuse["entry"])
+            results["phase_seconds"][role] = time.perf_counter() - clock
+            emit(Event(RESULT, role, {"model": role, "entry": results[role]}))
+            continue
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
                                  "source": "train"}))
         student = copy.deepcopy(initial)
         torch.random.set_rng_state(rng[0])
         if rng[1] is not None:
             torch.cuda.set_rng_state_all(rng[1])
+        # Without a teacher every method is plain CE (methods/base.py): the scratch student is the same
+        # whichever method the run distils with.
         method = create_method(config.method, student, teacher_for_role, temperature=config.temperature,
-                               alpha=config.alpha, **config.extra).to(device)
+                               alpha=config.alpha, input_shape=shape, **config.extra).to(device)
         phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
                             distill_data=config.distill_data if teacher_for_role is not None else "none",
-                            progress=progress.of(role), precision=precision)
+                            reference=reference, progress=progress.of(role), precision=precision)
         for which, state in (("best", phase.best_state), ("last", phase.last_state)):
             path = save_state_dict(state, out_dir / f"{role}_{which}.pt")
             results["artifacts"][f"{role}_{which}"] = str(path)
         entry, students[role] = entry_from_phase(config.student, role, "train", phase, data)
         entry["precision"] = precision.entry(role)
+        entry.update(fidelity_entry(phase.history, student, teacher_train_probs, data, device, config))
         entry.update(evaluate_test_set(student, data, device, config))
         # The same architecture twice: its parameters, size and FLOPs are measured once.
         student_profile = student_profile or static_profile(student, shape, device)
@@ -374,7 +467,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     clock = time.perf_counter()
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
     models = {"teacher": teacher}
-    for role in ("student_scratch", "student_kd"):
+    for role in (SCRATCH, DISTILLED):
         models[role] = build_model(config.student, data, config, device, config.seed)
         models[role].load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
     profiles = time_models(models, shape, device, config, stop)

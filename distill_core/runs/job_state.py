@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..config import RunConfig
-from ..events import EPOCH, ERROR, PHASE, RESULT, STATUS, STEP, Event
+from ..events import EPOCH, ERROR, PHASE, RESULT, STATUS, STEP, TRIAL, Event
 from ..vocab import ACTIVE, DONE, FINISHED, QUEUED, RUNNING
 
 STOPPING = "stopping…"  # a running job's message once Stop was pressed
@@ -43,11 +43,18 @@ class JobSnapshot:
     started_at: Optional[float]
     finished_at: Optional[float]
     history: dict[str, list[dict]]  # phase -> epoch rows (contract "history")
-    steps: dict[str, list[dict]]  # phase -> [{"x": fractional epoch, "loss", ...}] from STEP events
+    steps: dict[str, list[dict]]  # phase -> [{"x": fractional epoch, "loss", "terms": {name: contribution},
+    #                                         "stage" (a method's own, when it has one)}] from STEP events
+    term_labels: dict[str, dict[str, str]]  # phase -> {term name: label}, in the order the method reports them
     entries: dict[str, dict]  # finished models, as RESULT events bring them
     results: Optional[dict]  # run_experiment's return value, once it has returned
     out_dir: Optional[str]
     requests: int = 1  # how many submits it answered: a Stop then stops it for all of them
+    kind: str = "run"  # "run", or "sweep": a sweep's trials one after the other (runs/sweep_run.py)
+    sweep: Optional[dict] = None  # a sweep's definition (SweepSpec.to_dict); its id is the job's
+    # a sweep's current trial: {"index", "total", "finished", "cell", "seed", "state"}; the fields
+    # above (phase, history, progress, ...) are that trial's run
+    trial: Optional[dict] = None
 
     @property
     def active(self) -> bool:
@@ -76,8 +83,9 @@ class JobSnapshot:
 class Job:
     """Mutable job state; every read and write goes through ``lock``."""
 
-    def __init__(self, job_id: str, config: RunConfig, device: str, key: str):
+    def __init__(self, job_id: str, config: RunConfig, device: str, key: str, sweep: Optional[dict] = None):
         self.id, self.config, self.device, self.key = job_id, config, device, key
+        self.kind, self.sweep, self.trial = ("sweep" if sweep is not None else "run"), sweep, None
         self.requests = 1
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -85,18 +93,23 @@ class Job:
         self.status = QUEUED
         self.message = "waiting for the device"
         self.error: Optional[str] = None
+        self.created_at = time.time()
+        self.started_at: Optional[float] = None
+        self.finished_at: Optional[float] = None
+        self.results: Optional[dict] = None
+        self._new_run()
+
+    def _new_run(self) -> None:
+        """The state of the run this job is at: all of it for a run; for a sweep, its current trial."""
         self.phase: Optional[str] = None
         self.phase_index, self.phase_total, self.phase_source = 0, 3, None
         self.epoch, self.epochs = 0, 0
         self.progress = 0.0
         self.images_per_s: Optional[float] = None
-        self.created_at = time.time()
-        self.started_at: Optional[float] = None
-        self.finished_at: Optional[float] = None
         self.history: dict[str, list[dict]] = {}
         self.steps: dict[str, list[dict]] = {}
+        self.term_labels: dict[str, dict[str, str]] = {}
         self.entries: dict[str, dict] = {}
-        self.results: Optional[dict] = None
         self.out_dir: Optional[str] = None
         # ETA: the progress rate since the first progress report (data loading is not training)
         self._first_progress: Optional[tuple[float, float]] = None
@@ -106,7 +119,11 @@ class Job:
     def observe(self, event: Event) -> None:
         data = event.data or {}
         with self.lock:
-            if event.kind == STATUS:
+            if event.kind == TRIAL:
+                if data.get("state") == "start":
+                    self._new_run()
+                self.trial = dict(data)
+            elif event.kind == STATUS:
                 if data.get("message") and self.status == RUNNING and not self.stop.is_set():
                     self.message = str(data["message"])
                 self.out_dir = data.get("out", self.out_dir)
@@ -123,9 +140,12 @@ class Job:
                 steps = max(1, int(data.get("steps") or 1))
                 point = {"x": int(data.get("epoch", 1)) - 1 + int(data.get("step", 0)) / steps,
                          "loss": data.get("loss"), "time": event.time}
-                for part in ("ce", "kd"):  # present when the trainer reports the parts per step
-                    if part in data:
-                        point[part] = data[part]
+                if data.get("terms"):  # each term's contribution, as the method weighed it
+                    point["terms"] = {t["name"]: t.get("contribution") for t in data["terms"]}
+                    labels = self.term_labels.setdefault(event.phase or "?", {})
+                    labels.update({t["name"]: t.get("label", t["name"]) for t in data["terms"]})
+                if data.get("stage"):
+                    point["stage"] = data["stage"]
                 series = self.steps.setdefault(event.phase or "?", [])
                 series.append(point)
                 if len(series) > MAX_STEP_POINTS:
@@ -145,7 +165,7 @@ class Job:
                     self.entries[role] = entry
                     if entry.get("history") and not self.history.get(role):
                         self.history[role] = list(entry["history"])  # a cached teacher's curves
-            elif event.kind == ERROR:
+            elif event.kind == ERROR and self.kind == "run":  # a sweep's trial says its error as it ends
                 self.error = str(data.get("message") or "the run failed")
 
     def _progress(self, value: Any, when: float) -> None:
@@ -177,14 +197,18 @@ class Job:
                 finished_at=self.finished_at,
                 history={k: list(v) for k, v in self.history.items()},
                 steps={k: list(v) for k, v in self.steps.items()},
+                term_labels={k: dict(v) for k, v in self.term_labels.items()},
                 entries=dict(self.entries), results=self.results, out_dir=self.out_dir,
-                requests=self.requests)
+                requests=self.requests, kind=self.kind, sweep=self.sweep,
+                trial=dict(self.trial) if self.trial else None)
 
 
 def _phase_message(phase: Optional[str], source: Optional[str]) -> str:
     if phase == "teacher":
         return {"cache": "loading the cached teacher", "checkpoint": "loading the uploaded teacher"}.get(
             source or "", "training the teacher")
+    if phase == "student_scratch" and source == "reused":
+        return "reusing the scratch student of an earlier run with this recipe"
     return {"student_scratch": "training the student from scratch",
             "student_kd": "distilling the student from the teacher",
             "measure": "measuring size, FLOPs and latency"}.get(phase or "", f"phase {phase}")

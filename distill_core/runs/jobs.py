@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
 import threading
 import time
@@ -37,6 +38,9 @@ from .experiment import new_run_id
 from .job_state import STOPPING, Job, JobSnapshot
 from .recording import run_recorded
 from .store import RunStore
+from .sweep import SweepSpec
+from .sweep_ray import run_sweep_ray
+from .sweep_run import run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,13 @@ Runner = Callable[..., dict]  # run_experiment's signature: (config, on_event=, 
 def _run_experiment(config: RunConfig, **kwargs: Any) -> dict:
     """The real engine, recorded in the run store like a CLI run."""
     return run_recorded(config, source="app", **kwargs)
+
+
+def _run_sweep(spec: SweepSpec, backend: str = "local", **kwargs: Any) -> dict:
+    """A whole sweep as one job: its trials one after the other here, or on Ray."""
+    if backend == "ray":
+        return run_sweep_ray(spec, source="app", **kwargs)
+    return run_sweep(spec, source="app", **kwargs)
 
 
 def record_in_store(job_id: str, config: RunConfig, status: str) -> None:
@@ -99,8 +110,10 @@ class JobManager:
 
     def __init__(self, runner: Optional[Runner] = None, keep_finished: int = 100,
                  record: Optional[Callable[[str, RunConfig, str], None]] = None,
-                 publish: Optional[Callable[[JobSnapshot], None]] = None, publish_every: float = 1.0):
+                 publish: Optional[Callable[[JobSnapshot], None]] = None, publish_every: float = 1.0,
+                 sweep_runner: Optional[Callable[..., dict]] = None):
         self._runner = runner or _run_experiment
+        self._sweep_runner = sweep_runner or _run_sweep
         # The runner records a job in the run store once it starts; ``record`` covers the time
         # before that (queued) and a job cancelled while queued, so the Runs page sees them too.
         self._record = record if record is not None else (record_in_store if runner is None else None)
@@ -117,7 +130,18 @@ class JobManager:
     # ---- what pages call --------------------------------------------------------------------
     def submit(self, config: RunConfig) -> str:
         config = RunConfig.from_dict(config.to_dict())  # our own copy: the caller may keep editing theirs
-        key = config.to_json()
+        return self._queue(config, config.to_json())
+
+    def submit_sweep(self, spec: SweepSpec, backend: str = "local", address: Optional[str] = None) -> str:
+        """Queue a whole sweep as one job, in the same queue as single runs: its trials run one
+        after the other when its turn comes, and Stop ends the trial running and the sweep. The
+        same definition queued or running is joined, as ``submit`` joins a run."""
+        spec = SweepSpec.from_dict(spec.to_dict())
+        key = "sweep:" + json.dumps({**spec.to_dict(), "sweep_id": None, "backend": backend, "address": address},
+                                    sort_keys=True)
+        return self._queue(spec.base, key, sweep={**spec.to_dict(), "backend": backend, "address": address})
+
+    def _queue(self, config: RunConfig, key: str, sweep: Optional[dict] = None) -> str:
         device = queue_key(config)
         with self._lock:
             if self._closed:
@@ -128,10 +152,12 @@ class JobManager:
                     with job.lock:
                         job.requests += 1
                     return job.id
-            job_id = new_job_id()
+            job_id = sweep["sweep_id"] if sweep else new_job_id()
             while job_id in self._jobs:  # two submits within one second could share a run id
                 job_id = f"{new_job_id()}-{next(self._ids)}"
-            self._jobs[job_id] = Job(job_id, config, device, key)
+            if sweep:
+                sweep["sweep_id"] = job_id
+            self._jobs[job_id] = Job(job_id, config, device, key, sweep=sweep)
             worker = self._worker
             if worker is None:
                 thread = threading.Thread(target=self._work, name="distill-worker", daemon=True)
@@ -145,7 +171,7 @@ class JobManager:
             self._wake.notify_all()
         # The store is written outside the lock: sqlite may wait for another writer, and pages
         # (and the workers) must not wait with it. It never overwrites a row the job already has.
-        if self._record is not None:
+        if self._record is not None and sweep is None:  # a sweep's trials are recorded as they start
             self._record(job_id, config, QUEUED)
         return job_id
 
@@ -171,7 +197,7 @@ class JobManager:
                     return True
                 else:
                     return False
-        if self._record is not None:  # only a job cancelled while queued gets here
+        if self._record is not None and job.kind == "run":  # only a job cancelled while queued gets here
             self._record(job_id, job.config, CANCELLED)
         return True
 
@@ -262,7 +288,15 @@ class JobManager:
     def _run(self, job: Job) -> None:
         status, results, error = FAILED, None, None
         try:
-            results = self._runner(job.config, on_event=job.observe, stop=job.stop, run_id=job.id)
+            if job.kind == "sweep":
+                sweep = dict(job.sweep)
+                backend, address = sweep.pop("backend", "local"), sweep.pop("address", None)
+                results = self._sweep_runner(SweepSpec.from_dict(sweep), backend=backend, on_event=job.observe,
+                                             stop=job.stop, **({"address": address} if address else {}))
+                if results.get("status") == FAILED:
+                    error = f"{len(results.get('rows') or [])} of {SweepSpec.from_dict(sweep).size()} trials finished"
+            else:
+                results = self._runner(job.config, on_event=job.observe, stop=job.stop, run_id=job.id)
             status = results.get("status", DONE) if isinstance(results, dict) else DONE
             if status not in FINISHED:
                 status = DONE
@@ -282,7 +316,8 @@ class JobManager:
                 job.error = error or job.error or "the run failed"
                 job.message = "failed"
             elif status == CANCELLED:
-                job.message = "cancelled; finished models kept"
+                job.message = "cancelled; finished trials kept" if job.kind == "sweep" else \
+                    "cancelled; finished models kept"
             else:
                 job.message = "finished"
             if isinstance(results, dict):

@@ -15,7 +15,7 @@ from typing import Optional
 from ..errors import ConfigError, first_line
 from ..events import EPOCH, ERROR, RESULT, STATUS, Event, Observer, fan_out
 from ..vocab import CANCELLED, DONE, FAILED, INTERRUPTED, RUNNING
-from .experiment import new_run_id, out_dir_for, preflight, run_experiment
+from .experiment import new_run_id, out_dir_exists, out_dir_for, preflight, run_experiment
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,20 @@ class RunRecorder:
 
 
 def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id: Optional[str] = None,
-                 store: Optional[RunStore] = None, source: str = "cli", runner=None) -> dict:
+                 store: Optional[RunStore] = None, source: str = "cli", runner=None, sweep_id: Optional[str] = None,
+                 **engine) -> dict:
     """``run_experiment`` with the run recorded in the store from start to end.
 
     The run is created as "running" before anything else happens, every event is written as it
     comes, and the returned results are stored. An exception marks it "failed" (Ctrl-C:
     "interrupted") and is raised again. The app's job runner and the CLI both go through here.
+    ``sweep_id`` tags the run as a trial of that sweep; ``engine`` goes to the runner as it is
+    (``scratch_from``).
     """
     runner = runner or run_experiment
     store = store or RunStore()
     run_id = run_id or new_run_id()
+    store.check()  # a damaged store refuses the run now, before it has a folder
     try:
         owners = store.runs_in(config.out) if getattr(config, "out", None) else []
         if owners and (Path(config.out).expanduser() / "config.json").exists():  # name the run in the way
@@ -91,19 +95,26 @@ def run_recorded(config, on_event: Optional[Observer] = None, stop=None, run_id:
             raise ConfigError(f"{config.out} already holds run {rid} ({status}); choose another --out, or delete "
                               f"that run first (python -m distill_core runs --delete {rid})")
         preflight(config)
+        existed = out_dir_exists(config, run_id)
         out_dir = out_dir_for(config, run_id)  # before the store has a row: a refused folder leaves no failed run
     except BaseException as exc:
         # An app job is listed as failed, whether or not the manager's "queued" row got there
         # first (it is written outside the manager's lock, and never over an existing row). A
         # refused CLI run leaves no row.
         if source == "app" or store.get_run(run_id) is not None:
-            _safe(store.create_run, run_id, config, status=FAILED, source=source)
+            _safe(store.create_run, run_id, config, status=FAILED, source=source, sweep_id=sweep_id)
             _safe(store.set_status, run_id, FAILED, message="failed", error=first_line(exc, 500))
         raise
-    store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source)
+    try:
+        store.create_run(run_id, config, status=RUNNING, artifacts_dir=out_dir, source=source, sweep_id=sweep_id)
+    except BaseException:
+        if not existed:  # the store refused the run: its folder goes with it
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     recorder = RunRecorder(store, run_id)
     try:
-        results = runner(config, on_event=fan_out(recorder, on_event), stop=stop, run_id=run_id)
+        results = runner(config, on_event=fan_out(recorder, on_event), stop=stop, run_id=run_id, **engine)
     except KeyboardInterrupt:
         _safe(store.set_status, run_id, INTERRUPTED, message="interrupted (Ctrl-C)")
         raise

@@ -44,22 +44,44 @@ def find_results(store: Optional[RunStore] = None) -> dict[str, Path]:
     return found
 
 
+def _open(store: Optional[RunStore]) -> Optional[RunStore]:
+    """``store``, or this home's; None when it cannot be read (damaged, or on a disk that cannot be
+    written): the run folders still hold every finished run."""
+    try:
+        return store or RunStore()
+    except DistillError:
+        return None
+
+
+def _plain_name(run_id: str) -> bool:
+    """A run id that names a folder inside the runs folder, not one elsewhere ("../..", "/etc")."""
+    return bool(run_id) and run_id not in (".", "..") and not any(c in run_id for c in "/\\\0")
+
+
 def run_folder(run_id: str, store: Optional[RunStore] = None) -> tuple[Optional[Path], bool]:
     """(the run's folder, whether the store knows the run): the store's record, else the runs folder."""
-    run = (store or RunStore()).get_run(run_id)
+    store = _open(store)
+    try:
+        run = store.get_run(run_id) if store is not None else None
+    except DistillError:
+        run = None
     if run is not None:
         return (Path(run["artifacts_dir"]) if run.get("artifacts_dir") else paths.runs_dir() / run_id), True
-    folder = paths.runs_dir() / run_id
-    return (folder if folder.is_dir() else None), False
+    folder = paths.runs_dir() / run_id if _plain_name(run_id) else None
+    return (folder if folder is not None and folder.is_dir() else None), False
 
 
 def load_results(run_id: str, store: Optional[RunStore] = None) -> Optional[dict]:
     """A run's results by id: its folder's results.json, else what the store recorded of it (a
     run that never returned reads like results.json, with the models that finished). None if unknown.
 
-    The store is opened as usual, so a run whose process is gone reads "interrupted"."""
-    store = store or RunStore()
+    The store is opened as usual, so a run whose process is gone reads "interrupted". One that
+    cannot be read leaves the runs folder's results."""
+    store = _open(store)
     folder, known = run_folder(run_id, store)
     if folder is not None and (results := read_json(folder / RESULTS)) is not None:
         return results
-    return store.results(run_id) if known else None
+    try:
+        return store.results(run_id) if known and store is not None else None
+    except DistillError:
+        return None

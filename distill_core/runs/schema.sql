@@ -1,5 +1,6 @@
--- The run store's tables (runs.db), applied by RunStore to a new file. A change here raises
--- SCHEMA_VERSION in store.py. No semicolon in a comment: RunStore splits the statements on them.
+-- The run store's tables as version 1 made them, applied by RunStore to a new file. Later changes
+-- are MIGRATIONS in store.py, applied after this. No semicolon in a comment: RunStore splits the
+-- statements on them.
 CREATE TABLE IF NOT EXISTS runs (
     id            TEXT PRIMARY KEY,
     created_at    REAL NOT NULL,

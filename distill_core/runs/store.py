@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import sqlite3
 import time
@@ -34,55 +33,23 @@ from typing import Any, Iterator, Optional
 import pandas as pd
 
 from .. import paths
-from ..errors import DistillError
+from ..errors import DistillError, StoreDamagedError
 from ..vocab import ACTIVE, DONE, METRICS, QUEUED, ROLES, RUNNING, STATUSES
 from .folders import remove_run_dir
 from .liveness import HOST, own_token, pid_alive, process_token
+from .store_errors import damaged_message, store_error
+from .store_values import config_dict as _config_dict
+from .store_values import dumps as _json
+from .store_values import loads as _loads
+from .store_values import number as _num
+from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, upgrade  # noqa: F401  (where they were)
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
-
 
 
 def default_path() -> Path:
     """``<home>/runs.db``; ``DISTILL_STUDIO_HOME`` moves it."""
-    return paths.home() / "runs.db"
-
-
-def _json(value: Any) -> str:
-    def default(obj: Any):
-        if hasattr(obj, "item"):  # numpy / torch scalars
-            return obj.item()
-        return str(obj)  # paths, and anything else, as text
-
-    return json.dumps(value, default=default, allow_nan=True)
-
-
-def _loads(text: Optional[str]) -> Any:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
-
-
-def _num(value: Any) -> Optional[float]:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _config_dict(config: Any) -> dict:
-    if hasattr(config, "to_dict"):
-        return config.to_dict()
-    return dict(config or {})
+    return paths.run_store()
 
 
 class RunStore:
@@ -91,25 +58,33 @@ class RunStore:
     Safe to share between threads and processes: every call opens its own connection.
     """
 
-    def __init__(self, path: str | Path | None = None, timeout: float = 30.0, check_interrupted: bool = True):
+    def __init__(self, path: str | Path | None = None, timeout: float = 30.0, check_interrupted: bool = True,
+                 read_only: bool = False):
+        """``read_only``: a store on a read-only disk, read as it is (SQLite cannot even open a WAL
+        file there otherwise); what a writer has not yet moved from the -wal file is not seen, and
+        every write is refused."""
         self.path = Path(path).expanduser() if path else default_path()
-        self.timeout = timeout
+        self.timeout, self.read_only = timeout, read_only
+        if read_only:
+            if not self.path.is_file():
+                raise DistillError(f"there is no run store at {self.path}")
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._init_schema()
-        except sqlite3.OperationalError as exc:  # locked, or cannot be opened: not a damaged file
-            raise DistillError(f"the run store {self.path} cannot be opened: {exc}") from None
-        except sqlite3.DatabaseError as exc:
-            raise DistillError(f"the run store {self.path} cannot be read ({exc}); move it away and a new, empty "
-                               "one is made (the run folders stay, and are listed again)") from None
         except OSError as exc:
             raise DistillError(f"the run store {self.path} cannot be created: {exc.strerror or exc} (set "
                                "DISTILL_STUDIO_HOME to a folder you can write)") from None
+        with self._guard():
+            self._init_schema()
         if check_interrupted:
             self.mark_interrupted()
 
     # ---- connections ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?immutable=1", uri=True, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            return conn
         conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
@@ -117,66 +92,67 @@ class RunStore:
         return conn
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+    def _guard(self) -> Iterator[None]:
+        """SQLite's errors as ones a user can act on: a damaged file is named, whichever query met it."""
         try:
-            yield conn
-        finally:
-            conn.close()
+            yield
+        except sqlite3.Error as exc:
+            translated = store_error(self.path, exc)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._guard():
+            conn = self._connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction: all of it is committed, or none of it."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock on upgrade
+        with self._guard():
+            conn = self._connect()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+                conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock on upgrade
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):  # a damaged file may have ended it already
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+    def check(self) -> None:
+        """Raise ``StoreDamagedError`` when any page of the file is damaged, not only those a query reads."""
+        with self._read() as conn:
+            found = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        if found != ["ok"]:
+            reason = str(found[0] if found else "no answer").splitlines()[0]
+            raise StoreDamagedError(damaged_message(self.path, reason), str(self.path), reason)
 
     def _init_schema(self) -> None:
         conn = self._connect()
         try:
-            self._use_wal(conn)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
+            upgrade(conn, self.timeout)
         finally:
             conn.close()
 
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch a new store file to WAL (persistent: once per file).
-
-        The switch takes no busy timeout: when two connections open a brand-new file at once
-        (the app's first job and a page), one of them gets "database is locked" for a moment.
-        It tries again until the other has switched it, within the store's timeout."""
-        deadline = time.time() + self.timeout
-        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
-
     # ---- writes ----------------------------------------------------------------------------
     def create_run(self, run_id: str, config: Any, status: str = QUEUED, artifacts_dir: str | Path | None = None,
-                   source: str = "cli", pid: Optional[int] = None, if_new: bool = False) -> None:
+                   source: str = "cli", pid: Optional[int] = None, if_new: bool = False,
+                   sweep_id: Optional[str] = None) -> None:
         """Add a run, or (same id) take it over: a queued app job that now starts, a rerun.
 
         The calling process is recorded as the run's owner unless ``pid`` says otherwise. With
         ``if_new`` a run already there is left as it is: the job manager writes "queued" outside
         its lock, and by then the job may have started (or been cancelled) and written its row.
+        ``sweep_id``: the sweep this run is a trial of.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -191,20 +167,20 @@ class RunStore:
                       method=cfg.get("method"), temperature=_num(cfg.get("temperature")),
                       alpha=_num(cfg.get("alpha")), epochs=cfg.get("epochs"), seed=cfg.get("seed"),
                       device=cfg.get("device"), config=_json(cfg), dir=str(Path(artifacts_dir).expanduser()),
-                      source=source, pid=pid, host=HOST, token=token)
+                      source=source, pid=pid, host=HOST, token=token, sweep=sweep_id)
         with self._write() as conn:
             conn.execute(
                 """INSERT INTO runs (id, created_at, updated_at, started_at, status, dataset, teacher, student,
                        method, temperature, alpha, epochs, seed, device, config, artifacts_dir, source, pid, host,
-                       proc_token)
+                       proc_token, sweep_id)
                    VALUES (:id, :now, :now, :started, :status, :dataset, :teacher, :student, :method, :temperature,
-                       :alpha, :epochs, :seed, :device, :config, :dir, :source, :pid, :host, :token)
+                       :alpha, :epochs, :seed, :device, :config, :dir, :source, :pid, :host, :token, :sweep)
                    ON CONFLICT (id) DO """ + ("NOTHING" if if_new else """UPDATE SET
                        updated_at = :now, status = :status, started_at = COALESCE(runs.started_at, :started),
                        dataset = :dataset, teacher = :teacher, student = :student, method = :method,
                        temperature = :temperature, alpha = :alpha, epochs = :epochs, seed = :seed,
                        device = :device, config = :config, artifacts_dir = :dir, pid = :pid, host = :host,
-                       proc_token = :token, error = NULL"""), values)
+                       proc_token = :token, error = NULL, sweep_id = COALESCE(:sweep, runs.sweep_id)"""), values)
 
     def set_status(self, run_id: str, status: str, message: Optional[str] = None, error: Optional[str] = None,
                    device: Optional[str] = None, artifacts_dir: Optional[str] = None) -> None:
@@ -367,7 +343,7 @@ class RunStore:
             return run["results"]
         history: dict[str, list[dict]] = {}
         for row in self.epochs(run_id):
-            history.setdefault(row["model"], []).append({k: row[k] for k in ("epoch", *METRICS)})
+            history.setdefault(row["model"], []).append({k: v for k, v in row.items() if k not in ("run_id", "model")})
         out = {"run_id": run_id, "status": run["status"], "config": run["config"], "device": run["device"],
                "started_at": run["started_at"], "finished_at": run["finished_at"], "error": run["error"],
                "artifacts": {"dir": run["artifacts_dir"], **run["artifacts"]}}
@@ -377,17 +353,23 @@ class RunStore:
         return out
 
     def epochs(self, run_id: str, model: Optional[str] = None) -> list[dict]:
-        """Per-epoch rows ({run_id, model, epoch, metrics...}), teacher first, by epoch."""
+        """Per-epoch rows ({run_id, model, epoch, metrics..., and the method's other terms}), teacher
+        first, by epoch."""
         order = "CASE model WHEN 'teacher' THEN 0 WHEN 'student_scratch' THEN 1 WHEN 'student_kd' THEN 2 ELSE 3 END"
-        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)} FROM epochs WHERE run_id = ?"
+        sql = f"SELECT run_id, model, epoch, {', '.join(METRICS)}, terms FROM epochs WHERE run_id = ?"
         args: tuple = (run_id,)
         if model:
             sql += " AND model = ?"
             args += (model,)
-        return [dict(r) for r in self._rows(sql + f" ORDER BY {order}, epoch", args)]
+        rows = []
+        for r in self._rows(sql + f" ORDER BY {order}, epoch", args):
+            row = dict(r)
+            row.update(_loads(row.pop("terms")) or {})
+            rows.append(row)
+        return rows
 
     def list_runs(self, status: Optional[str] = None, dataset: Optional[str] = None,
-                  limit: Optional[int] = None) -> list[dict]:
+                  limit: Optional[int] = None, sweep_id: Optional[str] = None) -> list[dict]:
         """One summary row per run, newest first, ready for a table (see ``runs_frame``).
 
         Accuracies are the last epoch's, on the validation split (0..1); gain is KD minus
@@ -395,8 +377,9 @@ class RunStore:
         """
         sql = """SELECT r.id, r.created_at, r.started_at, r.finished_at, r.status, r.dataset, r.teacher,
                         r.student, r.method, r.temperature, r.alpha, r.epochs, r.seed, r.device, r.source,
-                        r.artifacts_dir, r.error, r.message,
-                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy
+                        r.artifacts_dir, r.error, r.message, r.sweep_id, r.config,
+                        t.accuracy AS teacher_accuracy, s.accuracy AS scratch_accuracy, k.accuracy AS kd_accuracy,
+                        json_extract(k.entry, '$.val_agreement') AS kd_agreement
                  FROM runs r
                  LEFT JOIN models t ON t.run_id = r.id AND t.role = 'teacher'
                  LEFT JOIN models s ON s.run_id = r.id AND s.role = 'student_scratch'
@@ -408,6 +391,9 @@ class RunStore:
         if dataset:
             where.append("r.dataset = ?")
             args.append(dataset)
+        if sweep_id:
+            where.append("r.sweep_id = ?")
+            args.append(sweep_id)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.created_at DESC, r.id DESC"
@@ -421,20 +407,50 @@ class RunStore:
                 "run_id": r["id"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
                 "created_at": r["created_at"], "dataset": r["dataset"], "teacher": r["teacher"],
                 "student": r["student"], "T": r["temperature"], "alpha": r["alpha"], "method": r["method"],
+                "options": (_loads(r["config"]) or {}).get("extra") or {},  # the method's, as set
                 "epochs": r["epochs"], "teacher_accuracy": r["teacher_accuracy"], "kd_accuracy": kd,
-                "scratch_accuracy": scratch,
+                "scratch_accuracy": scratch, "kd_agreement": r["kd_agreement"],
                 "gain_points": 100.0 * (kd - scratch) if kd is not None and scratch is not None else None,
                 "status": r["status"], "device": r["device"], "source": r["source"],
                 "seconds": end - r["started_at"] if end and r["started_at"] else None,
-                "dir": r["artifacts_dir"], "error": r["error"],
+                "dir": r["artifacts_dir"], "error": r["error"], "sweep_id": r["sweep_id"],
+                "seed": r["seed"], "config": _loads(r["config"]) or {},
             })
         return out
 
     def runs_frame(self, **filters):
-        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "epochs",
-                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "status", "device",
-                   "source", "seconds", "created_at", "dir", "error"]
+        columns = ["run_id", "date", "dataset", "teacher", "student", "T", "alpha", "method", "options", "epochs",
+                   "teacher_accuracy", "kd_accuracy", "scratch_accuracy", "gain_points", "kd_agreement", "status",
+                   "device", "source", "seconds", "created_at", "dir", "error", "sweep_id", "seed"]
         return pd.DataFrame(self.list_runs(**filters), columns=columns)
+
+    # ---- sweeps ------------------------------------------------------------------------------
+    def save_sweep(self, sweep_id: str, spec: dict, status: str, folder: str | Path | None = None,
+                   backend: Optional[str] = None, source: str = "cli", error: Optional[str] = None) -> None:
+        """Add a sweep (its definition, runs/sweep.py's ``SweepSpec.to_dict``) or update its status;
+        its trials are runs with this ``sweep_id``."""
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                """INSERT INTO sweeps (id, created_at, updated_at, status, spec, folder, backend, source, error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, status = excluded.status,
+                       spec = excluded.spec, folder = COALESCE(excluded.folder, sweeps.folder),
+                       backend = COALESCE(excluded.backend, sweeps.backend), error = excluded.error""",
+                (sweep_id, now, now, status, _json(spec), str(folder) if folder else None, backend, source, error))
+
+    def get_sweep(self, sweep_id: str) -> Optional[dict]:
+        rows = self._rows("SELECT * FROM sweeps WHERE id = ?", (sweep_id,))
+        return self._sweep(rows[0]) if rows else None
+
+    def list_sweeps(self, limit: Optional[int] = None) -> list[dict]:
+        """Sweeps, newest first, each with its definition decoded."""
+        sql = "SELECT * FROM sweeps ORDER BY created_at DESC, id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [self._sweep(r) for r in self._rows(sql)]
+
+    @staticmethod
+    def _sweep(row: sqlite3.Row) -> dict:
+        return {**dict(row), "spec": _loads(row["spec"]) or {}}
 
     # ---- row helpers (inside a write transaction) ----------------------------------------------
     @staticmethod
@@ -444,10 +460,13 @@ class RunStore:
         for row in rows:
             if row.get("epoch") is None:
                 continue
+            more = {k: v for k, v in row.items() if (k.startswith("train_") and k not in METRICS)
+                    or k in ("terms", "stage")}  # what the fixed columns cannot hold
             conn.execute(
-                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, recorded_at) "
-                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?)",
-                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS), now))
+                f"{verb} INTO epochs (run_id, model, epoch, {', '.join(METRICS)}, terms, recorded_at) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in METRICS)}, ?, ?)",
+                (run_id, model, int(row["epoch"]), *(_num(row.get(m)) for m in METRICS),
+                 _json(more) if more else None, now))
 
     def _put_model(self, conn: sqlite3.Connection, run_id: str, role: str, entry: dict) -> None:
         slim = {k: v for k, v in entry.items() if k != "history"}

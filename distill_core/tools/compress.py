@@ -44,12 +44,13 @@ from ..errors import DistillError, first_line
 from ..files import write_atomic
 from ..runs.store import RunStore
 from ..training.measure import LATENCY_BUDGET_S, evaluate, large_batch_key, measure_latencies, time_in_turn
+from ..vocab import DISTILLED, SCRATCH, TEACHER
 from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("fp32", "fp16", "pruned", "int8")
-DEFAULT_ROLES = ("teacher", "student_kd")
+DEFAULT_ROLES = (TEACHER, DISTILLED)
 CALIBRATION_IMAGES = 256
 COMPRESSION_FILE = "compression.json"
 
@@ -237,7 +238,7 @@ def check_settings(sparsity: float, calibration_images: int, repeats: Optional[i
 
 
 def _run_threads(run: RunFiles) -> Optional[int]:
-    for role in ("student_kd", "teacher", "student_scratch"):
+    for role in (DISTILLED, TEACHER, SCRATCH):
         threads = ((run.results.get(role) or {}).get("latency_ms") or {}).get("threads")
         if threads:
             return int(threads)

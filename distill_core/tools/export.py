@@ -31,16 +31,15 @@ from .. import paths
 from ..checkpoints import load_into
 from ..config import RunConfig
 from ..data.datasets import DataRequest, load_dataset
-from ..errors import CheckpointError, DistillError, first_line
+from ..errors import CheckpointError, DistillError, first_line, write_error
 from ..models import create_model
 from ..runs import teacher_cache
 from ..runs.results import load_results, read_json, run_folder
 from ..runs.store import RunStore
+from ..vocab import DISTILLED, METRICS, ROLES
 
-ROLES = ("teacher", "student_scratch", "student_kd")
-METRICS = ("train_loss", "train_ce", "train_kd", "train_accuracy", "val_loss", "val_accuracy", "lr",
-           "images_per_s", "seconds")
-CSV_COLUMNS = ("run_id", "model", "epoch", *METRICS)
+FINAL_COLUMNS = ("ece", "train_agreement", "train_kl_teacher")  # per model, on its last epoch's row
+CSV_COLUMNS = ("run_id", "model", "epoch", *METRICS, *FINAL_COLUMNS)
 FORMATS = ("onnx", "pt", "safetensors", "csv", "json")
 MIME = {"onnx": "application/octet-stream", "pt": "application/octet-stream",
         "safetensors": "application/octet-stream", "csv": "text/csv", "json": "application/json"}
@@ -74,7 +73,7 @@ class RunFiles:
         data = load_data(self)
         return data.in_channels, data.image_size, data.num_classes
 
-    def checkpoint(self, role: str = "student_kd", which: str = "last") -> Path:
+    def checkpoint(self, role: str = DISTILLED, which: str = "last") -> Path:
         """The state_dict file of ``role`` (``which``: "last" or "best"; a teacher has one)."""
         if role not in ROLES:
             raise DistillError(f"unknown model {role!r}; choose one of {', '.join(ROLES)}")
@@ -126,10 +125,9 @@ def open_run(ref: Any, store=None) -> RunFiles:
         results = read_json(run_dir / "results.json")
         run_id = str((results or {}).get("run_id") or run_dir.name)
     else:
-        store = store if store is not None else RunStore()
-        run_dir, _ = run_folder(run_id, store)
+        run_dir, _ = run_folder(run_id, store)  # a store that cannot be read leaves the runs folder
         if run_dir is None:
-            raise DistillError(f"no run {run_id!r} in the run store ({store.path}) or in {paths.runs_dir()}")
+            raise DistillError(f"no run {run_id!r} in the run store ({paths.run_store()}) or in {paths.runs_dir()}")
         results = load_results(run_id, store)
     results = dict(results or {})
     if results.get("config"):
@@ -149,7 +147,7 @@ def load_data(run: RunFiles):
     return load_dataset(c.dataset, DataRequest(c.data_dir, c.val_fraction, c.image_size, False, c.seed))
 
 
-def build_model(run: RunFiles, role: str = "student_kd", which: str = "last") -> nn.Module:
+def build_model(run: RunFiles, role: str = DISTILLED, which: str = "last") -> nn.Module:
     """A fresh model of ``role``'s architecture with its checkpoint loaded, in eval mode, on CPU."""
     in_channels, image_size, num_classes = run.spec()
     arch = run.arch(role)
@@ -178,7 +176,9 @@ def model_metadata(run: RunFiles, role: str, which: str) -> dict[str, str]:
 
 # ---- metrics and config -------------------------------------------------------------------------
 def metrics_rows(run: Any) -> list[dict]:
-    """One row per model per epoch: run_id, model, epoch and the history metrics."""
+    """One row per model per epoch: run_id, model, epoch, the history metrics, and a method's other
+    loss terms (``train_tckd``, ...) and stage where it has them; each model's last row also has its
+    calibration (ECE) and its fidelity to the teacher on the training split."""
     run = open_run(run)
     histories = dict(run.results.get("partial_history") or {})
     for role in ROLES:
@@ -188,17 +188,28 @@ def metrics_rows(run: Any) -> list[dict]:
     rows = []
     for role in [r for r in ROLES if r in histories] + sorted(set(histories) - set(ROLES)):
         for h in histories[role]:
+            more = {k: v for k, v in h.items()
+                    if (k.startswith("train_") and k not in METRICS and k not in FINAL_COLUMNS) or k == "stage"}
             rows.append({"run_id": run.run_id, "model": role, "epoch": h.get("epoch"),
-                         **{m: h.get(m) for m in METRICS}})
+                         **{m: h.get(m) for m in METRICS}, **more})
+        entry = run.results.get(role)
+        if histories[role] and isinstance(entry, dict):  # figures of the model as it ended
+            rows[-1].update({k: entry.get(k) for k in FINAL_COLUMNS})
     return rows
 
 
 def metrics_csv(run: Any) -> str:
+    """The fixed columns (``CSV_COLUMNS``), then any other term of the method and its stage, in the
+    order they first appear."""
+    rows = metrics_rows(run)
+    columns = list(CSV_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in metrics_rows(run):
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS})
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
     return buf.getvalue()
 
 
@@ -207,12 +218,12 @@ def config_json(run: Any) -> str:
 
 
 # ---- state_dicts ----------------------------------------------------------------------------------
-def state_dict(run: Any, role: str = "student_kd", which: str = "last") -> dict[str, torch.Tensor]:
+def state_dict(run: Any, role: str = DISTILLED, which: str = "last") -> dict[str, torch.Tensor]:
     """The checkpoint, checked against a fresh model of the architecture (keys and shapes)."""
     return build_model(open_run(run), role, which).state_dict()
 
 
-def save_pt(run: Any, path: str | Path, role: str = "student_kd", which: str = "last") -> Path:
+def save_pt(run: Any, path: str | Path, role: str = DISTILLED, which: str = "last") -> Path:
     run = open_run(run)
     build_model(run, role, which)  # refuse a checkpoint that does not fit, with a message
     path = Path(path)
@@ -221,7 +232,7 @@ def save_pt(run: Any, path: str | Path, role: str = "student_kd", which: str = "
     return path
 
 
-def save_safetensors(run: Any, path: str | Path, role: str = "student_kd", which: str = "last") -> Path:
+def save_safetensors(run: Any, path: str | Path, role: str = DISTILLED, which: str = "last") -> Path:
     save_file = require("safetensors.torch", "safetensors export").save_file
     run = open_run(run)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict(run, role, which).items()}
@@ -363,7 +374,7 @@ def onnx_parity(onnx_path: str | Path, model: nn.Module, data, tolerance: float 
             "ok": max_diff <= tolerance and mismatches == 0}
 
 
-def export_onnx(run: Any, path: str | Path, role: str = "student_kd", which: str = "last",
+def export_onnx(run: Any, path: str | Path, role: str = DISTILLED, which: str = "last",
                 opset: int = DEFAULT_OPSET, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Export ``role`` (default: the distilled student) to ONNX and check it with onnxruntime.
 
@@ -394,18 +405,18 @@ def parity_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".parity.json")
 
 
-def onnx_report(run: Any, role: str = "student_kd", which: str = "last", store=None) -> Optional[dict]:
+def onnx_report(run: Any, role: str = DISTILLED, which: str = "last", store=None) -> Optional[dict]:
     """The saved report of the run's ONNX export, if it was exported and checked."""
     run = open_run(run, store)
     return read_json(parity_path(run.dir / "exports" / default_name(run, "onnx", role, which)))
 
 
 # ---- one entry point for the CLI and the app -------------------------------------------------------
-def default_name(run: RunFiles, fmt: str, role: str = "student_kd", which: str = "last") -> str:
+def default_name(run: RunFiles, fmt: str, role: str = DISTILLED, which: str = "last") -> str:
     return file_name(run.run_id, fmt, run.arch(role) if fmt not in ("csv", "json") else "", role, which)
 
 
-def file_name(run_id: str, fmt: str, arch: str = "", role: str = "student_kd", which: str = "last") -> str:
+def file_name(run_id: str, fmt: str, arch: str = "", role: str = DISTILLED, which: str = "last") -> str:
     """The name an export gets, on disk (the CLI) and as a download (the Runs page) alike."""
     if fmt == "csv":
         return f"metrics_{run_id}.csv"
@@ -415,7 +426,7 @@ def file_name(run_id: str, fmt: str, arch: str = "", role: str = "student_kd", w
     return f"{arch}_{run_id}_{suffix}.{fmt}"
 
 
-def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "student_kd", which: str = "last",
+def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = DISTILLED, which: str = "last",
                store=None, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE, overwrite: bool = True) -> dict:
     """Write one export of a run; returns {"path", "format", "size_bytes", ...}. ``out`` is a file
     or a folder (default: the run's ``exports/`` folder). The store records the file. Without
@@ -432,27 +443,30 @@ def export_run(ref: Any, fmt: str, out: str | Path | None = None, role: str = "s
     except OSError as exc:
         raise DistillError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
     report: dict = {"format": fmt, "run_id": run.run_id}
-    if fmt == "csv":
-        path.write_text(metrics_csv(run))
-    elif fmt == "json":
-        path.write_text(config_json(run))
-    elif fmt == "pt":
-        save_pt(run, path, role, which)
-    elif fmt == "safetensors":
-        save_safetensors(run, path, role, which)
-    else:
-        report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
+    try:
+        if fmt == "csv":
+            path.write_text(metrics_csv(run))
+        elif fmt == "json":
+            path.write_text(config_json(run))
+        elif fmt == "pt":
+            save_pt(run, path, role, which)
+        elif fmt == "safetensors":
+            save_safetensors(run, path, role, which)
+        else:
+            report.update(export_onnx(run, path, role, which, verify=verify, tolerance=tolerance))
+    except OSError as exc:  # a full disk: the message names the file, which write() does not
+        raise write_error(path, exc) from None
     report.update(path=str(path), size_bytes=path.stat().st_size)
     try:
         store = store if store is not None else RunStore()
         if store.get_run(run.run_id) is not None:
-            store.add_artifact(run.run_id, f"export_{fmt}" + ("" if role == "student_kd" else f"_{role}"), path)
+            store.add_artifact(run.run_id, f"export_{fmt}" + ("" if role == DISTILLED else f"_{role}"), path)
     except Exception:  # noqa: BLE001 - the file is written; the index is a convenience
         pass
     return report
 
 
-def export_bytes(ref: Any, fmt: str, role: str = "student_kd", which: str = "last", store=None) -> tuple[bytes, str, str]:
+def export_bytes(ref: Any, fmt: str, role: str = DISTILLED, which: str = "last", store=None) -> tuple[bytes, str, str]:
     """(data, file name, MIME type) for a download button. ONNX is written under the run's
     ``exports/`` folder once and reused while it is newer than the checkpoint."""
     run = open_run(ref, store)

@@ -28,6 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..config import MIN_LATENCY_REPEATS
 from ..data.datasets import ImageData
 from ..device import synchronize
+from ..vocab import ROLES
+from .fidelity import calibration
 
 FLOPS_UNIT = "FLOPs"  # 2 per multiply-add; MACs = FLOPs / 2
 
@@ -249,13 +251,20 @@ def _warm_up(run: Callable[[], object], runs: int, budget_s: float) -> int:
 
 
 # ---- accuracy -------------------------------------------------------------------------------
+# Fidelity on the training split is measured once, at the end, on at most this many images: enough
+# for a figure to a tenth of a point, and about a second through the default teacher on 2 cores.
+TRAIN_SPLIT_IMAGES = 5000
+
+
 def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 512,
              channels_last: bool = False, split: str = "val") -> dict:
-    """Accuracy, loss and per-class detail on the validation split (or the test set, where the
-    dataset has one), plus the softmax probabilities so that two models' answers can be
-    compared image by image."""
+    """Accuracy, loss, calibration (ECE and its reliability bins) and per-class detail on the
+    validation split (or the test set, where the dataset has one; or the first
+    ``TRAIN_SPLIT_IMAGES`` training images, un-augmented), plus the softmax probabilities so that
+    two models' answers can be compared image by image."""
     device = torch.device(device)
-    images, targets = (data.val_x, data.val_y) if split == "val" else (data.test_x, data.test_y)
+    images, targets = {"val": (data.val_x, data.val_y), "test": (data.test_x, data.test_y),
+                       "train": (data.train_x[:TRAIN_SPLIT_IMAGES], data.train_y[:TRAIN_SPLIT_IMAGES])}[split]
     n = 0 if images is None else int(images.shape[0])
     if n == 0:
         raise ValueError(f"dataset {data.name!r} has no {split} images to evaluate on")
@@ -294,6 +303,7 @@ def class_report(probs: torch.Tensor, targets: torch.Tensor, num_classes: int) -
     if num_classes >= 10:
         top5 = probs.topk(5, dim=1).indices
         result["top5"] = float((top5 == labels[:, None]).any(dim=1).double().mean())
+    result.update(calibration(probs, labels))
     result["per_class_accuracy"] = [float(v) for v in per_class]
     result["confusion_matrix"] = confusion.tolist()
     result["probs"] = probs
@@ -389,7 +399,7 @@ def compare(teacher: dict, student: dict) -> dict:
 def headline(results: dict) -> dict:
     """The few numbers a run is about: what KD bought over training the student alone, and what
     the student costs against the teacher. Entries of phases that did not finish are skipped."""
-    teacher, scratch, kd = (results.get(k) for k in ("teacher", "student_scratch", "student_kd"))
+    teacher, scratch, kd = (results.get(k) for k in ROLES)
     out: dict = {}
     if teacher and kd:
         out["kd_vs_teacher"] = compare(teacher, kd)
@@ -399,4 +409,23 @@ def headline(results: dict) -> dict:
         for key, field in (("kd_gain_points", "accuracy"), ("kd_gain_points_best", "best_accuracy")):
             if kd.get(field) is not None and scratch.get(field) is not None:
                 out[key] = 100.0 * (float(kd[field]) - float(scratch[field]))
+        if kd.get("per_class_accuracy") and scratch.get("per_class_accuracy"):
+            out["per_class_gain_points"] = [100.0 * (float(k) - float(s)) for k, s in
+                                            zip(kd["per_class_accuracy"], scratch["per_class_accuracy"])]
+    note = weak_teacher_note(teacher, scratch, (results.get("config") or {}).get("teacher_epochs"))
+    if note:
+        out["weak_teacher"] = note
     return out
+
+
+def weak_teacher_note(teacher: Optional[dict], scratch: Optional[dict], teacher_epochs: Optional[int]) -> Optional[str]:
+    """Why a distilled student can only lose, when the teacher is below the student trained alone
+    (validation split, last epoch), and the ways out; None when it is not."""
+    t, s = (teacher or {}).get("accuracy"), (scratch or {}).get("accuracy")
+    if t is None or s is None or t >= s:
+        return None
+    trained = (f" after {teacher_epochs} epochs" if teacher_epochs and (teacher or {}).get("source") == "train"
+               else "")
+    return (f"The teacher ({100 * t:.1f}%{trained}) is weaker than the student trained alone ({100 * s:.1f}%): "
+            "distillation can only pull the student towards a worse model. Give the teacher more epochs, try "
+            "another learning rate, or choose a smaller teacher.")

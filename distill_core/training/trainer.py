@@ -14,6 +14,10 @@ Speed, on 2 CPU cores as much as on a GPU (benchmarks/throughput.py times it aga
 * the forward passes run in the run's precision (``precision.py``: bf16 autocast where it is
   fast, the teacher's labelling pass too), the losses and the optimizer in fp32;
 * with ``config.compile`` the student and the teacher run ``torch.compile``d.
+
+The loss is whatever terms the method reports (methods/base.py): each epoch's row has the mean of
+each term's unweighted value as ``train_<name>`` and, under ``terms``, its label, mean weight and
+mean contribution, so a chart draws what the method weighed and weighs nothing itself.
 """
 from __future__ import annotations
 
@@ -32,8 +36,10 @@ from ..data.datasets import ImageData
 from ..device import synchronize
 from ..errors import Cancelled, TrainingDiverged
 from ..events import EPOCH, STEP, Event, Observer
-from ..methods import DistillMethod
+from ..methods import DistillMethod, Loss
 from ..precision import Precision, resolve_precision
+from ..vocab import ROLE_LABEL
+from .fidelity import agreement_sums
 
 CHUNK_IMAGES = 4096  # images augmented (and labelled by the teacher) at once
 TEACHER_BATCH = 256  # big enough to amortise per-call overhead, small enough to stay in CPU cache
@@ -77,16 +83,77 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     return gen
 
 
+class TermSums:
+    """One epoch's running sums of a method's loss terms, on the device: per term its value and its
+    contribution (both times the batch size), its weight (times the batch size) and its label.
+    A step adds one stacked tensor for all its terms: a few calls a step, not a few per term."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}  # the terms' names -> (2, terms)
+        self.factors: dict[tuple[float, ...], torch.Tensor] = {}  # the terms' weights -> (2, 1) rows of 1, w
+        self.weights: dict[str, float] = {}
+        self.labels: dict[str, str] = {}
+        self.seen: dict[str, int] = {}
+
+    def add(self, loss: Loss, k: int) -> None:
+        names = tuple(t.name for t in loss.terms)
+        weights = tuple(float(t.weight) for t in loss.terms)
+        factor = self.factors.get(weights)
+        if factor is None:
+            factor = self.factors[weights] = torch.tensor([[1.0] * len(weights), list(weights)], device=self.device)
+        pair = torch.stack([t.value.detach().float() for t in loss.terms]) * factor * k
+        if names in self.sums:
+            self.sums[names] += pair
+        else:
+            self.sums[names] = pair
+        for term, weight in zip(loss.terms, weights):
+            self.weights[term.name] = self.weights.get(term.name, 0.0) + weight * k
+            self.labels[term.name] = term.label
+            self.seen[term.name] = self.seen.get(term.name, 0) + k
+
+    def row(self) -> dict:
+        """``train_<name>`` (mean unweighted value) per term, and ``terms``: label, mean weight and
+        mean contribution of each."""
+        totals: dict[str, list[float]] = {}
+        for names, pair in self.sums.items():
+            for name, (value, contribution) in zip(names, pair.t().tolist()):
+                got = totals.setdefault(name, [0.0, 0.0])
+                got[0] += value
+                got[1] += contribution
+        out: dict = {}
+        terms = []
+        for name, (value, contribution) in totals.items():
+            n = self.seen[name]
+            out[f"train_{name}"] = value / n
+            terms.append({"name": name, "label": self.labels[name], "weight": self.weights[name] / n,
+                          "contribution": contribution / n})
+        out["terms"] = terms
+        return out
+
+
+def step_terms(loss: Loss) -> tuple[float, list[dict]]:
+    """A STEP event's loss and terms (name, label, weight and contribution of this step), read
+    from the device in one go."""
+    values = torch.stack([loss.total.detach().float()] + [t.contribution.detach().float() for t in loss.terms])
+    total, *contributions = values.tolist()
+    return total, [{"name": t.name, "label": t.label, "weight": float(t.weight), "contribution": c}
+                   for t, c in zip(loss.terms, contributions)]
+
+
 @torch.inference_mode()
 def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels_last: bool = False,
-             stop: Optional[threading.Event] = None, keep_probs: bool = False) -> dict:
+             stop: Optional[threading.Event] = None, reference: Optional[torch.Tensor] = None,
+             keep_probs: bool = False) -> dict:
     """Validation loss and top-1, in fp32. With ``keep_probs`` also "probs", each image's softmax
     (on the CPU): the last epoch keeps them, and the full report (per class, confusion) is made
     from them (``measure.class_report``) instead of a second pass over the same images.
+    With ``reference`` (the teacher's log-probabilities of the validation images, in order), also
+    the student's fidelity to it: ``val_agreement`` and ``val_kl_teacher`` (training/fidelity.py).
     Stop is checked between batches: 5,000 CIFAR images through a big teacher take seconds."""
     was_training = model.training
     model.eval()
-    sums = torch.zeros(2, device=data.val_x.device)  # loss, correct
+    sums = torch.zeros(4, device=data.val_x.device)  # loss, correct, agreeing images, KL to the teacher
     probs = []
     try:
         for start in range(0, data.val_x.shape[0], batch_size):
@@ -96,15 +163,19 @@ def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels
                 x = x.contiguous(memory_format=torch.channels_last)
             y = data.val_y[start:start + batch_size]
             logits = model(x).float()
-            sums += torch.stack([nn.functional.cross_entropy(logits, y, reduction="sum"),
-                                 (logits.argmax(1) == y).sum().float()])
+            sums[:2] += torch.stack([nn.functional.cross_entropy(logits, y, reduction="sum"),
+                                     (logits.argmax(1) == y).sum().float()])
+            if reference is not None:
+                sums[2:] += agreement_sums(logits, reference[start:start + batch_size])
             if keep_probs:
                 probs.append(logits.softmax(dim=1))
     finally:
         model.train(was_training)
     n = data.val_x.shape[0]
-    loss, correct = sums.tolist()
+    loss, correct, agree, kl = sums.tolist()  # one read for all four; divided in Python's doubles
     out = {"val_loss": loss / n, "val_accuracy": correct / n}
+    if reference is not None:
+        out.update(val_agreement=agree / n, val_kl_teacher=kl / n)
     if keep_probs:
         out["probs"] = torch.cat(probs).cpu()
     return out
@@ -112,12 +183,13 @@ def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels
 
 def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, epochs: int,
                 phase: str, emit: Observer, stop: Optional[threading.Event] = None,
-                distill_data: str = "none",
+                distill_data: str = "none", reference: Optional[torch.Tensor] = None,
                 progress: Callable[[float], float] = lambda f: f,
                 precision: Optional[Precision] = None) -> PhaseResult:
     """Train ``method.student`` for ``epochs`` and return its history and best/last weights.
 
-    ``progress`` maps this phase's completed fraction to the whole run's, for the events.
+    ``progress`` maps this phase's completed fraction to the whole run's, for the events;
+    ``reference`` is the teacher's validation log-probabilities, for the fidelity columns (``validate``).
     ``precision``: the run's, resolved once at its start (by default, from ``config.precision``).
     """
     model = method.student
@@ -129,12 +201,14 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
     precision = precision or resolve_precision(config.precision, device)
     method.set_precision(device, precision.train, precision.teacher_labels)
     with method.compiled(config.compile):
-        return _train(method, model, teacher, data, config, epochs, phase, emit, stop, distill_data, progress)
+        return _train(method, model, teacher, data, config, epochs, phase, emit, stop, distill_data, reference,
+                      progress)
 
 
 def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module], data: ImageData,
            config: RunConfig, epochs: int, phase: str, emit: Observer, stop: Optional[threading.Event],
-           distill_data: str, progress: Callable[[float], float]) -> PhaseResult:
+           distill_data: str, reference: Optional[torch.Tensor],
+           progress: Callable[[float], float]) -> PhaseResult:
     device = data.train_x.device
 
     n = data.train_x.shape[0]
@@ -159,7 +233,10 @@ def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module]
         model.train()
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the epoch's first step's: at its end it is the next epoch's
-        sums = torch.zeros(4, device=device)  # loss, ce, kd, correct (weighted by batch size)
+        method.begin_epoch(epoch, epochs)
+        stage = {"stage": method.stage} if method.stage else {}  # a method's own stage (FitNets' hints)
+        sums = torch.zeros(2, device=device)  # loss, correct (weighted by batch size)
+        term_sums = TermSums(device)
         seen = 0
         perm = torch.randperm(n, generator=data_gen, device=device)[:used]
         for chunk_start in range(0, used, chunk):
@@ -187,15 +264,16 @@ def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module]
                     tb = targets[start:start + bs]
                 else:
                     tb = method.teacher_targets(xb)
-                parts, logits = method.loss(xb, yb, tb)
+                loss, logits = method.loss(xb, yb, tb)
                 optimizer.zero_grad(set_to_none=True)
-                parts.total.backward()
+                loss.total.backward()
                 optimizer.step()
                 schedule.step()
                 with torch.no_grad():
                     hard = yb if yb.dim() == 1 else yb.argmax(1)
-                    losses = torch.stack([parts.total, parts.ce, parts.kd])
-                    sums += torch.cat([losses * xb.shape[0], (logits.argmax(1) == hard).sum().float().view(1)])
+                    k = xb.shape[0]
+                    sums += torch.stack([loss.total.detach().float() * k, (logits.argmax(1) == hard).sum().float()])
+                    term_sums.add(loss, k)
                 seen += xb.shape[0]
                 now = time.perf_counter()
                 # Throttled, but the epoch's last step always reports: a short epoch (digits takes
@@ -203,28 +281,30 @@ def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module]
                 if now - last_event >= STEP_EVENT_SECONDS or seen >= used:
                     last_event = now
                     done = (epoch - 1 + seen / used) / epochs
-                    loss_now, ce_now, kd_now = losses.tolist()  # one device sync for the three
+                    loss_now, terms_now = step_terms(loss)
                     emit(Event(STEP, phase, {
                         "epoch": epoch, "step": seen // bs, "steps": steps_per_epoch,
-                        "loss": loss_now, "ce": ce_now, "kd": kd_now, "progress": progress(done),
-                        "phase_progress": done, **({"images_per_s": speed} if speed is not None else {})}))
+                        "loss": loss_now, "terms": terms_now, **stage,
+                        "progress": progress(done), "phase_progress": done,
+                        **({"images_per_s": speed} if speed is not None else {})}))
             if seen >= used or time.perf_counter() - last_event >= STEP_EVENT_SECONDS:  # speed is due
                 synchronize(device)  # the speed counts the work done, not the work queued on a GPU
                 speed = seen / max(1e-9, time.perf_counter() - started)
         train_seconds = time.perf_counter() - started
-        loss, ce, kd, correct = (sums / seen).tolist()
-        val = validate(model, data, channels_last=config.channels_last, stop=stop, keep_probs=epoch == epochs)
+        mean_loss, correct = (sums / seen).tolist()
+        val = validate(model, data, channels_last=config.channels_last, stop=stop, reference=reference,
+                       keep_probs=epoch == epochs)
         val_probs = val.pop("probs", None)
-        row = {"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_kd": kd,
-               "train_accuracy": correct, **val, "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
-               "seconds": time.perf_counter() - started}
+        row = {"epoch": epoch, "train_loss": mean_loss, **term_sums.row(), "train_accuracy": correct,
+               **val, "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
+               "seconds": time.perf_counter() - started, **stage}
         history.append(row)
         if row["val_accuracy"] > best_accuracy:
             best_accuracy, best_epoch = row["val_accuracy"], epoch
             best_state = cpu_state(model)
         emit(Event(EPOCH, phase, {**row, "epochs": epochs, "progress": progress(epoch / epochs)}))
-        if not math.isfinite(loss):  # NaN weights teach nothing and learn nothing more: say so now
-            raise diverged(phase, epoch, loss, config, teacher is not None)
+        if not math.isfinite(mean_loss):  # NaN weights teach nothing and learn nothing more: say so now
+            raise diverged(phase, epoch, mean_loss, config, teacher is not None)
     return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy, val_probs)
 
 
@@ -235,8 +315,7 @@ def check_stop(stop: Optional[threading.Event]) -> None:
 
 
 def diverged(phase: str, epoch: int, loss: float, config: RunConfig, distilled: bool) -> TrainingDiverged:
-    who = {"teacher": "The teacher", "student_scratch": "The scratch student",
-           "student_kd": "The distilled student"}.get(phase, phase)
+    who = f"The {ROLE_LABEL.get(phase, phase)}"
     hint = f"lower the learning rate (it is {config.lr:g})"
     if distilled:
         hint += f", or use a temperature between 1 and 10 (it is {config.temperature:g})"

@@ -114,6 +114,8 @@ function render() {
   byId("fill").style.width = (100 * feed.progress).toFixed(1) + "%";
   byId("bar").setAttribute("aria-valuenow", Math.round(100 * feed.progress));
   metrics(feed.metrics);
+  setText("note", feed.note || "");
+  byId("note").hidden = !feed.note;
   draw("loss", feed.loss, [view.args.smoothing, !!view.args.log_scale]);
   draw("accuracy", feed.accuracy, null);
   setText("caption", feed.caption);

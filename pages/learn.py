@@ -1,0 +1,143 @@
+"""Learn: what distillation passes on, shown on a real teacher's answers, and three exercises."""
+import math
+import random
+
+import streamlit as st
+
+from distill_core import DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
+from studio import fmt
+from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
+                               probabilities, similarity_figure, soft_target_figure)
+from studio.health import start_blocker
+from studio.manager import get_manager
+from studio.nav import require_app
+from studio.runs import list_runs, load_results
+
+require_app()
+st.title("Learn")
+st.caption("What a teacher knows that its labels do not say, on this app's real models. Every number below "
+           "comes from them, on the validation split.")
+
+
+# ---- which teacher ------------------------------------------------------------------------------------
+finished = [r for r in list_runs() if r["status"] == "done"]
+choices = ([None] if demo_teacher_ready() else []) + [r["run_id"] for r in finished]
+labels = {None: "the cached demo teacher", **{r["run_id"]: r["label"] for r in finished}}
+asked = st.query_params.get("run")
+if asked and asked not in choices:
+    st.warning(f"There is no finished run {fmt.code(asked)}: showing another teacher.", icon=":material/warning:")
+if not choices:
+    st.info("There is no teacher to learn from yet. Train the demo: a teacher and two students on the MNIST "
+            "sample shipped with the app, about half a minute on a laptop.", icon=":material/school:")
+    blocked = start_blocker()  # said at the top of the page
+    if st.button("Train the demo teacher", type="primary", icon=":material/play_arrow:", disabled=bool(blocked),
+                 help=blocked) and not blocked:
+        job_id = get_manager().submit(RunConfig())
+        st.switch_page("pages/live.py", query_params={"job": job_id})
+    st.stop()
+run_id = st.selectbox("Teacher", choices, index=choices.index(asked) if asked in choices else 0,
+                      format_func=lambda r: labels[r], key="learn_run")
+if run_id:
+    st.query_params["run"] = run_id
+else:
+    st.query_params.pop("run", None)
+try:
+    lesson = lesson_of(run_id)
+except DistillError as exc:
+    st.error(f"This teacher cannot be shown: {fmt.plain(fmt.sentence(str(exc)))}", icon=":material/error:")
+    st.stop()
+classes, labels_t = lesson.classes, lesson.labels
+student = lesson.student_logits
+
+# ---- 1. what the teacher knows ------------------------------------------------------------------------
+st.header("1. What the teacher knows")
+pick, how, temp = st.columns([2, 2, 3])
+ways = ["by class", "at random"] + (["where teacher and student disagree"] if student is not None else [])
+way = how.radio("Pick an image", ways, key="learn_way", horizontal=False)
+n = int(labels_t.shape[0])
+try:
+    start = lesson.check_image(int(st.query_params.get("image", 0)))
+except (ValueError, DistillError) as exc:
+    st.error(f"The link's image {fmt.code(st.query_params.get('image'))} cannot be shown: "
+             f"{fmt.plain(exc) if isinstance(exc, DistillError) else 'it is not a whole number'}. Showing image 0.",
+             icon=":material/error:")
+    start = 0
+if way == "by class":
+    wanted = pick.selectbox("Class", range(len(classes)), format_func=lambda c: classes[c], key="learn_class",
+                            index=int(labels_t[start]))
+    index = int((labels_t == wanted).nonzero()[0]) if (labels_t == wanted).any() else start
+elif way == "at random":
+    if pick.button("Another image", icon=":material/casino:") or "learn_random" not in st.session_state:
+        st.session_state.learn_random = random.randrange(n)
+    index = st.session_state.learn_random
+else:
+    clashes = (lesson.teacher_logits.argmax(1) != student.argmax(1)).nonzero().flatten().tolist()
+    index = pick.selectbox("Image", clashes, key="learn_clash") if clashes else start
+    if not clashes:
+        pick.caption("The student agrees with the teacher on every validation image.")
+st.query_params["image"] = str(index)
+t = temp.select_slider("Temperature T", TEMPERATURES, value=4, key="learn_T",
+                       help="Soft targets are softmax(logits / T): a higher T spreads the teacher's belief.")
+label = int(labels_t[index])
+p_t = probabilities(lesson.teacher_logits, index, t)
+p_s = probabilities(student, index, t) if student is not None else None
+chart, side = st.columns([3, 1])
+chart.plotly_chart(soft_target_figure(classes, p_t, p_s, label, t), key="learn_bars", config={"displaylogo": False})
+side.metric("True class", classes[label])
+side.metric("Entropy", f"{entropy_bits(p_t):.2f} bits", help="0 for a one-hot answer; "
+            f"{math.log2(len(classes)):.2f} bits when all classes are equal.")
+side.metric("Dark knowledge", fmt.percent(dark_knowledge(p_t, label)),
+            help="The probability the teacher gives the wrong classes: what a one-hot label cannot teach.")
+if p_s is not None:
+    shares = kl_shares(p_t, p_s)
+    side.metric("KL(teacher ‖ student)", f"{sum(shares):.3f}", help="In nats, at this T. The classes below carry it.")
+    top = sorted(range(len(classes)), key=lambda k: -abs(shares[k]))[:3]
+    side.caption("Most of it on class " + ", ".join(f"{classes[k]} ({shares[k]:+.3f})" for k in top))
+st.caption(f"Validation image {index} of {n}. Move T: at 1 the teacher is almost sure; higher, the other classes "
+           "it half-believes show. That spread is what the student learns from.")
+
+# ---- 2. which classes look alike ------------------------------------------------------------------------
+st.header("2. Which classes look alike")
+matrix, pairs = confused_pairs(classes, lesson.teacher_logits, labels_t, t)
+st.plotly_chart(similarity_figure(classes, matrix, t), key="learn_similarity", config={"displaylogo": False})
+st.markdown("The teacher finds these most alike: " + "; ".join(f"**{a}** and **{b}** ({share:.3f})"
+                                                              for a, b, share in pairs) + ".")
+
+# ---- 3. why T squared ------------------------------------------------------------------------------------
+st.header("3. Why T²")
+reference = student if student is not None else lesson.teacher_logits * 0  # an untaught student: all classes equal
+st.plotly_chart(gradient_figure(lesson.teacher_logits, reference), key="learn_gradient", config={"displaylogo": False})
+st.caption("Dividing the logits by T shrinks the soft term's gradient by about 1/T²: without a correction, a high "
+           "T would silence the teacher. Multiplying the KL by T² keeps its share of the gradient level (Hinton "
+           "et al. 2015). Computed on this teacher's logits and " +
+           ("the distilled student's." if student is not None else "a student that has learnt nothing yet."))
+
+# ---- 4. why match outputs, not weights --------------------------------------------------------------------
+st.header("4. Why match outputs, not weights")
+st.markdown(f"A weight-space objective, ‖w_s − w_t‖² + λ‖w_s‖², needs the student to have the teacher's "
+            f"shapes. Here the teacher is **{lesson.config.teacher}** and the student **{lesson.config.student}**: "
+            "their weights cannot be subtracted. Matching outputs works for any pair: both give one probability "
+            "per class. (λ‖w_s‖² is the weight decay every recipe here already has.)")
+
+# ---- 5. exercises -------------------------------------------------------------------------------------------
+st.header("5. Exercises")
+st.caption("Each queues a few short runs of the offline demo (a minute or two each on a laptop). Guess first, "
+           "then look.")
+manager = get_manager()
+for key, exercise in EXERCISES.items():
+    with st.container(border=True):
+        st.subheader(exercise.title)
+        st.markdown(exercise.question)
+        st.caption("What to look for: " + exercise.look_for)
+        jobs = st.session_state.get(f"exercise_{key}")
+        if st.button("Queue these runs", key=f"exercise_start_{key}", icon=":material/play_arrow:"):
+            jobs = [manager.submit(config) for _, config in exercise.runs]
+            st.session_state[f"exercise_{key}"] = jobs
+        if jobs:
+            results = [load_results(job) for job in jobs]
+            st.dataframe(answer_rows([label for label, _ in exercise.runs], results), hide_index=True)
+            if all((r or {}).get("status") == "done" for r in results):
+                with st.expander("Show the answer"):
+                    st.markdown(exercise.answer)
+            else:
+                st.caption("The runs are in the queue: watch them on the Live page, then come back.")

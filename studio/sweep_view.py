@@ -1,0 +1,222 @@
+"""The Sweep page's logic, apart from Streamlit: its URL, its presets, the grid it builds, its
+heatmap and parallel coordinates, and the words it says about a result.
+
+The URL holds the whole sweep: the recipe as the Distill page writes it (``urlstate``), each swept
+field as a comma list (``temperature=1,2,4,8``), the seeds (``seeds=0,1``) and the backend. So a
+link shares a sweep's definition; ``sweep=<id>`` names a sweep to show.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import plotly.graph_objects as go
+
+from distill_core import SWEEPABLE, RunConfig, SweepSpec, best_cells, parse_values, spec_problems
+
+from . import fmt, urlstate
+
+SWEEP_PARAMS = ("seeds", "backend", "sweep")  # the page's own; the rest is the recipe and the grid
+LABEL = {"temperature": "T", "alpha": "α", "method": "method", "student": "student", "epochs": "epochs", "lr": "lr",
+         "distill_data": "distill data"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    base: RunConfig
+    grid: dict[str, str]  # field -> comma list as the page's boxes hold it
+    seeds: str
+    help: str
+
+
+PRESETS = {
+    "what_t": Preset("What does T do?", RunConfig(), {"temperature": "1,2,4,8,16", "alpha": "0.9"}, "0,1",
+                     "T in 1, 2, 4, 8 and 16 at alpha 0.9, two seeds each, on the offline default (MNIST sample, "
+                     "cnn_large teaching cnn_tiny): ten distilled students, two teachers and two scratch "
+                     "students. A few minutes on a 2-core laptop."),
+}
+
+
+def text_of(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def from_params(params: Mapping[str, Any], draft: Optional[dict] = None) -> tuple[RunConfig, dict[str, str], str,
+                                                                                 str, list[str]]:
+    """(recipe, {field: comma list}, seeds, backend, notes) from the URL; with no recipe in it, the
+    Distill page's draft of this session is the recipe."""
+    flat = {k: (v[-1] if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()}
+    lists = {k: flat.pop(k) for k in list(flat) if k in SWEEPABLE and "," in flat[k]}
+    own = {k: flat.pop(k) for k in list(flat) if k in SWEEP_PARAMS}
+    recipe = {k: v for k, v in flat.items() if k not in urlstate.OTHER_PAGES}
+    base = RunConfig.from_dict(draft) if draft and not recipe and not lists else None
+    notes: list[str] = []
+    if base is None:
+        base, notes = urlstate.from_params(recipe)
+    grid = {name: lists.get(name, text_of(getattr(base, name))) for name in SWEEPABLE}
+    return base, grid, own.get("seeds", str(base.seed)), own.get("backend", "local"), notes
+
+
+def to_params(base: RunConfig, grid: dict[str, str], seeds: str, backend: str = "local") -> dict[str, str]:
+    """The URL's parameters: the recipe's non-default fields, the lists, the seeds."""
+    out = urlstate.to_params(base.replace(**{k: getattr(RunConfig, k) for k in SWEEPABLE}, seed=RunConfig.seed))
+    for name, text in grid.items():
+        if text.strip() != text_of(getattr(RunConfig, name)):
+            out[name] = text.replace(" ", "")
+    if seeds.replace(" ", "") != str(RunConfig.seed):
+        out["seeds"] = seeds.replace(" ", "")
+    if backend != "local":
+        out["backend"] = backend
+    return out
+
+
+def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[SweepSpec], list[str]]:
+    """The sweep the boxes describe, or None and why not: a list of several values is an axis, one
+    value sets the recipe. The problems are the CLI's, in the page's words."""
+    axes, fixed, found = {}, {}, []
+    for name, text in grid.items():
+        try:
+            values = parse_values(name, text)
+        except ValueError as exc:
+            found.append(f"{LABEL[name]}: {exc}".replace("could not convert string to float: ", "not a number: "))
+            continue
+        if not values:
+            found.append(f"{LABEL[name]}: give a value, or a comma list such as 1,2,4")
+        elif len(values) == 1:
+            fixed[name] = values[0]
+        else:
+            axes[name] = values
+    try:
+        seed_list = parse_values("seed", seeds)
+    except ValueError as exc:
+        found.append(f"Seeds: {exc}")
+        seed_list = []
+    if not seed_list and not any(m.startswith("Seeds") for m in found):
+        found.append("Seeds: give at least one, such as 0,1")
+    if found:
+        return None, found
+    spec = SweepSpec(base.replace(**fixed, seed=seed_list[0], out=None), axes, seed_list)
+    found = [fmt.sentence(p.message.replace("; give --yes to run it anyway", "")) for p in spec_problems(spec)]
+    return (None, found) if found else (spec, [])
+
+
+def shape_text(spec: SweepSpec) -> str:
+    """``10 trials: 5 T x 2 seeds``."""
+    axes = " × ".join(f"{len(v)} {LABEL[k]}" for k, v in spec.grid.items())
+    return f"{fmt.things(spec.size(), 'trial')}: {axes + ' × ' if axes else 'one cell × '}{fmt.things(len(spec.seeds), 'seed')}"
+
+
+def recipe_text(base: RunConfig) -> str:
+    # the recipe may come from a link: its names in code spans, shown as text
+    return (f"{fmt.plain(base.dataset)}: {fmt.code(base.teacher)} teaches {fmt.code(base.student)} · "
+            f"{fmt.things(base.teacher_epochs, 'teacher epoch')}, {fmt.things(base.epochs, 'student epoch')} · "
+            f"batch {base.batch_size}, lr {base.lr:g} · device {fmt.plain(base.device)}")
+
+
+def duration_text(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return fmt.DASH
+    return f"about {max(1, round(seconds / 60))} min" if seconds >= 90 else f"about {max(1, round(seconds))} s"
+
+
+def axes_of(spec: SweepSpec) -> tuple[Optional[str], Optional[str]]:
+    """The heatmap's (x, y) fields: T and alpha when swept, else the first swept fields."""
+    fields = sorted(spec.fields, key=lambda f: (f not in ("temperature", "alpha"), spec.fields.index(f)))
+    return (fields[0] if fields else None), (fields[1] if len(fields) > 1 else None)
+
+
+def cell_label(cell: Mapping[str, Any]) -> str:
+    return ", ".join(f"{LABEL.get(k, k)} = {text_of(v)}" for k, v in cell.items()) or "the one cell"
+
+
+def heatmap(spec: SweepSpec, summary: list[dict], running: Optional[dict] = None) -> go.Figure:
+    """Mean gain (points) over the first two swept fields, each cell annotated mean ± std and n; the
+    cell of the trial running now says so, with its progress. Other swept fields: the best of them."""
+    x_field, y_field = axes_of(spec)
+    xs = spec.grid.get(x_field, [None]) if x_field else [None]
+    ys = spec.grid.get(y_field, [None]) if y_field else [None]
+
+    def at(x, y) -> Optional[dict]:
+        mine = [r for r in summary if (x_field is None or r[x_field] == x) and (y_field is None or r[y_field] == y)]
+        return max(mine, key=lambda r: r["gain_mean"]) if mine else None
+
+    z, text = [], []
+    for y in ys:
+        z_row, t_row = [], []
+        for x in xs:
+            cell = at(x, y)
+            note = ""
+            if running and (x_field is None or running["cell"].get(x_field) == x) and \
+                    (y_field is None or running["cell"].get(y_field) == y):
+                note = f"<br>running {100 * running.get('progress', 0):.0f} %"
+            if cell is None:
+                z_row.append(None)
+                t_row.append(note.removeprefix("<br>") or "·")
+            else:
+                z_row.append(100 * cell["gain_mean"])
+                std = f" ± {100 * cell['gain_std']:.1f}" if cell["gain_std"] is not None else ""
+                t_row.append(f"{100 * cell['gain_mean']:+.1f}{std}<br>n = {cell['n']}{note}")
+        z.append(z_row)
+        text.append(t_row)
+    found = [v for row in z for v in row if v is not None]
+    reach = max([abs(v) for v in found] + [1.0])
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[text_of(x) if x is not None else "" for x in xs], y=[text_of(y) if y is not None else "" for y in ys],
+        text=text, texttemplate="%{text}", textfont=dict(size=13), colorscale="RdBu", zmid=0, zmin=-reach,
+        zmax=reach, colorbar=dict(title=dict(text="gain (pts)")), hoverongaps=True, xgap=2, ygap=2,
+        hovertemplate=f"{LABEL.get(x_field, '')} %{{x}}, {LABEL.get(y_field, '')} %{{y}}: "
+                      "%{z:+.2f} pts<extra></extra>"))
+    # Clicking a cell selects it: Streamlit reports selections of points, which a heatmap has none of.
+    fig.add_trace(go.Scatter(x=[text_of(x) if x is not None else "" for x in xs for _ in ys],
+                             y=[text_of(y) if y is not None else "" for _ in xs for y in ys], mode="markers",
+                             marker=dict(size=40, opacity=0), hoverinfo="skip", showlegend=False))
+    fig.update_xaxes(type="category", title_text=LABEL.get(x_field, "") if x_field else "")
+    fig.update_yaxes(type="category", title_text=LABEL.get(y_field, "") if y_field else "")
+    fig.update_layout(title=dict(text="KD gain over scratch: mean ± std over seeds (points)", x=0, xanchor="left"),
+                      margin=dict(l=10, r=10, t=50, b=10), height=max(260, 90 + 70 * len(ys)), uirevision="keep")
+    return fig
+
+
+def parallel(spec: SweepSpec, summary: list[dict]) -> go.Figure:
+    """One line per cell across every swept field, coloured by its mean gain."""
+    dims = []
+    for name in spec.fields:
+        values = [r[name] for r in summary]
+        if all(isinstance(v, (int, float)) for v in values):
+            dims.append(dict(label=LABEL[name], values=values))
+        else:
+            order = [str(v) for v in spec.grid[name]]
+            dims.append(dict(label=LABEL[name], values=[order.index(str(v)) for v in values],
+                             tickvals=list(range(len(order))), ticktext=order))
+    gains = [100 * r["gain_mean"] for r in summary]
+    dims.append(dict(label="gain (pts)", values=gains))
+    fig = go.Figure(go.Parcoords(line=dict(color=gains, colorscale="RdBu", cmid=0, showscale=True), dimensions=dims))
+    fig.update_layout(margin=dict(l=40, r=40, t=40, b=20), height=360)
+    return fig
+
+
+def verdict(spec: SweepSpec, summary: list[dict]) -> Optional[str]:
+    """The best cell in a sentence, and whether it is clear of the runner-up given the spread over seeds."""
+    best = best_cells(summary)
+    if best is None:
+        return None
+    b = best["best"]
+    std = f" ± {100 * b['gain_std']:.1f}" if b["gain_std"] is not None else ""
+    text = f"Best: **{cell_label({k: b[k] for k in spec.fields})}**, a gain of {100 * b['gain_mean']:+.1f}{std} points"
+    if best["second"] is None:
+        return text + "."
+    s = best["second"]
+    runner = f"{cell_label({k: s[k] for k in spec.fields})} ({100 * s['gain_mean']:+.1f} points)"
+    if best["clear"]:
+        return text + f": clear of the second best, {runner}, by more than their spread over seeds."
+    why = "one seed gives no spread to judge by" if b["gain_std"] is None else "within their spread over seeds"
+    return text + f", but not clear of the second best, {runner}: {why}."
+
+
+def cells_table(spec: SweepSpec, summary: list[dict]) -> list[dict]:
+    """The summary as the page's table: one row per cell, in points."""
+    return [{**{LABEL[k]: text_of(r[k]) for k in spec.fields}, "n": r["n"],
+             "gain (pts)": round(100 * r["gain_mean"], 2),
+             "± std": None if r["gain_std"] is None else round(100 * r["gain_std"], 2),
+             "KD acc (%)": round(100 * r["kd_accuracy_mean"], 2)} for r in summary]

@@ -1,0 +1,141 @@
+"""The Sweep page through AppTest: its URL, the preset, problems, Start, a sweep's heatmap and cells;
+and the Live page sending a sweep job there."""
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+import studio.manager
+from distill_core import RunStore, SweepSpec, run_sweep
+from distill_core.runs.jobs import JobManager
+from studio import sweep_view as sv
+from tiny_runs import tiny_config
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 60
+RECIPE = dict(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs="1", teacher_epochs="1",
+              latency_repeats="5")
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def sweeps(monkeypatch):
+    """A fresh job manager whose sweeps are recorded as submitted, and never run."""
+    submitted = []
+
+    def runner(spec, backend="local", on_event=None, stop=None, **kwargs):
+        submitted.append((spec, backend))
+        stop.wait(30)
+        return {"status": "cancelled", "rows": []}
+
+    managers = []
+
+    def make(**kwargs):
+        managers.append(JobManager(runner=lambda *a, **k: {"status": "done"}, sweep_runner=runner, **kwargs))
+        return managers[-1]
+
+    monkeypatch.setattr(studio.manager, "JobManager", make)
+    studio.manager.get_manager.clear()
+    yield submitted
+    for m in managers:
+        m.shutdown()
+    studio.manager.get_manager.clear()
+
+
+def sweep_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = str(value)
+    at.run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at) -> str:
+    return "\n".join(str(x.value) for x in [*at.markdown, *at.caption, *at.error, *at.warning, *at.info])
+
+
+def test_the_url_holds_the_grid_and_the_recipe():
+    base, grid, seeds, backend, notes = sv.from_params({"temperature": "1,2,4", "alpha": "0.9", "seeds": "0,1",
+                                                        "dataset": "digits", "epochs": "3"})
+    assert (base.dataset, base.epochs, grid["temperature"], grid["alpha"], seeds, notes) == \
+        ("digits", 3, "1,2,4", "0.9", "0,1", [])
+    spec, found = sv.build(base, grid, seeds)
+    assert found == [] and spec.grid == {"temperature": [1.0, 2.0, 4.0]} and spec.base.alpha == 0.9
+    assert spec.seeds == [0, 1] and sv.shape_text(spec) == "6 trials: 3 T × 2 seeds"
+    params = sv.to_params(base, grid, seeds)
+    assert params == {"dataset": "digits", "epochs": "3", "temperature": "1,2,4", "seeds": "0,1"}
+    assert sv.from_params(params)[1]["temperature"] == "1,2,4"
+    draft = tiny_config(Path("/tmp")).replace(cache_dir=None).to_dict()  # no recipe in the URL: the Distill page's
+    assert sv.from_params({"temperature": "1,2"}, draft)[0].dataset == "mnist5k"
+    assert sv.from_params({}, draft)[0].dataset == "digits"
+    assert any(f.startswith("Seeds") for f in sv.build(base, grid, "")[1])
+    assert any("Alpha 2.0 in the list" in f for f in sv.build(base, {**grid, "alpha": "0.5,2"}, "0")[1])
+
+
+def test_the_preset_and_start_queue_a_sweep(sweeps):
+    at = sweep_page(**RECIPE, temperature="1,4", seeds="0")
+    assert "2 trials: 2 T × 1 seed" in texts(at)
+    at.button(key="sw_preset_what_t").click().run()
+    assert at.text_input(key="sw_temperature").value == "1,2,4,8,16" and at.text_input(key="sw_seeds").value == "0,1"
+    assert at.query_params["temperature"] == "1,2,4,8,16" and at.query_params["seeds"] == "0,1"
+    assert "10 trials: 5 T × 2 seeds" in texts(at)
+    at.text_input(key="sw_alpha").set_value("0.5,3").run()
+    assert "Alpha 3.0 in the list" in texts(at)
+    at.text_input(key="sw_alpha").set_value("0.9").run()
+    at.button(key="sw_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec, backend = sweeps[0]
+    assert spec.grid == {"temperature": [1.0, 2.0, 4.0, 8.0, 16.0]} and spec.seeds == [0, 1] and backend == "local"
+    assert spec.base.dataset == "mnist5k"  # the preset's recipe: the offline default
+    assert at.query_params["sweep"] == spec.sweep_id
+
+
+def test_a_finished_sweep_shows_its_heatmap_best_cell_and_runs(sweeps):
+    spec = SweepSpec(tiny_config(Path("/tmp"), cache_dir=None), {"temperature": [1.0, 4.0]}, [0])
+    run_sweep(spec, store=RunStore())
+    at = sweep_page(sweep=spec.sweep_id)
+    heat = [c for c in at.get("plotly_chart")]
+    assert heat, "no heatmap"
+    said = texts(at)
+    assert "Best: **T = " in said and "2 of 2 trials finished" in said
+    links = [l for l in at.get("page_link") if "seed 0: KD" in str(l.proto.label)]
+    assert len(links) == 1
+
+
+def test_compare_shows_a_cells_mean_and_std_over_seeds_with_each_seed_under_them(sweeps):
+    spec = SweepSpec(tiny_config(Path("/tmp"), cache_dir=None), {}, [0, 1])
+    result = run_sweep(spec, store=RunStore())
+    first = result["rows"][0]["run_id"]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = first
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(s.value == "Over 2 seeds" for s in at.subheader)
+    assert any(m.label == "KD gain over scratch" and "±" in m.value for m in at.metric)
+    labels = [str(l.proto.label) for l in at.get("page_link")]
+    assert sum(label.startswith("seed ") for label in labels) == 2 and any("← this run" in l for l in labels)
+
+
+def test_the_live_page_sends_a_sweep_to_the_sweep_page(sweeps):
+    spec = SweepSpec(tiny_config(Path("/tmp"), cache_dir=None), {"temperature": [1.0, 2.0]}, [0])
+    sweep_id = studio.manager.get_manager().submit_sweep(spec)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["job"] = sweep_id
+    at.run()
+    at.switch_page("pages/live.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"This is sweep {sweep_id}" in texts(at)

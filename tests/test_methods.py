@@ -1,0 +1,316 @@
+"""The distillation methods: each loss against its paper's formula, computed here on its own from
+fixed numbers; what every method shares (terms that add up, plain CE without a teacher, the same
+scratch student); and one training step of every feature method on every compatible pair."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distill_core.data.datasets import load_dataset
+from distill_core.events import EventLog
+from distill_core.methods import METHODS, create_method
+from distill_core.methods.at import at_loss
+from distill_core.methods.dkd import dkd_parts
+from distill_core.models import compatible_pairs, create_model
+from distill_core.training.measure import count_params
+from distill_core.training.trainer import train_phase
+
+from helpers import tiny_config
+
+S = [[2.0, 0.5, -1.0, 0.3], [0.0, 1.0, 3.0, -0.5], [1.5, 1.4, -2.0, 0.0]]  # student logits
+T = [[3.0, 0.0, -2.0, 1.0], [-1.0, 2.0, 2.5, 0.0], [0.2, 2.2, -1.0, 0.4]]  # teacher logits
+Y = [0, 2, 1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Batches of 2 gain nothing from a second thread (tests/test_models.py measured why)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- the formulas, by hand -------------------------------------------------------------------------
+def softmax(z):
+    m = max(z)
+    e = [math.exp(v - m) for v in z]
+    return [v / sum(e) for v in e]
+
+
+def kl(p, q):
+    return sum(a * math.log(a / b) for a, b in zip(p, q) if a > 0)
+
+
+def zscore(z):
+    mean = sum(z) / len(z)
+    std = math.sqrt(sum((v - mean) ** 2 for v in z) / (len(z) - 1))  # unbiased, as Sun et al.
+    return [(v - mean) / (std + 1e-7) for v in z]
+
+
+def ce(z, y):
+    return -math.log(softmax(z)[y])
+
+
+def hand_kd(s, t, y, temp, alpha, standardized=False):
+    """alpha * T^2 * mean KL(p_t || p_s) + (1 - alpha) * mean CE: Hinton et al., our convention."""
+    soft = hard = 0.0
+    for si, ti, yi in zip(s, t, y):
+        a, b = (zscore(si), zscore(ti)) if standardized else (si, ti)
+        soft += temp * temp * kl(softmax([v / temp for v in b]), softmax([v / temp for v in a]))
+        hard += ce(si, yi)
+    return alpha * soft / len(s) + (1 - alpha) * hard / len(s)
+
+
+def hand_dkd(s, t, y, temp):
+    """(TCKD, NCKD), Zhao et al. 2022 eq. 1-3: KL of the binary [p_y, 1 - p_y] and KL over the other
+    classes renormalised, each times T^2, averaged over the batch."""
+    tckd = nckd = 0.0
+    for si, ti, yi in zip(s, t, y):
+        ps, pt = softmax([v / temp for v in si]), softmax([v / temp for v in ti])
+        tckd += kl([pt[yi], 1 - pt[yi]], [ps[yi], 1 - ps[yi]])
+        rest_s = softmax([v / temp for i, v in enumerate(si) if i != yi])
+        rest_t = softmax([v / temp for i, v in enumerate(ti) if i != yi])
+        nckd += kl(rest_t, rest_s)
+    return temp * temp * tckd / len(s), temp * temp * nckd / len(s)
+
+
+class Fixed(torch.nn.Module):
+    """A student whose logits are S, whatever its input: the loss is what is tested, not a network."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.tensor(S) + 0 * self.w
+
+
+def logit_method(name, alpha=0.9, temperature=4.0, **options):
+    return create_method(name, Fixed(), torch.nn.Identity(), temperature=temperature, alpha=alpha, **options)
+
+
+def method_loss(method, y=Y):
+    return method.loss(torch.zeros(len(S), 1), torch.tensor(y), torch.tensor(T))[0]
+
+
+# ---- kd, and logit standardisation --------------------------------------------------------------
+@pytest.mark.parametrize("standardized", [False, True])
+def test_kd_matches_hintons_formula_with_and_without_standardisation(standardized):
+    loss = method_loss(logit_method("kd", alpha=0.7, temperature=2.0, standardize=standardized))
+    assert loss.total.item() == pytest.approx(hand_kd(S, T, Y, 2.0, 0.7, standardized), rel=1e-5)
+    # the test can fail: the other variant gives another number
+    assert loss.total.item() != pytest.approx(hand_kd(S, T, Y, 2.0, 0.7, not standardized), rel=1e-3)
+
+
+def test_standardisation_ignores_each_rows_scale_and_shift():
+    """What logit standardisation is for: a teacher whose logits are 5x larger and shifted teaches the same."""
+    plain = method_loss(logit_method("kd", standardize=True))
+    method = logit_method("kd", standardize=True)
+    scaled = method.loss(torch.zeros(3, 1), torch.tensor(Y), 5 * torch.tensor(T) + 3)[0]
+    assert scaled.term("kd").value.item() == pytest.approx(plain.term("kd").value.item(), rel=1e-4)
+    unscaled = logit_method("kd").loss(torch.zeros(3, 1), torch.tensor(Y), 5 * torch.tensor(T) + 3)[0]
+    assert unscaled.term("kd").value.item() != pytest.approx(plain.term("kd").value.item(), rel=1e-2)
+
+
+# ---- dkd -----------------------------------------------------------------------------------------
+def test_dkd_parts_match_the_papers_formula():
+    tckd, nckd = dkd_parts(torch.tensor(S), torch.tensor(T), torch.tensor(Y), 4.0)
+    want_t, want_n = hand_dkd(S, T, Y, 4.0)
+    assert (tckd.item(), nckd.item()) == (pytest.approx(want_t, rel=1e-5), pytest.approx(want_n, rel=1e-5))
+    # The paper's own check of the decomposition (its eq. 3): KD = TCKD + (1 - p^t_y) NCKD, per image.
+    for i in range(len(S)):
+        t_i, n_i = dkd_parts(torch.tensor(S[i:i + 1]), torch.tensor(T[i:i + 1]), torch.tensor(Y[i:i + 1]), 4.0)
+        pt = softmax([v / 4.0 for v in T[i]])[Y[i]]
+        assert (t_i + (1 - pt) * n_i).item() == pytest.approx(hand_kd(S[i:i + 1], T[i:i + 1], Y[i:i + 1], 4.0, 1.0),
+                                                               rel=1e-5)
+    # ...and it can fail: NCKD over all classes (the target not masked) is another number
+    unmasked = sum(16 * kl(softmax([v / 4 for v in ti]), softmax([v / 4 for v in si])) for si, ti in zip(S, T)) / 3
+    assert nckd.item() != pytest.approx(unmasked, rel=1e-3)
+
+
+@pytest.mark.parametrize("epoch, ramp", [(1, 0.5), (2, 1.0), (5, 1.0)])
+def test_dkd_loss_is_ce_plus_the_warmed_up_parts(epoch, ramp):
+    method = logit_method("dkd", a=1.5, b=6.0, warmup=2)
+    method.begin_epoch(epoch, 8)
+    loss = method_loss(method)
+    tckd, nckd = hand_dkd(S, T, Y, 4.0)
+    hard = sum(ce(s, y) for s, y in zip(S, Y)) / 3
+    assert loss.total.item() == pytest.approx(hard + ramp * (1.5 * tckd + 6.0 * nckd), rel=1e-5)
+    assert {t.name: t.weight for t in loss.terms} == {"ce": 1.0, "tckd": 1.5 * ramp, "nckd": 6.0 * ramp}
+
+
+def test_dkd_standardize_z_scores_both_rows_first():
+    loss = method_loss(logit_method("dkd", standardize=True, warmup=0))
+    tckd, nckd = hand_dkd([zscore(s) for s in S], [zscore(t) for t in T], Y, 4.0)
+    assert loss.term("tckd").value.item() == pytest.approx(tckd, rel=1e-4)  # fp32 of a small KL
+    assert loss.term("nckd").value.item() == pytest.approx(nckd, rel=1e-4)
+    assert loss.term("nckd").value.item() != pytest.approx(hand_dkd(S, T, Y, 4.0)[1], rel=1e-3)
+
+
+def test_dkd_survives_a_teacher_sure_to_the_last_bit():
+    """1 - p_y of a confident teacher rounds to 0 in fp32: computed as log(1 - p_y), it was -inf."""
+    tckd, nckd = dkd_parts(torch.tensor([[0.0, 0.0, 0.0]]), torch.tensor([[200.0, 0.0, 0.0]]), torch.tensor([0]), 1.0)
+    assert math.isfinite(tckd.item()) and math.isfinite(nckd.item()) and tckd.item() > 0
+
+
+# ---- feature methods on fixed tensors --------------------------------------------------------------
+def tiny_pair(seed=0):
+    torch.manual_seed(seed)
+    teacher = create_model("cnn_small", 1, 10, 8).eval().requires_grad_(False)
+    student = create_model("cnn_tiny", 1, 10, 8)
+    x = torch.randn(4, 1, 8, 8)
+    return teacher, student, x, torch.tensor([1, 2, 3, 4])
+
+
+def stage_map(model, x, stage):
+    """The map at a stage, computed without hooks: the demo CNNs' feature layers up to that tap."""
+    index = int(model.feature_taps[stage - 1].split(".")[1])
+    return model.features[:index + 1](x)
+
+
+def test_fitnet_hint_is_the_mse_of_the_regressed_student_map():
+    teacher, student, x, y = tiny_pair()
+    method = create_method("fitnet", student, teacher, input_shape=(1, 8, 8), weight=50.0)
+    student.train()
+    loss, logits = method.loss(x, y, method.teacher_targets(x))
+    with torch.no_grad():
+        regressed = method.regressor(stage_map(student, x, 2)).numpy()
+        target = stage_map(teacher, x, 2).numpy()
+        hint = float(((regressed - target) ** 2).sum()) / regressed.size  # Romero et al.'s L2, averaged
+        hard = float(F.cross_entropy(logits, y))
+    assert loss.term("hint").value.item() == pytest.approx(hint, rel=1e-4)
+    assert loss.total.item() == pytest.approx(hard + 50.0 * hint, rel=1e-4)
+    assert hint != pytest.approx(float(((regressed - target) ** 2).sum()) / 4, rel=1e-3)  # summed per image: no
+
+
+def hand_attention(f):
+    """a(f) of the code form: channel mean of f^2, flattened, L2-normalised per image."""
+    a = (f ** 2).mean(axis=1).reshape(f.shape[0], -1)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def test_attention_transfer_is_the_code_form_and_not_the_papers():
+    rng = np.random.default_rng(0)
+    fs = [rng.normal(size=(2, 3, 4, 4)), rng.normal(size=(2, 5, 2, 2))]
+    ft = [rng.normal(size=(2, 6, 4, 4)), rng.normal(size=(2, 7, 4, 4))]  # stage 2: the teacher's map is larger
+    pooled = ft[1].reshape(2, 7, 2, 2, 2, 2).mean(axis=(3, 5))  # 4x4 averaged down to 2x2
+    want = sum(((hand_attention(s) - hand_attention(t)) ** 2).mean() for s, t in zip(fs, [ft[0], pooled]))
+    got = at_loss([torch.tensor(f, dtype=torch.float32) for f in fs],
+                  [torch.tensor(f, dtype=torch.float32) for f in ft])
+    assert got.item() == pytest.approx(want, rel=1e-5)
+    # The paper's eq. 2 (the norm of the difference, not its mean square, halved) is another number.
+    paper = sum(np.linalg.norm(hand_attention(s) - hand_attention(t), axis=1).mean() / 2
+                for s, t in zip(fs, [ft[0], pooled]))
+    assert got.item() != pytest.approx(paper, rel=1e-3)
+
+
+def test_attention_transfer_loss_on_models_reads_the_stages_asked():
+    teacher, student, x, y = tiny_pair()
+    method = create_method("at", student, teacher, input_shape=(1, 8, 8), stages="1,3", weight=10.0)
+    loss, logits = method.loss(x, y, method.teacher_targets(x))
+    with torch.no_grad():
+        want = at_loss([stage_map(student, x, s) for s in (1, 3)], [stage_map(teacher, x, s) for s in (1, 3)])
+        wrong = at_loss([stage_map(student, x, s) for s in (1, 2)], [stage_map(teacher, x, s) for s in (1, 2)])
+    assert loss.term("at").value.item() == pytest.approx(want.item(), rel=1e-5)
+    assert loss.total.item() == pytest.approx(F.cross_entropy(logits, y).item() + 10.0 * want.item(), rel=1e-5)
+    assert want.item() != pytest.approx(wrong.item(), rel=1e-3)
+
+
+# ---- what every method shares ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_methods_terms_add_up_to_its_loss_and_without_a_teacher_it_is_plain_ce(name):
+    teacher, student, x, y = tiny_pair()
+    method = create_method(name, student, teacher, input_shape=(1, 8, 8))
+    loss, _ = method.loss(x, y, method.teacher_targets(x))
+    assert len(loss.terms) >= 2 and len({t.name for t in loss.terms}) == len(loss.terms)
+    assert sum(t.contribution for t in loss.terms).item() == pytest.approx(loss.total.item(), rel=1e-5)
+    alone = create_method(name, student, None, input_shape=(1, 8, 8))
+    loss, logits = alone.loss(x, y, None)
+    assert [t.name for t in loss.terms] == ["ce"] and loss.total.item() == F.cross_entropy(logits, y).item()
+    assert alone.extra_parameters() == []  # no regressor without a teacher
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_the_scratch_student_is_the_same_whatever_the_method(digits):
+    """The scratch phase runs the run's method without a teacher: bit for bit plain training."""
+    config = tiny_config(epochs=1)
+    states = {}
+    for name in METHODS.names():
+        torch.manual_seed(0)
+        student = create_model("cnn_tiny", 1, 10, 8)
+        method = create_method(name, student, None, input_shape=(1, 8, 8))
+        result = train_phase(method, digits, config, epochs=1, phase="student_scratch", emit=EventLog())
+        states[name] = result.last_state
+    for name, state in states.items():
+        assert all(torch.equal(state[k], states["kd"][k]) for k in state), name
+
+
+def test_a_methods_connectors_leave_the_random_generator_and_the_student_as_they_were():
+    teacher, student, x, y = tiny_pair()
+    keys, params = list(student.state_dict()), count_params(student)
+    before = torch.random.get_rng_state()
+    method = create_method("fitnet", student, teacher, input_shape=(1, 8, 8))
+    assert torch.equal(torch.random.get_rng_state(), before)  # the distilled student draws as its scratch twin
+    assert list(student.state_dict()) == keys and count_params(student) == params  # not in its checkpoint
+    assert method.extra_parameters() and all(p.requires_grad for p in method.extra_parameters())
+
+
+def test_fitnets_two_stages_train_hints_first_then_kd(digits):
+    config = tiny_config(epochs=3)
+    torch.manual_seed(0)
+    teacher = create_model("cnn_small", 1, 10, 8)
+    student = create_model("cnn_tiny", 1, 10, 8)
+    method = create_method("fitnet", student, teacher, input_shape=(1, 8, 8), hint_epochs=2, temperature=4.0,
+                           alpha=0.9)
+    head = student.classifier[1].weight.detach().clone()
+    still = {}  # epoch -> the classifier still had its initial weights at that epoch's last event
+    result = train_phase(method, digits, config, epochs=3, phase="student_kd", emit=lambda e: still.update(
+        {e.data["epoch"]: torch.equal(student.classifier[1].weight, head)}))
+    stages = [r.get("stage") for r in result.history]
+    assert stages == ["hints", "hints", None]
+    assert [sorted(t["name"] for t in r["terms"]) for r in result.history] == [["ce", "hint"], ["ce", "hint"],
+                                                                                 ["ce", "kd"]]
+    assert result.history[0]["terms"][0]["weight"] == 0.0  # CE waits while the hints train
+    assert still == {1: True, 2: True, 3: False}  # hints reach the student up to the hint layer only
+
+
+# ---- every feature method, every compatible pair ---------------------------------------------------
+@pytest.mark.parametrize("shape", [(1, 28), (3, 32)], ids=["1x28x28", "3x32x32"])
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if METHODS.get(n).FEATURES])
+def test_one_training_step_of_every_feature_method_on_every_compatible_pair(name, shape):
+    c, size = shape
+    pairs = compatible_pairs(features=True)
+    x, y = torch.randn(2, c, size, size), torch.tensor([1, 2])
+    students = {}
+    for s in sorted({s for _, s in pairs}):  # one of each, stepped once per teacher: a smoke test, not training
+        torch.manual_seed(0)
+        students[s] = create_model(s, c, 10, size)
+    failed = []
+    for t in sorted({t for t, _ in pairs}):
+        torch.manual_seed(1)
+        teacher = create_model(t, c, 10, size).eval().requires_grad_(False)
+        targets = None  # the teacher's maps do not depend on the student: computed once per teacher
+        for s in [s for tt, s in pairs if tt == t]:
+            try:
+                method = create_method(name, students[s].train(), teacher, input_shape=(c, size, size))
+                targets = method.teacher_targets(x) if targets is None else targets
+                optimizer = torch.optim.SGD(list(students[s].parameters()) + method.extra_parameters(), lr=0.01)
+                loss, logits = method.loss(x, y, targets)
+                optimizer.zero_grad()
+                loss.total.backward()
+                optimizer.step()
+                assert logits.shape == (2, 10) and math.isfinite(loss.total.item())
+                feature_term = loss.terms[-1]
+                assert feature_term.value.item() > 0, feature_term
+                assert all(p.grad is not None for p in method.extra_parameters())
+            except Exception as exc:  # noqa: BLE001 - every failing pair is listed at once
+                failed.append(f"{t} -> {s}: {type(exc).__name__}: {exc}")
+    assert not failed, "\n".join(failed)
+    assert len(pairs) > 100  # the zoo's pairs, not an empty loop
