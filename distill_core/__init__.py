@@ -14,7 +14,7 @@ from .data.folder_scan import IMAGE_EXTENSIONS, FolderScan, scan_folder
 from .device import available_devices, describe_devices, resolve_device
 from .errors import (CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError,
                      StoreDamagedError, WriteError, first_line)
-from .precision import resolve_precision
+from .precision import describe_precision, resolve_precision
 from .events import Event, EventLog
 from .files import write_atomic
 from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
@@ -51,7 +51,7 @@ from .vocab import (ACTIVE, CANCELLED, DISTILLED, DONE, FAILED, FINISHED, INTERR
 __all__ = [
     # configuring a run
     "RunConfig", "Problem", "problems", "validate", "field_type", "repeat_command", "OPTIMIZERS", "SCHEDULES",
-    "DISTILL_DATA", "PRECISIONS", "resolve_precision",
+    "DISTILL_DATA", "PRECISIONS", "resolve_precision", "describe_precision",
     # the registries
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",

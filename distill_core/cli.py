@@ -32,6 +32,7 @@ from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods, method_options
 from .models import MODELS, create_model
+from .precision import describe_precision
 from .runs.experiment import preload
 from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
@@ -244,7 +245,7 @@ def format_table(results: dict) -> str:
              "epoch. ECE: expected calibration error, 15 equal-width bins. Latency: median over timed runs after warm-up on "
              f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
     if results.get("precision"):
-        notes.append(precision_note(results["precision"]))
+        notes.append(describe_precision(results["precision"]) + ".")
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
         if key in comparison:
             notes.append(f"{label}: {comparison[key]['summary']}")
@@ -257,14 +258,6 @@ def format_table(results: dict) -> str:
 
 PHASE_LABELS = {"setup": "loading", "teacher": "teacher", "student_scratch": "scratch", "student_kd": "distilled",
                 "measure": "measuring"}
-
-
-def precision_note(precision: dict) -> str:
-    """results.json's "precision" as one line: what trained in what, and why."""
-    labels = precision.get("teacher_labels")
-    return (f"precision: trained in {precision.get('train')}"
-            + (f", the teacher's labels in {labels}" if labels and labels != precision.get("train") else "")
-            + f"; accuracy and latency in {precision.get('timed', 'fp32')} ({precision.get('reason')}).")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -151,6 +151,14 @@ def training_precision(config) -> str:
         return BF16 if config.precision == BF16 else FP32
 
 
+def describe_precision(precision: Mapping) -> str:
+    """results.json's "precision" in one line: what trained in what, what was measured in, and why."""
+    labels = precision.get("teacher_labels")
+    return (f"precision: trained in {precision.get('train')}"
+            + (f", the teacher's labels in {labels}" if labels and labels != precision.get("train") else "")
+            + f"; accuracy and latency in {precision.get('timed', 'fp32')} ({precision.get('reason')})")
+
+
 def autocast(device: torch.device, precision: str):
     """The context for forward passes in ``precision``: bf16 autocast, or nothing at all for fp32
     (not a disabled autocast: that still costs a dispatch per op)."""

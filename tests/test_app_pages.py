@@ -647,6 +647,8 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert cards["Smaller file"].startswith(f"{kd['smaller_x']:.1f}")
     assert "smaller** (its checkpoint file)" in texts(at)  # 124x is the file; the params ratio differs
     assert "· teacher trained in this run" in texts(at)  # or from the cache, or a given checkpoint
+    trained = results["precision"]["train"]
+    assert f"Precision: trained in {trained}" in texts(at) and "accuracy and latency in fp32" in texts(at)
     assert "Distilled student (last epoch, state_dict)" in [b.label for b in at.get("download_button")]
     assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} pts"
     # The table's digits reproduce the headline's ratios (0.02 MB for a student would not).
