@@ -14,10 +14,10 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS, SCHEDULES,
-                          DistillError, Option, Problem, RunConfig, RunStore, available_devices, cached_teacher_meta,
-                          cached_teacher_path, folder_val_count, list_cached_teachers, method_options, problems,
-                          run_store_path, teacher_checkpoint_problem)
+from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS, PRECISIONS,
+                          SCHEDULES, DistillError, Option, Problem, RunConfig, RunStore, available_devices,
+                          cached_teacher_meta, cached_teacher_path, folder_val_count, list_cached_teachers,
+                          method_options, problems, run_store_path, teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
@@ -25,7 +25,8 @@ from .uploads import on_this_server
 
 W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
-          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment")
+          "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment",
+          "precision", "compile")
 FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
 T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
 IMAGE_SIZE_RANGE, VAL_FRACTION_RANGE = (8, 256), (0.05, 0.5)  # the Distill page's fields
@@ -55,7 +56,7 @@ def options() -> dict[str, list[str]]:
     return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
             "method": METHODS.names(),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
-            "device": devices}
+            "device": devices, "precision": list(PRECISIONS)}
 
 
 def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
@@ -355,7 +356,7 @@ SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (
     "folder": ("data_dir",),
     "method": ("method", "extra"),
     "loss": ("temperature", "alpha"),
-    "device": ("device",),
+    "device": ("device", "precision"),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
                "schedule", "distill_data"),
 }
@@ -365,7 +366,7 @@ SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (
 FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", "batch_size": "Batch size",
                 "lr": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
                 "seed": "Seed", "temperature": "Temperature T", "latency_batch": "Latency batch",
-                "latency_repeats": "Latency repeats"}
+                "latency_repeats": "Latency repeats", "precision": "Precision"}
 
 
 @dataclass(frozen=True)
