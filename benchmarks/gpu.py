@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill_core import ImageData, RunConfig, create_model, resolve_device, resolve_precision, run_experiment  # noqa: E402
+from distill_core import ImageData, RunConfig, resolve_device, resolve_precision, run_experiment  # noqa: E402
 from distill_core.device import describe_devices  # noqa: E402
 
-from throughput import engine_loop, plain_loop  # noqa: E402  (the same two loops as the CPU benchmark)
+from throughput import engine_loop, model_pair, plain_loop, round_robin  # noqa: E402  (the same two loops as the CPU benchmark)
 
 
 def synthetic_cifar(n_train: int, n_val: int, device: torch.device) -> ImageData:
@@ -54,12 +54,7 @@ def throughput(args, device: torch.device) -> None:
                      device=device.type, precision="auto")
 
     def models(channels_last: bool):
-        torch.manual_seed(0)
-        t = create_model("resnet56", 3, 10, 32).to(device)
-        s = create_model("resnet20", 3, 10, 32).to(device)
-        if channels_last:
-            t, s = t.to(memory_format=torch.channels_last), s.to(memory_format=torch.channels_last)
-        return t.eval().requires_grad_(False), s
+        return model_pair("resnet56", "resnet20", data, device, channels_last)
 
     variants = {
         "plain loop, fp32": (plain_loop, models(False), base.replace(channels_last=False, precision="fp32")),
@@ -67,11 +62,7 @@ def throughput(args, device: torch.device) -> None:
     }
     if args.compile:
         variants["engine, auto + compile"] = (engine_loop, models(True), base.replace(compile=True))
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats + 1):
-        for name, (loop, (teacher, student), cfg) in variants.items():
-            rates[name] += loop(student, teacher, data, cfg, device, epochs=1)
-    rates = {name: values[1:] for name, values in rates.items()}
+    rates = round_robin(variants, data, device, args.repeats)
     plain = statistics.median(rates["plain loop, fp32"])
     p = resolve_precision("auto", device)
     print(f"\n1. resnet56 -> resnet20, synthetic {args.images:,} images 3x32x32, batch {args.batch_size}, {device}; "

@@ -130,30 +130,40 @@ def timed(loop, clock: str):
     return on_cpu
 
 
+def model_pair(teacher: str, student: str, data, device, channels_last: bool):
+    """(frozen teacher, student), seeded: every variant of a comparison starts from the same weights."""
+    torch.manual_seed(0)
+    t = create_model(teacher, data.in_channels, data.num_classes, data.image_size).to(device)
+    s = create_model(student, data.in_channels, data.num_classes, data.image_size).to(device)
+    if channels_last:
+        t, s = t.to(memory_format=torch.channels_last), s.to(memory_format=torch.channels_last)
+    return t.eval().requires_grad_(False), s
+
+
+def round_robin(variants: dict, data, device, repeats: int) -> dict[str, list[float]]:
+    """Each variant's images/s over ``repeats`` epochs, one epoch of each in turn (so a change in the
+    machine's load hits all alike), after a first round that is dropped (warm-up)."""
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats + 1):
+        for name, (loop, (teacher, student), cfg) in variants.items():
+            rates[name] += loop(student, teacher, data, cfg, device, epochs=1)
+    return {name: values[1:] for name, values in rates.items()}
+
+
 def epoch_comparison(args, device) -> None:
     data = load_dataset(args.dataset).to(device)
     base = RunConfig(dataset=args.dataset, teacher=args.teacher, student=args.student, batch_size=args.batch_size,
                      device=device.type)
 
     def models(channels_last: bool):
-        torch.manual_seed(0)
-        t = create_model(args.teacher, data.in_channels, data.num_classes, data.image_size).to(device)
-        s = create_model(args.student, data.in_channels, data.num_classes, data.image_size).to(device)
-        if channels_last:
-            t, s = t.to(memory_format=torch.channels_last), s.to(memory_format=torch.channels_last)
-        return t.eval().requires_grad_(False), s
+        return model_pair(args.teacher, args.student, data, device, channels_last)
 
     plain, engine = timed(plain_loop, args.clock), timed(engine_loop, args.clock)
-    variants = {
-        "plain loop, fp32": (plain, models(False), base.replace(channels_last=False)),
-        "engine, fp32": (engine, models(base.channels_last), base),
+    rates = round_robin({
+        "plain loop, fp32": (plain, models(False), base.replace(channels_last=False, precision="fp32")),
+        "engine, fp32": (engine, models(base.channels_last), base.replace(precision="fp32")),
         "engine, precision auto": (engine, models(base.channels_last), base.replace(precision="auto")),
-    }
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats + 1):
-        for name, (loop, (teacher, student), cfg) in variants.items():
-            rates[name] += loop(student, teacher, data, cfg, device, epochs=1)
-    rates = {name: values[1:] for name, values in rates.items()}
+    }, data, device, args.repeats)
     plain = statistics.median(rates["plain loop, fp32"])
     auto = resolve_precision("auto", device)
     fp32 = resolve_precision("fp32", device)
