@@ -6,14 +6,15 @@ imports). docs/architecture.md draws the layers.
 """
 from . import paths
 from .checkpoints import check_fits, read_state_dict
-from .config import (DISTILL_DATA, OPTIMIZERS, SCHEDULES, Problem, RunConfig, field_type, problems,
-                     repeat_command, student_label, validate)
+from .config import (DISTILL_DATA, OPTIMIZERS, PRECISIONS, SCHEDULES, Problem, RunConfig, field_type,
+                     problems, repeat_command, student_label, validate)
 from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, classes_problem, folder_val_count,
                             image_files, list_datasets, load_dataset, split_problem)
 from .data.folder_scan import IMAGE_EXTENSIONS, FolderScan, scan_folder
 from .device import available_devices, describe_devices, resolve_device
 from .errors import (CheckpointError, ConfigError, DataUnavailableError, DeviceError, DistillError,
                      StoreDamagedError, WriteError, first_line)
+from .precision import describe_precision, resolve_precision
 from .events import Event, EventLog
 from .files import write_atomic
 from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
@@ -51,7 +52,7 @@ from .vocab import (ACTIVE, CANCELLED, DISTILLED, DONE, FAILED, FINISHED, INTERR
 __all__ = [
     # configuring a run
     "RunConfig", "Problem", "problems", "validate", "field_type", "repeat_command", "OPTIMIZERS", "SCHEDULES",
-    "DISTILL_DATA",
+    "DISTILL_DATA", "PRECISIONS", "resolve_precision", "describe_precision",
     # the registries
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",

@@ -33,6 +33,7 @@ from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods, method_options
 from .models import MODELS, create_model
 from .models.derive import origin_words
+from .precision import describe_precision
 from .runs.experiment import preload
 from .runs.rebuild import rebuild_store
 from .runs.recording import run_recorded
@@ -71,6 +72,8 @@ RUN_FLAGS = [
     ("--seed", "seed", int, "seed for weights, data order and augmentation"),
     ("--device", "device", str, "auto, cpu, cuda or mps"),
     ("--num-threads", "num_threads", int, "CPU threads for training"),
+    ("--precision", "precision", str, "fp32, bf16, or auto (bf16 where it is fast: a CPU with AMX, a GPU with "
+                                      "native bf16; else fp32)"),
     ("--data-dir", "data_dir", str, "image folder, or where torchvision datasets live"),
     ("--val-fraction", "val_fraction", float, "validation share of an image folder"),
     ("--image-size", "image_size", int, "resize image-folder images to this size"),
@@ -103,6 +106,8 @@ def add_run_flags(parser: argparse.ArgumentParser, lists: Sequence[str] = (), le
                         help="no random crops or flips")
     parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction,
                         default=argparse.SUPPRESS, help="channels_last memory format (default: on; faster convolutions)")
+    parser.add_argument("--compile", dest="compile", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                        help="torch.compile the models (default: off; it pays on a GPU over long runs, not in a CPU demo)")
     parser.add_argument("--no-download", dest="download", action="store_false", default=argparse.SUPPRESS,
                         help="never download datasets")
     parser.add_argument("--option", dest="options", action="append", metavar="NAME=VALUE", default=[],
@@ -160,7 +165,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {field: getattr(args, field) for _, field, _, _ in RUN_FLAGS if hasattr(args, field)}
     if "out" not in overrides:
         overrides["out"] = None  # a repeated run gets a folder of its own, not the one its config came from
-    for field in ("teacher_checkpoint", "augment", "channels_last", "download"):
+    for field in ("teacher_checkpoint", "augment", "channels_last", "compile", "download"):
         if hasattr(args, field):
             overrides[field] = getattr(args, field)
     if overrides.get("teacher_checkpoint") and "teacher_source" not in overrides:
@@ -249,6 +254,8 @@ def format_table(results: dict) -> str:
              "(1 multiply-add = 2 FLOPs). Agrees: the student's top-1 answer is the teacher's, share of val images, last "
              "epoch. ECE: expected calibration error, 15 equal-width bins. Latency: median over timed runs after warm-up on "
              f"{results.get('teacher', {}).get('latency_ms', {}).get('device', results.get('device', '?'))}."]
+    if results.get("precision"):
+        notes.append(describe_precision(results["precision"]) + ".")
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
         if key in comparison:
             notes.append(f"{label}: {comparison[key]['summary']}")
@@ -259,6 +266,10 @@ def format_table(results: dict) -> str:
     if comparison.get("weak_teacher"):
         notes.append(comparison["weak_teacher"])
     return "\n".join(lines + [""] + notes)
+
+
+PHASE_LABELS = {"setup": "loading", "teacher": "teacher", "student_scratch": "scratch", "student_kd": "distilled",
+                "measure": "measuring"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -273,8 +284,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = run_recorded(config, on_event=None if args.quiet else ConsolePrinter(), source="cli")
     print()
     print(format_table(results))
-    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s; written to {results['artifacts']['dir']}"
-          f" (run {results['run_id']})")
+    phases = results.get("phase_seconds") or {}
+    took = ", ".join(f"{label} {phases[key]:.1f}s" for key, label in PHASE_LABELS.items() if key in phases)
+    print(f"\n{results['status']} in {time.perf_counter() - started:.1f}s" + (f" ({took})" if took else "")
+          + f"; written to {results['artifacts']['dir']} (run {results['run_id']})")
     if args.compress and results["status"] == "done":
         print("\n== compressed variants")
         print(format_rows(compression_rows(results["run_id"], sparsity=args.sparsity)))

@@ -25,6 +25,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
 DISTILL_DATA = ("none", "mask", "replace", "mixup")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where it is fast (precision.py), else fp32
 TEACHER_SOURCES = ("auto", "train", "checkpoint")
 MAX_TEMPERATURE = 100.0
 MIN_TEMPERATURE = 0.01  # below it, logits / T overflow float32 (T = 1e-200 trained on NaN losses)
@@ -65,6 +66,8 @@ class RunConfig:
     # where
     device: str = "auto"
     channels_last: bool = True  # faster convolutions on CPU (benchmarks/throughput.py) and GPU
+    precision: str = "fp32"  # fp32, bf16 or auto: the forward passes of training (precision.py)
+    compile: bool = False  # torch.compile the models: pays on a GPU over long runs, not in a CPU demo
     num_threads: Optional[int] = None
     # data
     data_dir: Optional[str] = None
@@ -229,9 +232,14 @@ def problems(config: RunConfig) -> list[Problem]:
         if n is not None:
             check(n >= 1, "num_threads", f"num_threads must be at least 1, got {n}")
     for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("distill_data", DISTILL_DATA),
-                          ("device", DEVICES), ("teacher_source", TEACHER_SOURCES)):
+                          ("device", DEVICES), ("precision", PRECISIONS), ("teacher_source", TEACHER_SOURCES)):
         value = getattr(config, name)
         check(value in allowed, name, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if config.precision == "bf16" and config.device in DEVICES:  # cheap: a cached CPU flag, a GPU query
+        from .precision import bf16_problem  # it imports torch; config is read without it
+
+        bf16 = bf16_problem(config.device)
+        check(bf16 is None, "precision", str(bf16))
     if config.teacher_source == "checkpoint":
         check(bool(config.teacher_checkpoint), "teacher_checkpoint",
               "teacher_source 'checkpoint' needs a teacher_checkpoint path")

@@ -15,9 +15,10 @@ from typing import Any, Optional
 import streamlit as st
 
 from distill_core import (DATASETS, DERIVED, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS,
-                          SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore,
-                          available_devices, cached_teacher_meta, cached_teacher_path, folder_val_count, list_cached_teachers, method_options, problems,
-                          run_store_path, student_label, teacher_checkpoint_problem)
+                          PRECISIONS, SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore,
+                          available_devices, cached_teacher_meta, cached_teacher_path, folder_val_count,
+                          list_cached_teachers, method_options, problems, run_store_path, student_label,
+                          teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
@@ -26,7 +27,7 @@ from .uploads import on_this_server
 W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
           "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment",
-          "derive_depth", "derive_width", "student_init", "weight_anchor")
+          "precision", "compile", "derive_depth", "derive_width", "student_init", "weight_anchor")
 FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay", "derive_depth", "derive_width", "weight_anchor")
 DERIVE_FIELDS = ("derive_depth", "derive_width", "student_init", "weight_anchor")  # a derived student's alone
 T_RANGE, ALPHA_RANGE, FRACTION_RANGE = (0.0, 20.0), (0.0, 1.0), (0.05, 1.0)  # FRACTION: studio/derive_view.py
@@ -57,7 +58,7 @@ def options() -> dict[str, list[str]]:
     return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names() + [DERIVED],
             "method": METHODS.names(), "student_init": list(STUDENT_INITS),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
-            "device": devices}
+            "device": devices, "precision": list(PRECISIONS)}
 
 
 def cached_teachers(dataset: str, data_dir: Optional[str] = None) -> list[dict]:
@@ -364,7 +365,7 @@ SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (
     "method": ("method", "extra"),
     "student": ("student",) + DERIVE_FIELDS,
     "loss": ("temperature", "alpha"),
-    "device": ("device",),
+    "device": ("device", "precision"),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
                "schedule", "distill_data"),
 }
@@ -374,7 +375,7 @@ SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (
 FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", "batch_size": "Batch size",
                 "lr": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
                 "seed": "Seed", "temperature": "Temperature T", "latency_batch": "Latency batch",
-                "latency_repeats": "Latency repeats", "derive_depth": "Blocks kept per stage",
+                "latency_repeats": "Latency repeats", "precision": "Precision", "derive_depth": "Blocks kept per stage",
                 "derive_width": "Channels kept", "student_init": "Initialisation", "weight_anchor": "Weight anchor μ"}
 
 

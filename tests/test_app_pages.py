@@ -301,6 +301,27 @@ def test_distill_no_gpu_here(engine, monkeypatch):
     assert at.selectbox(key="cfg_dataset").value == "mnist5k"
 
 
+def test_distill_precision_says_what_auto_picks_and_refuses_bf16_where_unsupported(engine, monkeypatch):
+    from distill_core import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_features",
+                        lambda: {"amx_bf16": False, "avx512_bf16": False, "source": "mock"})
+    at = page("pages/distill.py", device="cpu")
+    box = at.selectbox(key="cfg_precision")
+    assert box.value == "fp32" and "auto (here: fp32)" in box.options
+    assert at.toggle(key="cfg_compile").value is False
+    box.set_value("bf16").run()
+    assert any("Precision bf16 is not supported here" in e.value for e in at.error), [e.value for e in at.error]
+    assert start_button(at).disabled and at.query_params["precision"] == "bf16"
+    at.selectbox(key="cfg_precision").select_index(2).run()  # "auto": its label is not its value
+    assert at.selectbox(key="cfg_precision").value == "auto"
+    assert not at.error and not start_button(at).disabled
+    monkeypatch.setattr(precision, "cpu_bf16_features",
+                        lambda: {"amx_bf16": True, "avx512_bf16": True, "source": "mock"})
+    at = page("pages/distill.py", device="cpu")
+    assert "auto (here: bf16)" in at.selectbox(key="cfg_precision").options
+
+
 def test_distill_config_lives_in_the_url(engine):
     at = page("pages/distill.py", epochs=3, dataset="digits", temperature=2.5)
     assert at.number_input(key="cfg_epochs").value == 3
@@ -626,6 +647,8 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert cards["Smaller file"].startswith(f"{kd['smaller_x']:.1f}")
     assert "smaller** (its checkpoint file)" in texts(at)  # 124x is the file; the params ratio differs
     assert "· teacher trained in this run" in texts(at)  # or from the cache, or a given checkpoint
+    trained = results["precision"]["train"]
+    assert f"Precision: trained in {trained}" in texts(at) and "accuracy and latency in fp32" in texts(at)
     assert "Distilled student (last epoch, state_dict)" in [b.label for b in at.get("download_button")]
     assert cards["KD gain over scratch"] == f"{results['comparison']['kd_gain_points']:+.1f} pts"
     # The table's digits reproduce the headline's ratios (0.02 MB for a student would not).

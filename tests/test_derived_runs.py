@@ -65,6 +65,8 @@ def test_the_anchor_is_its_formula_computed_here():
     assert float(loss.total) == pytest.approx(float(sum(t.contribution for t in loss.terms)), rel=1e-6)
     loss.total.backward()  # the anchor's gradient is 2 mu (w - P(w_t)) on top of the others'
     assert student.net[1].weight.grad is not None
+    # under --compile the trainer holds torch.compile's wrapper, whose parameter names are prefixed
+    assert torch.equal(method.anchor.value(torch.compile(student)), method.anchor.value(student))
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -236,3 +236,27 @@ def test_step_speed_is_measured_at_chunk_ends(digits, monkeypatch):
     # The second epoch starts with the first epoch's speed, measured over its whole last chunk.
     second = per_epoch[2][0]
     assert second == pytest.approx(epoch_speed[1], rel=0.05)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_the_batched_optimizer_step_changes_no_weight(digits, optimizer):
+    """build_optimizer asks for torch's foreach update (fewer, larger calls): the weights after
+    a few steps must equal those of the per-parameter update, bit for bit."""
+    config = tiny_config(optimizer=optimizer, lr=0.01)
+    x = digits.normalize(digits.train_x[:64])
+    y = digits.train_y[:64]
+    states = []
+    for foreach in (True, False):
+        model = build("cnn_tiny", digits)
+        opt = trainer.build_optimizer(model.parameters(), config)
+        assert opt.defaults["foreach"] is True
+        if not foreach:
+            for group in opt.param_groups:
+                group["foreach"] = False
+        for _ in range(4):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

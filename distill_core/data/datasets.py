@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import urllib.error
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -40,6 +40,9 @@ class ImageData:
     # at its last epoch. Never used to pick an epoch, so its accuracy is the unbiased one.
     test_x: Optional[torch.Tensor] = None
     test_y: Optional[torch.Tensor] = None
+    # ``normalize``'s mean and std tensors, per device: made once, because a tensor made from
+    # Python numbers on a GPU is a copy the host waits for (it was, for every chunk of a run).
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def in_channels(self) -> int:
@@ -61,8 +64,10 @@ class ImageData:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> normalised float batch, on whatever device ``x`` is on."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        if x.device not in self._stats:
+            self._stats[x.device] = (torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1),
+                                     torch.tensor(self.std, device=x.device).view(1, -1, 1, 1))
+        mean, std = self._stats[x.device]
         return (x.float().div_(255) - mean) / std
 
     def describe(self) -> dict:

@@ -27,6 +27,7 @@ class WeightAnchor:
 
     def value(self, model: nn.Module) -> torch.Tensor:
         """The unweighted term, ``sum over parameters of ||w - P(w_t)||^2``, in fp32."""
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper (--compile) prefixes the names
         params = dict(model.named_parameters())
         missing = sorted(set(self.reference) ^ set(params))
         if missing:

@@ -72,7 +72,9 @@ class AttentionTransfer(DistillMethod):
     def teacher_targets(self, x):
         if self.teacher is None:
             return None
-        return forward_with_maps(self.teacher, x, self.stages)[1]
+        with self.label_precision():
+            maps = forward_with_maps(self.teacher, x, self.stages)[1]
+        return [m.float() for m in maps]
 
     def distill(self, x, y, teacher_out):
         teacher_maps = [m.clone() for m in teacher_out]

@@ -26,21 +26,27 @@ A method declares its ``OPTIONS`` (``Option``: name, type, default, range, one l
 CLI's ``--option``, ``RunConfig``'s checks, the app's widgets and its URL all read that one list.
 It declares its ``formula`` in LaTeX, which the Distill page shows with the user's values.
 
+Precision (``distill_core/precision.py``): the student's forward runs under
+``self.forward_precision()`` and the teacher's under ``self.label_precision()`` (bf16 autocast, or
+nothing); the losses are computed outside them, in fp32. The trainer sets both per phase.
+
 Methods are ``nn.Module``s: trainable parts (a hint regressor, say) are parameters that the
 trainer optimises together with the student and leaves out of the student's checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..precision import FP32, autocast
 from ..registry import Registry
 
 METHODS: Registry = Registry("distillation method")
@@ -171,6 +177,7 @@ class DistillMethod(nn.Module):
         self.input_shape = input_shape
         self.options = resolve_options(type(self), options)
         self.epoch, self.epochs = 1, 1
+        self.precisions = (torch.device("cpu"), FP32, FP32)  # device, student's forward, teacher's
         self.anchor = None  # a WeightAnchor (methods/anchor.py): mu * ||w_s - P(w_t)||^2 added to the loss
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
@@ -181,19 +188,50 @@ class DistillMethod(nn.Module):
     def stage(self) -> Optional[str]:
         return None
 
+    def set_precision(self, device: torch.device, student: str, teacher: str) -> None:
+        self.precisions = (torch.device(device), student, teacher)
+
+    def forward_precision(self):
+        return autocast(self.precisions[0], self.precisions[1])
+
+    def label_precision(self):
+        return autocast(self.precisions[0], self.precisions[2])
+
+    @contextlib.contextmanager
+    def compiled(self, enabled: bool = True) -> Iterator[None]:
+        """The student and the teacher ``torch.compile``d while the trainer runs them (config.compile);
+        the plain modules again after, so checkpoints and measurements never see the wrapper (its
+        state_dict keys start with '_orig_mod.'). The parameters are the same tensors either way."""
+        if not enabled:
+            yield
+            return
+        student, teacher = self.student, self.teacher
+        self.student = torch.compile(student)
+        if teacher is not None:
+            self.__dict__["teacher"] = torch.compile(teacher)
+        try:
+            yield
+        finally:
+            self.student = student
+            self.__dict__["teacher"] = teacher
+
     @torch.inference_mode()
     def teacher_targets(self, x: torch.Tensor) -> Any:
         if self.teacher is None:
             return None
-        return self.teacher(x).float()
+        with self.label_precision():
+            logits = self.teacher(x)
+        return logits.float()  # soft targets are computed from fp32 logits
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, teacher_out: Any) -> tuple[Loss, torch.Tensor]:
-        if self.teacher is None:
-            logits = self.student(x)
-            found = plain_ce(logits, y)
-        else:
-            found, logits = self.distill(x, y, teacher_out)
-        if self.anchor is not None:  # the weight anchor (methods/anchor.py), a term of its own
+        # The forwards run in the phase's precision; every loss casts its logits and maps to fp32.
+        with self.forward_precision():
+            if self.teacher is None:
+                logits = self.student(x)
+                found = plain_ce(logits, y)
+            else:
+                found, logits = self.distill(x, y, teacher_out)
+        if self.anchor is not None:  # the weight anchor (methods/anchor.py), a term of its own, in fp32
             found = self.anchor.added_to(found, self.student)
         return found, logits
 

@@ -95,8 +95,9 @@ class FitNet(DistillMethod):
     def teacher_targets(self, x):
         if self.teacher is None:
             return None
-        logits, maps = forward_with_maps(self.teacher, x, [self.options["stage"]])
-        return logits.float(), maps[0]
+        with self.label_precision():
+            logits, maps = forward_with_maps(self.teacher, x, [self.options["stage"]])
+        return logits.float(), maps[0].float()
 
     def distill(self, x, y, teacher_out):
         teacher_logits, teacher_map = (t.clone() for t in teacher_out)

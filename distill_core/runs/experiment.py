@@ -5,6 +5,7 @@ runs it in a background thread and reads its events; the CLI runs it in the fore
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import secrets
@@ -27,8 +28,9 @@ from ..files import write_atomic
 from ..methods import METHODS, WeightAnchor, create_method
 from ..models import create_model
 from ..models.derive import DERIVED, derived_model, origin, resolved_init
+from ..precision import FP32, Precision, resolve_precision
 from ..training.fidelity import fidelity
-from ..training.measure import disagreements, evaluate, headline, measure_latencies, static_profile
+from ..training.measure import class_report, disagreements, evaluate, headline, measure_latencies, static_profile
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
 from ..vocab import DISTILLED, SCRATCH, TEACHER
 from . import teacher_cache
@@ -122,9 +124,9 @@ def reusable_scratch(config: RunConfig, origin: str | Path) -> dict:
 
 def preflight(config: RunConfig) -> None:
     """What can be refused before a run has a row in the run store or a folder: the device it
-    asks for, and an image folder that is missing, empty or of one class. (The run checks them
-    again; a refused CLI run then leaves nothing behind.)"""
-    resolve_device(config.device)
+    asks for, bf16 where that device has none, and an image folder that is missing, empty or of
+    one class. (The run checks them again; a refused CLI run then leaves nothing behind.)"""
+    resolve_precision(config.precision, resolve_device(config.device))
     if config.dataset == "imagefolder" and config.data_dir:
         image_files(Path(config.data_dir).expanduser())
 
@@ -159,11 +161,17 @@ def build_model(name: str, data: ImageData, config: RunConfig, device: torch.dev
     return model
 
 
-def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult) -> dict:
+def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult, data: ImageData) -> tuple[dict, torch.Tensor]:
+    """A trained model's entry, its report (per class, confusion) made from its last validation
+    pass; and that pass's per-image probabilities."""
     last = result.history[-1] if result.history else {}
-    return {"model": arch, "role": role, "source": source, "split": "val",
-            "accuracy": last.get("val_accuracy"), "best_accuracy": result.best_accuracy,
-            "best_epoch": result.best_epoch, "history": result.history}
+    entry = {"model": arch, "role": role, "source": source, "split": "val",
+             "accuracy": last.get("val_accuracy"), "best_accuracy": result.best_accuracy,
+             "best_epoch": result.best_epoch, "history": result.history}
+    report = class_report(result.val_probs, data.val_y, data.num_classes)
+    probs = report.pop("probs")
+    entry.update({k: v for k, v in report.items() if k != "accuracy"})  # the same number, from the same pass
+    return entry, probs
 
 
 def fidelity_entry(history: list[dict], student, teacher_train_probs, data: ImageData, device: torch.device,
@@ -265,6 +273,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
             torch.set_num_threads(config.num_threads)  # per thread: must happen in the training thread
         device = resolve_device(config.device)
         results["device"] = str(device)
+        precision = resolve_precision(config.precision, device)  # once: every phase trains in it
+        results["precision"] = precision.to_dict()
         emit(Event(STATUS, None, {"status": "running", "message": f"loading {config.dataset}", "run_id": run_id,
                                   "out": str(out_dir), "device": str(device)}))
         data = load_dataset(config.dataset, DataRequest(config.data_dir, config.val_fraction, config.image_size,
@@ -273,7 +283,9 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         results["dataset"] = {**data.describe(), "class_names": data.classes}
         out_dir.mkdir(parents=True, exist_ok=True)
         config.save(out_dir / "config.json")
-        _run_phases(config, data, device, emit, stop, results, out_dir, reuse)
+        results["phase_seconds"] = {"setup": time.time() - started}
+        with cudnn_benchmark(device):
+            _run_phases(config, data, device, emit, stop, results, out_dir, precision, reuse)
         results["status"] = "done"
     except Cancelled:
         results["status"] = "cancelled"
@@ -298,6 +310,22 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     return results
 
 
+@contextlib.contextmanager
+def cudnn_benchmark(device: torch.device):
+    """On a GPU, let cuDNN time its convolution algorithms for each new shape: a run has only a
+    few shapes (the batch, the epoch's last batch, the labelling and validation batches), each
+    met thousands of times. Restored after, for whatever else the process runs."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def fitting(cached: Optional[tuple[dict, dict]], teacher: torch.nn.Module, config: RunConfig,
             data: ImageData) -> Optional[tuple[dict, dict]]:
     """A cached teacher that does not fit this run's model and classes is a miss (trained again),
@@ -320,7 +348,8 @@ def check_teacher_data(config: RunConfig) -> None:
 
 
 def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: Observer,
-                stop: Optional[threading.Event], results: dict, out_dir: Path, reuse: Optional[dict]) -> None:
+                stop: Optional[threading.Event], results: dict, out_dir: Path, precision: Precision,
+                reuse: Optional[dict]) -> None:
     teacher = build_model(config.teacher, data, config, device, config.seed)
     cached = None
     if config.teacher_source == "checkpoint":
@@ -337,6 +366,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
 
     # 1. teacher
     check_stop(stop)
+    clock = time.perf_counter()  # each phase's wall time, evaluation included: results["phase_seconds"]
     emit(Event(PHASE, "teacher", {"phase": "teacher", "index": 0, "total": 3, "epochs": plan["teacher"],
                                   "source": source}))
     if source == "checkpoint":
@@ -344,20 +374,25 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         entry = {"model": config.teacher, "role": "teacher", "source": "checkpoint", "split": "val",
                  "history": [], "checkpoint": str(config.teacher_checkpoint)}
         meta = teacher_cache.meta_for(config.teacher_checkpoint)
+        trained_in = None  # a checkpoint from elsewhere does not say what it trained in
         if meta is not None and meta.get("teacher") == config.teacher and meta.get("dataset") == config.dataset:
             entry.update(cached_teacher_entry(config, meta))  # the app's "reuse": keep its training record
+            trained_in = meta.get("precision", FP32)  # cached before bf16 existed: fp32
         results["artifacts"]["teacher"] = str(config.teacher_checkpoint)
     elif source == "cache":
         state, meta = cached
         teacher.load_state_dict(state)
         entry = cached_teacher_entry(config, meta)
+        trained_in = meta.get("precision", FP32)  # the key has bf16 in it when it trained in bf16
         results["artifacts"]["teacher"] = str(teacher_cache.cache_root(config) / meta["key"] / "model.pt")
     else:
         method = create_method("kd", teacher, None)
         phase = train_phase(method, data, config, epochs=config.teacher_epochs, phase="teacher", emit=emit,
-                            stop=stop, progress=progress.of("teacher"))
+                            stop=stop, progress=progress.of("teacher"), precision=precision)
         teacher.load_state_dict(phase.last_state)  # the teacher teaches as it ended, like the students
-        entry = entry_from_phase(config.teacher, "teacher", "train", phase)
+        entry, teacher_probs = entry_from_phase(config.teacher, "teacher", "train", phase, data)
+        entry["loss"] = phase.history[-1]["val_loss"]
+        trained_in = precision.train
         # The run keeps its own teacher, and a cached one is never replaced by a retrained one
         # (--teacher-source train, or other threads: not the same weights): runs that used it,
         # and their repeats, keep the teacher they were compared with.
@@ -365,19 +400,23 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         if fitting(teacher_cache.lookup(config), teacher, config, data) is None:
             teacher_cache.store(config, phase.last_state, {
                 "history": phase.history, "accuracy": entry["accuracy"], "best_accuracy": phase.best_accuracy,
-                "best_epoch": phase.best_epoch, "dataset": config.dataset, "teacher": config.teacher})
+                "best_epoch": phase.best_epoch, "dataset": config.dataset, "teacher": config.teacher,
+                "precision": precision.train})
     teacher.eval().requires_grad_(False)
-    report = evaluate(teacher, data, device, channels_last=config.channels_last)
-    teacher_probs = report.pop("probs")
+    if source != "train":  # a loaded teacher has not been validated yet
+        report = evaluate(teacher, data, device, channels_last=config.channels_last)
+        teacher_probs = report.pop("probs")
+        entry.update(report)
+    entry["precision"] = {**precision.entry("teacher"), "train": trained_in}
     # What the students' fidelity is measured against: the teacher's answers on the same images.
     reference = teacher_probs.clamp_min(1e-30).log().to(device)
     teacher_train_probs = evaluate(teacher, data, device, channels_last=config.channels_last, split="train")["probs"]
-    entry.update(report)
     entry.update(evaluate_test_set(teacher, data, device, config))
     entry.update(static_profile(teacher, shape, device))  # kept if the run stops before the timing
     if entry.get("best_accuracy") is None:  # a checkpoint has no training history
         entry["best_accuracy"], entry["best_epoch"] = entry["accuracy"], None
     results["teacher"] = entry
+    results["phase_seconds"]["teacher"] = time.perf_counter() - clock
     emit(Event(RESULT, "teacher", {"model": "teacher", "entry": entry}))
 
     # 2. and 3. the same student, from scratch and distilled; nothing differs but the teacher
@@ -392,10 +431,12 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     results["student_origin"] = origin(config.student, config.teacher, init, config.weight_anchor, initial)
     # P(w_t): the teacher slice a teacher-initialised student starts from, for the weight anchor
     anchor = {n: p.detach().clone() for n, p in initial.named_parameters()} if config.weight_anchor else None
+    student_profile = None
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
     for index, (role, teacher_for_role) in enumerate(((SCRATCH, None), (DISTILLED, teacher)), start=1):
         check_stop(stop)
-        if role == "student_scratch" and reuse:
+        clock = time.perf_counter()
+        if role == SCRATCH and reuse:
             emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": 0, "source": "reused",
                                      "from_run": reuse["entry"]["from_run"]}))
             for which, path in reuse["files"].items():
@@ -403,6 +444,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
                 shutil.copyfile(path, copied)
                 results["artifacts"][f"{role}_{which}"] = str(copied)
             results[role] = dict(reuse["entry"])
+            results["phase_seconds"][role] = time.perf_counter() - clock
             emit(Event(RESULT, role, {"model": role, "entry": results[role]}))
             continue
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
@@ -419,23 +461,25 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
             method.anchor = WeightAnchor(config.weight_anchor, anchor)
         phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
                             distill_data=config.distill_data if teacher_for_role is not None else "none",
-                            reference=reference, progress=progress.of(role))
+                            reference=reference, progress=progress.of(role), precision=precision)
         for which, state in (("best", phase.best_state), ("last", phase.last_state)):
             path = save_state_dict(state, out_dir / f"{role}_{which}.pt")
             results["artifacts"][f"{role}_{which}"] = str(path)
-        entry = entry_from_phase(config.student, role, "train", phase)
-        report = evaluate(student, data, device, channels_last=config.channels_last)
-        students[role] = report.pop("probs")
-        entry.update({k: v for k, v in report.items() if k not in ("accuracy", "loss")})
+        entry, students[role] = entry_from_phase(config.student, role, "train", phase, data)
+        entry["precision"] = precision.entry(role)
         entry.update(fidelity_entry(phase.history, student, teacher_train_probs, data, device, config))
         entry.update(evaluate_test_set(student, data, device, config))
-        entry.update(static_profile(student, shape, device))
+        # The same architecture twice: its parameters, size and FLOPs are measured once.
+        student_profile = student_profile or static_profile(student, shape, device)
+        entry.update(student_profile)
         results[role] = entry
+        results["phase_seconds"][role] = time.perf_counter() - clock
         emit(Event(RESULT, role, {"model": role, "entry": entry}))
         del method
 
     # 4. measure, with training over so nothing fights for the cores
     check_stop(stop)
+    clock = time.perf_counter()
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
     models = {"teacher": teacher}
     for role in (SCRATCH, DISTILLED):
@@ -448,3 +492,4 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     results["disagreements"] = [
         {"index": d["index"], "label": d["label"], "teacher": d["a"], "student_kd": d["b"]}
         for d in disagreements(data.val_y.cpu(), teacher_probs, students["student_kd"])]
+    results["phase_seconds"]["measure"] = time.perf_counter() - clock

@@ -2,8 +2,8 @@
 
 Training the teacher is the slowest part of a run, and an exploration of T and alpha reuses
 the same teacher many times. A teacher is stored under a key of everything that shaped it:
-architecture, dataset (its loading options and, where this project splits it, the split), recipe
-and seed. Change any of those and the key changes, so a stale teacher is never reused.
+architecture, dataset (its loading options and, where this project splits it, the split), recipe,
+seed and precision (bf16 weights are other weights). Change any of those and the key changes, so a stale teacher is never reused.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..config import RunConfig
 from ..data.datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files
 from ..errors import DistillError
 from ..files import save_atomic, write_atomic
+from ..precision import BF16, training_precision
 
 
 def teacher_key_fields(config: RunConfig) -> dict:
@@ -36,6 +37,8 @@ def teacher_key_fields(config: RunConfig) -> dict:
         "weight_decay": config.weight_decay, "schedule": config.schedule, "augment": config.augment,
         "seed": config.seed,
     }
+    if training_precision(config) == BF16:  # absent for fp32: the keys of teachers cached before bf16 stay
+        fields["precision"] = BF16
     split = _split(config.dataset)
     if split:  # a teacher trained on another split may have seen this one's validation images
         fields["split"] = split

@@ -281,7 +281,17 @@ def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 
             logits = model(xb.to(dtype)).float()
             loss_parts.append(F.cross_entropy(logits, yb, reduction="sum"))
             probs_parts.append(logits.softmax(dim=1).cpu())
-    probs = torch.cat(probs_parts)
+    report = class_report(torch.cat(probs_parts), targets, num_classes)
+    report["loss"] = float(torch.stack(loss_parts).cpu().double().sum()) / n
+    return report
+
+
+def class_report(probs: torch.Tensor, targets: torch.Tensor, num_classes: int) -> dict:
+    """Accuracy, top-5 (10 classes or more), per-class accuracy and the confusion matrix of
+    per-image probabilities ``probs`` against ``targets``; "probs" is kept in the report. The
+    trainer's last validation pass gives its probabilities to this, so a trained model's report
+    needs no second pass over the same images."""
+    probs = probs.detach().cpu()
     labels = targets.detach().cpu().long()
     preds = probs.argmax(dim=1)
     confusion = torch.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
@@ -289,8 +299,7 @@ def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 
     per_class_total = confusion.sum(dim=1)
     # A class with no validation images gets 0.0; its all-zero confusion row shows why.
     per_class = confusion.diagonal().double() / per_class_total.clamp_min(1).double()
-    result = {"accuracy": float((preds == labels).double().mean()),
-              "loss": float(torch.stack(loss_parts).cpu().double().sum()) / n}
+    result = {"accuracy": float((preds == labels).double().mean())}
     if num_classes >= 10:
         top5 = probs.topk(5, dim=1).indices
         result["top5"] = float((top5 == labels[:, None]).any(dim=1).double().mean())

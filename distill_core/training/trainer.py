@@ -10,7 +10,10 @@ Speed, on 2 CPU cores as much as on a GPU (benchmarks/throughput.py times it aga
 * the teacher labels a chunk's augmented images in large inference batches, so teacher and
   student always see the same view (Beyer et al. 2022) at a fraction of the per-step cost;
 * running sums stay on the device; the host reads them once an epoch (and for the throttled
-  progress events), so training never waits on an observer.
+  progress events, one read for all their numbers), so a GPU is never made to wait in the step loop;
+* the forward passes run in the run's precision (``precision.py``: bf16 autocast where it is
+  fast, the teacher's labelling pass too), the losses and the optimizer in fp32;
+* with ``config.compile`` the student and the teacher run ``torch.compile``d.
 
 The loss is whatever terms the method reports (methods/base.py): each epoch's row has the mean of
 each term's unweighted value as ``train_<name>`` and, under ``terms``, its label, mean weight and
@@ -34,6 +37,7 @@ from ..device import synchronize
 from ..errors import Cancelled, TrainingDiverged
 from ..events import EPOCH, STEP, Event, Observer
 from ..methods import DistillMethod, Loss
+from ..precision import Precision, resolve_precision
 from ..vocab import ROLE_LABEL
 from .fidelity import agreement_sums
 
@@ -49,13 +53,17 @@ class PhaseResult:
     last_state: dict
     best_epoch: int
     best_accuracy: float
+    val_probs: Optional[torch.Tensor] = None  # the last epoch's, per validation image (CPU), for its report
 
 
 def build_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
+    """foreach: each update step is a few calls over all the parameters at once, not a few per
+    parameter (on a CPU torch would loop over them in Python: the demo student's 12 tensors
+    made about 60 small calls a step). The same arithmetic: the weights come out identical."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.momentum > 0, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+                               nesterov=config.momentum > 0, weight_decay=config.weight_decay, foreach=True)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, config: RunConfig, total_steps: int):
@@ -77,60 +85,76 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
 
 class TermSums:
     """One epoch's running sums of a method's loss terms, on the device: per term its value and its
-    contribution (both times the batch size), its weight (times the batch size) and its label."""
+    contribution (both times the batch size), its weight (times the batch size) and its label.
+    A step adds one stacked tensor for all its terms: a few calls a step, not a few per term."""
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.sums: dict[str, torch.Tensor] = {}
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}  # the terms' names -> (2, terms)
+        self.factors: dict[tuple[float, ...], torch.Tensor] = {}  # the terms' weights -> (2, 1) rows of 1, w
         self.weights: dict[str, float] = {}
         self.labels: dict[str, str] = {}
         self.seen: dict[str, int] = {}
 
     def add(self, loss: Loss, k: int) -> None:
-        for term in loss.terms:
-            value = term.value.detach().float()
-            pair = torch.stack([value * k, value * (term.weight * k)])
-            if term.name in self.sums:
-                self.sums[term.name] += pair
-            else:
-                self.sums[term.name] = pair
-            self.weights[term.name] = self.weights.get(term.name, 0.0) + term.weight * k
+        names = tuple(t.name for t in loss.terms)
+        weights = tuple(float(t.weight) for t in loss.terms)
+        factor = self.factors.get(weights)
+        if factor is None:
+            factor = self.factors[weights] = torch.tensor([[1.0] * len(weights), list(weights)], device=self.device)
+        pair = torch.stack([t.value.detach().float() for t in loss.terms]) * factor * k
+        if names in self.sums:
+            self.sums[names] += pair
+        else:
+            self.sums[names] = pair
+        for term, weight in zip(loss.terms, weights):
+            self.weights[term.name] = self.weights.get(term.name, 0.0) + weight * k
             self.labels[term.name] = term.label
             self.seen[term.name] = self.seen.get(term.name, 0) + k
 
     def row(self) -> dict:
         """``train_<name>`` (mean unweighted value) per term, and ``terms``: label, mean weight and
         mean contribution of each."""
+        totals: dict[str, list[float]] = {}
+        for names, pair in self.sums.items():
+            for name, (value, contribution) in zip(names, pair.t().tolist()):
+                got = totals.setdefault(name, [0.0, 0.0])
+                got[0] += value
+                got[1] += contribution
         out: dict = {}
         terms = []
-        for name, pair in self.sums.items():
+        for name, (value, contribution) in totals.items():
             n = self.seen[name]
-            value, contribution = (pair / n).tolist()
-            out[f"train_{name}"] = value
+            out[f"train_{name}"] = value / n
             terms.append({"name": name, "label": self.labels[name], "weight": self.weights[name] / n,
-                          "contribution": contribution})
+                          "contribution": contribution / n})
         out["terms"] = terms
         return out
 
 
-def step_terms(loss: Loss) -> list[dict]:
-    """A STEP event's terms: name, label, weight and contribution of this step (host floats)."""
-    return [{"name": t.name, "label": t.label, "weight": float(t.weight),
-             "contribution": float(t.contribution.detach())} for t in loss.terms]
+def step_terms(loss: Loss) -> tuple[float, list[dict]]:
+    """A STEP event's loss and terms (name, label, weight and contribution of this step), read
+    from the device in one go."""
+    values = torch.stack([loss.total.detach().float()] + [t.contribution.detach().float() for t in loss.terms])
+    total, *contributions = values.tolist()
+    return total, [{"name": t.name, "label": t.label, "weight": float(t.weight), "contribution": c}
+                   for t, c in zip(loss.terms, contributions)]
 
 
 @torch.inference_mode()
 def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels_last: bool = False,
-             stop: Optional[threading.Event] = None, reference: Optional[torch.Tensor] = None) -> dict:
-    """Validation loss and top-1; the full report (per class, confusion) is ``measure.evaluate``.
+             stop: Optional[threading.Event] = None, reference: Optional[torch.Tensor] = None,
+             keep_probs: bool = False) -> dict:
+    """Validation loss and top-1, in fp32. With ``keep_probs`` also "probs", each image's softmax
+    (on the CPU): the last epoch keeps them, and the full report (per class, confusion) is made
+    from them (``measure.class_report``) instead of a second pass over the same images.
     With ``reference`` (the teacher's log-probabilities of the validation images, in order), also
     the student's fidelity to it: ``val_agreement`` and ``val_kl_teacher`` (training/fidelity.py).
     Stop is checked between batches: 5,000 CIFAR images through a big teacher take seconds."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=data.val_x.device)
-    correct = torch.zeros((), device=data.val_x.device, dtype=torch.long)
-    faithful = torch.zeros(2, device=data.val_x.device)  # agreeing images, summed KL to the teacher
+    sums = torch.zeros(4, device=data.val_x.device)  # loss, correct, agreeing images, KL to the teacher
+    probs = []
     try:
         for start in range(0, data.val_x.shape[0], batch_size):
             check_stop(stop)
@@ -139,28 +163,34 @@ def validate(model: nn.Module, data: ImageData, batch_size: int = 1024, channels
                 x = x.contiguous(memory_format=torch.channels_last)
             y = data.val_y[start:start + batch_size]
             logits = model(x).float()
-            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+            sums[:2] += torch.stack([nn.functional.cross_entropy(logits, y, reduction="sum"),
+                                     (logits.argmax(1) == y).sum().float()])
             if reference is not None:
-                faithful += agreement_sums(logits, reference[start:start + batch_size])
+                sums[2:] += agreement_sums(logits, reference[start:start + batch_size])
+            if keep_probs:
+                probs.append(logits.softmax(dim=1))
     finally:
         model.train(was_training)
     n = data.val_x.shape[0]
-    out = {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
+    loss, correct, agree, kl = sums.tolist()  # one read for all four; divided in Python's doubles
+    out = {"val_loss": loss / n, "val_accuracy": correct / n}
     if reference is not None:
-        agree, kl = (faithful / n).tolist()
-        out.update(val_agreement=agree, val_kl_teacher=kl)
+        out.update(val_agreement=agree / n, val_kl_teacher=kl / n)
+    if keep_probs:
+        out["probs"] = torch.cat(probs).cpu()
     return out
 
 
 def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, epochs: int,
                 phase: str, emit: Observer, stop: Optional[threading.Event] = None,
                 distill_data: str = "none", reference: Optional[torch.Tensor] = None,
-                progress: Callable[[float], float] = lambda f: f) -> PhaseResult:
+                progress: Callable[[float], float] = lambda f: f,
+                precision: Optional[Precision] = None) -> PhaseResult:
     """Train ``method.student`` for ``epochs`` and return its history and best/last weights.
 
     ``progress`` maps this phase's completed fraction to the whole run's, for the events;
     ``reference`` is the teacher's validation log-probabilities, for the fidelity columns (``validate``).
+    ``precision``: the run's, resolved once at its start (by default, from ``config.precision``).
     """
     model = method.student
     device = data.train_x.device
@@ -168,6 +198,18 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
     if teacher is not None:  # frozen and in eval mode, always
         teacher.eval()
         teacher.requires_grad_(False)
+    precision = precision or resolve_precision(config.precision, device)
+    method.set_precision(device, precision.train, precision.teacher_labels)
+    with method.compiled(config.compile):
+        return _train(method, model, teacher, data, config, epochs, phase, emit, stop, distill_data, reference,
+                      progress)
+
+
+def _train(method: DistillMethod, model: nn.Module, teacher: Optional[nn.Module], data: ImageData,
+           config: RunConfig, epochs: int, phase: str, emit: Observer, stop: Optional[threading.Event],
+           distill_data: str, reference: Optional[torch.Tensor],
+           progress: Callable[[float], float]) -> PhaseResult:
+    device = data.train_x.device
 
     n = data.train_x.shape[0]
     bs = min(config.batch_size, n)
@@ -180,11 +222,12 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
     chunk = max(bs, (CHUNK_IMAGES // bs) * bs)
 
     history: list[dict] = []
-    best_accuracy, best_epoch, best_state = -1.0, 0, {}
+    best_accuracy, best_epoch, best_state, val_probs = -1.0, 0, {}, None
     last_event = 0.0
-    # The speed STEP events report, measured at the end of each chunk. Mid-chunk, seen / elapsed
+    # The speed STEP events report, measured at the end of a chunk. Mid-chunk, seen / elapsed
     # would undercount: the teacher labels the whole chunk before its first step (a KD epoch
     # read about 270 img/s at its start, for about 3,600 over the epoch). None until one ends.
+    # Read only when an event may be due and at the epoch's end: each reading waits for a GPU.
     speed: Optional[float] = None
     for epoch in range(1, epochs + 1):
         model.train()
@@ -238,18 +281,22 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
                 if now - last_event >= STEP_EVENT_SECONDS or seen >= used:
                     last_event = now
                     done = (epoch - 1 + seen / used) / epochs
+                    loss_now, terms_now = step_terms(loss)
                     emit(Event(STEP, phase, {
                         "epoch": epoch, "step": seen // bs, "steps": steps_per_epoch,
-                        "loss": float(loss.total.detach()), "terms": step_terms(loss), **stage,
+                        "loss": loss_now, "terms": terms_now, **stage,
                         "progress": progress(done), "phase_progress": done,
                         **({"images_per_s": speed} if speed is not None else {})}))
-            synchronize(device)  # the speed counts the work done, not the work queued on a GPU
-            speed = seen / max(1e-9, time.perf_counter() - started)
+            if seen >= used or time.perf_counter() - last_event >= STEP_EVENT_SECONDS:  # speed is due
+                synchronize(device)  # the speed counts the work done, not the work queued on a GPU
+                speed = seen / max(1e-9, time.perf_counter() - started)
         train_seconds = time.perf_counter() - started
         mean_loss, correct = (sums / seen).tolist()
+        val = validate(model, data, channels_last=config.channels_last, stop=stop, reference=reference,
+                       keep_probs=epoch == epochs)
+        val_probs = val.pop("probs", None)
         row = {"epoch": epoch, "train_loss": mean_loss, **term_sums.row(), "train_accuracy": correct,
-               **validate(model, data, channels_last=config.channels_last, stop=stop, reference=reference),
-               "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
+               **val, "lr": lr, "images_per_s": seen / max(1e-9, train_seconds),
                "seconds": time.perf_counter() - started, **stage}
         history.append(row)
         if row["val_accuracy"] > best_accuracy:
@@ -258,7 +305,7 @@ def train_phase(method: DistillMethod, data: ImageData, config: RunConfig, *, ep
         emit(Event(EPOCH, phase, {**row, "epochs": epochs, "progress": progress(epoch / epochs)}))
         if not math.isfinite(mean_loss):  # NaN weights teach nothing and learn nothing more: say so now
             raise diverged(phase, epoch, mean_loss, config, teacher is not None)
-    return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy)
+    return PhaseResult(history, best_state, cpu_state(model), best_epoch, best_accuracy, val_probs)
 
 
 def check_stop(stop: Optional[threading.Event]) -> None:
