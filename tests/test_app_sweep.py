@@ -3,30 +3,19 @@ and the Live page sending a sweep job there."""
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import studio.manager
 from distill_core import RunStore, SweepSpec, run_sweep
 from distill_core.runs.jobs import JobManager
 from studio import sweep_view as sv
+from test_app_pages import navigation_mode  # noqa: F401 - the pages run through app.py's navigation
 from tiny_runs import tiny_config
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 60
 RECIPE = dict(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs="1", teacher_epochs="1",
               latency_repeats="5")
-
-
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 @pytest.fixture

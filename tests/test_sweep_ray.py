@@ -46,16 +46,17 @@ def test_ray_trials_match_the_local_backend(ray_instance, tmp_path):
 
     base = tiny_config(epochs=1, teacher_epochs=1, num_threads=1, latency_repeats=5, device="cpu")
     grid = {"temperature": [1.0, 4.0]}
-    on_ray = run_sweep_ray(SweepSpec(base, grid, [0, 1]), tmp_path / "ray")
-    here = run_sweep(SweepSpec(base, grid, [0, 1]), tmp_path / "local")
+    # One seed: the local backend's tests cover the seeds' mean and std; this one, that Ray runs the same trials.
+    on_ray = run_sweep_ray(SweepSpec(base, grid, [3]), tmp_path / "ray")
+    here = run_sweep(SweepSpec(base, grid, [3]), tmp_path / "local")
     assert on_ray["status"] == here["status"] == "done"
     ray_rows, local_rows = rows(tmp_path / "ray"), rows(tmp_path / "local")
-    assert len(ray_rows) == len(local_rows) == 4 and (tmp_path / "ray" / "summary.csv").is_file()
+    assert len(ray_rows) == len(local_rows) == 2 and (tmp_path / "ray" / "summary.csv").is_file()
     figures = ("temperature", "seed", "kd_accuracy", "scratch_accuracy", "teacher_accuracy")
     assert [{k: r[k] for k in figures} for r in ray_rows] == [{k: r[k] for k in figures} for r in local_rows]
     store = RunStore()
     runs = [store.get_run(r["run_id"]) for r in ray_rows]
     assert all(run["sweep_id"] == on_ray["sweep_id"] and run["status"] == "done" for run in runs)
     assert all(run["artifacts_dir"].startswith(str(tmp_path / "ray" / "runs")) for run in runs)
-    assert sorted(run["models"]["student_scratch"]["source"] for run in runs) == ["reused", "reused", "train", "train"]
+    assert sorted(run["models"]["student_scratch"]["source"] for run in runs) == ["reused", "train"]
     assert store.get_sweep(on_ray["sweep_id"])["backend"] == "ray"
