@@ -8,7 +8,7 @@ import pandas as pd
 import statistics
 
 from distill_core import (DERIVED, ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text,
-                          origin_words)
+                          origin_words, resolved_init)
 
 from . import fmt
 from .methods_text import method_title
@@ -91,7 +91,13 @@ def student_made(results: dict) -> str:
     """How the students were made: their architecture (derived from the teacher, or from the zoo) and
     the weights both started from. A run from before derived students started from random weights."""
     cfg = results.get("config") or {}
-    origin = results.get("student_origin") or {"arch": cfg.get("student"), "init": "random"}
+    student = cfg.get("student")
+    origin = results.get("student_origin") or {  # a run stopped before its students: what its config says
+        "arch": student, "init": resolved_init(student, cfg.get("student_init", "auto")),
+        "weight_anchor": cfg.get("weight_anchor"),
+        **({"derived_from": cfg.get("teacher"), "derivation": {"depth": cfg.get("derive_depth"),
+                                                               "width": cfg.get("derive_width")}}
+           if student == DERIVED else {})}
     lead = "" if origin.get("derived_from") else f"{fmt.code(cfg.get('student'))}, "
     return (f"Students: {lead}{fmt.plain(origin_words(origin))}. The scratch and the distilled student started from "
             "the same weights, so the KD gain is the teacher's soft targets alone.")

@@ -16,7 +16,8 @@ import streamlit as st
 
 from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
                           StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
-                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command)
+                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command,
+                          student_label)
 
 from . import fmt, folders
 from .charts import text_label
@@ -383,7 +384,7 @@ def compression_column_config(rows: list[dict]) -> dict:
 
 def describe(run: dict) -> str:
     cfg = run.get("config") or {}
-    parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
+    parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {student_label(cfg)}",
              f"method {method_setting(cfg)}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
              f"from the {run.get('source') or '?'}"]
     return " · ".join(parts)

@@ -94,6 +94,9 @@ def test_compare_states_a_zoo_students_random_start():
 
     said = student_made({"config": {"student": "cnn_tiny"}})
     assert said.startswith("Students: `cnn_tiny`, initialised from random weights")
+    stopped = student_made({"config": RunConfig(student="derived", teacher="resnet20").to_dict()})  # no students yet
+    assert stopped.startswith("Students: derived from resnet20 (blocks kept per stage 0.5, channels kept 0.5), "
+                              "initialised from the teacher's weights.")
 
 
 def test_runs_name_a_derived_student_with_its_initialisation_so_the_overlay_tells_them_apart(studio_home):
