@@ -17,6 +17,7 @@ Each seed's teacher is trained once and cached, so both initialisations learn fr
     python benchmarks/derived.py                        # 3 seeds, each setup's own epochs
     python benchmarks/derived.py --seeds 1 --epochs 2   # a quick look
     python benchmarks/derived.py --json out.json        # every run's numbers too
+    python benchmarks/derived.py --setups digits --inits teacher --weight-anchor 0.001   # with the anchor
 
 The teacher cache and runs go to a fresh temporary Distill Studio home unless DISTILL_STUDIO_HOME
 is set. docs/benchmarks.md has the table, with the command, date and machine that made it.
@@ -46,11 +47,11 @@ INITS = ("teacher", "random")
 
 def run(setup: RunConfig, name: str, init: str, seed: int, args) -> dict:
     changes = dict(student_init=init, seed=seed, device="cpu", num_threads=args.threads, latency_repeats=5,
-                   latency_batch=8)
+                   latency_batch=8, weight_anchor=args.weight_anchor if init == "teacher" else 0.0)
     if args.epochs:
         changes.update(epochs=args.epochs, teacher_epochs=args.epochs)
     results = run_experiment(setup.replace(**changes))
-    row = {"setup": name, "init": init, "seed": seed, "scratch": 100 * results["student_scratch"]["accuracy"],
+    row = {"setup": name, "init": init, "seed": seed, "weight_anchor": changes["weight_anchor"], "scratch": 100 * results["student_scratch"]["accuracy"],
            "distilled": 100 * results["student_kd"]["accuracy"], "teacher": 100 * results["teacher"]["accuracy"],
            "gain": results["comparison"]["kd_gain_points"], "params": results["student_kd"]["params"],
            "teacher_params": results["teacher"]["params"], "origin": results["student_origin"]}
@@ -90,6 +91,9 @@ def main() -> None:
                                                    "setup's own)")
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated: " + ", ".join(SETUPS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--inits", default=",".join(INITS), help="comma-separated: teacher, random")
+    parser.add_argument("--weight-anchor", type=float, default=0.0,
+                        help="mu of the weight anchor for the teacher-initialised runs (random ones have none)")
     parser.add_argument("--json", help="write every run's numbers here")
     args = parser.parse_args()
     os.environ.setdefault("DISTILL_STUDIO_HOME", tempfile.mkdtemp(prefix="distill_derived_"))
@@ -98,7 +102,7 @@ def main() -> None:
     started = time.perf_counter()
     for name in args.setups.split(","):
         for seed in range(args.seeds):
-            for init in INITS:
+            for init in args.inits.split(","):
                 rows.append(run(SETUPS[name], name, init, seed, args))
     print(f"\n{len(rows)} runs in {(time.perf_counter() - started) / 60:.1f} min. Accuracy: validation split, last "
           "epoch, mean ± std over seeds. KD gain: distilled minus scratch student (same initial weights).\n")
