@@ -8,9 +8,10 @@ trains) three ways, in turn, in this process:
 
 * ``fp32, fp32 labels``: everything in fp32. Not a setting of its own: the run's precision is
   resolved with the teacher's labels kept in fp32, to measure what labelling in bf16 changes;
-* ``fp32`` (``--precision fp32``, the default): training in fp32, the teacher's labelling pass in
+* ``fp32`` (``--precision fp32``): training in fp32, the teacher's labelling pass in
   bf16 where bf16 is fast (as on this machine), in fp32 elsewhere;
-* ``bf16`` (``--precision bf16``): the forward passes of training in bf16 too.
+* ``bf16`` (``--precision bf16``, what the default ``auto`` picks where bf16 is fast): the forward
+  passes of training in bf16 too.
 
 Accuracy (last epoch, validation) is deterministic for a seed and a thread count, so it does not
 depend on the machine's load; the times do: they are the runs' own ``phase_seconds``, medians

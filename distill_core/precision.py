@@ -7,14 +7,13 @@ turns that into what a run does, once, at its start, and the run records it (res
 * ``train``: the precision of the forward passes of the model being trained. bf16 is
   ``torch.autocast(device, torch.bfloat16)`` around the forward passes only: the parameters, their
   gradients and the optimizer state stay fp32, and the losses (CE, the softened KL) are computed
-  in fp32 (``methods/losses.py`` casts the logits with ``.float()``, outside the autocast).
+  in fp32 (every loss casts the logits and feature maps with ``.float()`` first).
 * ``teacher_labels``: the frozen teacher's labelling pass (inference only). It runs in bf16
   wherever bf16 is fast, whatever the student trains in: on the development machine (2 cores
   with AMX) cnn_large labelled 2.8x more images a second in bf16 (18,900 against 6,600 at
   batch 256, channels_last), and the default run's distilled student over seeds 0-2 came out
-  at 94.5 ± 0.6 % against 94.7 ± 0.3 % with fp32 labels: within its seed-to-seed spread
-  (docs/benchmarks.md, benchmarks/precision.py). Its soft targets are computed from the logits
-  in fp32.
+  within its seed-to-seed spread of the one taught with fp32 labels (docs/benchmarks.md#precision,
+  benchmarks/precision.py). Its soft targets are computed from the logits in fp32.
 * ``evaluated`` and ``timed``: accuracy and latency are always measured in fp32, the precision the
   checkpoints are saved and exported in.
 

@@ -294,15 +294,13 @@ st.radio("Device", opts["device"], key=W + "device", format_func=device_label, h
 boxes["device"] = st.container()
 
 
-def precision_label(p: str) -> str:
-    """What each precision does on the device chosen above, on this machine."""
+def precision_here(p: str) -> str:
+    """What a precision does on the device chosen above, on this machine, in a few words."""
     try:
         here = resolve_precision(p, resolve_device(ss[W + "device"]))
-    except Exception:  # noqa: BLE001 - only a label; the problem itself shows under Device
-        return f"{p} (not supported here)" if p == "bf16" else p
-    if p == "auto":
-        return f"auto (here: {here.train})"
-    return p
+    except Exception:  # noqa: BLE001 - only a note; the problem itself shows under Start
+        return "here: bf16 is not supported (see under Start)" if p == "bf16" else ""
+    return f"here: trains in {here.train}, the teacher labels in {here.teacher_labels}"
 
 
 with st.expander("More options"):
@@ -311,11 +309,12 @@ with st.expander("More options"):
     m[1].number_input("Weight decay", step=1e-4, format="%g", key=W + "weight_decay")
     m[2].toggle("Augment (random crops, flips where they make sense)", key=W + "augment")
     m = st.columns(3)
-    m[0].selectbox("Precision", opts["precision"], key=W + "precision", format_func=precision_label,
+    m[0].selectbox("Precision", opts["precision"], key=W + "precision",
                    help="The forward passes of training. **bf16** (bfloat16 autocast) is about 1.5x faster where the "
                         "hardware has it: a CPU with AMX, a GPU with native bf16; the losses and the optimizer stay "
                         "fp32. **auto** picks bf16 there and fp32 elsewhere. Accuracy and latency are always "
                         "measured in fp32, the precision the checkpoints are saved in.")
+    m[0].caption(fmt.sentence(here) if (here := precision_here(ss[W + "precision"])) else "")
     m[1].toggle("torch.compile", key=W + "compile",
                 help="Compile the models before training: it pays on a GPU over long runs; on a CPU the "
                      "compilation takes longer than a short run saves.")

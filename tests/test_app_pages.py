@@ -308,18 +308,18 @@ def test_distill_precision_says_what_auto_picks_and_refuses_bf16_where_unsupport
                         lambda: {"amx_bf16": False, "avx512_bf16": False, "source": "mock"})
     at = page("pages/distill.py", device="cpu")
     box = at.selectbox(key="cfg_precision")
-    assert box.value == "fp32" and "auto (here: fp32)" in box.options
+    assert box.value == "auto" and "Here: trains in fp32, the teacher labels in fp32." in texts(at)  # mocked: no bf16
     assert at.toggle(key="cfg_compile").value is False
     box.set_value("bf16").run()
     assert any("Precision bf16 is not supported here" in e.value for e in at.error), [e.value for e in at.error]
     assert start_button(at).disabled and at.query_params["precision"] == "bf16"
-    at.selectbox(key="cfg_precision").select_index(2).run()  # "auto": its label is not its value
-    assert at.selectbox(key="cfg_precision").value == "auto"
+    assert "Here: bf16 is not supported (see under Start)." in texts(at)
+    at.selectbox(key="cfg_precision").set_value("auto").run()
     assert not at.error and not start_button(at).disabled
     monkeypatch.setattr(precision, "cpu_bf16_features",
                         lambda: {"amx_bf16": True, "avx512_bf16": True, "source": "mock"})
     at = page("pages/distill.py", device="cpu")
-    assert "auto (here: bf16)" in at.selectbox(key="cfg_precision").options
+    assert "Here: trains in bf16, the teacher labels in bf16." in texts(at)
 
 
 def test_distill_config_lives_in_the_url(engine):
