@@ -7,7 +7,7 @@ imports). docs/architecture.md draws the layers.
 from . import paths
 from .checkpoints import check_fits, read_state_dict
 from .config import (DISTILL_DATA, OPTIMIZERS, PRECISIONS, SCHEDULES, Problem, RunConfig, field_type,
-                     problems, repeat_command, validate)
+                     problems, repeat_command, student_label, validate)
 from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, classes_problem, folder_val_count,
                             image_files, list_datasets, load_dataset, split_problem)
 from .data.folder_scan import IMAGE_EXTENSIONS, FolderScan, scan_folder
@@ -20,6 +20,7 @@ from .files import write_atomic
 from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
                       method_options, method_uses, options_text)
 from .models import MODELS, compatible_pairs, create_model, has_features, list_models
+from .models.derive import DERIVED, STUDENT_INITS, derive_problem, origin_words, resolved_init, student_model
 from .runs.experiment import preload, run_experiment
 from .runs.jobs import JobManager
 from .runs.job_state import JobSnapshot
@@ -59,6 +60,8 @@ __all__ = [
     "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses",
     "options_text",
     "format_value", "has_features", "compatible_pairs",
+    # a student derived from its teacher
+    "DERIVED", "STUDENT_INITS", "derive_problem", "origin_words", "resolved_init", "student_model", "student_label",
     # devices, files and errors
     "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",

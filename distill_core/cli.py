@@ -32,6 +32,7 @@ from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods, method_options
 from .models import MODELS, create_model
+from .models.derive import origin_words
 from .precision import describe_precision
 from .runs.experiment import preload
 from .runs.rebuild import rebuild_store
@@ -46,7 +47,16 @@ from .vocab import DISTILLED, ROLES, SCRATCH, STATUSES, TEACHER
 RUN_FLAGS = [
     ("--dataset", "dataset", str, "dataset name (see `datasets`)"),
     ("--teacher", "teacher", str, "teacher architecture (see `models`)"),
-    ("--student", "student", str, "student architecture"),
+    ("--student", "student", str, "student architecture, or `derived`: cut from the teacher, fewer blocks and "
+                                  "channels"),
+    ("--derive-depth", "derive_depth", float, "a derived student's share of each stage's blocks, in (0, 1]; block 0 "
+                                              "and evenly spaced later ones are kept (default 0.5)"),
+    ("--derive-width", "derive_width", float, "a derived student's share of each layer's channels, in (0, 1], at "
+                                              "evenly spaced indices (default 0.5)"),
+    ("--student-init", "student_init", str, "teacher (the slices of its trained weights, BatchNorm statistics "
+                                            "included: a derived student) or random; auto: teacher when derived"),
+    ("--weight-anchor", "weight_anchor", float, "MU >= 0: adds MU * ||w_s - P(w_t)||^2 to both students' loss, "
+                                                "P(w_t) the teacher slice they started from (default 0)"),
     ("--method", "method", str, "distillation method"),
     ("--temperature", "temperature", float, "softmax temperature T (0.01 to 100)"),
     ("--alpha", "alpha", float, "weight of the KD term, in [0, 1]; 0 = plain training"),
@@ -249,6 +259,8 @@ def format_table(results: dict) -> str:
     for key, label in (("scratch_vs_teacher", "scratch vs teacher"), ("kd_vs_teacher", "KD vs teacher")):
         if key in comparison:
             notes.append(f"{label}: {comparison[key]['summary']}")
+    if (origin := results.get("student_origin") or {}).get("derived_from") or origin.get("weight_anchor"):
+        notes.append(f"students: {origin_words(origin)}; scratch and distilled started from the same weights")
     if "kd_gain_points" in comparison:
         notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
     if comparison.get("weak_teacher"):

@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .files import write_atomic
 from .methods import METHODS, option_problems
 from .models import MODELS, has_features
+from .models.derive import DERIVED, STUDENT_INITS, derive_problem, resolved_init
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
@@ -40,8 +41,13 @@ class RunConfig:
     # what
     dataset: str = "mnist5k"
     teacher: str = "cnn_large"
-    student: str = "cnn_tiny"
+    student: str = "cnn_tiny"  # a registered model, or "derived": cut from the teacher (models/derive.py)
     method: str = "kd"
+    # a derived student: the share of each stage's blocks and of each layer's channels it keeps
+    derive_depth: float = 0.5
+    derive_width: float = 0.5
+    student_init: str = "auto"  # teacher (its weight slices) or random; auto: teacher for a derived student
+    weight_anchor: float = 0.0  # mu of mu * ||w_s - P(w_t)||^2, P(w_t) the teacher slice the student started from
     # the loss: alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE
     temperature: float = 4.0
     alpha: float = 0.9
@@ -175,7 +181,10 @@ def problems(config: RunConfig) -> list[Problem]:
     for attr, registry in (("dataset", DATASETS), ("teacher", MODELS), ("student", MODELS),
                            ("method", METHODS)):
         name = getattr(config, attr)
-        check(name in registry, attr, f"unknown {attr} {name!r}; choose one of: {', '.join(registry.names())}")
+        more = [DERIVED] if attr == "student" else []  # a student cut from the teacher
+        check(name in registry or name in more, attr,
+              f"unknown {attr} {name!r}; choose one of: {', '.join(registry.names() + more)}")
+    out.extend(derive_problems(config, number))
 
     t = number("temperature")
     if t is not None:
@@ -254,6 +263,55 @@ def problems(config: RunConfig) -> list[Problem]:
     return out
 
 
+def derive_problems(config: RunConfig, number) -> list[Problem]:
+    """A derived student's settings (fractions in (0, 1], a teacher it can be cut from), the
+    initialisation, and the weight anchor (only from the teacher's weights: there is no P(w_t) else)."""
+    found: list[Problem] = []
+    derived = config.student == DERIVED
+    for name, what in (("derive_depth", "each stage's blocks"), ("derive_width", "each layer's channels")):
+        value = number(name)
+        if value is None:
+            continue
+        if derived and not 0 < value <= 1:
+            found.append(Problem(name, f"{name} must be in (0, 1] (the share of {what} kept), got {value:g}", name))
+        elif not derived and value != getattr(RunConfig, name):  # recorded but unused, it would misstate the run
+            found.append(Problem(name, f"{name} applies to a derived student only (student 'derived'); "
+                                       f"{config.student} is not cut from the teacher", name))
+    if derived and (why := derive_problem(config.teacher)) is not None:
+        found.append(Problem("student", why))
+    if config.student_init not in STUDENT_INITS:
+        found.append(Problem("student_init", f"student_init must be one of {', '.join(STUDENT_INITS)}, got "
+                                             f"{config.student_init!r}", "student_init"))
+        return found
+    init = resolved_init(config.student, config.student_init)
+    if init == "teacher" and not derived:
+        found.append(Problem("student_init", f"student_init 'teacher' needs a student derived from the teacher "
+                                             f"(student 'derived'): the weights of {config.teacher} do not fit "
+                                             f"{config.student}", "student_init"))
+    mu = number("weight_anchor")
+    if mu is not None and mu < 0:
+        found.append(Problem("weight_anchor", f"weight_anchor must be >= 0, got {mu:g}", "weight_anchor"))
+    elif mu and init != "teacher":
+        found.append(Problem("weight_anchor", f"weight_anchor pulls the student towards the teacher slice it "
+                                              f"started from, and this student starts from random weights: derive "
+                                              f"it from the teacher with student_init 'teacher', or set the anchor "
+                                              f"to 0", "weight_anchor"))
+    return found
+
+
+def student_label(config: RunConfig | dict) -> str:
+    """The student as the run store, the Runs page and ``runs`` name it: its architecture, or for a derived
+    one what was kept and how it started, so teacher- and random-initialised runs tell apart."""
+    cfg = config.to_dict() if isinstance(config, RunConfig) else config
+    student = cfg.get("student")
+    if student != DERIVED:
+        return student
+    number = lambda v: f"{v:g}" if isinstance(v, (int, float)) else str(v)  # noqa: E731
+    init = resolved_init(DERIVED, cfg.get("student_init", "auto"))
+    return (f"derived (depth {number(cfg.get('derive_depth', RunConfig.derive_depth))}, width "
+            f"{number(cfg.get('derive_width', RunConfig.derive_width))}, {init} init)")
+
+
 def repeat_command(config_file: str) -> str:
     """The terminal command that repeats the run saved in ``config_file``; the app shows it beside
     every config download (a test runs it through the CLI's parser)."""
@@ -302,7 +360,7 @@ def method_problems(config: RunConfig) -> list[Problem]:
         found += [Problem("extra", text) for text in method.run_problems(options, config.epochs)]
     if method.FEATURES:
         for role in ("teacher", "student"):
-            arch = getattr(config, role)
+            arch = config.teacher if config.student == DERIVED else getattr(config, role)  # cut from it
             if arch in MODELS and not has_features(arch):
                 found.append(Problem("method", f"the {config.method!r} method matches feature maps, and the {role} "
                                                f"{arch!r} has none (it is not convolutional): choose kd or dkd, or a "

@@ -7,7 +7,7 @@ from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, compari
     export_file_name
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
-from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs
+from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, student_made
 from studio.methods_text import method_setting
 from studio.runs_view import compression_section
 from studio.gallery import to_picture, val_images
@@ -74,6 +74,7 @@ skipped = (results.get("dataset") or {}).get("source", "")
 st.caption(f"{cfg.get('dataset')} · method {method_setting(cfg)} · "
            f"{fmt.things(cfg.get('epochs') or 0, 'student epoch')} · device {results.get('device', '?')} · "
            f"{fmt.duration(results.get('seconds'))} in all" + (f" · teacher {teacher_from}" if teacher_from else ""))
+st.caption(student_made(results))
 if results.get("precision"):
     st.caption(fmt.plain(fmt.sentence(describe_precision(results["precision"]))))
 if "skipped" in skipped:  # an image folder's unreadable files: the run left them out

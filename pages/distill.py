@@ -3,9 +3,9 @@ import math
 
 import streamlit as st
 
-from distill_core import (DATASETS, METHODS, MODELS, describe_devices, method_formula, method_options, method_uses,
-                          paths, repeat_command, resolve_device, resolve_precision)
-from studio import fmt, folders
+from distill_core import (DATASETS, DERIVED, METHODS, MODELS, describe_devices, method_formula, method_options,
+                          method_uses, paths, repeat_command, resolve_device, resolve_precision)
+from studio import derive_view, fmt, folders
 from studio.folder_uploads import MAX_ZIP_BYTES
 from studio.folders import folder_classes, folder_summary
 from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, \
@@ -178,8 +178,12 @@ with left:
                     ss.uploaded_path = ss.uploaded_name = None
                     st.rerun()
 
-    st.selectbox("Student model", opts["student"], key=W + "student")
-    boxes = {"data": st.container()}
+    st.selectbox("Student model", opts["student"], key=W + "student", format_func=derive_view.student_label,
+                 help="A model of the zoo, or one derived from the teacher: fewer blocks and channels, started from "
+                      "its weights.")
+    if ss[W + "student"] == DERIVED:
+        derive_view.controls()
+    boxes = {"data": st.container(), "student": st.container()}
     if dataset == "imagefolder":
         boxes["folder"] = boxes_folder
 
@@ -194,8 +198,10 @@ with right:
     st.subheader("Size and cost")
     channels, size, classes, exact = input_spec(config.dataset, config.image_size)
     classes = (folder_classes(config.data_dir) or classes) if config.dataset == "imagefolder" else classes
-    cards = {role: model_card(arch, channels, size, classes)
-             for role, arch in (("teacher", config.teacher), ("student", config.student))}
+    cards = {"teacher": model_card(config.teacher, channels, size, classes),
+             "student": derive_view.derived_card(config.teacher, channels, size, classes, config.derive_depth,
+                                                 config.derive_width) if config.student == DERIVED else
+             model_card(config.student, channels, size, classes)}
     # Side by side where they fit, one above the other where not: two columns of a 1024-pixel
     # screen cut "3.5 MB" to "3.5…".
     pair = wrapping_row("size_cards", 10.5)
@@ -203,13 +209,16 @@ with right:
         card = cards[role]
         with pair.container(border=True):
             st.markdown(f"**{role.capitalize()}: `{arch}`**")
-            st.caption(MODELS.meta(arch).get("family", "") if arch in MODELS else "")
+            st.caption(f"cut from {config.teacher}" if arch == DERIVED else
+                       MODELS.meta(arch).get("family", "") if arch in MODELS else "")
             if "error" in card:
                 st.error(card["error"])
                 continue
             st.metric("Parameters", fmt.params(card["params"]))
             st.metric("Checkpoint size", fmt.size(card["size_bytes"]))
             st.metric("FLOPs per image", fmt.count(card["flops"]))
+            if picture := derive_view.kept_picture(card.get("derivation")):
+                st.markdown(picture)  # which blocks of each stage it keeps
     if "error" not in cards["teacher"] and "error" not in cards["student"]:
         smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
         cheaper = cards["teacher"]["flops"] / max(1, cards["student"]["flops"])

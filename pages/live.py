@@ -10,6 +10,8 @@ fragment that reruns when the status or the queue place changes (the frame asks)
 """
 import streamlit as st
 
+from distill_core import student_label
+
 from studio import fmt
 from studio.live_feed import stage
 from studio.live_view import live_view
@@ -65,7 +67,8 @@ if st.query_params.get("job") != job_id:
 cfg = snap.config
 others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
-head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{cfg.student}` · {method_setting(cfg.to_dict())} · "
+head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
+                 f"{method_setting(cfg.to_dict())} · "
                  f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
@@ -77,7 +80,7 @@ if others:
         for other in others[:20]:
             place = f", place {other.queue_position} in the queue" if other.queue_position else ""
             st.page_link("pages/live.py", label=f"{other.id} · {other.config.dataset} · {other.config.teacher} → "
-                                                f"{other.config.student} · {other.status}{place}",
+                                                f"{student_label(other.config)} · {other.status}{place}",
                          query_params={"job": other.id})
 
 

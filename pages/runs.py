@@ -51,7 +51,9 @@ if shown.empty:
 ids = list(shown["run_id"])
 labels = {r["run_id"]: rv.run_label(r) for _, r in shown.iterrows()}
 several = shown["method"].nunique(dropna=True) > 1
-legend = {r["run_id"]: rv.legend_label(r, with_method=several) for _, r in shown.iterrows()}
+other_students = shown["student"].nunique(dropna=True) > 1  # a derived student's label says its initialisation
+legend = {r["run_id"]: rv.legend_label(r, with_method=several, with_student=other_students)
+          for _, r in shown.iterrows()}
 
 # ---- several runs side by side ---------------------------------------------------------------------
 st.subheader("Side by side")

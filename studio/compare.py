@@ -7,7 +7,8 @@ import pandas as pd
 
 import statistics
 
-from distill_core import ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text
+from distill_core import (DERIVED, ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text,
+                          origin_words, resolved_init)
 
 from . import fmt
 from .methods_text import method_title
@@ -86,6 +87,22 @@ def distilled_with(results: dict) -> str:
     return f"{title[:-1]}, {changed})" if changed and title.endswith(")") else title
 
 
+def student_made(results: dict) -> str:
+    """How the students were made: their architecture (derived from the teacher, or from the zoo) and
+    the weights both started from. A run from before derived students started from random weights."""
+    cfg = results.get("config") or {}
+    student = cfg.get("student")
+    origin = results.get("student_origin") or {  # a run stopped before its students: what its config says
+        "arch": student, "init": resolved_init(student, cfg.get("student_init", "auto")),
+        "weight_anchor": cfg.get("weight_anchor"),
+        **({"derived_from": cfg.get("teacher"), "derivation": {"depth": cfg.get("derive_depth"),
+                                                               "width": cfg.get("derive_width")}}
+           if student == DERIVED else {})}
+    lead = "" if origin.get("derived_from") else f"{fmt.code(cfg.get('student'))}, "
+    return (f"Students: {lead}{fmt.plain(origin_words(origin))}. The scratch and the distilled student started from "
+            "the same weights, so the KD gain is the teacher's soft targets alone.")
+
+
 def loss_terms(results: dict) -> str:
     """The distilled student's last-epoch loss as its method weighed it: each term's label, its
     value, weight and contribution (results.json's history ``terms``)."""
@@ -120,7 +137,8 @@ def comparison_table(results: dict) -> pd.DataFrame:
         lat = latencies(entry)
         rows.append({
             "model": ROLE_LABEL[role],
-            "architecture": entry.get("model", ""),
+            "architecture": (f"derived from {(results.get('config') or {}).get('teacher')}"
+                             if entry.get("model") == DERIVED else entry.get("model", "")),
             "val accuracy (last epoch)": fmt.percent(entry.get("accuracy")),
             "val accuracy (best epoch)": fmt.percent(entry.get("best_accuracy")),
             **({"test accuracy (last epoch)": fmt.percent(entry.get("test_accuracy"))} if tested else {}),

@@ -14,10 +14,11 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from distill_core import (DATASETS, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS, PRECISIONS,
-                          SCHEDULES, DistillError, Option, Problem, RunConfig, RunStore, available_devices,
-                          cached_teacher_meta, cached_teacher_path, folder_val_count, list_cached_teachers,
-                          method_options, problems, run_store_path, teacher_checkpoint_problem)
+from distill_core import (DATASETS, DERIVED, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS,
+                          PRECISIONS, SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore,
+                          available_devices, cached_teacher_meta, cached_teacher_path, folder_val_count,
+                          list_cached_teachers, method_options, problems, run_store_path, student_label,
+                          teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
@@ -26,9 +27,10 @@ from .uploads import on_this_server
 W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
           "lr", "optimizer", "schedule", "distill_data", "device", "seed", "momentum", "weight_decay", "augment",
-          "precision", "compile")
-FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay")
-T_RANGE, ALPHA_RANGE = (0.0, 20.0), (0.0, 1.0)
+          "precision", "compile", "derive_depth", "derive_width", "student_init", "weight_anchor")
+FLOATS = ("temperature", "alpha", "lr", "momentum", "weight_decay", "derive_depth", "derive_width", "weight_anchor")
+DERIVE_FIELDS = ("derive_depth", "derive_width", "student_init", "weight_anchor")  # a derived student's alone
+T_RANGE, ALPHA_RANGE, FRACTION_RANGE = (0.0, 20.0), (0.0, 1.0), (0.05, 1.0)  # FRACTION: studio/derive_view.py
 IMAGE_SIZE_RANGE, VAL_FRACTION_RANGE = (8, 256), (0.05, 0.5)  # the Distill page's fields
 TEACHER_MODES = {"train": "Train now", "cached": "Reuse a cached teacher", "upload": "Upload a state_dict"}
 
@@ -53,8 +55,8 @@ PRESETS = {
 
 def options() -> dict[str, list[str]]:
     devices = ["auto", "cpu", "cuda"] + (["mps"] if "mps" in available_devices() else [])
-    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names(),
-            "method": METHODS.names(),
+    return {"dataset": DATASETS.names(), "teacher": MODELS.names(), "student": MODELS.names() + [DERIVED],
+            "method": METHODS.names(), "student_init": list(STUDENT_INITS),
             "optimizer": list(OPTIMIZERS), "schedule": list(SCHEDULES), "distill_data": list(DISTILL_DATA),
             "device": devices, "precision": list(PRECISIONS)}
 
@@ -100,8 +102,8 @@ def weak_teacher_hint(config: RunConfig) -> Optional[str]:
         rows = store.list_runs(status=DONE, dataset=config.dataset, limit=50)
         for row in rows:
             t, s = row["teacher_accuracy"], row["scratch_accuracy"]
-            if row["teacher"] != config.teacher or row["student"] != config.student or t is None or s is None or \
-                    t >= s:
+            if row["teacher"] != config.teacher or row["student"] != student_label(config) or t is None or \
+                    s is None or t >= s:
                 continue
             earlier = (store.get_run(row["run_id"]) or {}).get("config") or {}
             if earlier.get("teacher_epochs") == config.teacher_epochs and earlier.get("data_dir") == config.data_dir:
@@ -142,7 +144,8 @@ def _widget_values(draft: dict) -> tuple[dict[str, Any], list[str]]:
             notes.append(f"{name} {fmt.code(repr(values[W + name]))} is not available here; showing "
                          f"{fmt.code(repr(fallback))} instead.")
             values[W + name] = fallback
-    for name, (low, high) in (("temperature", T_RANGE), ("alpha", ALPHA_RANGE)):
+    for name, (low, high) in (("temperature", T_RANGE), ("alpha", ALPHA_RANGE), ("derive_depth", FRACTION_RANGE),
+                              ("derive_width", FRACTION_RANGE)):
         value = values[W + name]
         if not isinstance(value, float):
             value = float(defaults[name])
@@ -257,6 +260,11 @@ def collect() -> RunConfig:
     for name in FIELDS:
         values[name] = ss.get(W + name, values[name])
     values["extra"] = method_extra(values["method"])
+    if values["student"] != DERIVED:  # what this student ignores is left out of its config (and its link)
+        values.update({name: getattr(RunConfig, name) for name in DERIVE_FIELDS})
+    for name in ("derive_depth", "derive_width"):  # a slider's steps add up to 0.25000000000000006
+        if isinstance(values[name], float):
+            values[name] = round(values[name], 6)
     values["data_dir"] = (ss.get(W + "data_dir") or "").strip() or None
     if values["dataset"] == "imagefolder":
         values["image_size"] = ss.get(W + "image_size", FOLDER_IMAGE_SIZE)
@@ -355,6 +363,7 @@ def batch_note(config: RunConfig) -> Optional[str]:
 SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (dataset, teacher)
     "folder": ("data_dir",),
     "method": ("method", "extra"),
+    "student": ("student",) + DERIVE_FIELDS,
     "loss": ("temperature", "alpha"),
     "device": ("device", "precision"),
     "recipe": ("epochs", "teacher_epochs", "batch_size", "lr", "weight_decay", "momentum", "seed", "optimizer",
@@ -366,7 +375,8 @@ SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (
 FIELD_LABELS = {"teacher_epochs": "Teacher epochs", "epochs": "Student epochs", "batch_size": "Batch size",
                 "lr": "Learning rate", "weight_decay": "Weight decay", "momentum": "Momentum (SGD)",
                 "seed": "Seed", "temperature": "Temperature T", "latency_batch": "Latency batch",
-                "latency_repeats": "Latency repeats", "precision": "Precision"}
+                "latency_repeats": "Latency repeats", "precision": "Precision", "derive_depth": "Blocks kept per stage",
+                "derive_width": "Channels kept", "student_init": "Initialisation", "weight_anchor": "Weight anchor μ"}
 
 
 @dataclass(frozen=True)
@@ -385,7 +395,8 @@ def worded(problem: Problem) -> str:
 
 def by_section(found: list[Problem]) -> dict[str, list[Problem]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[Problem]] = {"data": [], "folder": [], "method": [], "loss": [], "recipe": [], "device": []}
+    out: dict[str, list[Problem]] = {"data": [], "folder": [], "student": [], "method": [], "loss": [], "recipe": [],
+                                     "device": []}
     for problem in found:
         section = next((s for s, fields in SECTIONS.items() if problem.field in fields), "data")
         out[section].append(problem)

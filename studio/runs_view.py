@@ -16,7 +16,8 @@ import streamlit as st
 
 from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
                           StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
-                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command)
+                          large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command,
+                          student_label)
 
 from . import fmt, folders
 from .charts import text_label
@@ -173,10 +174,14 @@ def run_label(row: dict | pd.Series) -> str:
 
 
 # ---- several runs side by side ----------------------------------------------------------------------
-def legend_label(row: dict | pd.Series, with_method: bool = False) -> str:
+def legend_label(row: dict | pd.Series, with_method: bool = False, with_student: bool = False) -> str:
     """A run in a chart's legend: its id and what tells runs of one sweep apart, T and alpha (those
-    its method reads), and its method where the runs shown differ in it."""
+    its method reads), its method where the runs shown differ in it, and its student where they
+    differ in that (a derived student's label says its initialisation: teacher- and random-initialised
+    runs side by side)."""
     parts = [str(row["run_id"])]
+    if with_student and isinstance(row.get("student"), str):
+        parts.append(row["student"])
     method = row.get("method") if isinstance(row.get("method"), str) else None
     if with_method and method:
         parts.append(method)
@@ -379,7 +384,7 @@ def compression_column_config(rows: list[dict]) -> dict:
 
 def describe(run: dict) -> str:
     cfg = run.get("config") or {}
-    parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {cfg.get('student')}",
+    parts = [f"**{run['status']}**", f"{cfg.get('dataset')}", f"{cfg.get('teacher')} → {student_label(cfg)}",
              f"method {method_setting(cfg)}", fmt.things(cfg.get('epochs') or 0, "student epoch"),
              f"from the {run.get('source') or '?'}"]
     return " · ".join(parts)

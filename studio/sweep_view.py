@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 
 import plotly.graph_objects as go
 
-from distill_core import SWEEPABLE, RunConfig, SweepSpec, best_cells, parse_values, spec_problems
+from distill_core import SWEEPABLE, RunConfig, SweepSpec, best_cells, parse_values, spec_problems, student_label
 
 from . import fmt, urlstate
 
@@ -109,7 +109,7 @@ def shape_text(spec: SweepSpec) -> str:
 
 def recipe_text(base: RunConfig) -> str:
     # the recipe may come from a link: its names in code spans, shown as text
-    return (f"{fmt.plain(base.dataset)}: {fmt.code(base.teacher)} teaches {fmt.code(base.student)} · "
+    return (f"{fmt.plain(base.dataset)}: {fmt.code(base.teacher)} teaches {fmt.code(student_label(base))} · "
             f"{fmt.things(base.teacher_epochs, 'teacher epoch')}, {fmt.things(base.epochs, 'student epoch')} · "
             f"batch {base.batch_size}, lr {base.lr:g} · device {fmt.plain(base.device)}")
 

@@ -325,3 +325,55 @@ def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server,
         raise
     finally:
         context.close()
+
+
+def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, browser, tmp_path):
+    """Distill's "derive from the teacher": pick it, keep a quarter of the channels, set the anchor, see the
+    preview beside the teacher; the anchor is its own line on Live, and Compare says how the student was made."""
+    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    step = "open Distill with a small recipe from the link"
+    try:
+        page.goto(server + "/distill?dataset=digits&teacher=resnet8&epochs=2&teacher_epochs=1&latency_repeats=5"
+                           "&latency_batch=8")
+        start = button(page, "Start")
+        start.wait_for(state="visible", timeout=60_000)
+        step = "derive the student from the teacher"
+        page.get_by_test_id("stSelectbox").filter(has_text="Student model").click()
+        page.get_by_role("option", name="derive from the teacher").click()
+        wait_for_text(page, "Blocks kept per stage", 30)
+        wait_for_text(page, "cut from resnet8", 30)  # the preview card beside the teacher's
+        # page.url is only refreshed while Playwright is called: the address bar itself is read.
+        wait_until(lambda: "student=derived" in page.evaluate("location.href"), 60, "the derived student in the link")
+        slider = page.get_by_role("slider", name="Channels kept")
+        slider.focus()
+        for _ in range(5):  # 0.5 -> 0.25, a step of 0.05 per key
+            page.keyboard.press("ArrowLeft")
+        wait_until(lambda: "derive_width=0.25" in page.evaluate("location.href"), 60, "a quarter of the channels in the link")
+        anchor = page.get_by_role("spinbutton", name="Weight anchor μ")
+        anchor.fill("0.01")
+        anchor.press("Enter")
+        wait_until(lambda: "weight_anchor=0.01" in page.evaluate("location.href"), 60, "the anchor in the link")
+        step = "start it and see the anchor as its own term on Live"
+        start.click()
+        page.wait_for_url("**/live?job=*", timeout=30_000)
+        button(page, "See the comparison").wait_for(state="visible", timeout=240_000)
+        names = wait_until(lambda: loss_names(page), 30, "the loss chart's lines")
+        assert any("weight anchor" in n for n in names), names
+        step = "Compare says how the student was made"
+        button(page, "See the comparison").click()
+        page.wait_for_url("**/compare?run=*", timeout=30_000)
+        wait_for_text(page, "Students: derived from resnet8", 60)
+        wait_for_text(page, "initialised from the teacher's weights, weight anchor μ = 0.01", 10)
+    except BaseException:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(context.pages):
+            try:
+                p.screenshot(path=str(artifacts / f"derived-failure-{i}.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
+                pass
+        print(f"e2e derived failed at step: {step} (at {page.url}); screenshots in {artifacts}")
+        raise
+    finally:
+        context.close()

@@ -178,6 +178,7 @@ class DistillMethod(nn.Module):
         self.options = resolve_options(type(self), options)
         self.epoch, self.epochs = 1, 1
         self.precisions = (torch.device("cpu"), FP32, FP32)  # device, student's forward, teacher's
+        self.anchor = None  # a WeightAnchor (methods/anchor.py): mu * ||w_s - P(w_t)||^2 added to the loss
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         """Called by the trainer as each epoch starts (1-based)."""
@@ -227,8 +228,12 @@ class DistillMethod(nn.Module):
         with self.forward_precision():
             if self.teacher is None:
                 logits = self.student(x)
-                return plain_ce(logits, y), logits
-            return self.distill(x, y, teacher_out)
+                found = plain_ce(logits, y)
+            else:
+                found, logits = self.distill(x, y, teacher_out)
+        if self.anchor is not None:  # the weight anchor (methods/anchor.py), a term of its own, in fp32
+            found = self.anchor.added_to(found, self.student)
+        return found, logits
 
     def distill(self, x: torch.Tensor, y: torch.Tensor, teacher_out: Any) -> tuple[Loss, torch.Tensor]:
         raise NotImplementedError

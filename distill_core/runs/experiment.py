@@ -25,8 +25,9 @@ from ..device import release, resolve_device
 from ..errors import Cancelled, CheckpointError, ConfigError, DeviceError, DistillError
 from ..events import ERROR, PHASE, RESULT, STATUS, Event, Observer, fan_out
 from ..files import write_atomic
-from ..methods import METHODS, create_method
+from ..methods import METHODS, WeightAnchor, create_method
 from ..models import create_model
+from ..models.derive import DERIVED, derived_model, origin, resolved_init
 from ..precision import FP32, Precision, resolve_precision
 from ..training.fidelity import fidelity
 from ..training.measure import class_report, disagreements, evaluate, headline, measure_latencies, static_profile
@@ -91,7 +92,9 @@ def method_record(config: RunConfig) -> dict:
 def scratch_key(config: RunConfig) -> str:
     """What the scratch student depends on: two configs with the same key (the seed is in it)
     train the very same scratch student, so a sweep trains it once and reuses it."""
-    return json.dumps({k: v for k, v in config.to_dict().items() if k not in SCRATCH_FREE}, sort_keys=True,
+    free = SCRATCH_FREE - {"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir"} \
+        if config.student == DERIVED else SCRATCH_FREE  # a derived student is cut from the teacher
+    return json.dumps({k: v for k, v in config.to_dict().items() if k not in free}, sort_keys=True,
                       default=str)
 
 
@@ -143,10 +146,15 @@ def writable_folder(folder: Path, what: str) -> Path:
 _BUILD_LOCK = threading.Lock()
 
 
-def build_model(name: str, data: ImageData, config: RunConfig, device: torch.device, seed: int):
+def build_model(name: str, data: ImageData, config: RunConfig, device: torch.device, seed: int,
+                source: Optional[torch.nn.Module] = None):
+    """``name`` built fresh, seeded; a derived student (models/derive.py) is cut from ``source``, the
+    trained teacher, when it starts from the teacher's weights, else from a fresh one of its architecture."""
     with _BUILD_LOCK:
         torch.manual_seed(seed)
-        model = create_model(name, data.in_channels, data.num_classes, data.image_size)
+        model = create_model(name, data.in_channels, data.num_classes, data.image_size) if name != DERIVED else \
+            derived_model(config.teacher, data.in_channels, data.num_classes, data.image_size, config.derive_depth,
+                          config.derive_width, source, resolved_init(name, config.student_init))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -417,7 +425,12 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # from the global generator meanwhile. Each then trains from the same generator state, so a
     # student with dropout draws the same masks in both, as long as nothing else in the process
     # draws from it while they train (the app's job manager runs one job at a time for that).
-    initial = build_model(config.student, data, config, device, config.seed)
+    init = resolved_init(config.student, config.student_init)
+    initial = build_model(config.student, data, config, device, config.seed,
+                          source=teacher if init == "teacher" else None)
+    results["student_origin"] = origin(config.student, config.teacher, init, config.weight_anchor, initial)
+    # P(w_t): the teacher slice a teacher-initialised student starts from, for the weight anchor
+    anchor = {n: p.detach().clone() for n, p in initial.named_parameters()} if config.weight_anchor else None
     student_profile = None
     rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if device.type == "cuda" else None)
     for index, (role, teacher_for_role) in enumerate(((SCRATCH, None), (DISTILLED, teacher)), start=1):
@@ -444,6 +457,8 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         # whichever method the run distils with.
         method = create_method(config.method, student, teacher_for_role, temperature=config.temperature,
                                alpha=config.alpha, input_shape=shape, **config.extra).to(device)
+        if anchor is not None:  # both students: part of the recipe they share (methods/anchor.py)
+            method.anchor = WeightAnchor(config.weight_anchor, anchor)
         phase = train_phase(method, data, config, epochs=config.epochs, phase=role, emit=emit, stop=stop,
                             distill_data=config.distill_data if teacher_for_role is not None else "none",
                             reference=reference, progress=progress.of(role), precision=precision)

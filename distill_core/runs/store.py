@@ -33,6 +33,7 @@ from typing import Any, Iterator, Optional
 import pandas as pd
 
 from .. import paths
+from ..config import student_label
 from ..errors import DistillError, StoreDamagedError
 from ..vocab import ACTIVE, DONE, METRICS, QUEUED, ROLES, RUNNING, STATUSES
 from .folders import remove_run_dir
@@ -163,7 +164,7 @@ class RunStore:
         pid = os.getpid() if pid is None else pid
         token = own_token() if pid == os.getpid() else process_token(pid)
         values = dict(id=run_id, now=now, status=status, started=now if status == RUNNING else None,
-                      dataset=cfg.get("dataset"), teacher=cfg.get("teacher"), student=cfg.get("student"),
+                      dataset=cfg.get("dataset"), teacher=cfg.get("teacher"), student=student_label(cfg),
                       method=cfg.get("method"), temperature=_num(cfg.get("temperature")),
                       alpha=_num(cfg.get("alpha")), epochs=cfg.get("epochs"), seed=cfg.get("seed"),
                       device=cfg.get("device"), config=_json(cfg), dir=str(Path(artifacts_dir).expanduser()),
@@ -490,7 +491,7 @@ class RunStore:
             """INSERT INTO runs (id, created_at, updated_at, status, dataset, teacher, student, method, temperature,
                    alpha, epochs, seed, device, config, artifacts_dir, source)
                VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'import')""",
-            (run_id, created, time.time(), cfg.get("dataset"), cfg.get("teacher"), cfg.get("student"),
+            (run_id, created, time.time(), cfg.get("dataset"), cfg.get("teacher"), student_label(cfg),
              cfg.get("method"), _num(cfg.get("temperature")), _num(cfg.get("alpha")), cfg.get("epochs"),
              cfg.get("seed"), results.get("device") or cfg.get("device"), _json(cfg),
              (results.get("artifacts") or {}).get("dir")))

@@ -22,13 +22,13 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..config import RunConfig
+from ..config import RunConfig, student_label
 from ..data.datasets import DataRequest, load_dataset
 from ..device import resolve_device
 from ..errors import TrainingDiverged, first_line
 from ..events import TRIAL, Event, Observer, fan_out
 from ..methods import create_method
-from ..models import create_model
+from ..models.derive import student_model
 from ..training.trainer import build_optimizer
 from ..vocab import CANCELLED, DONE, FAILED, RUNNING
 from . import teacher_cache
@@ -164,7 +164,7 @@ def measured_speed(config: RunConfig, store: RunStore) -> Optional[dict]:
     """Seconds per epoch of each model, and the rest of a run (data, measuring), from the last
     finished run of this dataset, teacher and student in the store; None when there is none."""
     for run in store.list_runs(status=DONE, dataset=config.dataset, limit=200):
-        if run["teacher"] != config.teacher or run["student"] != config.student:
+        if run["teacher"] != config.teacher or run["student"] != student_label(config):
             continue
         results = store.results(run["run_id"]) or {}
         per_epoch = {}
@@ -208,8 +208,9 @@ def probe_speed(config: RunConfig, batches: int = 6) -> dict:
     bs = min(config.batch_size, n)
 
     def timed(role: str, teacher=None) -> tuple[float, torch.nn.Module]:
-        model = create_model(config.teacher if role == "teacher" else config.student, data.in_channels,
-                             data.num_classes, data.image_size).to(device)
+        model = student_model(config.teacher if role == "teacher" else config.student, config.teacher,
+                              data.in_channels, data.num_classes, data.image_size, config.derive_depth,
+                              config.derive_width).to(device)
         method = create_method("kd" if teacher is None else config.method, model, teacher,
                                temperature=config.temperature, alpha=config.alpha,
                                input_shape=(data.in_channels, data.image_size, data.image_size),

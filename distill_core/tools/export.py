@@ -33,10 +33,11 @@ from ..config import RunConfig
 from ..data.datasets import DataRequest, load_dataset
 from ..errors import CheckpointError, DistillError, first_line, write_error
 from ..models import create_model
+from ..models.derive import student_model
 from ..runs import teacher_cache
 from ..runs.results import load_results, read_json, run_folder
 from ..runs.store import RunStore
-from ..vocab import DISTILLED, METRICS, ROLES
+from ..vocab import DISTILLED, METRICS, ROLES, TEACHER
 
 FINAL_COLUMNS = ("ece", "train_agreement", "train_kl_teacher")  # per model, on its last epoch's row
 CSV_COLUMNS = ("run_id", "model", "epoch", *METRICS, *FINAL_COLUMNS)
@@ -150,8 +151,10 @@ def load_data(run: RunFiles):
 def build_model(run: RunFiles, role: str = DISTILLED, which: str = "last") -> nn.Module:
     """A fresh model of ``role``'s architecture with its checkpoint loaded, in eval mode, on CPU."""
     in_channels, image_size, num_classes = run.spec()
-    arch = run.arch(role)
-    model = create_model(arch, in_channels, num_classes, image_size)
+    arch, c = run.arch(role), run.config
+    # a derived student's architecture follows from its teacher's and the config's fractions alone
+    model = create_model(arch, in_channels, num_classes, image_size) if role == "teacher" else \
+        student_model(arch, c.teacher, in_channels, num_classes, image_size, c.derive_depth, c.derive_width)
     load_into(model, run.checkpoint(role, which), arch, num_classes)
     return model.eval()
 
@@ -164,6 +167,8 @@ def model_metadata(run: RunFiles, role: str, which: str) -> dict[str, str]:
             "arch": run.arch(role), "dataset": run.config.dataset, "in_channels": str(in_channels),
             "image_size": str(image_size), "num_classes": str(num_classes),
             "input": "float32 N x C x H x W, normalised: (pixel / 255 - mean) / std"}
+    if role != TEACHER and (origin := run.results.get("student_origin") or {}).get("derived_from"):
+        meta["derived_from"] = json.dumps({k: origin.get(k) for k in ("derived_from", "derivation", "init")})
     if ds.get("class_names"):
         meta["class_names"] = json.dumps(ds["class_names"])
     try:
