@@ -70,9 +70,8 @@ row[2].text_input("Seeds", key="sw_seeds", help="Each cell is trained once per s
                                                  "the error bar.")
 with st.expander("More fields to sweep"):
     more = st.columns(5)
-    for col, name, label in zip(more, ("student", "epochs", "lr", "method", "distill_data"),
-                                ("Student", "Student epochs", "Learning rate", "Method", "Distillation data")):
-        col.text_input(label, key="sw_" + name)
+    for i, (name, label) in enumerate(sv.MORE_FIELDS.items()):
+        more[i % 5].text_input(label, key="sw_" + name)
 backends = ["local", "ray"] if ray_available() else ["local"]
 backend = st.radio("Where the trials run", backends, key="sw_backend", horizontal=True,
                    format_func={"local": "here, in this server's queue", "ray": "on Ray"}.get)

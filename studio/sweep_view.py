@@ -18,7 +18,13 @@ from . import fmt, urlstate
 
 SWEEP_PARAMS = ("seeds", "backend", "sweep")  # the page's own; the rest is the recipe and the grid
 LABEL = {"temperature": "T", "alpha": "α", "method": "method", "student": "student", "epochs": "epochs", "lr": "lr",
-         "distill_data": "distill data"}
+         "distill_data": "distill data", "derive_depth": "blocks kept", "derive_width": "channels kept",
+         "student_init": "init", "weight_anchor": "μ anchor"}  # the charts' axes
+# The page's boxes beyond T and alpha, with their labels: every other sweepable field, once.
+MORE_FIELDS = {"student": "Student", "epochs": "Student epochs", "lr": "Learning rate", "method": "Method",
+               "distill_data": "Distillation data", "derive_depth": "Blocks kept (derived student)",
+               "derive_width": "Channels kept (derived student)", "student_init": "Student init (teacher, random)",
+               "weight_anchor": "Weight anchor μ"}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from .store import RunStore
 # here when changing it makes another experiment of the same pair; the data, the teacher and where
 # things run do not. Adding one: its name here (the CLI's --FIELD takes a comma list from then on,
 # and the Sweep page offers it), nothing else.
-SWEEPABLE = ("temperature", "alpha", "method", "student", "epochs", "lr", "distill_data")
+SWEEPABLE = ("temperature", "alpha", "method", "student", "epochs", "lr", "distill_data", "derive_depth", "derive_width",
+             "student_init", "weight_anchor")
 MAX_TRIALS = 500  # more needs --yes: at a minute a trial, a larger sweep runs for over eight hours
 SPEC_FILE, TRIALS_FILE, SUMMARY_FILE = "sweep.json", "sweep.csv", "summary.csv"
 RESULT_COLUMNS = ("seed", "kd_accuracy", "scratch_accuracy", "gain", "teacher_accuracy", "seconds", "run_id")
