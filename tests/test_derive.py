@@ -13,14 +13,6 @@ DERIVABLE = [n for n in MODELS.names() if derive_problem(n) is None]
 SMALL = ["cnn_large", "mlp", "resnet20", "wrn_16_2", "vgg8", "mobilenetv2"]  # one (or two) of each family
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def spaced(n: int, fraction: float) -> list[int]:
     """The test's own evenly spaced indices: numpy's linspace, rounded."""
     k = max(1, int(np.floor(fraction * n + 0.5)))

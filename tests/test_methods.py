@@ -24,15 +24,6 @@ T = [[3.0, 0.0, -2.0, 1.0], [-1.0, 2.0, 2.5, 0.0], [0.2, 2.2, -1.0, 0.4]]  # tea
 Y = [0, 2, 1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of 2 gain nothing from a second thread (tests/test_models.py measured why)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---- the formulas, by hand -------------------------------------------------------------------------
 def softmax(z):
     m = max(z)

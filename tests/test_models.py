@@ -11,16 +11,6 @@ SHAPES = [(1, 28), (1, 8), (3, 32)]
 NUM_CLASSES = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of 2 gain nothing from a second thread, and while other processes load the two
-    cores OpenMP's waiting makes them far slower (measured: 75 s instead of 3 s of forwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
