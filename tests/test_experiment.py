@@ -299,4 +299,23 @@ def test_a_scratch_student_of_another_recipe_is_refused(tmp_path):
                        scratch_from=tmp_path / "first")
     with pytest.raises(ConfigError, match="no finished run"):
         run_experiment(config.replace(out=str(tmp_path / "third")), scratch_from=tmp_path / "nowhere")
+
+
+def test_a_scratch_student_trained_in_another_precision_is_refused(tmp_path, monkeypatch):
+    """``auto`` is the same setting on every machine but not the same training: a run from before
+    bf16, or from a machine without it, trained its scratch student in fp32."""
+    first = run_experiment(tiny_config(out=str(tmp_path / "first"), cache_dir=str(tmp_path / "cache"), epochs=1,
+                                       teacher_epochs=1))
+    written = json.loads((tmp_path / "first" / "results.json").read_text())
+    written["precision"]["train"] = "bf16" if first["precision"]["train"] == "fp32" else "fp32"
+    (tmp_path / "first" / "results.json").write_text(json.dumps(written))
+    with pytest.raises(ConfigError, match="trained in .*, and this run would train in"):
+        run_experiment(tiny_config(out=str(tmp_path / "second"), cache_dir=str(tmp_path / "cache"), epochs=1,
+                                   teacher_epochs=1, temperature=2.0), scratch_from=tmp_path / "first")
+    del written["precision"]  # a run from before precision existed trained in fp32
+    (tmp_path / "first" / "results.json").write_text(json.dumps(written))
+    monkeypatch.setattr("distill_core.runs.scratch_reuse.training_precision", lambda config: "bf16")
+    with pytest.raises(ConfigError, match="trained in fp32, and this run would train in bf16"):
+        run_experiment(tiny_config(out=str(tmp_path / "third"), cache_dir=str(tmp_path / "cache"), epochs=1,
+                                   teacher_epochs=1, temperature=2.0), scratch_from=tmp_path / "first")
     assert not (tmp_path / "second").exists()

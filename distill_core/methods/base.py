@@ -26,9 +26,12 @@ A method declares its ``OPTIONS`` (``Option``: name, type, default, range, one l
 CLI's ``--option``, ``RunConfig``'s checks, the app's widgets and its URL all read that one list.
 It declares its ``formula`` in LaTeX, which the Distill page shows with the user's values.
 
-Precision (``distill_core/precision.py``): the student's forward runs under
-``self.forward_precision()`` and the teacher's under ``self.label_precision()`` (bf16 autocast, or
-nothing); the losses are computed outside them, in fp32. The trainer sets both per phase.
+Precision (``distill_core/precision.py``): ``loss`` runs the method under
+``self.forward_precision()`` and ``teacher_targets`` under ``self.label_precision()`` (bf16
+autocast, or nothing); the trainer sets both per phase. A loss casts its logits and maps with
+``.float()`` before computing anything from them, and uses element-wise and reduction ops that
+autocast leaves in fp32, so the losses are fp32; a connector's own layers (FitNets' regressor)
+run in the autocast like the student's.
 
 Methods are ``nn.Module``s: trainable parts (a hint regressor, say) are parameters that the
 trainer optimises together with the student and leaves out of the student's checkpoint.

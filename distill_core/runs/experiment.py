@@ -34,17 +34,10 @@ from ..training.measure import class_report, disagreements, evaluate, headline, 
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
 from ..vocab import DISTILLED, SCRATCH, TEACHER
 from . import teacher_cache
+from .scratch_reuse import reusable_scratch
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {TEACHER: 2.0, SCRATCH: 1.0, DISTILLED: 1.5}
-
-# Config fields the scratch student does not depend on: it trains without a teacher, on plain
-# images (the distill-data transform is the distilled student's), and the rest only measures or
-# places files. Every other field (a new one too, by default) is in ``scratch_key``.
-SCRATCH_FREE = frozenset({"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir",
-                          "method", "temperature", "alpha", "extra", "distill_data", "latency_batch",
-                          "latency_repeats", "download", "out"})
-
 
 def preload() -> None:
     """Import now what a run's first optimizer step would import, so a run's clock counts its work.
@@ -87,39 +80,6 @@ def method_record(config: RunConfig) -> dict:
     cls = METHODS.get(config.method)
     options = {o.name: o.default for o in cls.OPTIONS} | dict(config.extra)
     return {"name": config.method, "options": options, "uses": list(cls.uses(options))}
-
-
-def scratch_key(config: RunConfig) -> str:
-    """What the scratch student depends on: two configs with the same key (the seed is in it)
-    train the very same scratch student, so a sweep trains it once and reuses it."""
-    free = SCRATCH_FREE - {"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir"} \
-        if config.student == DERIVED else SCRATCH_FREE  # a derived student is cut from the teacher
-    return json.dumps({k: v for k, v in config.to_dict().items() if k not in free}, sort_keys=True,
-                      default=str)
-
-
-def reusable_scratch(config: RunConfig, origin: str | Path) -> dict:
-    """The scratch student of the run in folder ``origin``, for this config's run: its entry with
-    ``"source": "reused"`` and ``"from_run"`` (the run that trained it), and its checkpoints.
-    Refused when that run trained it with another recipe, data or seed."""
-    folder = Path(origin).expanduser()
-    try:
-        theirs = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"no finished run in {folder} to reuse the scratch student of") from None
-    entry, artifacts = theirs.get("student_scratch"), theirs.get("artifacts") or {}
-    files = {which: Path(artifacts.get(f"student_scratch_{which}") or folder / f"student_scratch_{which}.pt")
-             for which in ("best", "last")}
-    if not isinstance(entry, dict) or not all(f.is_file() for f in files.values()):
-        raise ConfigError(f"run {theirs.get('run_id')} in {folder} has no scratch student to reuse")
-    mine, other = json.loads(scratch_key(config)), json.loads(scratch_key(RunConfig.from_dict(theirs["config"])))
-    differ = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
-    if differ:
-        raise ConfigError(f"the scratch student of run {theirs.get('run_id')} was trained with another "
-                          f"{', '.join(differ)}: it is not the student this run would train")
-    from_run = entry.get("from_run") if entry.get("source") == "reused" else theirs.get("run_id")
-    kept = {k: v for k, v in entry.items() if not k.startswith("latency_ms")}  # timed again, in this run's turn
-    return {"entry": {**kept, "source": "reused", "from_run": from_run}, "files": files}
 
 
 def preflight(config: RunConfig) -> None:

@@ -29,10 +29,11 @@ from ..errors import TrainingDiverged, first_line
 from ..events import TRIAL, Event, Observer, fan_out
 from ..methods import create_method
 from ..models.derive import student_model
+from ..precision import resolve_precision
 from ..training.trainer import build_optimizer
 from ..vocab import CANCELLED, DONE, FAILED, RUNNING
 from . import teacher_cache
-from .experiment import scratch_key
+from .scratch_reuse import scratch_key
 from .recording import run_recorded
 from .store import RunStore
 from .sweep import SweepSpec, Trial, sweeps_dir, trial_rows, write_tables
@@ -206,6 +207,7 @@ def probe_speed(config: RunConfig, batches: int = 6) -> dict:
                                                     config.download, config.seed)).to(device)
     n = data.train_x.shape[0]
     bs = min(config.batch_size, n)
+    precision = resolve_precision(config.precision, device)  # the trials train in it: so is the probe timed
 
     def timed(role: str, teacher=None) -> tuple[float, torch.nn.Module]:
         model = student_model(config.teacher if role == "teacher" else config.student, config.teacher,
@@ -215,6 +217,7 @@ def probe_speed(config: RunConfig, batches: int = 6) -> dict:
                                temperature=config.temperature, alpha=config.alpha,
                                input_shape=(data.in_channels, data.image_size, data.image_size),
                                **(config.extra if teacher is not None else {}))
+        method.set_precision(device, precision.train, precision.teacher_labels)
         optimizer = build_optimizer(list(model.parameters()) + method.extra_parameters(), config)
         started, steps = None, 0
         for step in range(batches + 1):  # the first batch warms up, untimed
