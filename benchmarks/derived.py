@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill_core import RunConfig, preload, run_experiment  # noqa: E402
+from methods import add_seed_flags, seeded  # noqa: E402  (the same flags and per-seed recipe)
 
 SETUPS = {
     "mnist5k": RunConfig(teacher="cnn_large", student="derived", derive_depth=0.5, derive_width=0.25),
@@ -46,12 +47,9 @@ INITS = ("teacher", "random")
 
 
 def run(setup: RunConfig, name: str, init: str, seed: int, args) -> dict:
-    changes = dict(student_init=init, seed=seed, device="cpu", num_threads=args.threads, latency_repeats=5,
-                   latency_batch=8, weight_anchor=args.weight_anchor if init == "teacher" else 0.0)
-    if args.epochs:
-        changes.update(epochs=args.epochs, teacher_epochs=args.epochs)
-    results = run_experiment(setup.replace(**changes))
-    row = {"setup": name, "init": init, "seed": seed, "weight_anchor": changes["weight_anchor"], "scratch": 100 * results["student_scratch"]["accuracy"],
+    anchor = args.weight_anchor if init == "teacher" else 0.0
+    results = run_experiment(seeded(setup, seed, args, student_init=init, weight_anchor=anchor))
+    row = {"setup": name, "init": init, "seed": seed, "weight_anchor": anchor, "scratch": 100 * results["student_scratch"]["accuracy"],
            "distilled": 100 * results["student_kd"]["accuracy"], "teacher": 100 * results["teacher"]["accuracy"],
            "gain": results["comparison"]["kd_gain_points"], "params": results["student_kd"]["params"],
            "teacher_params": results["teacher"]["params"], "origin": results["student_origin"]}
@@ -86,15 +84,10 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, help="student and teacher epochs for every setup (default: each "
-                                                   "setup's own)")
-    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated: " + ", ".join(SETUPS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    add_seed_flags(parser, SETUPS)
     parser.add_argument("--inits", default=",".join(INITS), help="comma-separated: teacher, random")
     parser.add_argument("--weight-anchor", type=float, default=0.0,
                         help="mu of the weight anchor for the teacher-initialised runs (random ones have none)")
-    parser.add_argument("--json", help="write every run's numbers here")
     args = parser.parse_args()
     os.environ.setdefault("DISTILL_STUDIO_HOME", tempfile.mkdtemp(prefix="distill_derived_"))
     preload()

@@ -49,12 +49,26 @@ SETUPS = {
 }
 
 
+def add_seed_flags(parser: argparse.ArgumentParser, setups: dict) -> None:
+    """The flags of a benchmark that runs setups over seeds (this one and derived.py)."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, help="student and teacher epochs for every setup (default: each "
+                                                   "setup's own)")
+    parser.add_argument("--setups", default=",".join(setups), help="comma-separated: " + ", ".join(setups))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steadier beside other "
+                                                               "work on the machine)")
+    parser.add_argument("--json", help="write every run's numbers here")
+
+
+def seeded(setup: RunConfig, seed: int, args, **changes) -> RunConfig:
+    """``setup`` for one run of a seed on the CPU, with ``--threads`` and ``--epochs``, briefly timed."""
+    epochs = dict(epochs=args.epochs, teacher_epochs=args.epochs) if args.epochs else {}
+    return setup.replace(seed=seed, device="cpu", num_threads=args.threads, latency_repeats=5, latency_batch=8,
+                         **epochs, **changes)
+
+
 def run(setup: RunConfig, label: str, method: str, options: dict, seed: int, args) -> dict:
-    changes = dict(method=method, extra=options, seed=seed, device="cpu", num_threads=args.threads,
-                   latency_repeats=5, latency_batch=8)
-    if args.epochs:
-        changes.update(epochs=args.epochs, teacher_epochs=args.epochs)
-    config = setup.replace(**changes)
+    config = seeded(setup, seed, args, method=method, extra=options)
     started = time.perf_counter()
     results = run_experiment(config)
     kd = results["student_kd"]
@@ -129,15 +143,9 @@ def timing_table(timings: dict[str, dict[str, float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, help="student and teacher epochs for every setup (default: each "
-                                                   "setup's own)")
-    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated: " + ", ".join(SETUPS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steadier beside other "
-                                                               "work on the machine)")
+    add_seed_flags(parser, SETUPS)
     parser.add_argument("--part", choices=("both", "gains", "timing"), default="both")
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds (after one dropped warm-up round)")
-    parser.add_argument("--json", help="write every run's numbers here")
     args = parser.parse_args()
     os.environ.setdefault("DISTILL_STUDIO_HOME", tempfile.mkdtemp(prefix="distill_methods_"))
     preload()
