@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from distill_core import ImageData, RunConfig, resolve_device, resolve_precision, run_experiment  # noqa: E402
 from distill_core.device import describe_devices  # noqa: E402
 
-from throughput import engine_loop, model_pair, plain_loop, round_robin  # noqa: E402  (the same two loops as the CPU benchmark)
+from throughput import engine_loop, model_pair, plain_loop, print_rates, round_robin  # noqa: E402  (the same two loops as the CPU benchmark)
 
 
 def synthetic_cifar(n_train: int, n_val: int, device: torch.device) -> ImageData:
@@ -63,14 +62,11 @@ def throughput(args, device: torch.device) -> None:
     if args.compile:
         variants["engine, auto + compile"] = (engine_loop, models(True), base.replace(compile=True))
     rates = round_robin(variants, data, device, args.repeats)
-    plain = statistics.median(rates["plain loop, fp32"])
     p = resolve_precision("auto", device)
     print(f"\n1. resnet56 -> resnet20, synthetic {args.images:,} images 3x32x32, batch {args.batch_size}, {device}; "
           f"median of {args.repeats} epochs (round robin, first dropped)")
     print(f"   precision auto here: trains in {p.train}, labels in {p.teacher_labels} ({p.reason})")
-    for name, values in rates.items():
-        med = statistics.median(values)
-        print(f"   {name:<24} {med:>10,.0f} images/s   engine / plain {med / plain:.2f}x")
+    print_rates(rates)
 
 
 def demo(args, device: torch.device) -> None:

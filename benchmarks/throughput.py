@@ -164,7 +164,6 @@ def epoch_comparison(args, device) -> None:
         "engine, fp32": (engine, models(base.channels_last), base.replace(precision="fp32")),
         "engine, precision auto": (engine, models(base.channels_last), base.replace(precision="auto")),
     }, data, device, args.repeats)
-    plain = statistics.median(rates["plain loop, fp32"])
     auto = resolve_precision("auto", device)
     fp32 = resolve_precision("fp32", device)
     print(f"\n1. One distillation epoch: {args.teacher} -> {args.student} on {args.dataset}, batch {args.batch_size}, "
@@ -172,6 +171,12 @@ def epoch_comparison(args, device) -> None:
           f"images per {'CPU' if args.clock == 'cpu' else 'wall'} second")
     print(f"   engine, fp32: trains in {fp32.train}, teacher labels in {fp32.teacher_labels}; "
           f"precision auto: trains in {auto.train}, labels in {auto.teacher_labels} ({auto.reason})")
+    print_rates(rates)
+
+
+def print_rates(rates: dict[str, list[float]]) -> None:
+    """Each variant's median images/s, its spread, and its ratio to the plain loop's median."""
+    plain = statistics.median(rates["plain loop, fp32"])
     print(f"   {'':<24} {'images/s':>10}  {'spread':>17}  engine / plain")
     for name, values in rates.items():
         med = statistics.median(values)
