@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                      # mnist5k, cnn_large -> cnn_tiny, 2 threads
     python benchmarks/throughput.py --demo-runs 0        # the epoch comparison only
+    python benchmarks/throughput.py --compile            # adds the engine with torch.compile
     python benchmarks/throughput.py --teacher resnet56 --student resnet20 --dataset cifar10 --device cuda
 
 1. One distillation epoch, in images/s: the plain loop is what one writes from the PyTorch KD
@@ -163,6 +164,8 @@ def epoch_comparison(args, device) -> None:
         "plain loop, fp32": (plain, models(False), base.replace(channels_last=False, precision="fp32")),
         "engine, fp32": (engine, models(base.channels_last), base.replace(precision="fp32")),
         "engine, precision auto": (engine, models(base.channels_last), base.replace(precision="auto")),
+        **({"engine, auto + compile": (engine, models(base.channels_last), base.replace(precision="auto", compile=True))}
+           if args.compile else {}),
     }, data, device, args.repeats)
     auto = resolve_precision("auto", device)
     fp32 = resolve_precision("fp32", device)
@@ -238,6 +241,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="epochs timed for each, after one warm-up round")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the demo's --num-threads too)")
     p.add_argument("--demo-runs", type=int, default=3, help="default demo runs per precision (0: none)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the engine with torch.compile (its compilation falls in the dropped first round)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="images per wall second, or per CPU second of this process (steadier on a shared "
                         "machine, with --threads 1)")
