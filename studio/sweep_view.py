@@ -7,8 +7,9 @@ link shares a sweep's definition; ``sweep=<id>`` names a sweep to show.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import plotly.graph_objects as go
 
@@ -48,10 +49,12 @@ def text_of(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def from_params(params: Mapping[str, Any], draft: Optional[dict] = None) -> tuple[RunConfig, dict[str, str], str,
-                                                                                 str, list[str]]:
+def from_params(params: Mapping[str, Any], draft: Optional[dict] = None,
+                read_link: Callable[[Mapping[str, Any]], tuple[RunConfig, list[str]]] = urlstate.from_params,
+                ) -> tuple[RunConfig, dict[str, str], str, str, list[str]]:
     """(recipe, {field: comma list}, seeds, backend, notes) from the URL; with no recipe in it, the
-    Distill page's draft of this session is the recipe."""
+    Distill page's draft of this session is the recipe. ``read_link`` reads a recipe from the URL:
+    the page passes the Distill page's, which holds back the folder and checkpoint a link names."""
     flat = {k: (v[-1] if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()}
     lists = {k: flat.pop(k) for k in list(flat) if k in SWEEPABLE and "," in flat[k]}
     own = {k: flat.pop(k) for k in list(flat) if k in SWEEP_PARAMS}
@@ -59,9 +62,21 @@ def from_params(params: Mapping[str, Any], draft: Optional[dict] = None) -> tupl
     base = RunConfig.from_dict(draft) if draft and not recipe and not lists else None
     notes: list[str] = []
     if base is None:
-        base, notes = urlstate.from_params(recipe)
+        base, notes = read_link(recipe)
     grid = {name: lists.get(name, text_of(getattr(base, name))) for name in SWEEPABLE}
     return base, grid, own.get("seeds", str(base.seed)), own.get("backend", "local"), notes
+
+
+# What the probe's timing depends on (``probe_speed``): the data and its size, the models, where
+# and how they train.
+PROBE_FIELDS = ("dataset", "data_dir", "image_size", "val_fraction", "teacher", "student", "derive_depth",
+                "derive_width", "device", "precision", "batch_size", "method", "extra")
+
+
+def probe_key(config: RunConfig) -> str:
+    """The key a probe's timing is kept under: a probe of another batch size, precision or method
+    says nothing of this recipe's speed."""
+    return json.dumps({name: getattr(config, name) for name in PROBE_FIELDS}, sort_keys=True, default=str)
 
 
 def to_params(base: RunConfig, grid: dict[str, str], seeds: str, backend: str = "local") -> dict[str, str]:
