@@ -7,7 +7,7 @@ import streamlit as st
 from distill_core import DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
 from studio import fmt
 from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
-                               probabilities, similarity_figure, soft_target_figure)
+                               probabilities, similarity_figure, soft_target_figure, weights_words)
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -114,23 +114,22 @@ st.caption("Dividing the logits by T shrinks the soft term's gradient by about 1
 
 # ---- 4. why match outputs, not weights --------------------------------------------------------------------
 st.header("4. Why match outputs, not weights")
-st.markdown(f"A weight-space objective, ‖w_s − w_t‖² + λ‖w_s‖², needs the student to have the teacher's "
-            f"shapes. Here the teacher is **{lesson.config.teacher}** and the student **{lesson.config.student}**: "
-            "their weights cannot be subtracted. Matching outputs works for any pair: both give one probability "
-            "per class. (λ‖w_s‖² is the weight decay every recipe here already has.)")
+st.markdown(weights_words(lesson.config))
 
 # ---- 5. exercises -------------------------------------------------------------------------------------------
 st.header("5. Exercises")
 st.caption("Each queues a few short runs of the offline demo (a minute or two each on a laptop). Guess first, "
            "then look.")
 manager = get_manager()
+blocked = start_blocker()  # the server's own problem, said at the top of the page
 for key, exercise in EXERCISES.items():
     with st.container(border=True):
         st.subheader(exercise.title)
         st.markdown(exercise.question)
         st.caption("What to look for: " + exercise.look_for)
         jobs = st.session_state.get(f"exercise_{key}")
-        if st.button("Queue these runs", key=f"exercise_start_{key}", icon=":material/play_arrow:"):
+        if st.button("Queue these runs", key=f"exercise_start_{key}", icon=":material/play_arrow:",
+                     disabled=bool(blocked), help=blocked) and not blocked:
             jobs = [manager.submit(config) for _, config in exercise.runs]
             st.session_state[f"exercise_{key}"] = jobs
         if jobs:

@@ -954,6 +954,27 @@ def test_learn_exercises_queue_their_runs(engine, learnable_run):
     assert "watch them on the Live page" in texts(at)
 
 
+def test_learn_exercises_wait_while_no_run_can_start(engine, learnable_run, monkeypatch):
+    import studio.health
+
+    monkeypatch.setattr(studio.health, "start_blocker", lambda: "The run store is damaged: rebuild it.")
+    at = page("pages/learn.py", run=learnable_run["run_id"])
+    buttons = [b for b in at.button if b.key and b.key.startswith("exercise_start_")]
+    assert buttons and all(b.disabled and b.help == "The run store is damaged: rebuild it." for b in buttons)
+
+
+def test_learn_says_when_weights_can_be_subtracted():
+    from studio.learn_view import weights_words
+
+    apart = weights_words(RunConfig(teacher="cnn_large", student="cnn_tiny"))
+    assert "the teacher is **cnn_large** and the student **cnn_tiny**: their weights cannot be subtracted" in apart
+    derived = weights_words(RunConfig(teacher="resnet56", student="derived", derive_width=0.25, weight_anchor=0.01))
+    assert "cannot be subtracted" not in derived and "derived (depth 0.5, width 0.25, teacher init)" in derived
+    assert "μ·‖w_s − P(w_t)‖² (here μ = 0.01)" in derived and "**derived**" not in derived
+    same = weights_words(RunConfig(teacher="resnet20", student="resnet20"))
+    assert "both **resnet20**" in same and "cannot be subtracted" not in same
+
+
 def test_learn_says_what_is_wrong_with_a_link_or_a_missing_teacher(real_manager, learnable_run):
     at = page("pages/learn.py", run=learnable_run["run_id"], image=99999)
     assert any("there is no validation image 99999" in e.value for e in at.error)
