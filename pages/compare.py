@@ -10,6 +10,7 @@ from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confus
 from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, student_made
 from studio.methods_text import method_setting
 from studio.runs_view import compression_section
+from studio.form import DEMO_SECONDS
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
 from studio.nav import require_app
@@ -42,7 +43,7 @@ if asked and asked not in ids:
         st.warning(f"Run {fmt.code(asked)} has no results on this server; showing the latest run instead.")
 if not ids:
     st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
-    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
+    st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.stop()
 if "compare_run" not in ss or ss.compare_run not in ids or (asked in ids and asked != ss.compare_run):
     ss.compare_run = asked if asked in ids else ids[0]

@@ -8,6 +8,7 @@ from distill_core import DistillError, RunConfig, dark_knowledge, demo_teacher_r
 from studio import fmt
 from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
                                probabilities, similarity_figure, soft_target_figure, weights_words)
+from studio.form import DEMO_SECONDS
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -28,7 +29,7 @@ if asked and asked not in choices:
     st.warning(f"There is no finished run {fmt.code(asked)}: showing another teacher.", icon=":material/warning:")
 if not choices:
     st.info("There is no teacher to learn from yet. Train the demo: a teacher and two students on the MNIST "
-            "sample shipped with the app, about half a minute on a laptop.", icon=":material/school:")
+            f"sample shipped with the app, about {DEMO_SECONDS} s on a 2-core laptop.", icon=":material/school:")
     blocked = start_blocker()  # said at the top of the page
     if st.button("Train the demo teacher", type="primary", icon=":material/play_arrow:", disabled=bool(blocked),
                  help=blocked) and not blocked:
@@ -118,8 +119,8 @@ st.markdown(weights_words(lesson.config))
 
 # ---- 5. exercises -------------------------------------------------------------------------------------------
 st.header("5. Exercises")
-st.caption("Each queues a few short runs of the offline demo (a minute or two each on a laptop). Guess first, "
-           "then look.")
+st.caption(f"Each queues three runs of the offline demo, about {DEMO_SECONDS} s each on a 2-core laptop (less once "
+           "their teacher is cached). Guess first, then look.")
 manager = get_manager()
 blocked = start_blocker()  # the server's own problem, said at the top of the page
 for key, exercise in EXERCISES.items():

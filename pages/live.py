@@ -13,6 +13,7 @@ import streamlit as st
 from distill_core import student_label
 
 from studio import fmt
+from studio.form import DEMO_SECONDS
 from studio.live_feed import stage
 from studio.live_view import live_view
 from studio.manager import get_manager
@@ -50,7 +51,7 @@ if snap is None:
                    "still on the Compare page.", icon=":material/help:")
     else:
         st.info("Nothing is running yet.", icon=":material/info:")
-    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
+    st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
 

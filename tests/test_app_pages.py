@@ -126,6 +126,21 @@ def start_button(at: AppTest):
 
 
 # ---- Home ----------------------------------------------------------------------------------------
+def test_the_demo_takes_one_figure_everywhere(engine):
+    from studio.form import DEMO_SECONDS, PRESETS
+
+    assert PRESETS["demo"].label == f"{DEMO_SECONDS}-second CPU demo (offline)"
+    home = page("pages/home.py")
+    assert home.button(key="home_demo").label == f"Run the {PRESETS['demo'].label}"
+    assert f"About {DEMO_SECONDS} s on a 2-core laptop." in texts(home)
+    assert f"about {DEMO_SECONDS} s on a 2-core laptop" in texts(page("pages/learn.py"))
+    docs = {name: (Path(APP).parent / name).read_text() for name in ("README.md", "docs/app.md", "docs/cli.md", "docs/workshop.md")}
+    for name, text in docs.items():  # the docs give the same figure, and name the button as it reads
+        assert "1-minute" not in text and "one-minute" not in text and "about a minute" not in text, name
+        assert "half a minute" not in text, name
+    assert f"Run the {PRESETS['demo'].label}" in docs["README.md"] and PRESETS["demo"].label in docs["docs/app.md"]
+
+
 def test_home_explains_and_launches_the_demo(engine):
     at = page("pages/home.py")
     assert at.title[0].value == "Distill Studio"
