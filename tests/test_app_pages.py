@@ -209,6 +209,19 @@ def test_distill_bad_values_explain_and_disable_start(engine, key, value, messag
     assert not at.error and not start_button(at).disabled
 
 
+def test_distill_takes_the_loss_sliders_ranges_and_the_data_modes_from_their_declarations(engine, monkeypatch):
+    import studio.form
+    from distill_core import DISTILL_DATA
+
+    monkeypatch.setattr(studio.form, "T_RANGE", (0.0, 12.0))
+    at = page("pages/distill.py")
+    t, a = at.slider(key="cfg_temperature"), at.slider(key="cfg_alpha")
+    assert (t.min, t.max) == (0.0, 12.0) and (a.min, a.max) == studio.form.ALPHA_RANGE
+    modes = at.selectbox(key="cfg_distill_data")
+    assert modes.options == list(DISTILL_DATA)
+    assert all(f"- **{name}**: {what}" in modes.help for name, what in DISTILL_DATA.items())
+
+
 def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine, tmp_path):
     from PIL import Image
 

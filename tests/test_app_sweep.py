@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import studio.manager
-from distill_core import RunConfig, RunStore, SweepSpec, run_sweep
+from distill_core import SWEEPABLE, RunConfig, RunStore, SweepSpec, run_sweep
 from distill_core.runs.jobs import JobManager
 from studio import sweep_view as sv
 from test_app_pages import navigation_mode  # noqa: F401 - the pages run through app.py's navigation
@@ -194,3 +194,11 @@ def test_a_probe_is_kept_for_what_its_timing_depends_on():
     keys = {sv.probe_key(c) for c in (base, base.replace(batch_size=256), base.replace(precision="fp32"),
                                       base.replace(method="dkd"), base.replace(device="cpu"))}
     assert len(keys) == 5 and sv.probe_key(base.replace(temperature=8.0)) == sv.probe_key(base)
+
+
+def test_a_field_with_no_label_of_its_own_is_named_by_its_field_name():
+    spec = SweepSpec(RunConfig(dataset="digits"), {"batch_size": [32, 64], "temperature": [1.0, 4.0]}, [0])
+    assert sv.shape_text(spec) == "4 trials: 2 batch size × 2 T × 1 seed"
+    assert sv.cell_label({"batch_size": 32, "alpha": 0.5}) == "batch size = 32, α = 0.5"
+    assert list(sv.MORE_FIELDS) == [f for f in SWEEPABLE if f not in ("temperature", "alpha")]
+    assert sv.MORE_FIELDS["student"] == "Student" and sv.MORE_FIELDS["epochs"] == "Student epochs"

@@ -191,6 +191,21 @@ def test_registries_are_listed(capsys):
     assert "float in [0, 100], default 8" in out  # DKD's b: type, range and default
 
 
+def test_flags_take_their_choices_and_defaults_from_the_declarations(monkeypatch):
+    import distill_core.cli as cli
+    from distill_core import DISTILL_DATA
+
+    monkeypatch.setattr(cli, "FORMATS", cli.FORMATS + ("tflite",))  # a format added where formats are declared
+    monkeypatch.setattr(cli, "CALIBRATION_IMAGES", 128)
+    parser = cli.build_parser()
+    assert parser.parse_args(["export", "r", "--format", "tflite"]).format == "tflite"
+    assert parser.parse_args(["export", "r", "--format", "all"]).format == "all"
+    assert parser.parse_args(["compress", "r"]).calibration_images == 128
+    run_help = next(a.help for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions
+                    if a.dest == "distill_data")
+    assert all(f"{name} ({what})" in run_help for name, what in DISTILL_DATA.items())
+
+
 def test_a_reader_that_stops_early_is_no_error():
     """`python -m distill_core models | head -1`: no "error: [Errno 32] Broken pipe"."""
     proc = subprocess.run(f"{sys.executable} -m distill_core models | head -1", shell=True, cwd=ROOT,
