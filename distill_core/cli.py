@@ -40,7 +40,7 @@ from .runs.recording import run_recorded
 from .runs.store import RunStore
 from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
 from .tools.export import FORMATS, export_run
-from .training.measure import count_params, large_batch_key
+from .training.measure import GAIN_WORDS, NOISE_POINTS, count_params, gain_verdict, large_batch_key
 from .vocab import DISTILLED, ROLES, SCRATCH, STATUSES, TEACHER
 
 # flag -> RunConfig field, type, help. Defaults come from RunConfig, so there is one source.
@@ -264,9 +264,12 @@ def format_table(results: dict) -> str:
     if (origin := results.get("student_origin") or {}).get("derived_from") or origin.get("weight_anchor"):
         notes.append(f"students: {origin_words(origin)}; scratch and distilled started from the same weights")
     if "kd_gain_points" in comparison:
-        notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
-    if comparison.get("weak_teacher"):
-        notes.append(comparison["weak_teacher"])
+        verdict = GAIN_WORDS[gain_verdict(comparison["kd_gain_points"])]
+        notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val): {verdict}"
+                     + (f" (within {NOISE_POINTS:g} point either way)" if verdict == GAIN_WORDS["unclear"] else ""))
+    for key in ("chance_teacher", "weak_teacher"):
+        if comparison.get(key):
+            notes.append(comparison[key])
     return "\n".join(lines + [""] + notes)
 
 

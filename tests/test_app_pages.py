@@ -908,7 +908,7 @@ def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
     shutil.copytree(folder, target)
     (target / "results.json").write_text(json.dumps(untrained))
     at = page("pages/compare.py", run=untrained["run_id"])
-    assert any("The teacher is at chance level (10.0 % on 10 classes)" in w.value for w in at.warning)
+    assert any("The teacher is at chance level (10.0% on 10 classes)" in w.value for w in at.warning)
     assert "teacher a given checkpoint" in texts(at)
     shutil.copytree(folder, paths.runs_dir() / results["run_id"])
     at = page("pages/compare.py", run=results["run_id"])
