@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core import DISTILLED, GAIN_WORDS, NOISE_POINTS, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, \
+from distill_core import CANCELLED, DISTILLED, GAIN_WORDS, INTERRUPTED, NOISE_POINTS, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, \
     describe_precision, export_file_name, gain_verdict
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
@@ -58,13 +58,13 @@ if not results:
     st.stop()
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
-if results.get("status") in ("cancelled", "interrupted") and not present:
+if results.get("status") in (CANCELLED, INTERRUPTED) and not present:
     st.warning(f"Run {fmt.code(run_id)} was {results['status']} before any model finished, so there is nothing to compare. "
                "Start it again from the Distill page.", icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
-if results.get("status") in ("cancelled", "interrupted"):
-    why = "cancelled" if results["status"] == "cancelled" else "interrupted (its server stopped while it ran)"
+if results.get("status") in (CANCELLED, INTERRUPTED):
+    why = CANCELLED if results["status"] == CANCELLED else f"{INTERRUPTED} (its server stopped while it ran)"
     st.warning(f"This run was {why}: only the models that finished before that are shown. Latencies are "
                "timed after all three have trained, so the speed-up needs a finished run.",
                icon=":material/block:")

@@ -4,7 +4,7 @@ import random
 
 import streamlit as st
 
-from distill_core import DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
+from distill_core import DONE, DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
 from studio import fmt
 from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
                                probabilities, similarity_figure, soft_target_figure, weights_words)
@@ -21,7 +21,7 @@ st.caption("What a teacher knows that its labels do not say, on this app's real 
 
 
 # ---- which teacher ------------------------------------------------------------------------------------
-finished = [r for r in list_runs() if r["status"] == "done"]
+finished = [r for r in list_runs() if r["status"] == DONE]
 choices = ([None] if demo_teacher_ready() else []) + [r["run_id"] for r in finished]
 labels = {None: "the cached demo teacher", **{r["run_id"]: r["label"] for r in finished}}
 asked = st.query_params.get("run")
@@ -136,7 +136,7 @@ for key, exercise in EXERCISES.items():
         if jobs:
             results = [load_results(job) for job in jobs]
             st.dataframe(answer_rows([label for label, _ in exercise.runs], results), hide_index=True)
-            if all((r or {}).get("status") == "done" for r in results):
+            if all((r or {}).get("status") == DONE for r in results):
                 with st.expander("Show the answer"):
                     st.markdown(exercise.answer)
             else:

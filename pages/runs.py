@@ -1,7 +1,7 @@
 """Runs: every run of this studio (app and CLI), found again, filtered, overlaid, exported."""
 import streamlit as st
 
-from distill_core import ROLE_LABEL, DistillError, StoreDamagedError, checkpoint_missing, export_run, onnx_report
+from distill_core import INTERRUPTED, ROLE_LABEL, DistillError, StoreDamagedError, checkpoint_missing, export_run, onnx_report
 
 from studio import fmt, runs_view as rv
 from studio.health import home_problem
@@ -91,7 +91,7 @@ if run is None:
 st.markdown(rv.describe(run))
 if run.get("error"):
     st.error(fmt.plain(run["error"]), icon=":material/error:")
-if run["status"] == "interrupted":
+if run["status"] == INTERRUPTED:
     st.warning("This run was interrupted: its process ended before it finished. The epochs it recorded are kept.",
                icon=":material/warning:")
 

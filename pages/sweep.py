@@ -3,7 +3,7 @@ the heatmap of the gain fills in as trials finish. The definition lives in the U
 import pandas as pd
 import streamlit as st
 
-from distill_core import SWEEPABLE, DistillError, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, \
+from distill_core import DONE, FAILED, QUEUED, SWEEPABLE, DistillError, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, \
     ray_available, summary_rows, trial_rows
 from studio import folders, fmt, urlstate
 from studio import sweep_view as sv
@@ -12,7 +12,7 @@ from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.runs import busy_note
-from studio.style import STATUS_BADGE
+from studio.style import STATUS_BADGE, UNKNOWN_BADGE
 
 require_app()
 
@@ -162,22 +162,22 @@ def results() -> None:
     spec = SweepSpec.from_dict({k: v for k, v in definition.items() if k not in ("backend", "address")})
     rows = trial_rows(spec, store)
     summary = summary_rows(spec, rows)
-    status = now.status if now is not None else (record or {}).get("status", "done")
-    icon, color = STATUS_BADGE.get(status, (":material/help:", "gray"))
+    status = now.status if now is not None else (record or {}).get("status", DONE)
+    icon, color = STATUS_BADGE.get(status, UNKNOWN_BADGE)
     head = st.columns([5, 1.2], vertical_alignment="center")
     head[0].badge(f"{status} · {len(rows)} of {fmt.things(spec.size(), 'trial')} finished", icon=icon, color=color)
     head[1].button("Stop", icon=":material/stop_circle:", key="sw_stop", on_click=stop,
                    disabled=not (now is not None and now.active), width="stretch",
                    help="Ends the trial running now; the finished ones are kept, and the sweep can go on later.")
     current = None
-    if now is not None and now.status == "queued":
+    if now is not None and now.status == QUEUED:
         st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue.", icon=":material/schedule:")
     elif now is not None and now.active and now.trial:
         current = {"cell": now.trial.get("cell") or {}, "progress": now.progress}
         st.progress(min(1.0, (len(rows) + now.progress) / spec.size()),
                     text=f"Trial {now.trial['index'] + 1} of {spec.size()}: {sv.cell_label(current['cell'])}, "
                          f"seed {now.trial.get('seed')} · {now.message}")
-    if now is not None and now.status == "failed" and now.error:
+    if now is not None and now.status == FAILED and now.error:
         st.error(f"The sweep failed: {fmt.plain(now.error)}", icon=":material/error:")
     st.plotly_chart(sv.heatmap(spec, summary, current), key="sw_heatmap", on_select="rerun",
                     selection_mode="points", config={"displaylogo": False})
