@@ -206,6 +206,20 @@ def test_flags_take_their_choices_and_defaults_from_the_declarations(monkeypatch
     assert all(f"{name} ({what})" in run_help for name, what in DISTILL_DATA.items())
 
 
+def test_cli_md_names_the_run_flags_sweep_does_not_take_and_image_sizes_default():
+    import distill_core.cli as cli
+    from distill_core import FOLDER_IMAGE_SIZE, RunConfig
+
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    flags = {name: {o for a in commands[name]._actions for o in a.option_strings} for name in ("run", "sweep")}
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    sweep_doc = doc[doc.index("## sweep"):]
+    said = sweep_doc[sweep_doc.index("It takes every flag of `run`"):][:300]
+    assert all(f"`{flag}`" in said for flag in flags["run"] - flags["sweep"]), (flags["run"] - flags["sweep"], said)
+    row = next(line for line in doc.splitlines() if line.startswith("| `--image-size`"))
+    assert RunConfig.image_size is None and f"none: {FOLDER_IMAGE_SIZE} for an image folder" in row
+
+
 def test_a_reader_that_stops_early_is_no_error():
     """`python -m distill_core models | head -1`: no "error: [Errno 32] Broken pipe"."""
     proc = subprocess.run(f"{sys.executable} -m distill_core models | head -1", shell=True, cwd=ROOT,
