@@ -898,6 +898,14 @@ def test_compare_waits_to_measure_while_a_run_trains(engine, finished_run):
     assert not at.button(key="compare_compress_run").disabled
 
 
+def test_a_run_deleted_while_the_runs_are_listed_is_left_out(engine, monkeypatch):
+    import studio.runs
+
+    gone = paths.runs_dir() / "20250101-000009-gone" / "results.json"  # found, then deleted by another process
+    monkeypatch.setattr(studio.runs, "find_results", lambda: {"20250101-000009-gone": gone})
+    assert studio.runs.list_runs() == [] and studio.runs.load_results("20250101-000009-gone") is None
+
+
 def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
     """An untrained or mismatched uploaded teacher: its run is no evidence for distillation."""
     folder, results = finished_run
