@@ -40,11 +40,12 @@ from .runs.teacher_cache import list_cached as list_cached_teachers
 from .runs.teacher_cache import meta_for as cached_teacher_meta
 from .tools.compress import compression_rows
 from .tools.compress import load_rows as load_compression_rows
-from .tools.export import config_json, export_bytes, export_run, metrics_csv, onnx_report
+from .tools.export import checkpoint_missing, config_json, export_bytes, export_run, metrics_csv, onnx_report
 from .tools.export import file_name as export_file_name
 from .tools.lesson import (Lesson, class_similarity, dark_knowledge, demo_config, demo_teacher_ready, entropy_bits,
                            kl_shares, open_lesson, soft_gradient_norms, soft_targets)
-from .training.measure import count_flops, count_params, large_batch_key, state_dict_bytes
+from .training.measure import (GAIN_WORDS, NOISE_POINTS, count_flops, count_params, gain_verdict, large_batch_key,
+                               state_dict_bytes)
 from .training.measure import headline as comparison_headline
 from .vocab import (ACTIVE, CANCELLED, DISTILLED, DONE, FAILED, FINISHED, INTERRUPTED, MEASURE, METRICS, PHASES,
                     QUEUED, ROLE_LABEL, ROLES, RUNNING, SCRATCH, STATUSES, TEACHER)
@@ -77,8 +78,8 @@ __all__ = [
     "measured_speed", "probe_speed",
     # measuring, exporting, compressing
     "count_params", "count_flops", "state_dict_bytes", "large_batch_key", "comparison_headline", "export_run",
-    "export_bytes", "export_file_name", "metrics_csv", "config_json", "onnx_report", "compression_rows",
-    "load_compression_rows",
+    "export_bytes", "export_file_name", "checkpoint_missing", "metrics_csv", "config_json", "onnx_report",
+    "compression_rows", "load_compression_rows", "NOISE_POINTS", "GAIN_WORDS", "gain_verdict",
     # teaching: a real teacher's soft targets (the Learn page)
     "Lesson", "open_lesson", "demo_config", "demo_teacher_ready", "soft_targets", "entropy_bits", "dark_knowledge",
     "kl_shares", "class_similarity", "soft_gradient_norms",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import paths, sweep_cli
-from .config import RunConfig, validate
+from .config import DISTILL_DATA, RunConfig, validate
 from .data.datasets import DATASETS, list_datasets
 from .errors import DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
@@ -40,7 +40,7 @@ from .runs.recording import run_recorded
 from .runs.store import RunStore
 from .tools.compress import CALIBRATION_IMAGES, check_settings, compression_rows, format_rows
 from .tools.export import FORMATS, export_run
-from .training.measure import count_params, large_batch_key
+from .training.measure import GAIN_WORDS, NOISE_POINTS, count_params, gain_verdict, large_batch_key
 from .vocab import DISTILLED, ROLES, SCRATCH, STATUSES, TEACHER
 
 # flag -> RunConfig field, type, help. Defaults come from RunConfig, so there is one source.
@@ -68,7 +68,8 @@ RUN_FLAGS = [
     ("--momentum", "momentum", float, "SGD momentum"),
     ("--weight-decay", "weight_decay", float, "weight decay"),
     ("--schedule", "schedule", str, "cosine, onecycle or step"),
-    ("--distill-data", "distill_data", str, "transfer-set transform: none, mask, replace, mixup"),
+    ("--distill-data", "distill_data", str, "transfer-set transform: " + "; ".join(
+        f"{name} ({what})" for name, what in DISTILL_DATA.items())),
     ("--seed", "seed", int, "seed for weights, data order and augmentation"),
     ("--device", "device", str, "auto, cpu, cuda or mps"),
     ("--num-threads", "num_threads", int, "CPU threads for training"),
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a run's student (onnx, pt, safetensors), metrics (csv) or config")
     export.add_argument("run_id", metavar="RUN_ID", help="a run id (see `runs`) or a run folder")
-    export.add_argument("--format", required=True, choices=("onnx", "pt", "safetensors", "csv", "json", "all"))
+    export.add_argument("--format", required=True, choices=FORMATS + ("all",))
     export.add_argument("--out", help="file or folder (default: the run's exports/ folder)")
     export.add_argument("--model", default=DISTILLED, choices=(DISTILLED, SCRATCH, TEACHER),
                         help="which model's weights (default: the distilled student)")
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--sparsity", type=float, default=0.5, help="share of conv/linear weights pruned")
     compress.add_argument("--models", default="teacher,student_kd",
                           help="comma-separated: teacher, student_kd, student_scratch")
-    compress.add_argument("--calibration-images", type=int, default=256, help="training images for int8 calibration")
+    compress.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES,
+                          help="training images for int8 calibration")
     compress.add_argument("--latency-repeats", type=int, help="timed repetitions (default: the run's)")
 
     sweep_cli.add_parser(sub, add_run_flags)
@@ -262,9 +264,12 @@ def format_table(results: dict) -> str:
     if (origin := results.get("student_origin") or {}).get("derived_from") or origin.get("weight_anchor"):
         notes.append(f"students: {origin_words(origin)}; scratch and distilled started from the same weights")
     if "kd_gain_points" in comparison:
-        notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val)")
-    if comparison.get("weak_teacher"):
-        notes.append(comparison["weak_teacher"])
+        verdict = GAIN_WORDS[gain_verdict(comparison["kd_gain_points"])]
+        notes.append(f"KD gain over scratch: {comparison['kd_gain_points']:+.2f} points (last epoch, val): {verdict}"
+                     + (f" (within {NOISE_POINTS:g} point either way)" if verdict == GAIN_WORDS["unclear"] else ""))
+    for key in ("chance_teacher", "weak_teacher"):
+        if comparison.get(key):
+            notes.append(comparison[key])
     return "\n".join(lines + [""] + notes)
 
 

@@ -23,7 +23,14 @@ from .models.derive import DERIVED, STUDENT_INITS, derive_problem, resolved_init
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "step")
-DISTILL_DATA = ("none", "mask", "replace", "mixup")
+# The distilled student's transfer-set transforms, each with one line of what it does (the CLI's
+# help and the Distill page's say it from here).
+DISTILL_DATA = {
+    "none": "the training images as they are",
+    "mask": "erase random boxes: the teacher explains what is left",
+    "replace": "paste a box from another image (CutMix): soft labels for mixed images",
+    "mixup": "blend two images: the teacher labels the blend",
+}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where it is fast (precision.py), else fp32
 TEACHER_SOURCES = ("auto", "train", "checkpoint")

@@ -3,20 +3,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core import DISTILLED, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, describe_precision, \
-    export_file_name
+from distill_core import CANCELLED, DISTILLED, GAIN_WORDS, INTERRUPTED, NOISE_POINTS, ROLE_LABEL, ROLES, SCRATCH, TEACHER, comparison_headline, \
+    describe_precision, export_file_name, gain_verdict
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
 from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, student_made
 from studio.methods_text import method_setting
 from studio.runs_view import compression_section
+from studio.form import DEMO_SECONDS
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
 from studio.nav import require_app
 from studio.runs import list_runs, load_results, stored_results
 from studio.style import ROLE_COLOR
 
-NOISE_POINTS = 1.0  # a KD gain smaller than this either way gets no verdict
+VERDICT_STYLE = {"helped": ("green", "up"), "hurt": ("red", "down"), "unclear": ("gray", "off")}  # st.metric's delta
 
 require_app()
 
@@ -42,7 +43,7 @@ if asked and asked not in ids:
         st.warning(f"Run {fmt.code(asked)} has no results on this server; showing the latest run instead.")
 if not ids:
     st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
-    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
+    st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.stop()
 if "compare_run" not in ss or ss.compare_run not in ids or (asked in ids and asked != ss.compare_run):
     ss.compare_run = asked if asked in ids else ids[0]
@@ -57,13 +58,13 @@ if not results:
     st.stop()
 cfg = results.get("config") or {}
 present = [r for r in ROLES if isinstance(results.get(r), dict)]
-if results.get("status") in ("cancelled", "interrupted") and not present:
+if results.get("status") in (CANCELLED, INTERRUPTED) and not present:
     st.warning(f"Run {fmt.code(run_id)} was {results['status']} before any model finished, so there is nothing to compare. "
                "Start it again from the Distill page.", icon=":material/block:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
-if results.get("status") in ("cancelled", "interrupted"):
-    why = "cancelled" if results["status"] == "cancelled" else "interrupted (its server stopped while it ran)"
+if results.get("status") in (CANCELLED, INTERRUPTED):
+    why = CANCELLED if results["status"] == CANCELLED else f"{INTERRUPTED} (its server stopped while it ran)"
     st.warning(f"This run was {why}: only the models that finished before that are shown. Latencies are "
                "timed after all three have trained, so the speed-up needs a finished run.",
                icon=":material/block:")
@@ -80,11 +81,9 @@ if results.get("precision"):
 if "skipped" in skipped:  # an image folder's unreadable files: the run left them out
     st.caption(f"Data: {fmt.plain(skipped)}")
 class_names = (results.get("dataset") or {}).get("class_names") or []
-teacher_acc, n_classes = (results.get("teacher") or {}).get("accuracy"), len(class_names) or None
-if teacher_acc is not None and n_classes and teacher_acc < 1.5 / n_classes:
-    # An untrained or mismatched checkpoint: distilling from it measures nothing worth a headline.
-    st.warning(f"The teacher is at chance level ({fmt.percent(teacher_acc)} on {n_classes} classes): it has "
-               "nothing to teach. Was its checkpoint trained, and on this data?", icon=":material/warning:")
+comparison = comparison_headline(results)  # as the engine words it, for runs of any age
+if chance := comparison.get("chance_teacher"):  # the CLI's summary says the same
+    st.warning(chance, icon=":material/warning:")
 
 # ---- headline -------------------------------------------------------------------------------------
 h = headline(results)
@@ -100,20 +99,16 @@ row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]),
 row.metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True, height="stretch",
            help="Distilled student minus teacher, validation accuracy at the last epoch.")
 gain = h["kd_gain"]
-# Within a point either way is this size of run's noise (seeds move it about that much): no
-# verdict, in either direction.
-verdict = (None if gain is None else ("distillation helped", "green", "up") if gain >= NOISE_POINTS else
-           ("distillation hurt", "red", "down") if gain <= -NOISE_POINTS else ("no clear gain", "gray", "off"))
+verdict = gain_verdict(gain)  # the engine's: the CLI's summary gives the same
+color, arrow = VERDICT_STYLE.get(verdict, ("off", "off"))
 row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, height="stretch",
-           delta=verdict[0] if verdict else None, delta_color=verdict[1] if verdict else "off",
-           delta_arrow=verdict[2] if verdict else "off",
+           delta=GAIN_WORDS.get(verdict), delta_color=color, delta_arrow=arrow,
            help="Distilled student minus the same student trained without a teacher (same recipe, "
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
     st.markdown(h["sentence"])
 if terms := loss_terms(results):
     st.caption(terms)
-comparison = comparison_headline(results)  # as the engine words it, for runs of any age
 weak = comparison.get("weak_teacher")
 if weak:  # the evidence beside the reason: the teacher's curve under the scratch student's
     st.warning(weak, icon=":material/school:")

@@ -3,14 +3,14 @@ import math
 
 import streamlit as st
 
-from distill_core import (DATASETS, DERIVED, METHODS, MODELS, describe_devices, method_formula, method_options,
-                          method_uses, paths, repeat_command, resolve_device, resolve_precision)
+from distill_core import (DATASETS, DERIVED, DISTILL_DATA, METHODS, MODELS, describe_devices, method_formula,
+                          method_options, method_uses, paths, repeat_command, resolve_device, resolve_precision)
 from studio import derive_view, fmt, folders
 from studio.folder_uploads import MAX_ZIP_BYTES
 from studio.folders import folder_classes, folder_summary
-from studio.form import IMAGE_SIZE_RANGE, PRESETS, TEACHER_MODES, VAL_FRACTION_RANGE, W, apply_preset, \
-    blocking_problems, by_section, cached_teachers, batch_note, collect, ensure_state, option_key, options, \
-    reused_teacher, sync_url, weak_teacher_hint, worded
+from studio.form import (ALPHA_RANGE, IMAGE_SIZE_RANGE, PRESETS, T_RANGE, TEACHER_MODES, VAL_FRACTION_RANGE, W,
+                         apply_preset, blocking_problems, by_section, cached_teachers, batch_note, collect,
+                         ensure_state, option_key, options, reused_teacher, sync_url, weak_teacher_hint, worded)
 from studio.health import home_problem, start_blocker
 from studio.layout import wrapping_row
 from studio.manager import get_manager
@@ -19,14 +19,6 @@ from studio.model_info import input_spec, model_card
 from studio.uploads import check_teacher_file_cached, mark_used, take_teacher, take_zip, uploader_key
 
 require_app()
-
-DISTILL_DATA_HELP = {
-    "none": "the training images as they are",
-    "mask": "erase random boxes: the teacher explains what is left",
-    "replace": "paste a box from another image (CutMix): soft labels for mixed images",
-    "mixup": "blend two images: the teacher labels the blend",
-}
-
 
 def method_label(name: str) -> str:
     meta = METHODS.meta(name)
@@ -244,10 +236,10 @@ with l1:
     for option in method_options(method):
         option_widget(method, option)
     uses = method_uses(method, config.extra if method == config.method else {})
-    st.slider("Temperature T", 0.0, 20.0, step=0.5, key=W + "temperature", disabled="temperature" not in uses,
+    st.slider("Temperature T", *T_RANGE, step=0.5, key=W + "temperature", disabled="temperature" not in uses,
               help="Softens the teacher's probabilities: higher T shows more of how it ranks the wrong classes."
               if "temperature" in uses else f"{method} does not use a temperature.")
-    st.slider("alpha (weight of the soft targets)", 0.0, 1.0, step=0.05, key=W + "alpha", disabled="alpha" not in uses,
+    st.slider("alpha (weight of the soft targets)", *ALPHA_RANGE, step=0.05, key=W + "alpha", disabled="alpha" not in uses,
               help="0 = train on the labels only (no distillation); 1 = learn from the teacher only."
               if "alpha" in uses else f"{method} weighs its terms with its own options, not alpha.")
     boxes["loss"] = st.container()
@@ -273,7 +265,7 @@ r[1].selectbox("LR schedule", opts["schedule"], key=W + "schedule")
 # The mode's name in the box (a quarter of the page is too narrow for the sentence); the sentences in the help.
 r[2].selectbox("Distillation data", opts["distill_data"], key=W + "distill_data",
                help="What the distilled student is shown (the scratch student always sees plain images):\n"
-                    + "\n".join(f"- **{m}**: {text}" for m, text in DISTILL_DATA_HELP.items()))
+                    + "\n".join(f"- **{m}**: {text}" for m, text in DISTILL_DATA.items()))
 r[3].number_input("Seed", step=1, key=W + "seed")
 boxes["recipe"] = st.container()
 

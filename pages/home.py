@@ -4,7 +4,7 @@ import streamlit as st
 
 from distill_core import RunConfig
 from studio.diagram import distillation_svg
-from studio.form import PRESETS
+from studio.form import DEMO_SECONDS, PRESETS
 from studio.health import start_blocker
 from studio.methods_text import WHEN
 from studio.manager import get_manager
@@ -36,7 +36,7 @@ with right:
     demo = PRESETS["demo"]
     with st.container(border=True):
         st.markdown("##### Try it now")
-        st.caption(demo.help + " About a minute on a 2-core laptop.")
+        st.caption(demo.help + f" About {DEMO_SECONDS} s on a 2-core laptop.")
         blocked = start_blocker()
         if st.button(f"Run the {demo.label}", type="primary", icon=":material/play_arrow:", key="home_demo",
                      width="stretch", disabled=blocked is not None, help=blocked) and not blocked:

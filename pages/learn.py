@@ -4,10 +4,11 @@ import random
 
 import streamlit as st
 
-from distill_core import DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
+from distill_core import DONE, DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
 from studio import fmt
 from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
-                               probabilities, similarity_figure, soft_target_figure)
+                               probabilities, similarity_figure, soft_target_figure, weights_words)
+from studio.form import DEMO_SECONDS
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -20,7 +21,7 @@ st.caption("What a teacher knows that its labels do not say, on this app's real 
 
 
 # ---- which teacher ------------------------------------------------------------------------------------
-finished = [r for r in list_runs() if r["status"] == "done"]
+finished = [r for r in list_runs() if r["status"] == DONE]
 choices = ([None] if demo_teacher_ready() else []) + [r["run_id"] for r in finished]
 labels = {None: "the cached demo teacher", **{r["run_id"]: r["label"] for r in finished}}
 asked = st.query_params.get("run")
@@ -28,7 +29,7 @@ if asked and asked not in choices:
     st.warning(f"There is no finished run {fmt.code(asked)}: showing another teacher.", icon=":material/warning:")
 if not choices:
     st.info("There is no teacher to learn from yet. Train the demo: a teacher and two students on the MNIST "
-            "sample shipped with the app, about half a minute on a laptop.", icon=":material/school:")
+            f"sample shipped with the app, about {DEMO_SECONDS} s on a 2-core laptop.", icon=":material/school:")
     blocked = start_blocker()  # said at the top of the page
     if st.button("Train the demo teacher", type="primary", icon=":material/play_arrow:", disabled=bool(blocked),
                  help=blocked) and not blocked:
@@ -114,29 +115,28 @@ st.caption("Dividing the logits by T shrinks the soft term's gradient by about 1
 
 # ---- 4. why match outputs, not weights --------------------------------------------------------------------
 st.header("4. Why match outputs, not weights")
-st.markdown(f"A weight-space objective, ‖w_s − w_t‖² + λ‖w_s‖², needs the student to have the teacher's "
-            f"shapes. Here the teacher is **{lesson.config.teacher}** and the student **{lesson.config.student}**: "
-            "their weights cannot be subtracted. Matching outputs works for any pair: both give one probability "
-            "per class. (λ‖w_s‖² is the weight decay every recipe here already has.)")
+st.markdown(weights_words(lesson.config))
 
 # ---- 5. exercises -------------------------------------------------------------------------------------------
 st.header("5. Exercises")
-st.caption("Each queues a few short runs of the offline demo (a minute or two each on a laptop). Guess first, "
-           "then look.")
+st.caption(f"Each queues three runs of the offline demo, about {DEMO_SECONDS} s each on a 2-core laptop (less once "
+           "their teacher is cached). Guess first, then look.")
 manager = get_manager()
+blocked = start_blocker()  # the server's own problem, said at the top of the page
 for key, exercise in EXERCISES.items():
     with st.container(border=True):
         st.subheader(exercise.title)
         st.markdown(exercise.question)
         st.caption("What to look for: " + exercise.look_for)
         jobs = st.session_state.get(f"exercise_{key}")
-        if st.button("Queue these runs", key=f"exercise_start_{key}", icon=":material/play_arrow:"):
+        if st.button("Queue these runs", key=f"exercise_start_{key}", icon=":material/play_arrow:",
+                     disabled=bool(blocked), help=blocked) and not blocked:
             jobs = [manager.submit(config) for _, config in exercise.runs]
             st.session_state[f"exercise_{key}"] = jobs
         if jobs:
             results = [load_results(job) for job in jobs]
             st.dataframe(answer_rows([label for label, _ in exercise.runs], results), hide_index=True)
-            if all((r or {}).get("status") == "done" for r in results):
+            if all((r or {}).get("status") == DONE for r in results):
                 with st.expander("Show the answer"):
                     st.markdown(exercise.answer)
             else:

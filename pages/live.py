@@ -10,16 +10,17 @@ fragment that reruns when the status or the queue place changes (the frame asks)
 """
 import streamlit as st
 
-from distill_core import student_label
+from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, QUEUED, student_label
 
 from studio import fmt
+from studio.form import DEMO_SECONDS
 from studio.live_feed import stage
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
 from studio.nav import require_app
 from studio.runs import stored_results
-from studio.style import STATUS_BADGE
+from studio.style import STATUS_BADGE, UNKNOWN_BADGE
 
 SAFETY_NET_S = 30.0
 
@@ -38,10 +39,10 @@ if snap is None:
                 "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
 if snap is None:
     kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
-    if kept and kept.get("status") in ("done", "cancelled", "failed", "interrupted"):
-        said = {"done": "finished. Its comparison", "cancelled": "was cancelled. What it finished",
-                "failed": "failed. What it finished",
-                "interrupted": "was interrupted: its server stopped while it ran. What it finished"}[kept["status"]]
+    if kept and kept.get("status") in FINISHED:
+        said = {DONE: "finished. Its comparison", CANCELLED: "was cancelled. What it finished",
+                FAILED: "failed. What it finished",
+                INTERRUPTED: "was interrupted: its server stopped while it ran. What it finished"}[kept["status"]]
         st.warning(f"Run {fmt.code(asked)} {said} is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
@@ -50,7 +51,7 @@ if snap is None:
                    "still on the Compare page.", icon=":material/help:")
     else:
         st.info("Nothing is running yet.", icon=":material/info:")
-    st.page_link("pages/home.py", label="Start the one-minute demo", icon=":material/play_arrow:")
+    st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
 
@@ -96,7 +97,7 @@ def live_parts() -> None:
     if now is None:
         st.warning("This run is no longer known to the server.")
         return
-    icon, color = STATUS_BADGE[now.status]
+    icon, color = STATUS_BADGE.get(now.status, UNKNOWN_BADGE)
     row = st.columns([5.4, 1.2], vertical_alignment="center")
     with row[0]:
         st.badge(now.status, icon=icon, color=color)
@@ -110,12 +111,12 @@ def live_parts() -> None:
         row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
                       width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
 
-    if now.status == "queued":
+    if now.status == QUEUED:
         st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue. It starts by itself "
                 "when the runs before it finish.", icon=":material/schedule:")
-    if now.status == "failed":
+    if now.status == FAILED:
         st.error(f"The run failed: {fmt.plain(now.error)}", icon=":material/error:")
-    elif now.status == "cancelled":
+    elif now.status == CANCELLED:
         st.warning("Run cancelled. The models that finished before the stop are kept and can be compared."
                    if now.entries else "Run cancelled before any model finished, so there is nothing to compare.",
                    icon=":material/block:")

@@ -1,7 +1,7 @@
 """Runs: every run of this studio (app and CLI), found again, filtered, overlaid, exported."""
 import streamlit as st
 
-from distill_core import ROLE_LABEL, DistillError, StoreDamagedError, export_run, onnx_report
+from distill_core import INTERRUPTED, ROLE_LABEL, DistillError, StoreDamagedError, checkpoint_missing, export_run, onnx_report
 
 from studio import fmt, runs_view as rv
 from studio.health import home_problem
@@ -91,7 +91,7 @@ if run is None:
 st.markdown(rv.describe(run))
 if run.get("error"):
     st.error(fmt.plain(run["error"]), icon=":material/error:")
-if run["status"] == "interrupted":
+if run["status"] == INTERRUPTED:
     st.warning("This run was interrupted: its process ended before it finished. The epochs it recorded are kept.",
                icon=":material/warning:")
 
@@ -128,13 +128,19 @@ if ss.get("runs_confirm_delete") == run_id:
 
 # ---- take it away ----------------------------------------------------------------------------------
 st.markdown("**Downloads**")
-has_student = "student_kd" in run["models"]
+# From the disk, not the store: a run folder deleted outside the app leaves its rows, and an export
+# of it would fail inside the browser's download, where no message can be shown.
+missing = ("The distilled student did not finish in this run." if "student_kd" not in run["models"] else
+           checkpoint_missing(run_id, store=store))
+has_student = missing is None
+if missing and "student_kd" in run["models"]:
+    st.warning(f"The distilled student's file cannot be read: {fmt.plain(fmt.sentence(missing))}",
+               icon=":material/warning:")
 d = st.container(horizontal=True, wrap=True, gap="small")  # buttons as wide as their labels, wrapping
 for spec in rv.downloads(run_id, run.get("student") or "student"):
     needs_student = spec["key"] in ("dl_pt", "dl_safetensors", "dl_onnx")
     d.download_button(spec["label"], spec["data"], file_name=spec["file_name"], mime=spec["mime"],
-                      key=spec["key"], help=spec["help"] if has_student or not needs_student else
-                      "The distilled student did not finish in this run.",
+                      key=spec["key"], help=spec["help"] if has_student or not needs_student else missing,
                       disabled=needs_student and not has_student, on_click="ignore",
                       icon=":material/download:", width="content")
 if has_student:
@@ -156,4 +162,4 @@ st.markdown("**Compression: the teacher and the distilled student, smaller**")
 if has_student:
     rv.compression_section(run_id, key="runs_compress", store=store)
 else:
-    st.caption("The distilled student did not finish in this run, so there is nothing to compress.")
+    st.caption(f"{missing} There is nothing to compress." if missing else "")

@@ -3,14 +3,16 @@ the heatmap of the gain fills in as trials finish. The definition lives in the U
 import pandas as pd
 import streamlit as st
 
-from distill_core import SWEEPABLE, DistillError, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, \
+from distill_core import DONE, FAILED, QUEUED, SWEEPABLE, DistillError, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, \
     ray_available, summary_rows, trial_rows
-from studio import fmt, urlstate
+from studio import folders, fmt, urlstate
 from studio import sweep_view as sv
+from studio.form import config_from_link, server_problems, worded
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
-from studio.style import STATUS_BADGE
+from studio.runs import busy_note
+from studio.style import STATUS_BADGE, UNKNOWN_BADGE
 
 require_app()
 
@@ -43,7 +45,8 @@ def apply_preset(name: str) -> None:
 
 
 if "sw_base" not in ss:
-    base, grid, seeds, backend, ss.sw_notes = sv.from_params(st.query_params.to_dict(), ss.get("draft"))
+    base, grid, seeds, backend, ss.sw_notes = sv.from_params(st.query_params.to_dict(), ss.get("draft"),
+                                                             read_link=config_from_link)
     load(base, grid, seeds, backend)
     ss.sw_show = st.query_params.get("sweep")
 
@@ -59,6 +62,12 @@ base = RunConfig.from_dict(ss.sw_base)
 st.markdown("**Recipe** · " + sv.recipe_text(base))
 st.page_link("pages/distill.py", label="Change the recipe on the Distill page", icon=":material/tune:",
              query_params=urlstate.to_params(base))
+if folders.awaiting_confirmation(base.data_dir):  # a link's folder: read once confirmed here, as on Distill
+    st.button("Read this folder", key="sw_data_dir_confirm", icon=":material/folder_open:", on_click=folders.confirm,
+              args=(base.data_dir,))
+recipe_found = server_problems(base)  # the Distill page's checks of the folder, the checkpoint, the device
+for problem in recipe_found:
+    st.error(worded(problem), icon=":material/error:")
 
 st.subheader("The grid")
 st.caption("A comma list sweeps a field (1,2,4,8); one value sets it. The grid is the product of the lists; "
@@ -87,8 +96,10 @@ for problem in found:
 
 if spec is not None:
     probes = ss.setdefault("sw_probe", {})
-    pair = (base.dataset, base.teacher, base.student, base.device)
-    estimate = estimate_seconds(spec, store, probes.get(pair))
+    probe_key = sv.probe_key(spec.base)
+    # Not before the recipe's problems are fixed: the estimate lists the image folder (the teacher
+    # cache's key), which a link's folder must not be until it is confirmed.
+    estimate = None if recipe_found else estimate_seconds(spec, store, probes.get(probe_key))
     line = sv.shape_text(spec)
     if estimate:
         where = f"the last run of this pair ({estimate['from']})" if estimate["from"] else "a short probe"
@@ -97,14 +108,25 @@ if spec is not None:
             line += ", plus training the teachers"
     st.markdown(line)
     b = st.columns([1, 1.4, 3], vertical_alignment="center")
-    blocked = start_blocker()  # the server's own problem, said at the top of the page
+    # The server's own problem is said at the top of the page; the recipe's, above.
+    fix_first = "Fix the recipe's problems above first." if recipe_found else None
+    blocked = start_blocker() or fix_first
     start = b[0].button("Start", type="primary", icon=":material/play_arrow:", key="sw_start", width="stretch",
                         disabled=bool(blocked), help=blocked) and not blocked
-    if not estimate and b[1].button("Estimate with a short probe", key="sw_probe_button",
-                                    help="Times a few training steps of each model (a few seconds)."):
+    # Timed beside a training run, the probe would measure it as much as the models (busy_note).
+    unprobed = fix_first or busy_note()
+    if not estimate and b[1].button("Estimate with a short probe", key="sw_probe_button", disabled=bool(unprobed),
+                                    help=unprobed or "Times a few training steps of each model (a few seconds)."):
         with st.spinner("Timing a few training steps…"):
-            probes[pair] = probe_speed(spec.base)
+            try:
+                probes[probe_key] = probe_speed(spec.base)
+            except DistillError as exc:  # no such device here, a dataset that cannot be downloaded, ...
+                ss.sw_probe_error = probe_key, f"The probe could not run: {fmt.plain(fmt.sentence(str(exc)))}"
+            else:
+                ss.pop("sw_probe_error", None)
         st.rerun()
+    if not estimate and (failed := ss.get("sw_probe_error")) and failed[0] == probe_key:
+        b[2].error(failed[1], icon=":material/error:")
     if start:
         ss.sw_show = manager.submit_sweep(spec, backend, address or None)
         st.rerun()
@@ -140,22 +162,22 @@ def results() -> None:
     spec = SweepSpec.from_dict({k: v for k, v in definition.items() if k not in ("backend", "address")})
     rows = trial_rows(spec, store)
     summary = summary_rows(spec, rows)
-    status = now.status if now is not None else (record or {}).get("status", "done")
-    icon, color = STATUS_BADGE.get(status, (":material/help:", "gray"))
+    status = now.status if now is not None else (record or {}).get("status", DONE)
+    icon, color = STATUS_BADGE.get(status, UNKNOWN_BADGE)
     head = st.columns([5, 1.2], vertical_alignment="center")
     head[0].badge(f"{status} · {len(rows)} of {fmt.things(spec.size(), 'trial')} finished", icon=icon, color=color)
     head[1].button("Stop", icon=":material/stop_circle:", key="sw_stop", on_click=stop,
                    disabled=not (now is not None and now.active), width="stretch",
                    help="Ends the trial running now; the finished ones are kept, and the sweep can go on later.")
     current = None
-    if now is not None and now.status == "queued":
+    if now is not None and now.status == QUEUED:
         st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue.", icon=":material/schedule:")
     elif now is not None and now.active and now.trial:
         current = {"cell": now.trial.get("cell") or {}, "progress": now.progress}
         st.progress(min(1.0, (len(rows) + now.progress) / spec.size()),
                     text=f"Trial {now.trial['index'] + 1} of {spec.size()}: {sv.cell_label(current['cell'])}, "
                          f"seed {now.trial.get('seed')} · {now.message}")
-    if now is not None and now.status == "failed" and now.error:
+    if now is not None and now.status == FAILED and now.error:
         st.error(f"The sweep failed: {fmt.plain(now.error)}", icon=":material/error:")
     st.plotly_chart(sv.heatmap(spec, summary, current), key="sw_heatmap", on_select="rerun",
                     selection_mode="points", config={"displaylogo": False})

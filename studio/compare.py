@@ -7,7 +7,7 @@ import pandas as pd
 
 import statistics
 
-from distill_core import (DERIVED, ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text,
+from distill_core import (DERIVED, DONE, ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text,
                           origin_words, resolved_init)
 
 from . import fmt
@@ -198,7 +198,7 @@ def seed_runs(run_id: str, store: Optional[RunStore] = None) -> list[dict]:
         run = store.get_run(run_id)
         if not run or not run.get("sweep_id"):
             return []
-        found = [r for r in store.list_runs(sweep_id=run["sweep_id"], status="done")
+        found = [r for r in store.list_runs(sweep_id=run["sweep_id"], status=DONE)
                  if cell(r["config"]) == cell(run["config"]) and r["gain_points"] is not None]
     except DistillError:
         return []

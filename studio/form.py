@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import streamlit as st
 
@@ -42,8 +42,11 @@ class Preset:
     help: str
 
 
+# The offline demo's wall time on 2 CPU cores (docs/benchmarks.md), the one figure every page gives.
+DEMO_SECONDS = 30
+
 PRESETS = {
-    "demo": Preset("1-minute CPU demo (offline)", RunConfig(),
+    "demo": Preset(f"{DEMO_SECONDS}-second CPU demo (offline)", RunConfig(),
                    "MNIST sample shipped with the app, a demo CNN teacher and a student over 100x smaller. "
                    "Runs anywhere, no download."),
     "cifar10_gpu": Preset("CIFAR-10 on GPU", RunConfig(
@@ -222,16 +225,25 @@ def method_extra(method: str) -> dict[str, Any]:
     return out
 
 
+def config_from_link(params: Mapping[str, Any]) -> tuple[RunConfig, list[str]]:
+    """(config, notes) from a link's parameters, with what a link may not make this server touch
+    held back: its image folder waits for the person at the page to confirm it, and a teacher
+    checkpoint the studio did not keep itself is dropped. Every page that takes a recipe from a
+    link reads it here."""
+    config, notes = urlstate.from_params(params)
+    folders.note_link(config.data_dir)
+    if config.teacher_checkpoint and not on_this_server(config.teacher_checkpoint):
+        notes.append("The link names a teacher checkpoint that was not uploaded to this server; "
+                     "upload it on the Distill page.")
+        config = config.replace(teacher_checkpoint=None)
+    return config, notes
+
+
 def ensure_state() -> None:
     """Once per session, take the draft from the URL; on every run, re-seed forgotten widgets."""
     ss = st.session_state
     if "draft" not in ss:
-        config, notes = urlstate.from_params(st.query_params.to_dict())
-        folders.note_link(config.data_dir)  # read only once the person at the page confirms it
-        if config.teacher_checkpoint and not on_this_server(config.teacher_checkpoint):
-            notes.append("The link names a teacher checkpoint that was not uploaded to this server; "
-                         "upload it here.")
-            config = config.replace(teacher_checkpoint=None)
+        config, notes = config_from_link(st.query_params.to_dict())
         ss.draft = config.to_dict()
         ss.uploaded_path = config.teacher_checkpoint if teacher_mode_of(ss.draft) == "upload" else None
         values, more = _widget_values(ss.draft)
@@ -336,6 +348,16 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
         if problem := folder_problem(config.data_dir, config.val_fraction):
             found.append(PageProblem("data_dir", problem))
     return found
+
+
+def server_problems(config: RunConfig) -> list[Problem]:
+    """What only this server knows against ``config`` (its image folder, its teacher checkpoint,
+    its devices), for a page that says the engine's own checks already (the Sweep page, through
+    ``spec_problems``): ``blocking_problems`` without those. A field the engine faults keeps the
+    engine's message alone, so each problem is said once."""
+    engine = problems(config)
+    faulted = {p.field for p in engine}
+    return [p for p in blocking_problems(config) if p not in engine and p.field not in faulted]
 
 
 def training_images(config: RunConfig) -> Optional[int]:

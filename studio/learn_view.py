@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from distill_core import Lesson, RunConfig, class_similarity, open_lesson, soft_gradient_norms, soft_targets
+from distill_core import (DERIVED, Lesson, RunConfig, class_similarity, open_lesson, soft_gradient_norms, soft_targets,
+                          student_label)
 
 from .style import ROLE_COLOR
 
@@ -144,3 +145,24 @@ def answer_rows(labels: list[str], results: list[Optional[dict]]) -> list[dict]:
                      "KD gain (pts)": None if kd is None or scratch is None else round(kd - scratch, 1),
                      "agrees with teacher %": None if agreement is None else round(100 * agreement, 1)})
     return rows
+
+
+def weights_words(config: RunConfig) -> str:
+    """Section 4, for this run's pair: when the weights of teacher and student can be subtracted
+    (a student cut from the teacher, the same architecture), and why outputs are matched anyway."""
+    teacher, student = config.teacher, student_label(config)
+    if config.student == DERIVED:
+        anchor = (f"here μ = {config.weight_anchor:g}" if config.weight_anchor else "off in this run")
+        pair = (f"Here the student, **{student}**, was cut from the teacher **{teacher}**: each of its weights "
+                "started as a slice P(w_t) of the teacher's, so the two can be subtracted. That is this app's "
+                f"weight anchor, μ·‖w_s − P(w_t)‖² ({anchor}). Matching outputs needs no such slice: ")
+    elif config.student == teacher:
+        pair = (f"Here teacher and student are both **{teacher}**: the shapes match and the weights can be "
+                "subtracted, but two networks trained apart order their channels differently, so the difference "
+                "compares unrelated units. Matching outputs needs no such correspondence: ")
+    else:
+        pair = (f"Here the teacher is **{teacher}** and the student **{student}**: their weights cannot be "
+                "subtracted. Matching outputs ")
+    return ("A weight-space objective, ‖w_s − w_t‖² + λ‖w_s‖², needs the student to have the teacher's shapes. "
+            + pair + "works for any pair: both give one probability per class. (λ‖w_s‖² is the weight decay "
+            "every recipe here already has.)")

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import DISTILLED, JobSnapshot, comparison_headline, paths, write_atomic
+from distill_core import CANCELLED, DISTILLED, DONE, FAILED, QUEUED, RUNNING, JobSnapshot, comparison_headline, paths, write_atomic
 
 from . import fmt
 from .charts import STAGE_WORDS, accuracy_figure, loss_figure, stage_spans
@@ -34,8 +34,8 @@ def stage(snap: JobSnapshot) -> str:
 
 def progress_label(snap: JobSnapshot) -> str:
     if snap.finished:
-        return {"done": f"Finished in {fmt.duration(run_seconds(snap))}", "failed": "Failed",
-                "cancelled": "Cancelled"}[snap.status]
+        return {DONE: f"Finished in {fmt.duration(run_seconds(snap))}", FAILED: "Failed",
+                CANCELLED: "Cancelled"}.get(snap.status, snap.status.capitalize())
     if snap.stopping:
         return "Stopping after the current batch; the models that finished are kept"
     if snap.phase == "measure":
@@ -46,7 +46,7 @@ def progress_label(snap: JobSnapshot) -> str:
         if points and points[-1].get("stage"):  # a method's own stage: FitNets' hints before its KD
             label += f" · {STAGE_WORDS.get(points[-1]['stage'], points[-1]['stage'])}"
         return f"{label} · epoch {min(snap.epoch + 1, snap.epochs)} of {snap.epochs}" if snap.epochs else label
-    return "Waiting for the runs before it" if snap.status == "queued" else "Loading the data"
+    return "Waiting for the runs before it" if snap.status == QUEUED else "Loading the data"
 
 
 def run_seconds(snap: JobSnapshot) -> float:
@@ -59,7 +59,7 @@ def run_seconds(snap: JobSnapshot) -> float:
 
 def feed(snap: JobSnapshot) -> dict:
     """The document the frame draws. Loss curves are unsmoothed: each viewer smooths its own."""
-    running = snap.status == "running"
+    running = snap.status == RUNNING
     x_top = _longest_phase(snap)
     before = _trained_before(snap)
     steps = sum(len(v) for v in snap.steps.values())

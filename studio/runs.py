@@ -21,11 +21,21 @@ def _read(path: str, mtime: float) -> Optional[dict]:  # mtime: a rewritten file
     return read_json(path)
 
 
+def _read_fresh(path: Path) -> Optional[dict]:
+    """The file's results, or None when it went between ``find_results`` and now (a run deleted
+    on the Runs page, or by the CLI from another process)."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    return _read(str(path), mtime)
+
+
 def list_runs() -> list[dict]:
     """Summaries of runs with results, newest first: run_id, status, label."""
     runs: dict[str, dict] = {}
     for run_id, path in find_results().items():
-        data = _read(str(path), path.stat().st_mtime)
+        data = _read_fresh(path)
         if data:
             runs[run_id] = data
     for snap in get_manager().jobs():
@@ -53,7 +63,7 @@ def load_results(run_id: str) -> Optional[dict]:
     if snap is not None and (results := _kept(snap)) is not None:
         return results
     path = find_results().get(run_id)
-    return _read(str(path), path.stat().st_mtime) if path else stored_results(run_id)
+    return (_read_fresh(path) if path else None) or stored_results(run_id)
 
 
 def stored_results(run_id: str) -> Optional[dict]:

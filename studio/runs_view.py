@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core import (ACTIVE, DISTILLED, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
+from distill_core import (ACTIVE, DISTILLED, DONE, ROLE_LABEL, SCRATCH, TEACHER, DistillError, RunConfig, RunStore,
                           StoreDamagedError, compression_rows, config_json, export_bytes, export_file_name,
                           large_batch_key, load_compression_rows, metrics_csv, rebuild_store, repeat_command,
                           student_label)
@@ -205,7 +205,7 @@ def methods_on_pair(df: pd.DataFrame, run_id: str) -> list[str]:
         return []
     first = row.iloc[0]
     same = df[(df["dataset"] == first["dataset"]) & (df["teacher"] == first["teacher"])
-              & (df["student"] == first["student"]) & (df["status"] == "done")]
+              & (df["student"] == first["student"]) & (df["status"] == DONE)]
     return list(same.drop_duplicates("method")["run_id"])
 
 

@@ -7,8 +7,9 @@ link shares a sweep's definition; ``sweep=<id>`` names a sweep to show.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import plotly.graph_objects as go
 
@@ -17,14 +18,22 @@ from distill_core import SWEEPABLE, RunConfig, SweepSpec, best_cells, parse_valu
 from . import fmt, urlstate
 
 SWEEP_PARAMS = ("seeds", "backend", "sweep")  # the page's own; the rest is the recipe and the grid
-LABEL = {"temperature": "T", "alpha": "α", "method": "method", "student": "student", "epochs": "epochs", "lr": "lr",
-         "distill_data": "distill data", "derive_depth": "blocks kept", "derive_width": "channels kept",
-         "student_init": "init", "weight_anchor": "μ anchor"}  # the charts' axes
-# The page's boxes beyond T and alpha, with their labels: every other sweepable field, once.
-MORE_FIELDS = {"student": "Student", "epochs": "Student epochs", "lr": "Learning rate", "method": "Method",
-               "distill_data": "Distillation data", "derive_depth": "Blocks kept (derived student)",
-               "derive_width": "Channels kept (derived student)", "student_init": "Student init (teacher, random)",
-               "weight_anchor": "Weight anchor μ"}
+# Names a chart's axis or a box gives a sweepable field where its own (``epochs``, ``student``,
+# ``method``) would not do; any other field, a new one included, is named by its field name.
+SHORT = {"temperature": "T", "alpha": "α", "distill_data": "distill data", "derive_depth": "blocks kept",
+         "derive_width": "channels kept", "student_init": "init", "weight_anchor": "μ anchor"}  # the charts'
+BOX = {"epochs": "Student epochs", "lr": "Learning rate", "distill_data": "Distillation data",
+       "derive_depth": "Blocks kept (derived student)", "derive_width": "Channels kept (derived student)",
+       "student_init": "Student init (teacher, random)", "weight_anchor": "Weight anchor μ"}  # the page's boxes
+
+
+def label(name: str) -> str:
+    """A swept field's short name, on the charts' axes and in the tables."""
+    return SHORT.get(name, name.replace("_", " "))
+
+
+# The page's boxes beyond T and alpha: every other sweepable field, once, in the engine's order.
+MORE_FIELDS = {name: BOX.get(name, label(name).capitalize()) for name in SWEEPABLE if name not in ("temperature", "alpha")}
 
 
 @dataclass(frozen=True)
@@ -48,10 +57,12 @@ def text_of(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def from_params(params: Mapping[str, Any], draft: Optional[dict] = None) -> tuple[RunConfig, dict[str, str], str,
-                                                                                 str, list[str]]:
+def from_params(params: Mapping[str, Any], draft: Optional[dict] = None,
+                read_link: Callable[[Mapping[str, Any]], tuple[RunConfig, list[str]]] = urlstate.from_params,
+                ) -> tuple[RunConfig, dict[str, str], str, str, list[str]]:
     """(recipe, {field: comma list}, seeds, backend, notes) from the URL; with no recipe in it, the
-    Distill page's draft of this session is the recipe."""
+    Distill page's draft of this session is the recipe. ``read_link`` reads a recipe from the URL:
+    the page passes the Distill page's, which holds back the folder and checkpoint a link names."""
     flat = {k: (v[-1] if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()}
     lists = {k: flat.pop(k) for k in list(flat) if k in SWEEPABLE and "," in flat[k]}
     own = {k: flat.pop(k) for k in list(flat) if k in SWEEP_PARAMS}
@@ -59,9 +70,21 @@ def from_params(params: Mapping[str, Any], draft: Optional[dict] = None) -> tupl
     base = RunConfig.from_dict(draft) if draft and not recipe and not lists else None
     notes: list[str] = []
     if base is None:
-        base, notes = urlstate.from_params(recipe)
+        base, notes = read_link(recipe)
     grid = {name: lists.get(name, text_of(getattr(base, name))) for name in SWEEPABLE}
     return base, grid, own.get("seeds", str(base.seed)), own.get("backend", "local"), notes
+
+
+# What the probe's timing depends on (``probe_speed``): the data and its size, the models, where
+# and how they train.
+PROBE_FIELDS = ("dataset", "data_dir", "image_size", "val_fraction", "teacher", "student", "derive_depth",
+                "derive_width", "device", "precision", "batch_size", "method", "extra")
+
+
+def probe_key(config: RunConfig) -> str:
+    """The key a probe's timing is kept under: a probe of another batch size, precision or method
+    says nothing of this recipe's speed."""
+    return json.dumps({name: getattr(config, name) for name in PROBE_FIELDS}, sort_keys=True, default=str)
 
 
 def to_params(base: RunConfig, grid: dict[str, str], seeds: str, backend: str = "local") -> dict[str, str]:
@@ -85,10 +108,10 @@ def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[S
         try:
             values = parse_values(name, text)
         except ValueError as exc:
-            found.append(f"{LABEL[name]}: {exc}".replace("could not convert string to float: ", "not a number: "))
+            found.append(f"{label(name)}: {exc}".replace("could not convert string to float: ", "not a number: "))
             continue
         if not values:
-            found.append(f"{LABEL[name]}: give a value, or a comma list such as 1,2,4")
+            found.append(f"{label(name)}: give a value, or a comma list such as 1,2,4")
         elif len(values) == 1:
             fixed[name] = values[0]
         else:
@@ -109,7 +132,7 @@ def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[S
 
 def shape_text(spec: SweepSpec) -> str:
     """``10 trials: 5 T x 2 seeds``."""
-    axes = " × ".join(f"{len(v)} {LABEL[k]}" for k, v in spec.grid.items())
+    axes = " × ".join(f"{len(v)} {label(k)}" for k, v in spec.grid.items())
     return f"{fmt.things(spec.size(), 'trial')}: {axes + ' × ' if axes else 'one cell × '}{fmt.things(len(spec.seeds), 'seed')}"
 
 
@@ -133,7 +156,7 @@ def axes_of(spec: SweepSpec) -> tuple[Optional[str], Optional[str]]:
 
 
 def cell_label(cell: Mapping[str, Any]) -> str:
-    return ", ".join(f"{LABEL.get(k, k)} = {text_of(v)}" for k, v in cell.items()) or "the one cell"
+    return ", ".join(f"{label(k)} = {text_of(v)}" for k, v in cell.items()) or "the one cell"
 
 
 def heatmap(spec: SweepSpec, summary: list[dict], running: Optional[dict] = None) -> go.Figure:
@@ -171,14 +194,14 @@ def heatmap(spec: SweepSpec, summary: list[dict], running: Optional[dict] = None
         z=z, x=[text_of(x) if x is not None else "" for x in xs], y=[text_of(y) if y is not None else "" for y in ys],
         text=text, texttemplate="%{text}", textfont=dict(size=13), colorscale="RdBu", zmid=0, zmin=-reach,
         zmax=reach, colorbar=dict(title=dict(text="gain (pts)")), hoverongaps=True, xgap=2, ygap=2,
-        hovertemplate=f"{LABEL.get(x_field, '')} %{{x}}, {LABEL.get(y_field, '')} %{{y}}: "
+        hovertemplate=f"{label(x_field) if x_field else ''} %{{x}}, {label(y_field) if y_field else ''} %{{y}}: "
                       "%{z:+.2f} pts<extra></extra>"))
     # Clicking a cell selects it: Streamlit reports selections of points, which a heatmap has none of.
     fig.add_trace(go.Scatter(x=[text_of(x) if x is not None else "" for x in xs for _ in ys],
                              y=[text_of(y) if y is not None else "" for _ in xs for y in ys], mode="markers",
                              marker=dict(size=40, opacity=0), hoverinfo="skip", showlegend=False))
-    fig.update_xaxes(type="category", title_text=LABEL.get(x_field, "") if x_field else "")
-    fig.update_yaxes(type="category", title_text=LABEL.get(y_field, "") if y_field else "")
+    fig.update_xaxes(type="category", title_text=label(x_field) if x_field else "")
+    fig.update_yaxes(type="category", title_text=label(y_field) if y_field else "")
     fig.update_layout(title=dict(text="KD gain over scratch: mean ± std over seeds (points)", x=0, xanchor="left"),
                       margin=dict(l=10, r=10, t=50, b=10), height=max(260, 90 + 70 * len(ys)), uirevision="keep")
     return fig
@@ -190,10 +213,10 @@ def parallel(spec: SweepSpec, summary: list[dict]) -> go.Figure:
     for name in spec.fields:
         values = [r[name] for r in summary]
         if all(isinstance(v, (int, float)) for v in values):
-            dims.append(dict(label=LABEL[name], values=values))
+            dims.append(dict(label=label(name), values=values))
         else:
             order = [str(v) for v in spec.grid[name]]
-            dims.append(dict(label=LABEL[name], values=[order.index(str(v)) for v in values],
+            dims.append(dict(label=label(name), values=[order.index(str(v)) for v in values],
                              tickvals=list(range(len(order))), ticktext=order))
     gains = [100 * r["gain_mean"] for r in summary]
     dims.append(dict(label="gain (pts)", values=gains))
@@ -222,7 +245,7 @@ def verdict(spec: SweepSpec, summary: list[dict]) -> Optional[str]:
 
 def cells_table(spec: SweepSpec, summary: list[dict]) -> list[dict]:
     """The summary as the page's table: one row per cell, in points."""
-    return [{**{LABEL[k]: text_of(r[k]) for k in spec.fields}, "n": r["n"],
+    return [{**{label(k): text_of(r[k]) for k in spec.fields}, "n": r["n"],
              "gain (pts)": round(100 * r["gain_mean"], 2),
              "± std": None if r["gain_std"] is None else round(100 * r["gain_std"], 2),
              "KD acc (%)": round(100 * r["kd_accuracy_mean"], 2)} for r in summary]

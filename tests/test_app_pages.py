@@ -126,6 +126,21 @@ def start_button(at: AppTest):
 
 
 # ---- Home ----------------------------------------------------------------------------------------
+def test_the_demo_takes_one_figure_everywhere(engine):
+    from studio.form import DEMO_SECONDS, PRESETS
+
+    assert PRESETS["demo"].label == f"{DEMO_SECONDS}-second CPU demo (offline)"
+    home = page("pages/home.py")
+    assert home.button(key="home_demo").label == f"Run the {PRESETS['demo'].label}"
+    assert f"About {DEMO_SECONDS} s on a 2-core laptop." in texts(home)
+    assert f"about {DEMO_SECONDS} s on a 2-core laptop" in texts(page("pages/learn.py"))
+    docs = {name: (Path(APP).parent / name).read_text() for name in ("README.md", "docs/app.md", "docs/cli.md", "docs/workshop.md")}
+    for name, text in docs.items():  # the docs give the same figure, and name the button as it reads
+        assert "1-minute" not in text and "one-minute" not in text and "about a minute" not in text, name
+        assert "half a minute" not in text, name
+    assert f"Run the {PRESETS['demo'].label}" in docs["README.md"] and PRESETS["demo"].label in docs["docs/app.md"]
+
+
 def test_home_explains_and_launches_the_demo(engine):
     at = page("pages/home.py")
     assert at.title[0].value == "Distill Studio"
@@ -192,6 +207,19 @@ def test_distill_bad_values_explain_and_disable_start(engine, key, value, messag
     assert start_button(at).disabled
     widget.set_value(RunConfig().to_dict()[key[4:]]).run()  # fixed: the message goes, Start comes back
     assert not at.error and not start_button(at).disabled
+
+
+def test_distill_takes_the_loss_sliders_ranges_and_the_data_modes_from_their_declarations(engine, monkeypatch):
+    import studio.form
+    from distill_core import DISTILL_DATA
+
+    monkeypatch.setattr(studio.form, "T_RANGE", (0.0, 12.0))
+    at = page("pages/distill.py")
+    t, a = at.slider(key="cfg_temperature"), at.slider(key="cfg_alpha")
+    assert (t.min, t.max) == (0.0, 12.0) and (a.min, a.max) == studio.form.ALPHA_RANGE
+    modes = at.selectbox(key="cfg_distill_data")
+    assert modes.options == list(DISTILL_DATA)
+    assert all(f"- **{name}**: {what}" in modes.help for name, what in DISTILL_DATA.items())
 
 
 def test_distill_explains_an_image_folder_that_cannot_train_before_start(engine, tmp_path):
@@ -870,6 +898,14 @@ def test_compare_waits_to_measure_while_a_run_trains(engine, finished_run):
     assert not at.button(key="compare_compress_run").disabled
 
 
+def test_a_run_deleted_while_the_runs_are_listed_is_left_out(engine, monkeypatch):
+    import studio.runs
+
+    gone = paths.runs_dir() / "20250101-000009-gone" / "results.json"  # found, then deleted by another process
+    monkeypatch.setattr(studio.runs, "find_results", lambda: {"20250101-000009-gone": gone})
+    assert studio.runs.list_runs() == [] and studio.runs.load_results("20250101-000009-gone") is None
+
+
 def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
     """An untrained or mismatched uploaded teacher: its run is no evidence for distillation."""
     folder, results = finished_run
@@ -880,7 +916,7 @@ def test_compare_warns_of_a_teacher_at_chance_level(real_manager, finished_run):
     shutil.copytree(folder, target)
     (target / "results.json").write_text(json.dumps(untrained))
     at = page("pages/compare.py", run=untrained["run_id"])
-    assert any("The teacher is at chance level (10.0 % on 10 classes)" in w.value for w in at.warning)
+    assert any("The teacher is at chance level (10.0% on 10 classes)" in w.value for w in at.warning)
     assert "teacher a given checkpoint" in texts(at)
     shutil.copytree(folder, paths.runs_dir() / results["run_id"])
     at = page("pages/compare.py", run=results["run_id"])
@@ -952,6 +988,27 @@ def test_learn_exercises_queue_their_runs(engine, learnable_run):
     assert sorted(j.config.temperature for j in queued) == [1.0, 4.0, 16.0]
     assert at.dataframe[0].value["run"].tolist() == ["T = 1", "T = 4", "T = 16"]
     assert "watch them on the Live page" in texts(at)
+
+
+def test_learn_exercises_wait_while_no_run_can_start(engine, learnable_run, monkeypatch):
+    import studio.health
+
+    monkeypatch.setattr(studio.health, "start_blocker", lambda: "The run store is damaged: rebuild it.")
+    at = page("pages/learn.py", run=learnable_run["run_id"])
+    buttons = [b for b in at.button if b.key and b.key.startswith("exercise_start_")]
+    assert buttons and all(b.disabled and b.help == "The run store is damaged: rebuild it." for b in buttons)
+
+
+def test_learn_says_when_weights_can_be_subtracted():
+    from studio.learn_view import weights_words
+
+    apart = weights_words(RunConfig(teacher="cnn_large", student="cnn_tiny"))
+    assert "the teacher is **cnn_large** and the student **cnn_tiny**: their weights cannot be subtracted" in apart
+    derived = weights_words(RunConfig(teacher="resnet56", student="derived", derive_width=0.25, weight_anchor=0.01))
+    assert "cannot be subtracted" not in derived and "derived (depth 0.5, width 0.25, teacher init)" in derived
+    assert "μ·‖w_s − P(w_t)‖² (here μ = 0.01)" in derived and "**derived**" not in derived
+    same = weights_words(RunConfig(teacher="resnet20", student="resnet20"))
+    assert "both **resnet20**" in same and "cannot be subtracted" not in same
 
 
 def test_learn_says_what_is_wrong_with_a_link_or_a_missing_teacher(real_manager, learnable_run):

@@ -108,6 +108,19 @@ def test_downloads_are_offered(two_runs):
     assert labels == ["Metrics (CSV)", "Config (JSON)", "Student (.pt)", "Student (.safetensors)", "Student (.onnx)"]
 
 
+def test_a_run_whose_files_were_deleted_outside_the_app_offers_no_student_download(two_runs):
+    import shutil
+
+    shutil.rmtree(paths.runs_dir() / "20260102-090000-bbbb")  # the newest: the page shows it first
+    at = app()
+    assert not at.exception, [e.value for e in at.exception]
+    buttons = {b.label: b for b in at.get("download_button")}
+    assert [buttons[k].disabled for k in ("Student (.pt)", "Student (.safetensors)", "Student (.onnx)")] == [True] * 3
+    assert "has no student_kd checkpoint" in buttons["Student (.pt)"].help
+    assert [w.value for w in at.warning if "file cannot be read" in w.value]
+    assert not [b for b in at.button if b.key in ("runs_onnx_check", "runs_compress_run")]
+
+
 def test_downloads_are_named_as_the_cli_names_its_exports(two_runs):
     from distill_core.tools import export
     from studio.runs_view import downloads

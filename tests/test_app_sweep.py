@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import studio.manager
-from distill_core import RunStore, SweepSpec, run_sweep
+from distill_core import SWEEPABLE, RunConfig, RunStore, SweepSpec, run_sweep
 from distill_core.runs.jobs import JobManager
 from studio import sweep_view as sv
 from test_app_pages import navigation_mode  # noqa: F401 - the pages run through app.py's navigation
@@ -128,3 +128,77 @@ def test_the_live_page_sends_a_sweep_to_the_sweep_page(sweeps):
     at.switch_page("pages/live.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert f"This is sweep {sweep_id}" in texts(at)
+
+
+# ---- a recipe from a link: the Distill page's checks, before Start and before the probe -----------
+def test_a_links_folder_is_not_read_or_swept_until_confirmed(sweeps, tmp_path, monkeypatch):
+    import distill_core.runs.teacher_cache as teacher_cache
+    from test_app_pages import write_image_folder
+
+    read = []  # the sweep's estimate lists the folder for the teacher cache's key
+    real = teacher_cache.folder_fingerprint
+    monkeypatch.setattr(teacher_cache, "folder_fingerprint", lambda d: read.append(d) or real(d))
+    write_image_folder(tmp_path / "private", ("ants", "bees"))
+    at = sweep_page(dataset="imagefolder", data_dir=str(tmp_path / "private"), teacher="cnn_small",
+                    student="cnn_tiny", temperature="1,4", seeds="0")
+    assert f"The link names the image folder `{tmp_path / 'private'}` on this server" in texts(at)
+    assert at.button(key="sw_start").disabled and at.button(key="sw_probe_button").disabled and read == []
+    at.button(key="sw_data_dir_confirm").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.button(key="sw_start").disabled and "The link names the image folder" not in texts(at)
+    at.button(key="sw_start").click().run()
+    assert sweeps and sweeps[0][0].base.data_dir == str(tmp_path / "private")
+
+
+def test_a_links_checkpoint_not_kept_by_the_studio_is_dropped(sweeps):
+    at = sweep_page(**RECIPE, teacher_source="checkpoint", teacher_checkpoint="/etc/hostname", temperature="1,4")
+    said = texts(at)
+    assert "names a teacher checkpoint that was not uploaded to this server" in said
+    assert "needs a teacher_checkpoint" in said and "/etc/hostname" not in said
+    assert not [b for b in at.button if b.key == "sw_start"]  # no sweep to start: the engine's problem says why
+
+
+def test_a_device_this_machine_lacks_disables_start_with_the_reason(sweeps, monkeypatch):
+    import studio.form
+
+    monkeypatch.setattr(studio.form, "available_devices", lambda: ["cpu"])
+    at = sweep_page(**RECIPE, device="cuda", temperature="1,4")
+    assert "This machine has no CUDA GPU" in texts(at) and at.button(key="sw_start").disabled
+
+
+def test_a_probe_that_fails_says_so_in_one_message(sweeps, monkeypatch):
+    import distill_core
+    from distill_core import DataUnavailableError
+
+    def fails(config, batches=6):
+        raise DataUnavailableError("cifar10 is not on this machine and cannot be downloaded")
+
+    monkeypatch.setattr(distill_core, "probe_speed", fails)
+    at = sweep_page(**RECIPE, temperature="1,4")
+    at.button(key="sw_probe_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    failed = [e.value for e in at.error if "probe" in e.value]
+    assert len(failed) == 1 and failed[0].startswith("The probe could not run: ") and "cannot be downloaded" in failed[0]
+
+
+def test_the_probe_waits_while_a_run_trains(sweeps):
+    spec = SweepSpec(tiny_config(Path("/tmp"), cache_dir=None), {"temperature": [1.0, 2.0]}, [0])
+    studio.manager.get_manager().submit_sweep(spec)
+    at = sweep_page(**{**RECIPE, "epochs": "2"}, temperature="1,4")
+    assert at.button(key="sw_probe_button").disabled
+    assert "is training on this server" in at.button(key="sw_probe_button").help
+
+
+def test_a_probe_is_kept_for_what_its_timing_depends_on():
+    base = RunConfig(dataset="digits")
+    keys = {sv.probe_key(c) for c in (base, base.replace(batch_size=256), base.replace(precision="fp32"),
+                                      base.replace(method="dkd"), base.replace(device="cpu"))}
+    assert len(keys) == 5 and sv.probe_key(base.replace(temperature=8.0)) == sv.probe_key(base)
+
+
+def test_a_field_with_no_label_of_its_own_is_named_by_its_field_name():
+    spec = SweepSpec(RunConfig(dataset="digits"), {"batch_size": [32, 64], "temperature": [1.0, 4.0]}, [0])
+    assert sv.shape_text(spec) == "4 trials: 2 batch size × 2 T × 1 seed"
+    assert sv.cell_label({"batch_size": 32, "alpha": 0.5}) == "batch size = 32, α = 0.5"
+    assert list(sv.MORE_FIELDS) == [f for f in SWEEPABLE if f not in ("temperature", "alpha")]
+    assert sv.MORE_FIELDS["student"] == "Student" and sv.MORE_FIELDS["epochs"] == "Student epochs"

@@ -53,6 +53,22 @@ def test_the_engine_knows_nothing_of_the_app():
             assert module.split(".")[0] not in ("streamlit", "studio", "pages"), f"{path}:{line} imports {module}"
 
 
+def test_the_app_names_a_runs_status_with_the_engines_words():
+    """A status written out as a literal ("done") in the app drifts from distill_core.vocab unseen."""
+    from distill_core import STATUSES
+
+    literal = [f"{p.relative_to(ROOT)}:{node.lineno} {node.value!r}" for p in APP_FILES
+               for node in ast.walk(ast.parse(p.read_text())) if isinstance(node, ast.Constant) and node.value in STATUSES]
+    assert not literal, literal
+
+
+def test_every_status_has_a_badge():
+    from distill_core import STATUSES
+    from studio.style import STATUS_BADGE
+
+    assert set(STATUS_BADGE) == set(STATUSES)
+
+
 def test_no_module_is_too_long_to_read():
     long = {str(p.relative_to(ROOT)): n for p in [*ROOT.joinpath("distill_core").rglob("*.py"), *APP_FILES]
             if (n := len(p.read_text().splitlines())) > 500}

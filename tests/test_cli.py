@@ -191,6 +191,35 @@ def test_registries_are_listed(capsys):
     assert "float in [0, 100], default 8" in out  # DKD's b: type, range and default
 
 
+def test_flags_take_their_choices_and_defaults_from_the_declarations(monkeypatch):
+    import distill_core.cli as cli
+    from distill_core import DISTILL_DATA
+
+    monkeypatch.setattr(cli, "FORMATS", cli.FORMATS + ("tflite",))  # a format added where formats are declared
+    monkeypatch.setattr(cli, "CALIBRATION_IMAGES", 128)
+    parser = cli.build_parser()
+    assert parser.parse_args(["export", "r", "--format", "tflite"]).format == "tflite"
+    assert parser.parse_args(["export", "r", "--format", "all"]).format == "all"
+    assert parser.parse_args(["compress", "r"]).calibration_images == 128
+    run_help = next(a.help for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions
+                    if a.dest == "distill_data")
+    assert all(f"{name} ({what})" in run_help for name, what in DISTILL_DATA.items())
+
+
+def test_cli_md_names_the_run_flags_sweep_does_not_take_and_image_sizes_default():
+    import distill_core.cli as cli
+    from distill_core import FOLDER_IMAGE_SIZE, RunConfig
+
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    flags = {name: {o for a in commands[name]._actions for o in a.option_strings} for name in ("run", "sweep")}
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    sweep_doc = doc[doc.index("## sweep"):]
+    said = sweep_doc[sweep_doc.index("It takes every flag of `run`"):][:300]
+    assert all(f"`{flag}`" in said for flag in flags["run"] - flags["sweep"]), (flags["run"] - flags["sweep"], said)
+    row = next(line for line in doc.splitlines() if line.startswith("| `--image-size`"))
+    assert RunConfig.image_size is None and f"none: {FOLDER_IMAGE_SIZE} for an image folder" in row
+
+
 def test_a_reader_that_stops_early_is_no_error():
     """`python -m distill_core models | head -1`: no "error: [Errno 32] Broken pipe"."""
     proc = subprocess.run(f"{sys.executable} -m distill_core models | head -1", shell=True, cwd=ROOT,

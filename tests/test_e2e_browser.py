@@ -7,7 +7,7 @@ drives Debian's chromium through Playwright (never ``playwright install``). Outs
 browser skips the test; with CI=true it fails. Screenshots of every open page are saved when a
 step fails (DISTILL_E2E_ARTIFACTS, default: the test's tmp folder).
 
-The stopped run is the real one-minute preset; the run that goes to the end is the same preset
+The stopped run is the real demo preset; the run that goes to the end is the same preset
 with fewer epochs from the URL, to keep the test short, distilled with DKD picked on the page.
 DISTILL_E2E_FULL=1 runs the full preset.
 """
@@ -20,6 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from studio.form import PRESETS
+
+DEMO_BUTTON = f"Run the {PRESETS['demo'].label}"
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -183,9 +187,9 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_until(lambda: page.evaluate("document.querySelector(\"link[rel='shortcut icon']\").href")
                    .startswith("data:image/svg+xml"), 10, "the drawn favicon")
 
-        step = "launch the one-minute demo from Home"
+        step = "launch the demo from Home"
         page.goto(server + "/")
-        button(page, "Run the 1-minute CPU demo (offline)").click()
+        button(page, DEMO_BUTTON).click()
         page.wait_for_url("**/live?job=*", timeout=30_000)
         job = page.url.split("job=")[1].split("&")[0]
         wait_for_text(page, "running", 30)

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from PIL import Image
 
 from distill_core import RunStore
-from test_e2e_browser import Server, browser, button, server, wait_for_text, wait_until  # noqa: F401 - fixtures
+from test_e2e_browser import DEMO_BUTTON, Server, browser, button, server, wait_for_text, wait_until  # noqa: F401 - fixtures
 from tiny_runs import fake_run
 
 EVIL = "evil.example"
@@ -116,7 +116,7 @@ def test_every_page_opens_on_a_home_that_cannot_be_written(browser, tmp_path):
             assert str(blocker / "home") in page.inner_text("body")
         page.goto(srv + "/")
         settled(page, "This server cannot write its home folder")
-        assert button(page, "Run the 1-minute CPU demo (offline)").is_disabled()
+        assert button(page, DEMO_BUTTON).is_disabled()
         page.goto(srv + "/distill")
         settled(page, "This server cannot write its home folder")
         assert button(page, "Start").is_disabled()

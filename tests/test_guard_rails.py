@@ -26,6 +26,24 @@ def test_the_cli_summary_says_it():
     assert comparison_headline(WEAK)["weak_teacher"] in format_table({**WEAK, "comparison": comparison_headline(WEAK)})
 
 
+def test_the_cli_summary_gives_the_compare_pages_verdict_and_chance_warning():
+    from distill_core import GAIN_WORDS, NOISE_POINTS, gain_verdict
+
+    chance = {**WEAK, "dataset": {"classes": 10}, "teacher": {**WEAK["teacher"], "accuracy": 0.1}}
+    comparison = comparison_headline(chance)
+    assert comparison["chance_teacher"].startswith("The teacher is at chance level (10.0% on 10 classes)")
+    assert comparison["chance_teacher"] in format_table({**chance, "comparison": comparison})
+    assert "chance_teacher" not in comparison_headline({**chance, "teacher": {**WEAK["teacher"], "accuracy": 0.9}})
+    assert "chance_teacher" not in comparison_headline(WEAK)  # no class count: no claim
+    assert [gain_verdict(p) for p in (3.0, NOISE_POINTS, 0.7, -0.4, -NOISE_POINTS, None)] == \
+        ["helped", "helped", "unclear", "unclear", "hurt", None]
+    table = format_table({**WEAK, "comparison": comparison_headline(WEAK)})
+    assert f"KD gain over scratch: -44.40 points (last epoch, val): {GAIN_WORDS['hurt']}" in table
+    small = {**WEAK, "student_kd": {**WEAK["student_kd"], "accuracy": 0.962}}
+    assert f": {GAIN_WORDS['unclear']} (within 1 point either way)" in format_table(
+        {**small, "comparison": comparison_headline(small)})
+
+
 def test_live_says_it_once_the_scratch_student_has_finished():
     job = Job("j", RunConfig(teacher_epochs=6), "cpu", "key")
     job.observe(Event(RESULT, "teacher", {"model": "teacher", "entry": WEAK["teacher"]}))

@@ -92,6 +92,15 @@ class RunFiles:
         return Path(path)
 
 
+def checkpoint_missing(ref: Any, role: str = DISTILLED, which: str = "last", store=None) -> Optional[str]:
+    """Why a run's model file cannot be read now (unfinished; its folder deleted outside the app), or None."""
+    try:
+        open_run(ref, store).checkpoint(role, which)
+    except DistillError as exc:
+        return first_line(exc)
+    return None
+
+
 def require(module: str, what: str) -> Any:
     """Import an optional dependency (``requirements.txt`` lists them all), or say which is missing:
     one line for the CLI and the pages, not an ImportError's traceback."""

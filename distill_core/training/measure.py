@@ -396,6 +396,30 @@ def compare(teacher: dict, student: dict) -> dict:
     return out
 
 
+# Within a point either way, a KD gain is this size of run's noise (seeds move it about that much):
+# no verdict, in either direction. The Compare page and the CLI's summary say the same.
+NOISE_POINTS = 1.0
+GAIN_WORDS = {"helped": "distillation helped", "hurt": "distillation hurt", "unclear": "no clear gain"}
+CHANCE_FACTOR = 1.5  # a teacher below 1.5x chance accuracy learnt next to nothing
+
+
+def gain_verdict(points: Optional[float]) -> Optional[str]:
+    """"helped", "hurt" or "unclear" (a key of ``GAIN_WORDS``) for a KD gain in points; None without one."""
+    if points is None:
+        return None
+    return "helped" if points >= NOISE_POINTS else "hurt" if points <= -NOISE_POINTS else "unclear"
+
+
+def chance_teacher_note(teacher: Optional[dict], classes: Optional[int]) -> Optional[str]:
+    """Why the comparison measures nothing worth a headline when the teacher is at chance level
+    (an untrained or mismatched checkpoint), or None."""
+    t = (teacher or {}).get("accuracy")
+    if t is None or not classes or t >= CHANCE_FACTOR / classes:
+        return None
+    return (f"The teacher is at chance level ({100 * t:.1f}% on {classes} classes): it has nothing to teach. "
+            "Was its checkpoint trained, and on this data?")
+
+
 def headline(results: dict) -> dict:
     """The few numbers a run is about: what KD bought over training the student alone, and what
     the student costs against the teacher. Entries of phases that did not finish are skipped."""
@@ -415,6 +439,9 @@ def headline(results: dict) -> dict:
     note = weak_teacher_note(teacher, scratch, (results.get("config") or {}).get("teacher_epochs"))
     if note:
         out["weak_teacher"] = note
+    dataset = results.get("dataset") or {}
+    if chance := chance_teacher_note(teacher, dataset.get("classes") or len(dataset.get("class_names") or [])):
+        out["chance_teacher"] = chance
     return out
 
 
