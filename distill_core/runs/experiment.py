@@ -344,7 +344,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         teacher.load_state_dict(state)
         entry = cached_teacher_entry(config, meta)
         trained_in = meta.get("precision", FP32)  # the key has bf16 in it when it trained in bf16
-        results["artifacts"]["teacher"] = str(teacher_cache.cache_root(config) / meta["key"] / "model.pt")
+        results["artifacts"]["teacher"] = str(teacher_cache.cached_path(config))
     else:
         method = create_method("kd", teacher, None)
         phase = train_phase(method, data, config, epochs=config.teacher_epochs, phase="teacher", emit=emit,
