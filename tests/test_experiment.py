@@ -140,21 +140,23 @@ def test_a_diverged_teacher_fails_the_run_and_is_not_cached(tmp_path):
 
 @pytest.mark.parametrize("student", ["cnn_tiny", "cnn_large"])  # cnn_large has dropout
 def test_the_two_students_start_alike_whatever_else_draws_random_numbers(student, tmp_path, monkeypatch):
-    """Another job's thread drawing from torch's global generator between the two students'
-    builds (the audit saw 30 of 30 builds differ) must not give them different starts. With
-    alpha = 0 the distilled student is trained exactly as the scratch one, so both must end equal."""
+    """Another job's thread drawing from torch's global generator between the scratch student's
+    training and the distilled one's must give neither another start nor other dropout masks.
+    With alpha = 0 the distilled student is trained exactly as the scratch one, so both must end equal."""
     import distill_core.runs.experiment as experiment
 
-    real, calls = experiment.create_model, []
+    real, phases = experiment.train_phase, []
 
     def interfered(*args, **kwargs):
-        calls.append(args[0])
-        if len(calls) == 3:  # the teacher, a student, then: another job draws meanwhile
+        result = real(*args, **kwargs)
+        phases.append(kwargs["phase"])
+        if kwargs["phase"] == "student_scratch":  # another job draws before the distilled student trains
             torch.randn(1000)
-        return real(*args, **kwargs)
+        return result
 
-    monkeypatch.setattr(experiment, "create_model", interfered)
+    monkeypatch.setattr(experiment, "train_phase", interfered)
     results = run_experiment(tiny_config(out=str(tmp_path), student=student, epochs=1, teacher_epochs=1, alpha=0.0))
+    assert phases == ["teacher", "student_scratch", "student_kd"]
     scratch, kd = (torch.load(results["artifacts"][f"{r}_last"], weights_only=True)
                    for r in ("student_scratch", "student_kd"))
     assert all(torch.equal(scratch[k], kd[k]) for k in scratch)
