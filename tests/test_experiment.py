@@ -6,8 +6,10 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from distill_core import RunConfig, run_experiment
 from distill_core.runs import teacher_cache
@@ -321,3 +323,42 @@ def test_a_scratch_student_trained_in_another_precision_is_refused(tmp_path, mon
         run_experiment(tiny_config(out=str(tmp_path / "third"), cache_dir=str(tmp_path / "cache"), epochs=1,
                                    teacher_epochs=1, temperature=2.0), scratch_from=tmp_path / "first")
     assert not (tmp_path / "second").exists()
+
+
+def reuse_config(tmp_path, name, **changes):
+    return tiny_config(out=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
+                       **{"epochs": 1, "teacher_epochs": 1, "num_threads": 1, **changes})
+
+
+def edit_results(folder: Path, change) -> None:
+    written = json.loads((folder / "results.json").read_text())
+    change(written)
+    (folder / "results.json").write_text(json.dumps(written))
+
+
+def test_a_scratch_student_of_other_images_or_another_split_is_refused(tmp_path):
+    """The key a run records when it starts holds the image folder's listing and the split's
+    version, as the teacher cache's does: images added since, or a split made another way, are
+    other training and validation images."""
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "images" / c).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / c / f"{i}.png")
+    folder = dict(dataset="imagefolder", data_dir=str(tmp_path / "images"), image_size=8, batch_size=8)
+    first = run_experiment(reuse_config(tmp_path, "first", **folder))
+    assert first["scratch_key"]["folder"] and first["scratch_key"]["split"]
+    assert run_experiment(reuse_config(tmp_path, "same", temperature=2.0, **folder),
+                          scratch_from=tmp_path / "first")["student_scratch"]["source"] == "reused"
+    Image.fromarray(np.zeros((10, 10, 3), dtype=np.uint8)).save(tmp_path / "images" / "dog" / "new.png")
+    with pytest.raises(ConfigError, match="another image folder contents"):
+        run_experiment(reuse_config(tmp_path, "added", temperature=2.0, **folder), scratch_from=tmp_path / "first")
+    (tmp_path / "images" / "dog" / "new.png").unlink()
+    edit_results(tmp_path / "first", lambda r: r["scratch_key"].update(split="sklearn"))
+    with pytest.raises(ConfigError, match="another split of the dataset"):
+        run_experiment(reuse_config(tmp_path, "split", temperature=2.0, **folder), scratch_from=tmp_path / "first")
+    edit_results(tmp_path / "first", lambda r: r.pop("scratch_key"))
+    with pytest.raises(ConfigError, match="does not record which data"):
+        run_experiment(reuse_config(tmp_path, "unrecorded", temperature=2.0, **folder),
+                       scratch_from=tmp_path / "first")

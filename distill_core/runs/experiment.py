@@ -34,7 +34,7 @@ from ..training.measure import class_report, disagreements, evaluate, headline, 
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
 from ..vocab import DISTILLED, SCRATCH, TEACHER
 from . import teacher_cache
-from .scratch_reuse import reusable_scratch
+from .scratch_reuse import reusable_scratch, scratch_fields
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {TEACHER: 2.0, SCRATCH: 1.0, DISTILLED: 1.5}
@@ -216,7 +216,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     """
     validate(config)
     check_teacher_data(config)
-    reuse = reusable_scratch(config, scratch_from) if scratch_from else None
+    scratch = scratch_fields(config)  # taken now: an image folder's listing is of the images the run loads
+    reuse = reusable_scratch(config, scratch_from, scratch) if scratch_from else None
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
@@ -224,7 +225,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         writable_folder(teacher_cache.cache_root(config), "teacher cache folder")
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
-                               "method": method_record(config), "started_at": started,
+                               "method": method_record(config), "started_at": started, "scratch_key": scratch,
                                "artifacts": {"dir": str(out_dir)}}
     device, data = torch.device("cpu"), None
     threads = torch.get_num_threads()  # restored at the end: the app's worker thread runs the next job too

@@ -42,10 +42,19 @@ def teacher_key_fields(config: RunConfig) -> dict:
     }
     if training_precision(config) == BF16:  # absent for fp32: the keys of teachers cached before bf16 stay
         fields["precision"] = BF16
+    return {**fields, **data_fields(config)}
+
+
+def data_fields(config: RunConfig) -> dict:
+    """Which images a run's split gives, beyond its config's fields: the split's version where this
+    project splits the dataset (a model trained on another split may have seen this one's validation
+    images), and an image folder's listing (the same folder with images added is other data). Part
+    of the teacher cache's key and of the scratch student's (runs/scratch_reuse.py)."""
+    fields = {}
     split = _split(config.dataset)
-    if split:  # a teacher trained on another split may have seen this one's validation images
+    if split:
         fields["split"] = split
-    if config.dataset == "imagefolder":  # the same folder with images added is other data
+    if config.dataset == "imagefolder":
         fields["folder"] = folder_fingerprint(config.data_dir)
     return fields
 
