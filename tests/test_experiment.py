@@ -336,6 +336,19 @@ def edit_results(folder: Path, change) -> None:
     (folder / "results.json").write_text(json.dumps(written))
 
 
+def test_a_scratch_student_trained_on_another_kind_of_device_is_refused(tmp_path):
+    """Its data order and augmentation come from generators on its device, and a CUDA generator
+    draws another stream than a CPU one for the same seed: "auto" on a GPU machine is not the same run."""
+    run_experiment(reuse_config(tmp_path, "first"))
+    edit_results(tmp_path / "first", lambda r: r.update(device="cuda:0"))
+    with pytest.raises(ConfigError, match="trained on cuda, and this run would train on cpu"):
+        run_experiment(reuse_config(tmp_path, "second", temperature=2.0), scratch_from=tmp_path / "first")
+    edit_results(tmp_path / "first", lambda r: r.update(device="cpu"))  # "auto" and "cpu" both train on the CPU
+    reused = run_experiment(reuse_config(tmp_path, "third", temperature=2.0, device="cpu"),
+                            scratch_from=tmp_path / "first")
+    assert reused["student_scratch"]["source"] == "reused"
+
+
 def test_a_scratch_student_of_other_images_or_another_split_is_refused(tmp_path):
     """The key a run records when it starts holds the image folder's listing and the split's
     version, as the teacher cache's does: images added since, or a split made another way, are

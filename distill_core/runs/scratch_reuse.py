@@ -5,8 +5,8 @@ sees (T, alpha, the method, the distillation data) train it once.
 split gives (``teacher_cache.data_fields``); every run records them as results.json's
 ``scratch_key``, taken when it starts. ``reusable_scratch`` checks that another run's scratch
 student is the very one this run would train (the same recorded key, and trained in the same
-precision: ``precision`` asks, the hardware decides, so the config alone cannot say) and returns
-its entry and checkpoints.
+precision on the same kind of device: ``precision`` and ``device`` ask, the hardware decides, so
+the config alone cannot say) and returns its entry and checkpoints.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..config import RunConfig
+from ..device import resolve_device
 from ..errors import ConfigError
 from ..models.derive import DERIVED
 from ..precision import FP32, training_precision
@@ -22,10 +23,12 @@ from .teacher_cache import data_fields
 
 # Config fields the scratch student does not depend on: it trains without a teacher, on plain
 # images (the distill-data transform is the distilled student's), and the rest only measures or
-# places files. Every other field (a new one too, by default) is in ``scratch_key``.
+# places files; the device counts as the kind it resolves to ("auto" is cuda on one machine, cpu
+# on another), which ``reusable_scratch`` compares. Every other field (a new one too, by default)
+# is in ``scratch_key``.
 SCRATCH_FREE = frozenset({"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir",
                           "method", "temperature", "alpha", "extra", "distill_data", "latency_batch",
-                          "latency_repeats", "download", "out"})
+                          "latency_repeats", "download", "out", "device"})
 
 
 def scratch_fields(config: RunConfig) -> dict:
@@ -44,7 +47,7 @@ def scratch_key(config: RunConfig) -> str:
 def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dict] = None) -> dict:
     """The scratch student of the run in folder ``origin``, for this config's run: its entry with
     ``"source": "reused"`` and ``"from_run"`` (the run that trained it), and its checkpoints.
-    Refused when that run trained it with another recipe, data, seed or precision.
+    Refused when that run trained it with another recipe, data, seed, precision or kind of device.
     ``fields``: ``scratch_fields(config)`` where the caller has them (an image folder's are a listing)."""
     folder = Path(origin).expanduser()
     try:
@@ -75,6 +78,12 @@ def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dic
     if trained_in != (would := training_precision(config)):
         raise ConfigError(f"the scratch student of run {run} trained in {trained_in}, and this run "
                           f"would train in {would}: {not_this}")
+    # Its data order and augmentation come from torch.Generators on the run's device, and a CUDA
+    # generator's stream is not a CPU one's for the same seed.
+    ran_on, here = str(theirs.get("device") or "unknown").split(":")[0], resolve_device(config.device).type
+    if ran_on != here:
+        raise ConfigError(f"the scratch student of run {run} trained on {ran_on}, and this run would train on "
+                          f"{here} (another data order for the same seed): {not_this}")
     from_run = entry.get("from_run") if entry.get("source") == "reused" else run
     kept = {k: v for k, v in entry.items() if not k.startswith("latency_ms")}  # timed again, in this run's turn
     return {"entry": {**kept, "source": "reused", "from_run": from_run}, "files": files}
