@@ -375,3 +375,45 @@ def test_a_scratch_student_of_other_images_or_another_split_is_refused(tmp_path)
     with pytest.raises(ConfigError, match="does not record which data"):
         run_experiment(reuse_config(tmp_path, "unrecorded", temperature=2.0, **folder),
                        scratch_from=tmp_path / "first")
+
+
+def test_a_reused_scratch_students_fidelity_is_to_this_runs_teacher(tmp_path):
+    """teacher_epochs is not in the scratch key (the scratch student never sees the teacher), so a
+    reused entry may come from a run with another teacher: its agreement and KL must be this
+    teacher's, as in a run that trains its own scratch student."""
+    first = run_experiment(reuse_config(tmp_path, "first"))
+    same = run_experiment(reuse_config(tmp_path, "same", temperature=2.0), scratch_from=tmp_path / "first")
+    assert same["student_scratch"]["history"] == first["student_scratch"]["history"]  # the same teacher: kept
+    assert "fidelity_note" not in same["student_scratch"]
+    reusing = run_experiment(reuse_config(tmp_path, "reusing", teacher_epochs=2), scratch_from=tmp_path / "first")
+    alone = run_experiment(reuse_config(tmp_path, "alone", teacher_epochs=2))
+    hashes = [r["teacher"]["weights_sha256"] for r in (reusing, alone, first)]
+    assert hashes[0] == hashes[1] != hashes[2]
+    mine, own = reusing["student_scratch"], alone["student_scratch"]
+    assert mine["source"] == "reused" and mine["accuracy"] == own["accuracy"]
+    for key in ("val_agreement", "train_agreement"):
+        assert mine[key] == own[key]
+    for key in ("val_kl_teacher", "train_kl_teacher"):
+        assert mine[key] == pytest.approx(own[key], rel=1e-5) and mine[key] != pytest.approx(
+            first["student_scratch"][key], rel=1e-5)
+    assert all(row["val_agreement"] is None for row in mine["history"]) and "fidelity_note" in mine
+
+
+def test_a_student_cut_from_another_teacher_is_not_reused(tmp_path):
+    """A derived student starting from the teacher's weights depends on those weights, not only on
+    the teacher's settings: a cached teacher with the same key but other weights (trained again
+    elsewhere, or replaced) gives another scratch student, which this run trains."""
+    derived = dict(teacher="resnet8", student="derived", derive_width=0.5, student_init="teacher")
+    config = reuse_config(tmp_path, "first", **derived)
+    run_experiment(config)
+    state, _ = teacher_cache.lookup(config)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()},
+               teacher_cache.cached_path(config))
+    log = EventLog()
+    second = run_experiment(reuse_config(tmp_path, "second", temperature=2.0, **derived),
+                            scratch_from=tmp_path / "first", on_event=log)
+    assert second["teacher"]["source"] == "cache" and second["student_scratch"]["source"] == "train"
+    assert [e.data["source"] for e in log.since(0) if e.kind == PHASE and e.phase == "student_scratch"] == ["train"]
+    third = run_experiment(reuse_config(tmp_path, "third", temperature=8.0, **derived),
+                           scratch_from=tmp_path / "second")
+    assert third["student_scratch"]["source"] == "reused"  # the same teacher's weights: reused

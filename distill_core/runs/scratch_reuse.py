@@ -6,13 +6,14 @@ split gives (``teacher_cache.data_fields``); every run records them as results.j
 ``scratch_key``, taken when it starts. ``reusable_scratch`` checks that another run's scratch
 student is the very one this run would train (the same recorded key, and trained in the same
 precision on the same kind of device: ``precision`` and ``device`` ask, the hardware decides, so
-the config alone cannot say) and returns its entry and checkpoints.
+the config alone cannot say) and returns its entry and checkpoints. What depends on this run's
+teacher is settled once the teacher is ready (``adopt``).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..config import RunConfig
 from ..device import resolve_device
@@ -29,6 +30,8 @@ from .teacher_cache import data_fields
 SCRATCH_FREE = frozenset({"teacher", "teacher_epochs", "teacher_source", "teacher_checkpoint", "cache_dir",
                           "method", "temperature", "alpha", "extra", "distill_data", "latency_batch",
                           "latency_repeats", "download", "out", "device"})
+# A reused entry's figures measured against the teacher of the run that trained it
+FIDELITY = ("val_agreement", "val_kl_teacher", "train_agreement", "train_kl_teacher", "train_fidelity_images")
 
 
 def scratch_fields(config: RunConfig) -> dict:
@@ -46,7 +49,8 @@ def scratch_key(config: RunConfig) -> str:
 
 def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dict] = None) -> dict:
     """The scratch student of the run in folder ``origin``, for this config's run: its entry with
-    ``"source": "reused"`` and ``"from_run"`` (the run that trained it), and its checkpoints.
+    ``"source": "reused"`` and ``"from_run"`` (the run that trained it), its checkpoints, and the
+    hash of the teacher it was measured against (``"teacher_sha256"``, None if unrecorded).
     Refused when that run trained it with another recipe, data, seed, precision or kind of device.
     ``fields``: ``scratch_fields(config)`` where the caller has them (an image folder's are a listing)."""
     folder = Path(origin).expanduser()
@@ -86,5 +90,30 @@ def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dic
                           f"{here} (another data order for the same seed): {not_this}")
     from_run = entry.get("from_run") if entry.get("source") == "reused" else run
     kept = {k: v for k, v in entry.items() if not k.startswith("latency_ms")}  # timed again, in this run's turn
-    return {"entry": {**kept, "source": "reused", "from_run": from_run}, "files": files}
+    teacher = theirs.get("teacher") if isinstance(theirs.get("teacher"), dict) else {}
+    return {"entry": {**kept, "source": "reused", "from_run": from_run}, "files": files,
+            "teacher_sha256": teacher.get("weights_sha256")}
 
+
+def adopt(reuse: Optional[dict], teacher_sha256: str, init: str) -> Optional[dict]:
+    """``reuse`` when it stands with this run's teacher (hash ``teacher_sha256``), else None: a
+    student cut from the teacher (``init`` "teacher") started from other weights when the teacher
+    that trained it was another, so this run trains its own."""
+    if reuse is not None and init == "teacher" and reuse["teacher_sha256"] != teacher_sha256:
+        return None
+    return reuse
+
+
+def reused_entry(reuse: dict, teacher_sha256: str, remeasure: Callable[[], dict]) -> dict:
+    """The reused scratch student's entry for this run. Its fidelity was measured against the
+    teacher of the run that trained it: when that teacher is not this one (by hash), the last
+    epoch's figures are measured again against this one (``remeasure``, from the last checkpoint),
+    and the history's per-epoch ones are emptied (no checkpoint of those epochs is kept);
+    ``fidelity_note`` says so."""
+    entry = dict(reuse["entry"])
+    if reuse["teacher_sha256"] == teacher_sha256:
+        return entry
+    history = [{**row, "val_agreement": None, "val_kl_teacher": None} for row in entry.get("history") or []]
+    return {**{k: v for k, v in entry.items() if k not in FIDELITY}, **remeasure(), "history": history,
+            "fidelity_note": f"reused from run {entry.get('from_run')}, which had another teacher: its agreement "
+                             "with this run's teacher is measured at the last epoch only"}
