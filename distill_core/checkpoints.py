@@ -6,6 +6,7 @@ or another class count is refused with a message instead of a shape error mid-ru
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -94,3 +95,14 @@ def load_into(model: nn.Module, path: str | Path, arch: str, num_classes: int) -
 
 def save_state_dict(state: dict[str, torch.Tensor], path: str | Path) -> Path:
     return save_atomic(state, path)  # the Runs page may offer it for download meanwhile
+
+
+def state_sha256(model: nn.Module) -> str:
+    """A hash of a model's weights: each tensor's name, dtype, shape and bytes, in order. Two runs
+    whose teachers hash alike taught with the very same teacher."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())  # as bytes: bf16 has no numpy type
+    return digest.hexdigest()

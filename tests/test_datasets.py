@@ -132,6 +132,17 @@ def test_imagefolder_loads_resizes_and_splits(tmp_path):
     assert data.describe()["source"].endswith("(1 of 31 files could not be read and were skipped)")
 
 
+def test_an_image_too_large_to_decode_is_skipped_and_said(tmp_path, monkeypatch):
+    """Pillow refuses an image of over twice MAX_IMAGE_PIXELS with DecompressionBombError, which is
+    no OSError: one huge photo must not abort the loading of the whole folder."""
+    write_images(tmp_path, ["cat", "dog"], 6)
+    Image.fromarray(np.zeros((100, 100, 3), dtype=np.uint8)).save(tmp_path / "dog" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # the 12x10 images stay under it, 100x100 does not
+    data = load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path), image_size=16, val_fraction=0.2))
+    assert data.train_x.shape[0] + data.val_x.shape[0] == 12
+    assert data.describe()["source"].endswith("(1 of 13 files could not be read and were skipped)")
+
+
 def test_grey_imagefolder_has_one_channel(tmp_path):
     write_images(tmp_path, ["a", "b"], 5, mode="L")
     assert load_dataset("imagefolder", DataRequest(data_dir=str(tmp_path))).in_channels == 1

@@ -6,8 +6,10 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from distill_core import RunConfig, run_experiment
 from distill_core.runs import teacher_cache
@@ -140,21 +142,23 @@ def test_a_diverged_teacher_fails_the_run_and_is_not_cached(tmp_path):
 
 @pytest.mark.parametrize("student", ["cnn_tiny", "cnn_large"])  # cnn_large has dropout
 def test_the_two_students_start_alike_whatever_else_draws_random_numbers(student, tmp_path, monkeypatch):
-    """Another job's thread drawing from torch's global generator between the two students'
-    builds (the audit saw 30 of 30 builds differ) must not give them different starts. With
-    alpha = 0 the distilled student is trained exactly as the scratch one, so both must end equal."""
+    """Another job's thread drawing from torch's global generator between the scratch student's
+    training and the distilled one's must give neither another start nor other dropout masks.
+    With alpha = 0 the distilled student is trained exactly as the scratch one, so both must end equal."""
     import distill_core.runs.experiment as experiment
 
-    real, calls = experiment.create_model, []
+    real, phases = experiment.train_phase, []
 
     def interfered(*args, **kwargs):
-        calls.append(args[0])
-        if len(calls) == 3:  # the teacher, a student, then: another job draws meanwhile
+        result = real(*args, **kwargs)
+        phases.append(kwargs["phase"])
+        if kwargs["phase"] == "student_scratch":  # another job draws before the distilled student trains
             torch.randn(1000)
-        return real(*args, **kwargs)
+        return result
 
-    monkeypatch.setattr(experiment, "create_model", interfered)
+    monkeypatch.setattr(experiment, "train_phase", interfered)
     results = run_experiment(tiny_config(out=str(tmp_path), student=student, epochs=1, teacher_epochs=1, alpha=0.0))
+    assert phases == ["teacher", "student_scratch", "student_kd"]
     scratch, kd = (torch.load(results["artifacts"][f"{r}_last"], weights_only=True)
                    for r in ("student_scratch", "student_kd"))
     assert all(torch.equal(scratch[k], kd[k]) for k in scratch)
@@ -319,3 +323,97 @@ def test_a_scratch_student_trained_in_another_precision_is_refused(tmp_path, mon
         run_experiment(tiny_config(out=str(tmp_path / "third"), cache_dir=str(tmp_path / "cache"), epochs=1,
                                    teacher_epochs=1, temperature=2.0), scratch_from=tmp_path / "first")
     assert not (tmp_path / "second").exists()
+
+
+def reuse_config(tmp_path, name, **changes):
+    return tiny_config(out=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
+                       **{"epochs": 1, "teacher_epochs": 1, "num_threads": 1, **changes})
+
+
+def edit_results(folder: Path, change) -> None:
+    written = json.loads((folder / "results.json").read_text())
+    change(written)
+    (folder / "results.json").write_text(json.dumps(written))
+
+
+def test_a_scratch_student_trained_on_another_kind_of_device_is_refused(tmp_path):
+    """Its data order and augmentation come from generators on its device, and a CUDA generator
+    draws another stream than a CPU one for the same seed: "auto" on a GPU machine is not the same run."""
+    run_experiment(reuse_config(tmp_path, "first"))
+    edit_results(tmp_path / "first", lambda r: r.update(device="cuda:0"))
+    with pytest.raises(ConfigError, match="trained on cuda, and this run would train on cpu"):
+        run_experiment(reuse_config(tmp_path, "second", temperature=2.0), scratch_from=tmp_path / "first")
+    edit_results(tmp_path / "first", lambda r: r.update(device="cpu"))  # "auto" and "cpu" both train on the CPU
+    reused = run_experiment(reuse_config(tmp_path, "third", temperature=2.0, device="cpu"),
+                            scratch_from=tmp_path / "first")
+    assert reused["student_scratch"]["source"] == "reused"
+
+
+def test_a_scratch_student_of_other_images_or_another_split_is_refused(tmp_path):
+    """The key a run records when it starts holds the image folder's listing and the split's
+    version, as the teacher cache's does: images added since, or a split made another way, are
+    other training and validation images."""
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "images" / c).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / c / f"{i}.png")
+    folder = dict(dataset="imagefolder", data_dir=str(tmp_path / "images"), image_size=8, batch_size=8)
+    first = run_experiment(reuse_config(tmp_path, "first", **folder))
+    assert first["scratch_key"]["folder"] and first["scratch_key"]["split"]
+    assert run_experiment(reuse_config(tmp_path, "same", temperature=2.0, **folder),
+                          scratch_from=tmp_path / "first")["student_scratch"]["source"] == "reused"
+    Image.fromarray(np.zeros((10, 10, 3), dtype=np.uint8)).save(tmp_path / "images" / "dog" / "new.png")
+    with pytest.raises(ConfigError, match="another image folder contents"):
+        run_experiment(reuse_config(tmp_path, "added", temperature=2.0, **folder), scratch_from=tmp_path / "first")
+    (tmp_path / "images" / "dog" / "new.png").unlink()
+    edit_results(tmp_path / "first", lambda r: r["scratch_key"].update(split="sklearn"))
+    with pytest.raises(ConfigError, match="another split of the dataset"):
+        run_experiment(reuse_config(tmp_path, "split", temperature=2.0, **folder), scratch_from=tmp_path / "first")
+    edit_results(tmp_path / "first", lambda r: r.pop("scratch_key"))
+    with pytest.raises(ConfigError, match="does not record which data"):
+        run_experiment(reuse_config(tmp_path, "unrecorded", temperature=2.0, **folder),
+                       scratch_from=tmp_path / "first")
+
+
+def test_a_reused_scratch_students_fidelity_is_to_this_runs_teacher(tmp_path):
+    """teacher_epochs is not in the scratch key (the scratch student never sees the teacher), so a
+    reused entry may come from a run with another teacher: its agreement and KL must be this
+    teacher's, as in a run that trains its own scratch student."""
+    first = run_experiment(reuse_config(tmp_path, "first"))
+    same = run_experiment(reuse_config(tmp_path, "same", temperature=2.0), scratch_from=tmp_path / "first")
+    assert same["student_scratch"]["history"] == first["student_scratch"]["history"]  # the same teacher: kept
+    assert "fidelity_note" not in same["student_scratch"]
+    reusing = run_experiment(reuse_config(tmp_path, "reusing", teacher_epochs=2), scratch_from=tmp_path / "first")
+    alone = run_experiment(reuse_config(tmp_path, "alone", teacher_epochs=2))
+    hashes = [r["teacher"]["weights_sha256"] for r in (reusing, alone, first)]
+    assert hashes[0] == hashes[1] != hashes[2]
+    mine, own = reusing["student_scratch"], alone["student_scratch"]
+    assert mine["source"] == "reused" and mine["accuracy"] == own["accuracy"]
+    for key in ("val_agreement", "train_agreement"):
+        assert mine[key] == own[key]
+    for key in ("val_kl_teacher", "train_kl_teacher"):
+        assert mine[key] == pytest.approx(own[key], rel=1e-5) and mine[key] != pytest.approx(
+            first["student_scratch"][key], rel=1e-5)
+    assert all(row["val_agreement"] is None for row in mine["history"]) and "fidelity_note" in mine
+
+
+def test_a_student_cut_from_another_teacher_is_not_reused(tmp_path):
+    """A derived student starting from the teacher's weights depends on those weights, not only on
+    the teacher's settings: a cached teacher with the same key but other weights (trained again
+    elsewhere, or replaced) gives another scratch student, which this run trains."""
+    derived = dict(teacher="resnet8", student="derived", derive_width=0.5, student_init="teacher")
+    config = reuse_config(tmp_path, "first", **derived)
+    run_experiment(config)
+    state, _ = teacher_cache.lookup(config)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()},
+               teacher_cache.cached_path(config))
+    log = EventLog()
+    second = run_experiment(reuse_config(tmp_path, "second", temperature=2.0, **derived),
+                            scratch_from=tmp_path / "first", on_event=log)
+    assert second["teacher"]["source"] == "cache" and second["student_scratch"]["source"] == "train"
+    assert [e.data["source"] for e in log.since(0) if e.kind == PHASE and e.phase == "student_scratch"] == ["train"]
+    third = run_experiment(reuse_config(tmp_path, "third", temperature=8.0, **derived),
+                           scratch_from=tmp_path / "second")
+    assert third["student_scratch"]["source"] == "reused"  # the same teacher's weights: reused

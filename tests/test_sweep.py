@@ -128,6 +128,30 @@ def test_a_stopped_sweep_resumes_where_it_stopped(tmp_path, capsys):
     assert "4 of 4 trials finished" in capsys.readouterr().out
 
 
+def test_a_resumed_sweep_trains_its_own_scratch_student_where_the_finished_ones_ran_elsewhere(tmp_path):
+    """Resumed on another machine (a GPU one, or one without bf16), a finished trial's scratch student
+    is not the one this machine would train: the trials left train their own, the sweep goes on."""
+    import json
+
+    spec = SweepSpec(tiny_config(epochs=1, teacher_epochs=1, num_threads=1, latency_repeats=5),
+                     {"temperature": [1.0, 4.0]}, [0, 1])
+    stop = threading.Event()
+
+    def watch(event):
+        if event.kind == TRIAL and event.data["state"] == "end" and event.data["finished"] == 2:
+            stop.set()  # the two seeds' first trials: each trained its seed's scratch student
+
+    assert len(run_sweep(spec, tmp_path / "sw", on_event=watch, stop=stop)["rows"]) == 2
+    store = RunStore()
+    for row in read_csv(tmp_path / "sw" / "sweep.csv"):
+        path = Path(store.get_run(row["run_id"])["artifacts_dir"]) / "results.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda:0"}))
+    done = run_sweep(spec, tmp_path / "sw")
+    assert done["status"] == "done" and len(done["rows"]) == 4
+    sources = [store.get_run(r["run_id"])["models"]["student_scratch"]["source"] for r in done["rows"]]
+    assert sources == ["train"] * 4
+
+
 def test_a_run_over_several_seeds_is_a_sweep_of_one_cell(tmp_path, capsys):
     code = main(["sweep", *TINY, "--epochs", "1", "--seeds", "3,4", "--out", str(tmp_path / "one")])
     assert code == 0

@@ -115,3 +115,43 @@ def test_a_retrained_teacher_never_replaces_the_cached_one(tmp_path):
     assert (cached.read_bytes(), cached.stat().st_ino, cached.stat().st_mtime_ns) == before
     assert again["artifacts"]["teacher"] == str(tmp_path / "b" / "teacher.pt")
     assert (tmp_path / "b" / "teacher.pt").is_file()
+
+
+@pytest.mark.parametrize("damage", ["zeros", "text", "not a state_dict"])
+def test_a_damaged_cached_teacher_is_a_miss_not_a_traceback(damage, tmp_path, caplog):
+    config = RunConfig(dataset="digits", cache_dir=str(tmp_path))
+    path = teacher_cache.store(config, {"w": torch.ones(1)}, {"accuracy": 0.9})
+    if damage == "zeros":  # torch.load(weights_only=True) raises pickle.UnpicklingError
+        path.write_bytes(bytes(4096))
+    elif damage == "text":  # ... and KeyError or ValueError for a text file
+        path.write_text("this is not a checkpoint\n" * 20)
+    else:
+        torch.save([torch.ones(1)], path)
+    with caplog.at_level("WARNING", logger="distill_core.runs.teacher_cache"):
+        assert teacher_cache.lookup(config) is None
+    assert str(path) in caplog.text and "trained again" in caplog.text
+    teacher_cache.store(config, {"w": torch.zeros(1)}, {"accuracy": 0.8})  # the miss trains it, and heals the entry
+    assert torch.equal(teacher_cache.lookup(config)[0]["w"], torch.zeros(1))
+
+
+@pytest.mark.parametrize("meta", ["[1, 2]", "null", "\"text\"", "{\"key\": ", ""])
+def test_a_cached_teachers_meta_that_is_not_a_json_object_is_a_miss(meta, tmp_path):
+    config = RunConfig(dataset="digits", cache_dir=str(tmp_path))
+    path = teacher_cache.store(config, {"w": torch.ones(1)}, {"accuracy": 0.9, "teacher": config.teacher,
+                                                             "dataset": config.dataset})
+    (path.parent / "meta.json").write_text(meta)
+    assert teacher_cache.lookup(config) is None
+    assert teacher_cache.meta_for(path) is None
+    assert teacher_cache.list_cached(str(tmp_path)) == []
+    assert teacher_cache.checkpoint_problem(config.replace(teacher_source="checkpoint",
+                                                           teacher_checkpoint=str(path))) is None
+
+
+def test_a_run_whose_cached_teacher_is_damaged_trains_it_again(tmp_path):
+    from helpers import tiny_config
+
+    config = tiny_config(out=str(tmp_path / "first"), cache_dir=str(tmp_path / "cache"))
+    run_experiment(config)
+    teacher_cache.cached_path(config).write_text("this is not a checkpoint\n" * 20)
+    second = run_experiment(config.replace(out=str(tmp_path / "second")))
+    assert second["teacher"]["source"] == "train" and teacher_cache.lookup(config) is not None

@@ -339,8 +339,10 @@ def imagefolder(request: DataRequest) -> ImageData:
                 with Image.open(f) as img:
                     mode = "L" if img.mode in ("L", "1", "I;16", "I") else "RGB"
                     small = img.convert(mode).resize((size, size), Image.BILINEAR)
-            except (UnidentifiedImageError, OSError):
-                continue  # a stray non-image file is skipped, not fatal
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+                # A stray non-image file, or one over Pillow's pixel limit (its error is no
+                # OSError), is skipped and counted, not fatal to the whole folder.
+                continue
             arr = np.asarray(small, dtype=np.uint8)
             images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
             labels.append(label)

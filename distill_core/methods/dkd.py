@@ -12,6 +12,10 @@ default as theirs). Their warmup is 20 of 240 epochs; ours is 2 epochs (of the d
 first epoch runs at half weight, the rest at full: an epoch-counted warmup as theirs (from 1), the
 shortest that still ramps. alpha is not used: DKD weighs its own terms. With mixed images
 (``distill_data`` replace or mixup) the target class is the one with the larger share.
+
+With ``standardize`` (logit standardisation, Sun et al., CVPR 2024) both rows of logits are z-scored
+before TCKD and NCKD; CE keeps the raw logits, and a, b and T stay as set. Sun et al. pair it with a
+base temperature of 2 and multiply a and b by 9 for DKD; set those here to follow them.
 """
 from __future__ import annotations
 

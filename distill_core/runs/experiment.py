@@ -18,7 +18,7 @@ from typing import Any, Optional
 import torch
 
 from .. import paths
-from ..checkpoints import check_fits, load_into, save_state_dict
+from ..checkpoints import check_fits, load_into, save_state_dict, state_sha256
 from ..config import RunConfig, validate
 from ..data.datasets import DataRequest, ImageData, image_files, load_dataset
 from ..device import release, resolve_device
@@ -34,7 +34,7 @@ from ..training.measure import class_report, disagreements, evaluate, headline, 
 from ..training.trainer import PhaseResult, check_stop, train_phase  # check_stop: between phases and models too
 from ..vocab import DISTILLED, SCRATCH, TEACHER
 from . import teacher_cache
-from .scratch_reuse import reusable_scratch
+from .scratch_reuse import adopt, reusable_scratch, reused_entry, scratch_fields
 
 # Rough relative cost of one epoch of each phase, so progress and ETA move evenly.
 PHASE_WEIGHT = {TEACHER: 2.0, SCRATCH: 1.0, DISTILLED: 1.5}
@@ -121,6 +121,13 @@ def build_model(name: str, data: ImageData, config: RunConfig, device: torch.dev
     return model
 
 
+def reloaded(config: RunConfig, data: ImageData, device: torch.device, path: str) -> torch.nn.Module:
+    """A student of this run from its checkpoint (the architecture alone comes from the config)."""
+    model = build_model(config.student, data, config, device, config.seed)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model
+
+
 def entry_from_phase(arch: str, role: str, source: str, result: PhaseResult, data: ImageData) -> tuple[dict, torch.Tensor]:
     """A trained model's entry, its report (per class, confusion) made from its last validation
     pass; and that pass's per-image probabilities."""
@@ -144,6 +151,15 @@ def fidelity_entry(history: list[dict], student, teacher_train_probs, data: Imag
     return {"val_agreement": last.get("val_agreement"), "val_kl_teacher": last.get("val_kl_teacher"),
             "train_agreement": faithful["agreement"], "train_kl_teacher": faithful["kl_teacher"],
             "train_fidelity_images": int(teacher_train_probs.shape[0])}
+
+
+def measured_fidelity(student, teacher_probs, teacher_train_probs, data: ImageData, device: torch.device,
+                      config: RunConfig) -> dict:
+    """``fidelity_entry`` of a trained student measured now, its validation figures too: a reused
+    scratch student's, against this run's teacher."""
+    val = fidelity(evaluate(student, data, device, channels_last=config.channels_last)["probs"], teacher_probs)
+    return fidelity_entry([{"val_agreement": val["agreement"], "val_kl_teacher": val["kl_teacher"]}], student,
+                          teacher_train_probs, data, device, config)
 
 
 def evaluate_test_set(model, data: ImageData, device: torch.device, config: RunConfig) -> dict:
@@ -216,7 +232,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     """
     validate(config)
     check_teacher_data(config)
-    reuse = reusable_scratch(config, scratch_from) if scratch_from else None
+    scratch = scratch_fields(config)  # taken now: an image folder's listing is of the images the run loads
+    reuse = reusable_scratch(config, scratch_from, scratch) if scratch_from else None
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
@@ -224,7 +241,7 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
         writable_folder(teacher_cache.cache_root(config), "teacher cache folder")
     started = time.time()
     results: dict[str, Any] = {"run_id": run_id, "status": "running", "config": config.to_dict(),
-                               "method": method_record(config), "started_at": started,
+                               "method": method_record(config), "started_at": started, "scratch_key": scratch,
                                "artifacts": {"dir": str(out_dir)}}
     device, data = torch.device("cpu"), None
     threads = torch.get_num_threads()  # restored at the end: the app's worker thread runs the next job too
@@ -344,7 +361,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         teacher.load_state_dict(state)
         entry = cached_teacher_entry(config, meta)
         trained_in = meta.get("precision", FP32)  # the key has bf16 in it when it trained in bf16
-        results["artifacts"]["teacher"] = str(teacher_cache.cache_root(config) / meta["key"] / "model.pt")
+        results["artifacts"]["teacher"] = str(teacher_cache.cached_path(config))
     else:
         method = create_method("kd", teacher, None)
         phase = train_phase(method, data, config, epochs=config.teacher_epochs, phase="teacher", emit=emit,
@@ -368,6 +385,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
         teacher_probs = report.pop("probs")
         entry.update(report)
     entry["precision"] = {**precision.entry("teacher"), "train": trained_in}
+    entry["weights_sha256"] = teacher_sha = state_sha256(teacher)
     # What the students' fidelity is measured against: the teacher's answers on the same images.
     reference = teacher_probs.clamp_min(1e-30).log().to(device)
     teacher_train_probs = evaluate(teacher, data, device, channels_last=config.channels_last, split="train")["probs"]
@@ -386,6 +404,8 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # student with dropout draws the same masks in both, as long as nothing else in the process
     # draws from it while they train (the app's job manager runs one job at a time for that).
     init = resolved_init(config.student, config.student_init)
+    if reuse is not None and (reuse := adopt(reuse, teacher_sha, init)) is None:  # cut from another teacher
+        progress = Progress({**plan, SCRATCH: config.epochs})
     initial = build_model(config.student, data, config, device, config.seed,
                           source=teacher if init == "teacher" else None)
     results["student_origin"] = origin(config.student, config.teacher, init, config.weight_anchor, initial)
@@ -403,7 +423,9 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
                 copied = out_dir / f"{role}_{which}.pt"  # the run keeps its own: deleting the other keeps it whole
                 shutil.copyfile(path, copied)
                 results["artifacts"][f"{role}_{which}"] = str(copied)
-            results[role] = dict(reuse["entry"])
+            results[role] = reused_entry(reuse, teacher_sha, lambda: measured_fidelity(
+                reloaded(config, data, device, results["artifacts"][f"{role}_last"]), teacher_probs,
+                teacher_train_probs, data, device, config))
             results["phase_seconds"][role] = time.perf_counter() - clock
             emit(Event(RESULT, role, {"model": role, "entry": results[role]}))
             continue
@@ -443,8 +465,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     emit(Event(PHASE, "measure", {"phase": "measure", "index": 3, "total": 3, "epochs": 0, "source": "measure"}))
     models = {"teacher": teacher}
     for role in (SCRATCH, DISTILLED):
-        models[role] = build_model(config.student, data, config, device, config.seed)
-        models[role].load_state_dict(torch.load(results["artifacts"][f"{role}_last"], weights_only=True))
+        models[role] = reloaded(config, data, device, results["artifacts"][f"{role}_last"])
     profiles = time_models(models, shape, device, config, stop)
     for role, profile in profiles.items():
         results[role].update(profile)

@@ -15,6 +15,7 @@ all the others. The local backend runs each stage in order in this process; the 
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from ..config import RunConfig, student_label
 from ..data.datasets import DataRequest, load_dataset
 from ..device import resolve_device
-from ..errors import TrainingDiverged, first_line
+from ..errors import ConfigError, TrainingDiverged, first_line
 from ..events import TRIAL, Event, Observer, fan_out
 from ..methods import create_method
 from ..models.derive import student_model
@@ -33,7 +34,7 @@ from ..precision import resolve_precision
 from ..training.trainer import build_optimizer
 from ..vocab import CANCELLED, DONE, FAILED, RUNNING
 from . import teacher_cache
-from .scratch_reuse import scratch_key
+from .scratch_reuse import reusable_scratch, scratch_fields, scratch_key
 from .recording import run_recorded
 from .store import RunStore
 from .sweep import SweepSpec, Trial, sweeps_dir, trial_rows, write_tables
@@ -71,14 +72,23 @@ def leaders(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset()
 
 
 def scratch_origin(spec: SweepSpec, trial: Trial, done: dict[str, dict], store: RunStore) -> Optional[str]:
-    """The folder of a finished trial whose scratch student this trial reuses, or None."""
-    group = scratch_key(trial.config)
+    """The folder of a finished trial whose scratch student this trial reuses, or None (it trains
+    its own). A resumed sweep's finished trials may have trained on another machine's device or
+    precision, or on images since changed: those are passed over, not a refused trial."""
+    fields = scratch_fields(trial.config)
+    group = json.dumps(fields, sort_keys=True)
     for other in spec.trials():
         row = done.get(other.key)
         if row is not None and scratch_key(other.config) == group:
             run = store.get_run(row["run_id"])
-            if run and run.get("artifacts_dir") and Path(run["artifacts_dir"], "results.json").is_file():
-                return run["artifacts_dir"]
+            folder = run.get("artifacts_dir") if run else None
+            if not folder or not Path(folder, "results.json").is_file():
+                continue
+            try:
+                reusable_scratch(trial.config, folder, fields)
+            except ConfigError:
+                continue
+            return folder
     return None
 
 

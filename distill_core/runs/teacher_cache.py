@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -17,9 +18,11 @@ import torch
 from .. import paths
 from ..config import RunConfig
 from ..data.datasets import DATASETS, FOLDER_IMAGE_SIZE, image_files
-from ..errors import DistillError
+from ..errors import DistillError, first_line
 from ..files import save_atomic, write_atomic
 from ..precision import BF16, training_precision
+
+log = logging.getLogger(__name__)
 
 
 def teacher_key_fields(config: RunConfig) -> dict:
@@ -39,10 +42,19 @@ def teacher_key_fields(config: RunConfig) -> dict:
     }
     if training_precision(config) == BF16:  # absent for fp32: the keys of teachers cached before bf16 stay
         fields["precision"] = BF16
+    return {**fields, **data_fields(config)}
+
+
+def data_fields(config: RunConfig) -> dict:
+    """Which images a run's split gives, beyond its config's fields: the split's version where this
+    project splits the dataset (a model trained on another split may have seen this one's validation
+    images), and an image folder's listing (the same folder with images added is other data). Part
+    of the teacher cache's key and of the scratch student's (runs/scratch_reuse.py)."""
+    fields = {}
     split = _split(config.dataset)
-    if split:  # a teacher trained on another split may have seen this one's validation images
+    if split:
         fields["split"] = split
-    if config.dataset == "imagefolder":  # the same folder with images added is other data
+    if config.dataset == "imagefolder":
         fields["folder"] = folder_fingerprint(config.data_dir)
     return fields
 
@@ -73,7 +85,7 @@ SPLIT_FIELDS = ("dataset", "split", "data_dir", "val_fraction", "image_size", "f
 
 def split_mismatch(meta: dict, config: RunConfig) -> Optional[str]:
     """Why the cached teacher ``meta`` must not teach ``config``'s run, or None if it may."""
-    theirs, ours = meta.get("fields") or {}, teacher_key_fields(config)
+    theirs, ours = meta.get("fields") if isinstance(meta.get("fields"), dict) else {}, teacher_key_fields(config)
     names = SPLIT_FIELDS + (("seed",) if config.dataset == "imagefolder" else ())
     differ = [n for n in names if theirs.get(n) != ours.get(n)]
     if not differ:
@@ -127,25 +139,37 @@ def cached_path(config: RunConfig) -> Path:
 
 
 def lookup(config: RunConfig) -> Optional[tuple[dict, dict]]:
-    """(state_dict, metadata) of a cached teacher for this config, or None."""
+    """(state_dict, metadata) of a cached teacher for this config, or None: also for a damaged
+    entry (logged), which the run then trains again and stores over."""
     path = cached_path(config)
+    meta = read_meta(path.parent / "meta.json")
+    if meta is None or not path.is_file():
+        return None
     try:
-        meta = json.loads((path.parent / "meta.json").read_text())
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, json.JSONDecodeError, RuntimeError, EOFError, OSError):
+    except Exception as exc:  # noqa: BLE001 - torch.load on damaged bytes raises almost anything
+        # (UnpicklingError for zeros, KeyError, ValueError or IndexError for text)
+        log.warning("the cached teacher %s cannot be read (%s): it is trained again", path, first_line(exc, 200))
+        return None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        log.warning("the cached teacher %s is not a state_dict: it is trained again", path)
         return None
     return state, meta
+
+
+def read_meta(path: Path) -> Optional[dict]:
+    """A cache entry's meta.json, or None when it is missing, unreadable or not a JSON object."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):  # ValueError: JSONDecodeError, and bytes that are not UTF-8
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def meta_for(checkpoint: str | Path) -> Optional[dict]:
     """The cache record of a teacher file, when that file is a cached teacher's ``model.pt``."""
     path = Path(checkpoint).expanduser()
-    if path.name != "model.pt":
-        return None
-    try:
-        return json.loads((path.parent / "meta.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError, OSError):
-        return None
+    return read_meta(path.parent / "meta.json") if path.name == "model.pt" else None
 
 
 def store(config: RunConfig, state: dict, meta: dict) -> Path:
@@ -170,11 +194,10 @@ def list_cached(config_dir: Optional[str] = None, dataset: Optional[str] = None)
     root = Path(config_dir).expanduser() if config_dir else paths.teacher_cache_dir()
     found = []
     for meta_path in sorted(root.glob("*/meta.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, OSError):
+        meta = read_meta(meta_path)
+        if meta is None:
             continue
-        fields = meta.get("fields", {})
+        fields = meta.get("fields") if isinstance(meta.get("fields"), dict) else {}
         if dataset is not None and (fields.get("dataset") != dataset or fields.get("split") != _split(dataset)):
             continue
         found.append({"key": meta.get("key", meta_path.parent.name), "path": str(meta_path.parent / "model.pt"),
