@@ -858,6 +858,21 @@ def test_compare_shows_the_test_set_beside_validation_where_there_is_one(real_ma
     assert list(at.table[0].value["test accuracy (last epoch)"]) == ["90.0 %", "91.0 %", "92.0 %"]
 
 
+def test_compare_says_when_a_reused_scratch_students_fidelity_is_to_another_teacher(real_manager, finished_run):
+    folder, results = finished_run
+    reused = json.loads(json.dumps(results))
+    reused["run_id"] = "20250101-000006-reus"
+    note = "reused from run 20250101-000001-abcd, which had another teacher: its agreement with this run's " \
+           "teacher is measured at the last epoch only"
+    reused["student_scratch"]["fidelity_note"] = note
+    target = paths.runs_dir() / reused["run_id"]
+    target.mkdir(parents=True)
+    (target / "results.json").write_text(json.dumps(reused))
+    assert f"Scratch student: {note}." in texts(page("pages/compare.py", run=reused["run_id"]))
+    shutil.copytree(folder, paths.runs_dir() / results["run_id"])
+    assert "which had another teacher" not in texts(page("pages/compare.py", run=results["run_id"]))
+
+
 def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run):
     folder, results = finished_run
     gpu = json.loads(json.dumps(results))
