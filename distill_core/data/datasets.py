@@ -127,7 +127,7 @@ def stratified_split(y: np.ndarray, val_count: int, seed: int) -> tuple[np.ndarr
     """Indices of a fixed split that keeps every class's share in both halves.
 
     Written out rather than taken from scikit-learn's ``train_test_split``: importing scikit-learn
-    took 2.5 s of every one-minute demo run. Each class gives its share of ``val_count`` (the
+    took 2.5 s of every demo run. Each class gives its share of ``val_count`` (the
     rounding remainder goes to the classes with the largest fractions), drawn from a permutation
     seeded by ``seed``, and keeps at least one image for training.
     """

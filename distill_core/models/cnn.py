@@ -1,4 +1,4 @@
-"""Demo-sized networks: fast enough to train three of them in a minute on a laptop CPU.
+"""Demo-sized networks: fast enough to train three of them in half a minute on a laptop CPU.
 
 ``cnn_large`` is the teacher of the offline demo; ``cnn_small`` and ``cnn_tiny`` are students
 about 40x and 200x smaller; ``mlp`` is the classic Hinton et al. baseline. All end in global
