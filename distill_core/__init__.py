@@ -18,7 +18,7 @@ from .precision import describe_precision, resolve_precision
 from .events import Event, EventLog
 from .files import write_atomic
 from .methods import (METHODS, Option, create_method, format_value, kd_loss, list_methods, method_formula,
-                      method_options, method_uses, options_text)
+                      method_legend, method_options, method_uses, options_text)
 from .models import MODELS, compatible_pairs, create_model, has_features, list_models
 from .models.derive import DERIVED, STUDENT_INITS, derive_problem, origin_words, resolved_init, student_model
 from .runs.experiment import preload, run_experiment
@@ -58,8 +58,8 @@ __all__ = [
     "MODELS", "create_model", "list_models", "DATASETS", "DataRequest", "ImageData", "list_datasets",
     "load_dataset", "image_files", "folder_val_count", "split_problem", "FOLDER_IMAGE_SIZE", "METHODS",
     "scan_folder", "FolderScan", "classes_problem", "IMAGE_EXTENSIONS",
-    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_uses",
-    "options_text",
+    "create_method", "list_methods", "kd_loss", "Option", "method_options", "method_formula", "method_legend",
+    "method_uses", "options_text",
     "format_value", "has_features", "compatible_pairs",
     # a student derived from its teacher
     "DERIVED", "STUDENT_INITS", "derive_problem", "origin_words", "resolved_init", "student_model", "student_label",

@@ -4,7 +4,8 @@ import math
 import streamlit as st
 
 from distill_core import (DATASETS, DERIVED, DISTILL_DATA, METHODS, MODELS, describe_devices, method_formula,
-                          method_options, method_uses, paths, repeat_command, resolve_device, resolve_precision)
+                          method_legend, method_options, method_uses, paths, repeat_command, resolve_device,
+                          resolve_precision)
 from studio import derive_view, fmt, folders
 from studio.folder_uploads import MAX_ZIP_BYTES
 from studio.folders import folder_classes, folder_summary
@@ -52,16 +53,6 @@ def formula_of(config) -> tuple[str, str]:
         return method_formula(config.method, config.temperature, config.alpha, config.extra)
     except Exception:  # noqa: BLE001 - a formula must not take the page down
         return method_formula(config.method, config.temperature, config.alpha, {})
-
-
-def formula_note(name: str) -> str:
-    if name in ("kd", "dkd"):
-        return ("z_t, z_s: teacher and student logits; σ: softmax" + ("; e: the epoch, W: the warmup" if name == "dkd"
-                else "") + ". The T² keeps the soft terms' gradients the same size as T changes. The scratch student "
-                "is trained with CE alone: the same recipe, no teacher.")
-    return ("f^(k): a model's feature map at stage k of its three (their outputs at its last three sizes)"
-            + ("; r: a small trainable regressor, never part of the student" if name == "fitnet" else "")
-            + ". The scratch student is trained with CE alone: the same recipe, no teacher.")
 
 
 def dataset_label(name: str) -> str:
@@ -247,7 +238,7 @@ with l2:
     symbols, values = formula_of(config)
     st.latex(symbols)  # two lines where it is long: on one line a formula is wider than its column on a laptop
     st.latex(values)
-    st.caption(formula_note(config.method))
+    st.caption(method_legend(config.method))
 
 # ---- the recipe -----------------------------------------------------------------------------------
 st.subheader("Recipe")

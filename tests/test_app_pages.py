@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import studio.learn_view
 import studio.manager
 from studio import fmt, live_view
-from distill_core import RunConfig, paths, run_experiment
+from distill_core import RunConfig, method_legend, paths, run_experiment
 from distill_core import repeat_command
 from distill_core.errors import ConfigError
 from distill_core.events import EPOCH, PHASE, STEP, Event
@@ -406,6 +406,7 @@ def test_distill_restores_a_method_and_its_options_from_a_link(engine):
     assert at.number_input(key="cfg_opt_dkd_b").value == 6.0 and at.toggle(key="cfg_opt_dkd_standardize").value
     assert any("`opt.nope=1` is not an option of the `dkd` method" in w.value for w in at.warning)  # as text
     assert any(r"\tilde z" in l.value for l in at.latex)  # standardised logits in the formula
+    assert method_legend("dkd") in texts(at)  # what its symbols stand for, under it
 
 
 def test_distill_refuses_a_feature_method_on_the_mlp_beside_the_method(engine):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from distill_core.data.datasets import load_dataset
 from distill_core.events import EventLog
-from distill_core.methods import METHODS, create_method
+from distill_core.methods import METHODS, create_method, method_formula, method_legend
 from distill_core.methods.at import at_loss
 from distill_core.methods.dkd import dkd_parts
 from distill_core.models import compatible_pairs, create_model
@@ -305,3 +305,20 @@ def test_one_training_step_of_every_feature_method_on_every_compatible_pair(name
                 failed.append(f"{t} -> {s}: {type(exc).__name__}: {exc}")
     assert not failed, "\n".join(failed)
     assert len(pairs) > 100  # the zoo's pairs, not an empty loop
+
+
+# Each symbol a method's formula draws, and the words its legend must use for it.
+SYMBOL_WORDS = {"z_s": ("z_s", "logits"), "z_t": ("z_t",), r"\sigma": ("σ: softmax",), "f_s^{(": ("f^(",),
+                "r(f": ("r: ",), r"\tfrac{e}{W}": ("e: the epoch", "W: the warmup"), "a(f": ("a(f):",),
+                r"j \in S": ("S: ",), "T^2": ("The T²",)}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_says_what_the_symbols_of_its_formula_stand_for(name):
+    symbols, _ = method_formula(name, 4.0, 0.9, {})
+    legend = method_legend(name)
+    drawn = [symbol for symbol in SYMBOL_WORDS if symbol in symbols]
+    assert drawn and METHODS.get(name).LEGEND
+    for symbol in drawn:
+        assert all(word in legend for word in SYMBOL_WORDS[symbol]), (name, symbol)
+    assert legend.endswith("The scratch student is trained with CE alone: the same recipe, no teacher.")

@@ -55,6 +55,9 @@ class AttentionTransfer(DistillMethod):
     sliceable = False  # feature maps: one teacher call per batch
     FEATURES = True
     USES = ()
+    LEGEND = ("z_s: the student's logits; σ: softmax; f^(j): a model's feature map at stage j of its three (their "
+              "outputs at its last three sizes); S: the stages matched; a(f): the attention map, the mean over "
+              "channels of f², flattened to unit length.")
     OPTIONS = (
         Option("stages", str, "1,2,3", "which of the three stages to match (mdistiller: all three)",
                choices=STAGE_CHOICES),

@@ -168,6 +168,7 @@ class DistillMethod(nn.Module):
     USES: tuple[str, ...] = ("temperature", "alpha")  # the run's loss settings it reads
     USES_NOTE = ""  # when an option changes what it reads, in words
     FEATURES = False  # reads intermediate feature maps: both models need feature taps
+    LEGEND = ""  # what the symbols of ``formula`` stand for, in words (shown under it)
 
     def __init__(self, student: nn.Module, teacher: Optional[nn.Module], temperature: float = 4.0,
                  alpha: float = 0.9, input_shape: Optional[tuple[int, int, int]] = None, **options: Any):
@@ -316,6 +317,11 @@ def method_formula(name: str, temperature: float, alpha: float, options: dict) -
     given = {k: v for k, v in options.items() if any(o.name == k for o in cls.OPTIONS)}
     resolved = {o.name: o.default for o in cls.OPTIONS} | given
     return cls.formula(temperature, alpha, resolved)
+
+
+def method_legend(name: str) -> str:
+    """What the symbols of ``name``'s formula stand for, and what the scratch student trains on."""
+    return f"{METHODS.get(name).LEGEND} The scratch student is trained with CE alone: the same recipe, no teacher."
 
 
 def method_uses(name: str, options: dict) -> tuple[str, ...]:

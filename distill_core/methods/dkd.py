@@ -58,6 +58,8 @@ def dkd_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
                   reference="mdistiller's DKD (a = 1, b = 8, CE weight 1; warmup 20 of 240 epochs there)")
 class DecoupledKD(DistillMethod):
     USES = ("temperature",)
+    LEGEND = ("z_t, z_s: teacher and student logits; σ: softmax; e: the epoch, W: the warmup. The T² keeps the soft "
+              "terms' gradients the same size as T changes.")
     OPTIONS = (
         Option("a", float, 1.0, "weight of TCKD, the target-class part (mdistiller: 1)", 0.0, 100.0),
         Option("b", float, 8.0, "weight of NCKD, the other classes' part (mdistiller: 8 on CIFAR-100; 2 for "

@@ -56,6 +56,8 @@ class FitNet(DistillMethod):
     sliceable = False  # feature maps: one teacher call per batch
     FEATURES = True
     USES = ()
+    LEGEND = ("z_s: the student's logits; σ: softmax; f^(k): a model's feature map at stage k of its three (their "
+              "outputs at its last three sizes); r: a small trainable regressor, never part of the student.")
     USES_NOTE = "T and alpha in the KD stage, with hint_epochs"
     OPTIONS = (
         Option("stage", int, 2, "which of the three stages gives the hint (2 = the middle, mdistiller's hint layer)",

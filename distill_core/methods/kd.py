@@ -28,6 +28,8 @@ def z(name: str, standardized: bool) -> str:
                   reference="the loss of RepDistiller and mdistiller's KD (T = 4, KD weight 0.9, CE 0.1)")
 class LogitKD(DistillMethod):
     OPTIONS = (STANDARDIZE,)
+    LEGEND = ("z_t, z_s: teacher and student logits; σ: softmax. The T² keeps the soft terms' gradients the same "
+              "size as T changes.")
 
     def distill(self, x, y, teacher_out):
         logits = self.student(x)
