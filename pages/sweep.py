@@ -49,6 +49,11 @@ if "sw_base" not in ss:
                                                              read_link=config_from_link)
     load(base, grid, seeds, backend)
     ss.sw_show = st.query_params.get("sweep")
+# Streamlit forgets a widget's value while another page is shown: the boxes come back from this copy.
+KEPT = ["sw_" + name for name in SWEEPABLE] + ["sw_seeds", "sw_backend", "sw_address"]
+for key, value in ss.get("sw_kept", {}).items():
+    if key not in ss:
+        ss[key] = value
 
 top = st.container(horizontal=True, wrap=True, vertical_alignment="center")
 for name, preset in sv.PRESETS.items():
@@ -87,6 +92,7 @@ backend = st.radio("Where the trials run", backends, key="sw_backend", horizonta
 address = st.text_input("Ray address (empty: a local Ray instance)", key="sw_address") if backend == "ray" else None
 
 grid = {name: ss["sw_" + name] for name in SWEEPABLE}
+ss.sw_kept = {key: ss[key] for key in KEPT if key in ss}
 spec, found = sv.build(base, grid, ss.sw_seeds)
 want = sv.to_params(base, grid, ss.sw_seeds, backend) | ({"sweep": ss.sw_show} if ss.get("sw_show") else {})
 if st.query_params.to_dict() != want:

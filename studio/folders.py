@@ -65,8 +65,11 @@ def path_problem(data_dir: str) -> Optional[str]:
 
 
 def note_link(data_dir: Optional[str]) -> None:
-    """Remember the folder a link named: it waits for the person at the page."""
-    st.session_state[FROM_LINK] = (data_dir or "").strip()
+    """Remember the folder a link named: it waits for the person at the page. Every folder any link
+    named in this session is kept (the Distill and Sweep pages each read their own link), so one
+    page's link cannot release another's."""
+    if data_dir := (data_dir or "").strip():
+        st.session_state[FROM_LINK] = [*st.session_state.get(FROM_LINK, []), data_dir]
 
 
 def confirm(data_dir: str) -> None:
@@ -77,7 +80,7 @@ def awaiting_confirmation(data_dir: Optional[str]) -> bool:
     """Whether ``data_dir`` is the link's folder, not yet confirmed (a path typed here needs nothing)."""
     data_dir = (data_dir or "").strip()
     ss = st.session_state
-    return bool(data_dir) and data_dir == ss.get(FROM_LINK) and data_dir not in ss.get(CONFIRMED, [])
+    return bool(data_dir) and data_dir in ss.get(FROM_LINK, []) and data_dir not in ss.get(CONFIRMED, [])
 
 
 def gate(data_dir: Optional[str]) -> tuple[Optional[Path], Optional[str]]:

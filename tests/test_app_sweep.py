@@ -150,6 +150,26 @@ def test_a_links_folder_is_not_read_or_swept_until_confirmed(sweeps, tmp_path, m
     assert sweeps and sweeps[0][0].base.data_dir == str(tmp_path / "private")
 
 
+def test_visiting_the_distill_page_does_not_release_the_sweep_links_folder(sweeps, tmp_path, monkeypatch):
+    import distill_core.runs.teacher_cache as teacher_cache
+    from test_app_pages import write_image_folder
+
+    read = []
+    real = teacher_cache.folder_fingerprint
+    monkeypatch.setattr(teacher_cache, "folder_fingerprint", lambda d: read.append(d) or real(d))
+    write_image_folder(tmp_path / "private", ("ants", "bees"))
+    at = sweep_page(dataset="imagefolder", data_dir=str(tmp_path / "private"), teacher="cnn_small",
+                    student="cnn_tiny", temperature="1,4", seeds="0")
+    for key in list(at.query_params):  # the sidebar's Distill link carries no parameters
+        del at.query_params[key]
+    at.switch_page("pages/distill.py").run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="sw_temperature").value == "1,4"  # the grid as it was left
+    assert at.button(key="sw_start").disabled and read == []
+    assert f"The link names the image folder `{tmp_path / 'private'}` on this server" in texts(at)
+
+
 def test_a_links_checkpoint_not_kept_by_the_studio_is_dropped(sweeps):
     at = sweep_page(**RECIPE, teacher_source="checkpoint", teacher_checkpoint="/etc/hostname", temperature="1,4")
     said = texts(at)
@@ -200,5 +220,6 @@ def test_a_field_with_no_label_of_its_own_is_named_by_its_field_name():
     spec = SweepSpec(RunConfig(dataset="digits"), {"batch_size": [32, 64], "temperature": [1.0, 4.0]}, [0])
     assert sv.shape_text(spec) == "4 trials: 2 batch size × 2 T × 1 seed"
     assert sv.cell_label({"batch_size": 32, "alpha": 0.5}) == "batch size = 32, α = 0.5"
-    assert list(sv.MORE_FIELDS) == [f for f in SWEEPABLE if f not in ("temperature", "alpha")]
     assert sv.MORE_FIELDS["student"] == "Student" and sv.MORE_FIELDS["epochs"] == "Student epochs"
+    at = sweep_page(**RECIPE)
+    assert {box.key for box in at.text_input} >= {"sw_" + name for name in SWEEPABLE}  # a box for each
