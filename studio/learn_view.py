@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from distill_core import (DERIVED, Lesson, RunConfig, class_similarity, open_lesson, soft_gradient_norms, soft_targets,
-                          student_label)
+from distill_core import (DERIVED, Lesson, RunConfig, class_similarity, open_lesson, resolved_init, soft_gradient_norms,
+                          soft_targets, student_label)
 
 from .style import ROLE_COLOR
 
@@ -153,8 +153,10 @@ def weights_words(config: RunConfig) -> str:
     teacher, student = config.teacher, student_label(config)
     if config.student == DERIVED:
         anchor = (f"here μ = {config.weight_anchor:g}" if config.weight_anchor else "off in this run")
+        start = ("started as" if resolved_init(config.student, config.student_init) == "teacher" else
+                 "has the shape of, though it started from random values,")
         pair = (f"Here the student, **{student}**, was cut from the teacher **{teacher}**: each of its weights "
-                "started as a slice P(w_t) of the teacher's, so the two can be subtracted. That is this app's "
+                f"{start} a slice P(w_t) of the teacher's, so the two can be subtracted. That is this app's "
                 f"weight anchor, μ·‖w_s − P(w_t)‖² ({anchor}). Matching outputs needs no such slice: ")
     elif config.student == teacher:
         pair = (f"Here teacher and student are both **{teacher}**: the shapes match and the weights can be "

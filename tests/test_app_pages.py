@@ -1023,6 +1023,9 @@ def test_learn_says_when_weights_can_be_subtracted():
     derived = weights_words(RunConfig(teacher="resnet56", student="derived", derive_width=0.25, weight_anchor=0.01))
     assert "cannot be subtracted" not in derived and "derived (depth 0.5, width 0.25, teacher init)" in derived
     assert "μ·‖w_s − P(w_t)‖² (here μ = 0.01)" in derived and "**derived**" not in derived
+    assert "each of its weights started as a slice" in derived
+    fresh = weights_words(RunConfig(teacher="resnet56", student="derived", student_init="random"))
+    assert "started as a slice" not in fresh and "random values" in fresh and "can be subtracted" in fresh
     same = weights_words(RunConfig(teacher="resnet20", student="resnet20"))
     assert "both **resnet20**" in same and "cannot be subtracted" not in same
 
