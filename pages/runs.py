@@ -130,12 +130,12 @@ if ss.get("runs_confirm_delete") == run_id:
 st.markdown("**Downloads**")
 # From the disk, not the store: a run folder deleted outside the app leaves its rows, and an export
 # of it would fail inside the browser's download, where no message can be shown.
-missing = ("The distilled student did not finish in this run." if "student_kd" not in run["models"] else
-           checkpoint_missing(run_id, store=store))
+if "student_kd" not in run["models"]:
+    missing = "The distilled student did not finish in this run."
+elif missing := checkpoint_missing(run_id, store=store):
+    missing = f"The distilled student's file cannot be read: {fmt.plain(fmt.sentence(missing))}"
+    st.warning(missing, icon=":material/warning:")
 has_student = missing is None
-if missing and "student_kd" in run["models"]:
-    st.warning(f"The distilled student's file cannot be read: {fmt.plain(fmt.sentence(missing))}",
-               icon=":material/warning:")
 d = st.container(horizontal=True, wrap=True, gap="small")  # buttons as wide as their labels, wrapping
 for spec in rv.downloads(run_id, run.get("student") or "student"):
     needs_student = spec["key"] in ("dl_pt", "dl_safetensors", "dl_onnx")

@@ -116,8 +116,11 @@ def test_a_run_whose_files_were_deleted_outside_the_app_offers_no_student_downlo
     assert not at.exception, [e.value for e in at.exception]
     buttons = {b.label: b for b in at.get("download_button")}
     assert [buttons[k].disabled for k in ("Student (.pt)", "Student (.safetensors)", "Student (.onnx)")] == [True] * 3
-    assert "has no student_kd checkpoint" in buttons["Student (.pt)"].help
-    assert [w.value for w in at.warning if "file cannot be read" in w.value]
+    help_text = buttons["Student (.pt)"].help  # the warning's sentence, as the caption below says it
+    assert help_text.startswith("The distilled student's file cannot be read: ") and help_text.endswith(".")
+    assert "has no student_kd checkpoint" in help_text
+    assert [w.value for w in at.warning if w.value == help_text]
+    assert f"{help_text} There is nothing to compress." in [c.value for c in at.caption]
     assert not [b for b in at.button if b.key in ("runs_onnx_check", "runs_compress_run")]
 
 
