@@ -134,6 +134,19 @@ def test_a_damaged_cached_teacher_is_a_miss_not_a_traceback(damage, tmp_path, ca
     assert torch.equal(teacher_cache.lookup(config)[0]["w"], torch.zeros(1))
 
 
+def test_a_sound_cached_teacher_that_memory_cannot_hold_now_is_not_a_miss(tmp_path, monkeypatch):
+    config = RunConfig(dataset="digits", cache_dir=str(tmp_path))
+    path = teacher_cache.store(config, {"w": torch.ones(1)}, {"accuracy": 0.9})
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(torch, "load", out_of_memory)
+    with pytest.raises(MemoryError):  # not None: the run would train it again and store over a sound entry
+        teacher_cache.lookup(config)
+    assert path.is_file()
+
+
 @pytest.mark.parametrize("meta", ["[1, 2]", "null", "\"text\"", "{\"key\": ", ""])
 def test_a_cached_teachers_meta_that_is_not_a_json_object_is_a_miss(meta, tmp_path):
     config = RunConfig(dataset="digits", cache_dir=str(tmp_path))

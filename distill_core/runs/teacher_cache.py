@@ -147,6 +147,8 @@ def lookup(config: RunConfig) -> Optional[tuple[dict, dict]]:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:  # a sound entry this machine could not hold now: not to be trained again and stored over
+        raise
     except Exception as exc:  # noqa: BLE001 - torch.load on damaged bytes raises almost anything
         # (UnpicklingError for zeros, KeyError, ValueError or IndexError for text)
         log.warning("the cached teacher %s cannot be read (%s): it is trained again", path, first_line(exc, 200))
