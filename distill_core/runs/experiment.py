@@ -233,7 +233,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     validate(config)
     check_teacher_data(config)
     scratch = scratch_fields(config)  # taken now: an image folder's listing is of the images the run loads
-    reuse = reusable_scratch(config, scratch_from, scratch) if scratch_from else None
+    # This process trains it: the kind of device and the precision are this machine's
+    reuse = reusable_scratch(config, scratch_from, scratch, resolve_device(config.device)) if scratch_from else None
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
