@@ -106,13 +106,16 @@ def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dic
             "teacher_sha256": teacher.get("weights_sha256")}
 
 
-def adopt(reuse: Optional[dict], teacher_sha256: str, init: str) -> Optional[dict]:
-    """``reuse`` when it stands with this run's teacher (hash ``teacher_sha256``), else None: a
-    student cut from the teacher (``init`` "teacher") started from other weights when the teacher
-    that trained it was another, so this run trains its own."""
+def adopt(reuse: Optional[dict], teacher_sha256: str, init: str) -> tuple[Optional[dict], Optional[str]]:
+    """``reuse`` when it stands with this run's teacher (hash ``teacher_sha256``), and None; else
+    None and why: a student cut from the teacher (``init`` "teacher") started from other weights
+    when the teacher that trained it was another, so this run trains its own, and says so (the
+    reuse was asked for, a sweep's or a user's)."""
     if reuse is not None and init == "teacher" and reuse["teacher_sha256"] != teacher_sha256:
-        return None
-    return reuse
+        theirs = (reuse["teacher_sha256"] or "unrecorded")[:12]
+        return None, (f"not reused from run {reuse['entry'].get('from_run')}: it was cut from another teacher's "
+                      f"weights (sha256 {theirs}, this run's {teacher_sha256[:12]}), so this run trains its own")
+    return reuse, None
 
 
 def reused_entry(reuse: dict, teacher_sha256: str, remeasure: Callable[[], dict]) -> dict:
