@@ -306,3 +306,22 @@ def test_each_trials_scratch_key_is_worked_out_once_for_the_trials_left(tmp_path
     groups = scratch_groups(spec)
     origins = [scratch_origin(spec, trial, done, store, groups) for trial in trials[1:]]
     assert origins == [str(tmp_path / "first")] * 3 and len(listed) == len(trials)
+
+
+def test_a_ray_worker_trains_its_own_scratch_student_where_the_drivers_choice_ran_elsewhere(tmp_path):
+    """The driver passes a finished trial of another kind of device over only where the config names
+    the device; with "auto" the worker finds out when it starts, and trains its own, not a failed trial."""
+    import json
+
+    from distill_core import run_experiment
+    from distill_core.runs.sweep_ray import trial_job
+
+    base = tiny_config(epochs=1, teacher_epochs=1, num_threads=1, latency_repeats=5,
+                       cache_dir=str(tmp_path / "cache"))
+    run_experiment(base.replace(out=str(tmp_path / "first")), run_id="first")
+    path = tmp_path / "first" / "results.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda:0"}))
+    figures = trial_job(base.replace(out=str(tmp_path / "second"), temperature=2.0).to_dict(), "second",
+                        str(tmp_path / "first"))
+    assert figures["run_id"] == "second"
+    assert json.loads((tmp_path / "second" / "results.json").read_text())["student_scratch"]["source"] == "train"

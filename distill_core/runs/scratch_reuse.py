@@ -106,6 +106,22 @@ def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dic
             "teacher_sha256": teacher.get("weights_sha256")}
 
 
+def reusable_here(config: RunConfig, origin: Optional[str | Path]) -> Optional[str | Path]:
+    """``origin`` when its scratch student is the one ``config``'s run trains on this machine (the
+    device it resolves to here), else None: a sweep's trial chosen on a driver that cannot tell
+    (``reusable_scratch`` without ``device``) trains its own there rather than failing."""
+    from ..device import resolve_device
+    from ..errors import DistillError
+
+    if origin is None:
+        return None
+    try:
+        reusable_scratch(config, origin, device=resolve_device(config.device))
+    except DistillError:
+        return None
+    return origin
+
+
 def adopt(reuse: Optional[dict], teacher_sha256: str, init: str) -> tuple[Optional[dict], Optional[str]]:
     """``reuse`` when it stands with this run's teacher (hash ``teacher_sha256``), and None; else
     None and why: a student cut from the teacher (``init`` "teacher") started from other weights

@@ -35,6 +35,7 @@ from ..events import TRIAL, Event, Observer, fan_out
 from ..vocab import CANCELLED, DONE, FAILED, RUNNING
 from .experiment import new_run_id, run_experiment
 from .results import read_json
+from .scratch_reuse import reusable_here
 from .store import RunStore
 from .sweep import SweepSpec, trial_key, write_tables
 from .sweep_run import finished_trials, leaders, scratch_groups, scratch_origin, start
@@ -81,8 +82,11 @@ def connect(address: Optional[str]) -> bool:
 
 
 def trial_job(config: dict, run_id: str, scratch_from: Optional[str]) -> dict:
-    """One trial, on a worker: the run, written to its folder on the shared path; its figures back."""
-    results = run_experiment(RunConfig.from_dict(config), run_id=run_id, scratch_from=scratch_from)
+    """One trial, on a worker: the run, written to its folder on the shared path; its figures back.
+    ``scratch_from`` was chosen on the driver, which does not know this worker's device: checked
+    again here (``reusable_here``), a scratch student of another kind of device is trained anew."""
+    config = RunConfig.from_dict(config)
+    results = run_experiment(config, run_id=run_id, scratch_from=reusable_here(config, scratch_from))
     return metrics(results)
 
 

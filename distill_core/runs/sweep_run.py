@@ -46,10 +46,10 @@ def finished_trials(spec: SweepSpec, store: RunStore) -> dict[str, dict]:
 
 
 def next_stage(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset(),
-               store: Optional[RunStore] = None) -> list[Trial]:
+               store: Optional[RunStore] = None, device: Optional[torch.device] = None) -> list[Trial]:
     """The trials to run next: ``leaders``, or when there are none, every other trial not done.
     ``skip``: trials already tried in this session (a failed one is not tried again and again)."""
-    return leaders(spec, done, skip, store) or [t for t in spec.trials() if t.key not in done and t.key not in skip]
+    return leaders(spec, done, skip, store, device) or [t for t in spec.trials() if t.key not in done and t.key not in skip]
 
 
 def scratch_groups(spec: SweepSpec) -> dict[str, tuple[dict, str]]:
@@ -62,17 +62,20 @@ def scratch_groups(spec: SweepSpec) -> dict[str, tuple[dict, str]]:
     return groups
 
 
-def _reusable_folder(trial: Trial, fields: dict, row: dict, store: RunStore) -> Optional[str]:
+def _reusable_folder(trial: Trial, fields: dict, row: dict, store: RunStore,
+                     device: Optional[torch.device]) -> Optional[str]:
     """The folder of finished trial ``trial`` (its sweep.csv ``row``) when its scratch student is
     one its group can reuse, else None: a run from before results.json recorded the scratch key,
     one trained on another kind of device or in another precision, images changed since, files
-    gone. Driver-side: the device is not resolved here (``reusable_scratch`` without ``device``)."""
+    gone. ``device``: the one the trials train on where they run in this process (the local
+    backend); None on a Ray driver, which does not resolve it (its workers may have a GPU it has
+    not): then only a device the config names is compared, and each worker checks again."""
     run = store.get_run(row.get("run_id")) if row.get("run_id") else None
     folder = run.get("artifacts_dir") if run else None
     if not folder or not Path(folder, "results.json").is_file():
         return None
     try:
-        reusable_scratch(trial.config, folder, fields)
+        reusable_scratch(trial.config, folder, fields, device)
     except DistillError:
         return None
     return folder
@@ -80,7 +83,7 @@ def _reusable_folder(trial: Trial, fields: dict, row: dict, store: RunStore) -> 
 
 def scratch_sources(spec: SweepSpec, done: dict[str, dict], store: RunStore,
                     groups: Optional[dict[str, tuple[dict, str]]] = None,
-                    only: Optional[str] = None) -> dict[str, str]:
+                    only: Optional[str] = None, device: Optional[torch.device] = None) -> dict[str, str]:
     """Scratch key -> the folder of the first finished trial of that group whose scratch student
     the group's other trials reuse. A group is trained only when it is here: what the leaders,
     the estimate and each trial's ``scratch_origin`` go by. ``only``: that one group's."""
@@ -91,18 +94,18 @@ def scratch_sources(spec: SweepSpec, done: dict[str, dict], store: RunStore,
         row = done.get(trial.key)
         if row is None or group in found or (only is not None and group != only):
             continue
-        if folder := _reusable_folder(trial, fields, row, store):
+        if folder := _reusable_folder(trial, fields, row, store, device):
             found[group] = folder
     return found
 
 
 def leaders(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset(),
-            store: Optional[RunStore] = None) -> list[Trial]:
+            store: Optional[RunStore] = None, device: Optional[torch.device] = None) -> list[Trial]:
     """The first trial of each scratch group with no reusable scratch student yet
     (``scratch_sources``), at most one per teacher not yet cached: they train what the others
     reuse, and may all run at once."""
     groups = scratch_groups(spec)
-    trained = scratch_sources(spec, done, store or RunStore(), groups) if done else {}
+    trained = scratch_sources(spec, done, store or RunStore(), groups, device=device) if done else {}
     first, chosen, teachers = [], set(), set()
     for trial in spec.trials():
         if trial.key in done or trial.key in skip:
@@ -120,14 +123,24 @@ def leaders(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset()
 
 
 def scratch_origin(spec: SweepSpec, trial: Trial, done: dict[str, dict], store: RunStore,
-                   groups: Optional[dict[str, tuple[dict, str]]] = None) -> Optional[str]:
+                   groups: Optional[dict[str, tuple[dict, str]]] = None,
+                   device: Optional[torch.device] = None) -> Optional[str]:
     """The folder of a finished trial whose scratch student this trial reuses, or None (it trains
     its own). A resumed sweep's finished trials may have trained on another machine's device or
     precision, or on images since changed: those are passed over, not a refused trial.
     ``groups``: ``scratch_groups(spec)`` where the caller has them."""
     groups = groups or scratch_groups(spec)
     group = groups[trial.key][1]
-    return scratch_sources(spec, done, store, groups, only=group).get(group)
+    return scratch_sources(spec, done, store, groups, only=group, device=device).get(group)
+
+
+def trials_device(config: RunConfig) -> Optional[torch.device]:
+    """The device this process trains the trials on, or None where it has not that device (the
+    first trial then says so, as a run does)."""
+    try:
+        return resolve_device(config.device)
+    except DistillError:
+        return None
 
 
 def start(spec: SweepSpec, folder: Optional[str | Path], store: RunStore, source: str, backend: str) -> Path:
@@ -155,14 +168,14 @@ def run_sweep(spec: SweepSpec, folder: Optional[str | Path] = None, on_event: Op
     total, tried, status = spec.size(), set(), DONE
     try:
         done = finished_trials(spec, store)
-        groups = scratch_groups(spec)
-        while status == DONE and (stage := next_stage(spec, done, tried, store)):
+        groups, device = scratch_groups(spec), trials_device(spec.base)
+        while status == DONE and (stage := next_stage(spec, done, tried, store, device)):
             for trial in stage:
                 if stop is not None and stop.is_set():
                     status = CANCELLED
                     break
                 tried.add(trial.key)
-                origin = scratch_origin(spec, trial, done, store, groups)
+                origin = scratch_origin(spec, trial, done, store, groups, device)
                 info = {"index": trial.index, "total": total, "cell": trial.cell, "seed": trial.seed,
                         "finished": len(done)}
                 emit(Event(TRIAL, None, {**info, "state": "start"}))
