@@ -210,6 +210,8 @@ class ConsolePrinter:
             how = {"cache": "reused from the teacher cache", "checkpoint": "loaded from checkpoint",
                    "reused": f"reused from run {d.get('from_run')}"}.get(d["source"], "")
             print(f"== {event.phase} {how}".rstrip(), file=self.stream, flush=True)
+            if d.get("message"):
+                print(f"  note: {d['message']}", file=self.stream, flush=True)
         elif event.kind == PHASE:
             print("== measuring size, FLOPs and latency", file=self.stream, flush=True)
         elif event.kind == EPOCH:
@@ -270,6 +272,8 @@ def format_table(results: dict) -> str:
     for key in ("chance_teacher", "weak_teacher"):
         if comparison.get(key):
             notes.append(comparison[key])
+    if note := (results.get("student_scratch") or {}).get("not_reused"):
+        notes.append(f"scratch student {note}.")
     return "\n".join(lines + [""] + notes)
 
 

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 # kinds
 STATUS = "status"  # data: {"status": "running"|"done"|"cancelled", "message": str}; a failure is an ERROR
-PHASE = "phase"  # data: {"phase": ..., "index": i, "total": n, "epochs": e}; a phase begins
+PHASE = "phase"  # data: {"phase": ..., "index": i, "total": n, "epochs": e}, and a "message" where a
+# phase goes otherwise than asked (a scratch student not reused after all); a phase begins
 STEP = "step"  # data: {"epoch", "step", "steps", "loss", "progress"}, "images_per_s" once measured; throttled
 EPOCH = "epoch"  # data: one history row (trainer.train_phase's history) plus "progress"
 RESULT = "result"  # data: a finished model entry, {"model": name, "entry": {...}}

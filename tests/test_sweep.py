@@ -49,7 +49,8 @@ def test_the_grid_is_the_product_and_seeds_repeat_every_cell():
     assert [(t.cell, t.seed) for t in next_stage(spec, {})] == [({"temperature": 1.0, "alpha": 0.5}, 0),
                                                                ({"temperature": 1.0, "alpha": 0.5}, 1)]
     done = {t.key: {} for t in trials[:2]}
-    assert len(next_stage(spec, done)) == 6
+    # finished, but with no run behind them, so no scratch student to reuse: their groups still need one
+    assert len(next_stage(spec, done)) == 2
     students = SweepSpec(tiny_config(), {"student": ["cnn_tiny", "mlp"]}, [0])
     # two scratch groups, one teacher: only one trains it, the other waits for the cache
     assert len(next_stage(students, {})) == 1
@@ -224,3 +225,105 @@ def test_the_sweep_page_has_one_box_and_one_axis_label_for_every_sweepable_field
     assert len(set(labels)) == len(SWEEPABLE)  # an axis or a cell names one field
     boxes = [*sv.MORE_FIELDS.values(), "Temperature T", "alpha"]
     assert len(set(boxes)) == len(SWEEPABLE) and "" not in boxes
+
+
+def fake_finished(store, spec, trial, folder: Path, **changes) -> dict:
+    """A finished trial as the run store and its folder hold it, without training: its store row
+    and a results.json with what ``reusable_scratch`` reads, the two scratch checkpoints beside it.
+    Returns its sweep.csv-like row (what ``done`` maps its trial key to)."""
+    import json
+
+    from distill_core.runs.scratch_reuse import scratch_fields
+
+    folder.mkdir(parents=True)
+    for which in ("best", "last"):
+        (folder / f"student_scratch_{which}.pt").write_bytes(b"")
+    results = {"run_id": folder.name, "status": "done", "config": trial.config.to_dict(), "device": "cpu",
+               "precision": {"train": "fp32"}, "scratch_key": scratch_fields(trial.config),
+               "student_scratch": {"source": "train", "accuracy": 0.5}, "artifacts": {"dir": str(folder)}, **changes}
+    (folder / "results.json").write_text(json.dumps({k: v for k, v in results.items() if v is not None}))
+    store.create_run(folder.name, trial.config, status="done", artifacts_dir=folder, sweep_id=spec.sweep_id)
+    return {"run_id": folder.name}
+
+
+def test_a_group_counts_as_trained_only_when_its_scratch_student_is_reusable(tmp_path):
+    """The leaders, the estimate and each trial's origin go by one rule: a finished trial whose
+    scratch student cannot be reused (a results.json from before runs recorded their scratch key)
+    leaves its group untrained, so a leader trains it (once, not every trial of it at once on Ray)
+    and the estimate counts that training."""
+    from distill_core.runs.sweep_run import leaders, scratch_origin, work_left
+
+    spec = SweepSpec(tiny_config(), {"temperature": [1.0, 4.0]}, [0, 1])
+    trials, store = spec.trials(), RunStore()
+    old, new = (t for t in trials if t.cell["temperature"] == 1.0)  # seeds 0 and 1: one per scratch group
+    done = {old.key: fake_finished(store, spec, old, tmp_path / "old", scratch_key=None),
+            new.key: fake_finished(store, spec, new, tmp_path / "new")}
+    later = {t.seed: t for t in trials if t.key not in done}
+    assert scratch_origin(spec, later[0], done, store) is None
+    assert scratch_origin(spec, later[1], done, store) == str(tmp_path / "new")
+    assert leaders(spec, done, store=store) == [later[0]]
+    assert next_stage(spec, done, store=store) == [later[0]]
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr("distill_core.runs.sweep_run.finished_trials", lambda spec, store: done)
+    try:
+        left = work_left(spec, store)
+    finally:
+        monkey.undo()
+    assert [c.seed for c in left["scratch"]] == [0] and len(left["trials"]) == 2
+
+
+@pytest.mark.parametrize("device, ran_on, reused", [("cuda", "cuda:0", True), ("auto", "cuda:0", True),
+                                                    ("cpu", "cuda:0", False), ("cuda", "cpu", False)])
+def test_the_driver_does_not_resolve_the_device_its_workers_train_on(tmp_path, monkeypatch, device, ran_on, reused):
+    """A Ray sweep's driver may have no GPU while its workers do: asking for "cuda" there must not
+    fail the sweep, and "auto" must not read as the driver's CPU and pass over every trial trained
+    on a GPU. Only a device the config names is compared here; the worker's run compares the kind
+    it resolves to when it starts (test_experiment's another_kind_of_device test)."""
+    import torch
+
+    from distill_core.runs.sweep_run import scratch_origin
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only driver
+    spec = SweepSpec(tiny_config(device=device), {"temperature": [1.0, 4.0]}, [0])
+    first, second = spec.trials()
+    store = RunStore()
+    done = {first.key: fake_finished(store, spec, first, tmp_path / "first", device=ran_on)}
+    assert scratch_origin(spec, second, done, store) == (str(tmp_path / "first") if reused else None)
+
+
+def test_each_trials_scratch_key_is_worked_out_once_for_the_trials_left(tmp_path, monkeypatch):
+    """An image folder's scratch fields are a listing of every file: a sweep works them out once per
+    trial, not once per pair of trials."""
+    from distill_core.runs import scratch_reuse
+    from distill_core.runs.scratch_reuse import scratch_fields, scratch_key
+    from distill_core.runs.sweep_run import scratch_groups, scratch_origin
+
+    spec = SweepSpec(tiny_config(), {"temperature": [1.0, 2.0, 4.0, 8.0]}, [0])
+    store, trials = RunStore(), spec.trials()
+    done = {trials[0].key: fake_finished(store, spec, trials[0], tmp_path / "first")}
+    assert scratch_key(trials[0].config, scratch_fields(trials[0].config)) == scratch_key(trials[0].config)
+    listed = []
+    monkeypatch.setattr(scratch_reuse, "data_fields", lambda config, _real=scratch_reuse.data_fields:
+                        listed.append(config) or _real(config))
+    groups = scratch_groups(spec)
+    origins = [scratch_origin(spec, trial, done, store, groups) for trial in trials[1:]]
+    assert origins == [str(tmp_path / "first")] * 3 and len(listed) == len(trials)
+
+
+def test_a_ray_worker_trains_its_own_scratch_student_where_the_drivers_choice_ran_elsewhere(tmp_path):
+    """The driver passes a finished trial of another kind of device over only where the config names
+    the device; with "auto" the worker finds out when it starts, and trains its own, not a failed trial."""
+    import json
+
+    from distill_core import run_experiment
+    from distill_core.runs.sweep_ray import trial_job
+
+    base = tiny_config(epochs=1, teacher_epochs=1, num_threads=1, latency_repeats=5,
+                       cache_dir=str(tmp_path / "cache"))
+    run_experiment(base.replace(out=str(tmp_path / "first")), run_id="first")
+    path = tmp_path / "first" / "results.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda:0"}))
+    figures = trial_job(base.replace(out=str(tmp_path / "second"), temperature=2.0).to_dict(), "second",
+                        str(tmp_path / "first"))
+    assert figures["run_id"] == "second"
+    assert json.loads((tmp_path / "second" / "results.json").read_text())["student_scratch"]["source"] == "train"

@@ -233,7 +233,8 @@ def run_experiment(config: RunConfig, on_event: Optional[Observer] = None,
     validate(config)
     check_teacher_data(config)
     scratch = scratch_fields(config)  # taken now: an image folder's listing is of the images the run loads
-    reuse = reusable_scratch(config, scratch_from, scratch) if scratch_from else None
+    # This process trains it: the kind of device and the precision are this machine's
+    reuse = reusable_scratch(config, scratch_from, scratch, resolve_device(config.device)) if scratch_from else None
     emit = fan_out(on_event)
     run_id = run_id or new_run_id()
     out_dir = out_dir_for(config, run_id)
@@ -404,7 +405,8 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
     # student with dropout draws the same masks in both, as long as nothing else in the process
     # draws from it while they train (the app's job manager runs one job at a time for that).
     init = resolved_init(config.student, config.student_init)
-    if reuse is not None and (reuse := adopt(reuse, teacher_sha, init)) is None:  # cut from another teacher
+    reuse, not_reused = adopt(reuse, teacher_sha, init)
+    if not_reused:  # cut from another teacher: trained here, and the event and the entry say why
         progress = Progress({**plan, SCRATCH: config.epochs})
     initial = build_model(config.student, data, config, device, config.seed,
                           source=teacher if init == "teacher" else None)
@@ -429,8 +431,9 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
             results["phase_seconds"][role] = time.perf_counter() - clock
             emit(Event(RESULT, role, {"model": role, "entry": results[role]}))
             continue
+        said = {"message": not_reused} if role == SCRATCH and not_reused else {}
         emit(Event(PHASE, role, {"phase": role, "index": index, "total": 3, "epochs": config.epochs,
-                                 "source": "train"}))
+                                 "source": "train", **said}))
         student = copy.deepcopy(initial)
         torch.random.set_rng_state(rng[0])
         if rng[1] is not None:
@@ -449,6 +452,7 @@ def _run_phases(config: RunConfig, data: ImageData, device: torch.device, emit: 
             results["artifacts"][f"{role}_{which}"] = str(path)
         entry, students[role] = entry_from_phase(config.student, role, "train", phase, data)
         entry["precision"] = precision.entry(role)
+        entry.update({"not_reused": said["message"]} if said else {})
         entry.update(fidelity_entry(phase.history, student, teacher_train_probs, data, device, config))
         entry.update(evaluate_test_set(student, data, device, config))
         # The same architecture twice: its parameters, size and FLOPs are measured once.

@@ -6,8 +6,9 @@ split gives (``teacher_cache.data_fields``); every run records them as results.j
 ``scratch_key``, taken when it starts. ``reusable_scratch`` checks that another run's scratch
 student is the very one this run would train (the same recorded key, and trained in the same
 precision on the same kind of device: ``precision`` and ``device`` ask, the hardware decides, so
-the config alone cannot say) and returns its entry and checkpoints. What depends on this run's
-teacher is settled once the teacher is ready (``adopt``).
+the config alone cannot say; only the process that runs it can, and a sweep's Ray driver is not
+that process) and returns its entry and checkpoints. What depends on this run's teacher is
+settled once the teacher is ready (``adopt``).
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import json
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+
 from ..config import RunConfig
-from ..device import resolve_device
 from ..errors import ConfigError
 from ..models.derive import DERIVED
-from ..precision import FP32, training_precision
+from ..precision import AUTO, FP32, training_precision
 from .teacher_cache import data_fields
 
 # Config fields the scratch student does not depend on: it trains without a teacher, on plain
@@ -43,16 +45,23 @@ def scratch_fields(config: RunConfig) -> dict:
     return json.loads(json.dumps(fields, default=str))
 
 
-def scratch_key(config: RunConfig) -> str:
-    return json.dumps(scratch_fields(config), sort_keys=True)
+def scratch_key(config: RunConfig, fields: Optional[dict] = None) -> str:
+    """``scratch_fields`` as one string, to group trials by; ``fields``: those of ``config`` where
+    the caller has them already (an image folder's are a listing of every file)."""
+    return json.dumps(fields if fields is not None else scratch_fields(config), sort_keys=True)
 
 
-def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dict] = None) -> dict:
+def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dict] = None,
+                     device: Optional[torch.device] = None) -> dict:
     """The scratch student of the run in folder ``origin``, for this config's run: its entry with
     ``"source": "reused"`` and ``"from_run"`` (the run that trained it), its checkpoints, and the
     hash of the teacher it was measured against (``"teacher_sha256"``, None if unrecorded).
     Refused when that run trained it with another recipe, data, seed, precision or kind of device.
-    ``fields``: ``scratch_fields(config)`` where the caller has them (an image folder's are a listing)."""
+    ``fields``: ``scratch_fields(config)`` where the caller has them (an image folder's are a listing).
+    ``device``: the device this run trains on, given by the process that runs it; without it (a
+    sweep's driver, which may have no GPU while its workers do), the kind of device and the
+    precision are compared only where the config names them, not where "auto" leaves them to the
+    hardware; the run compares them again when it starts."""
     folder = Path(origin).expanduser()
     try:
         theirs = json.loads((folder / "results.json").read_text())
@@ -79,13 +88,15 @@ def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dic
         raise ConfigError(f"the scratch student of run {run} was trained with another "
                           f"{', '.join(words.get(k, k) for k in differ)}: {not_this}")
     trained_in = (theirs.get("precision") or {}).get("train") or FP32  # a run from before bf16: fp32
-    if trained_in != (would := training_precision(config)):
+    would = training_precision(config) if device is not None or config.precision != AUTO else None
+    if would is not None and trained_in != would:
         raise ConfigError(f"the scratch student of run {run} trained in {trained_in}, and this run "
                           f"would train in {would}: {not_this}")
     # Its data order and augmentation come from torch.Generators on the run's device, and a CUDA
     # generator's stream is not a CPU one's for the same seed.
-    ran_on, here = str(theirs.get("device") or "unknown").split(":")[0], resolve_device(config.device).type
-    if ran_on != here:
+    ran_on = str(theirs.get("device") or "unknown").split(":")[0]
+    here = device.type if device is not None else None if config.device == "auto" else config.device.split(":")[0]
+    if here is not None and ran_on != here:
         raise ConfigError(f"the scratch student of run {run} trained on {ran_on}, and this run would train on "
                           f"{here} (another data order for the same seed): {not_this}")
     from_run = entry.get("from_run") if entry.get("source") == "reused" else run
@@ -95,13 +106,32 @@ def reusable_scratch(config: RunConfig, origin: str | Path, fields: Optional[dic
             "teacher_sha256": teacher.get("weights_sha256")}
 
 
-def adopt(reuse: Optional[dict], teacher_sha256: str, init: str) -> Optional[dict]:
-    """``reuse`` when it stands with this run's teacher (hash ``teacher_sha256``), else None: a
-    student cut from the teacher (``init`` "teacher") started from other weights when the teacher
-    that trained it was another, so this run trains its own."""
-    if reuse is not None and init == "teacher" and reuse["teacher_sha256"] != teacher_sha256:
+def reusable_here(config: RunConfig, origin: Optional[str | Path]) -> Optional[str | Path]:
+    """``origin`` when its scratch student is the one ``config``'s run trains on this machine (the
+    device it resolves to here), else None: a sweep's trial chosen on a driver that cannot tell
+    (``reusable_scratch`` without ``device``) trains its own there rather than failing."""
+    from ..device import resolve_device
+    from ..errors import DistillError
+
+    if origin is None:
         return None
-    return reuse
+    try:
+        reusable_scratch(config, origin, device=resolve_device(config.device))
+    except DistillError:
+        return None
+    return origin
+
+
+def adopt(reuse: Optional[dict], teacher_sha256: str, init: str) -> tuple[Optional[dict], Optional[str]]:
+    """``reuse`` when it stands with this run's teacher (hash ``teacher_sha256``), and None; else
+    None and why: a student cut from the teacher (``init`` "teacher") started from other weights
+    when the teacher that trained it was another, so this run trains its own, and says so (the
+    reuse was asked for, a sweep's or a user's)."""
+    if reuse is not None and init == "teacher" and reuse["teacher_sha256"] != teacher_sha256:
+        theirs = (reuse["teacher_sha256"] or "unrecorded")[:12]
+        return None, (f"not reused from run {reuse['entry'].get('from_run')}: it was cut from another teacher's "
+                      f"weights (sha256 {theirs}, this run's {teacher_sha256[:12]}), so this run trains its own")
+    return reuse, None
 
 
 def reused_entry(reuse: dict, teacher_sha256: str, remeasure: Callable[[], dict]) -> dict:

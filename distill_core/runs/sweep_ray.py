@@ -4,7 +4,8 @@ The same trials as the local backend (``sweep_run``), in the same stages, and re
 run store, ``sweep.csv`` and ``summary.csv``:
 
 1. The leaders (``sweep_run.leaders``: the trials that train a teacher or a scratch student) run
-   as Ray tasks, all at once, until every scratch group has a finished trial.
+   as Ray tasks, all at once, until every scratch group has a finished trial whose scratch student
+   it can reuse.
 2. Then one ``tune.Tuner`` over the whole grid (``param_space``: a ``grid_search`` per swept field
    and the seeds). A trial that finished already reports its recorded figures at once; the
    others train their distilled student and reuse their group's scratch student.
@@ -34,9 +35,10 @@ from ..events import TRIAL, Event, Observer, fan_out
 from ..vocab import CANCELLED, DONE, FAILED, RUNNING
 from .experiment import new_run_id, run_experiment
 from .results import read_json
+from .scratch_reuse import reusable_here
 from .store import RunStore
 from .sweep import SweepSpec, trial_key, write_tables
-from .sweep_run import finished_trials, leaders, scratch_origin, start
+from .sweep_run import finished_trials, leaders, scratch_groups, scratch_origin, start
 
 CONNECT_TIMEOUT_S = 5.0  # an address that does not answer a TCP connect within this is refused
 METRICS = ("kd_accuracy", "scratch_accuracy", "gain", "teacher_accuracy", "seconds", "run_id")
@@ -80,8 +82,11 @@ def connect(address: Optional[str]) -> bool:
 
 
 def trial_job(config: dict, run_id: str, scratch_from: Optional[str]) -> dict:
-    """One trial, on a worker: the run, written to its folder on the shared path; its figures back."""
-    results = run_experiment(RunConfig.from_dict(config), run_id=run_id, scratch_from=scratch_from)
+    """One trial, on a worker: the run, written to its folder on the shared path; its figures back.
+    ``scratch_from`` was chosen on the driver, which does not know this worker's device: checked
+    again here (``reusable_here``), a scratch student of another kind of device is trained anew."""
+    config = RunConfig.from_dict(config)
+    results = run_experiment(config, run_id=run_id, scratch_from=reusable_here(config, scratch_from))
     return metrics(results)
 
 
@@ -180,7 +185,7 @@ def run_sweep_ray(spec: SweepSpec, folder: Optional[str | Path] = None, address:
         recorder = Recorder(spec, folder, store, fan_out(on_event), source, jobs)
         task = ray.remote(trial_job).options(num_cpus=1, num_gpus=resources.get("GPU", 0))
         tried: set[str] = set()
-        while not _stopped(stop) and (first := leaders(spec, done, tried)):  # 1. what the others reuse
+        while not _stopped(stop) and (first := leaders(spec, done, tried, store)):  # 1. what the others reuse
             pending = {}
             for trial in first:
                 tried.add(trial.key)
@@ -202,12 +207,13 @@ def run_sweep_ray(spec: SweepSpec, folder: Optional[str | Path] = None, address:
                     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the sweep goes on
                         recorder.ended(key, getattr(exc, "cause", None) or exc)
             done = finished_trials(spec, store)
+        groups = scratch_groups(spec)
         for trial in spec.trials():  # 2. every trial, as Tune trials over the grid
             job = jobs[trial.key]
             job["report"] = _reported(done.get(trial.key)) or ({"status": FAILED, "error": "failed in the first stage"}
                                                                if trial.key in tried else None)
             if not job["report"]:
-                job["scratch_from"] = scratch_origin(spec, trial, done, store)
+                job["scratch_from"] = scratch_origin(spec, trial, done, store, groups)
         if not _stopped(stop) and any(not jobs[t.key]["report"] for t in spec.trials()):
             param_space = {**{k: tune.grid_search(v) for k, v in spec.grid.items()}, "seed": tune.grid_search(spec.seeds)}
             tuner = tune.Tuner(

@@ -8,14 +8,13 @@ Nothing is trained twice:
   the others reuse it (``run_experiment(scratch_from=...)``);
 * the distilled student, once per trial.
 
-So trials run in stages (``next_stage``): first one trial of each group that has none finished
-(only one per teacher that is not cached yet, so two never train the same teacher at once), then
-all the others. The local backend runs each stage in order in this process; the Ray backend
+So trials run in stages (``next_stage``): first one trial of each group that has no finished
+trial with a scratch student it can reuse (``scratch_sources``; only one per teacher that is not
+cached yet, so two never train the same teacher at once), then all the others. The local backend runs each stage in order in this process; the Ray backend
 (``sweep_ray``) runs the same stages on a cluster.
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from ..config import RunConfig, student_label
 from ..data.datasets import DataRequest, load_dataset
 from ..device import resolve_device
-from ..errors import ConfigError, TrainingDiverged, first_line
+from ..errors import DistillError, TrainingDiverged, first_line
 from ..events import TRIAL, Event, Observer, fan_out
 from ..methods import create_method
 from ..models.derive import student_model
@@ -46,50 +45,102 @@ def finished_trials(spec: SweepSpec, store: RunStore) -> dict[str, dict]:
     return {trials[row["index"]].key: row for row in trial_rows(spec, store)}
 
 
-def next_stage(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset()) -> list[Trial]:
+def next_stage(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset(),
+               store: Optional[RunStore] = None, device: Optional[torch.device] = None) -> list[Trial]:
     """The trials to run next: ``leaders``, or when there are none, every other trial not done.
     ``skip``: trials already tried in this session (a failed one is not tried again and again)."""
-    return leaders(spec, done, skip) or [t for t in spec.trials() if t.key not in done and t.key not in skip]
+    return leaders(spec, done, skip, store, device) or [t for t in spec.trials() if t.key not in done and t.key not in skip]
 
 
-def leaders(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset()) -> list[Trial]:
-    """The first trial of each scratch group that has none finished, at most one per teacher not
-    yet cached: they train what the others reuse, and may all run at once."""
-    pending = [t for t in spec.trials() if t.key not in done and t.key not in skip]
-    trained = {scratch_key(t.config) for t in spec.trials() if t.key in done}
-    first, groups, teachers = [], set(), set()
-    for trial in pending:
-        group = scratch_key(trial.config)
-        if group in trained or group in groups:
+def scratch_groups(spec: SweepSpec) -> dict[str, tuple[dict, str]]:
+    """Trial key -> its ``scratch_fields`` and ``scratch_key``, worked out once (an image folder's
+    fields are a listing of its files)."""
+    groups = {}
+    for trial in spec.trials():
+        fields = scratch_fields(trial.config)
+        groups[trial.key] = fields, scratch_key(trial.config, fields)
+    return groups
+
+
+def _reusable_folder(trial: Trial, fields: dict, row: dict, store: RunStore,
+                     device: Optional[torch.device]) -> Optional[str]:
+    """The folder of finished trial ``trial`` (its sweep.csv ``row``) when its scratch student is
+    one its group can reuse, else None: a run from before results.json recorded the scratch key,
+    one trained on another kind of device or in another precision, images changed since, files
+    gone. ``device``: the one the trials train on where they run in this process (the local
+    backend); None on a Ray driver, which does not resolve it (its workers may have a GPU it has
+    not): then only a device the config names is compared, and each worker checks again."""
+    run = store.get_run(row.get("run_id")) if row.get("run_id") else None
+    folder = run.get("artifacts_dir") if run else None
+    if not folder or not Path(folder, "results.json").is_file():
+        return None
+    try:
+        reusable_scratch(trial.config, folder, fields, device)
+    except DistillError:
+        return None
+    return folder
+
+
+def scratch_sources(spec: SweepSpec, done: dict[str, dict], store: RunStore,
+                    groups: Optional[dict[str, tuple[dict, str]]] = None,
+                    only: Optional[str] = None, device: Optional[torch.device] = None) -> dict[str, str]:
+    """Scratch key -> the folder of the first finished trial of that group whose scratch student
+    the group's other trials reuse. A group is trained only when it is here: what the leaders,
+    the estimate and each trial's ``scratch_origin`` go by. ``only``: that one group's."""
+    groups = groups or scratch_groups(spec)
+    found: dict[str, str] = {}
+    for trial in spec.trials():
+        fields, group = groups[trial.key]
+        row = done.get(trial.key)
+        if row is None or group in found or (only is not None and group != only):
+            continue
+        if folder := _reusable_folder(trial, fields, row, store, device):
+            found[group] = folder
+    return found
+
+
+def leaders(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset(),
+            store: Optional[RunStore] = None, device: Optional[torch.device] = None) -> list[Trial]:
+    """The first trial of each scratch group with no reusable scratch student yet
+    (``scratch_sources``), at most one per teacher not yet cached: they train what the others
+    reuse, and may all run at once."""
+    groups = scratch_groups(spec)
+    trained = scratch_sources(spec, done, store or RunStore(), groups, device=device) if done else {}
+    first, chosen, teachers = [], set(), set()
+    for trial in spec.trials():
+        if trial.key in done or trial.key in skip:
+            continue
+        group = groups[trial.key][1]
+        if group in trained or group in chosen:
             continue
         teacher = teacher_cache.teacher_key(trial.config)
         if teacher in teachers and not teacher_cache.cached_path(trial.config).is_file():
             continue  # a later stage: it will be cached by then
-        groups.add(group)
+        chosen.add(group)
         teachers.add(teacher)
         first.append(trial)
     return first
 
 
-def scratch_origin(spec: SweepSpec, trial: Trial, done: dict[str, dict], store: RunStore) -> Optional[str]:
+def scratch_origin(spec: SweepSpec, trial: Trial, done: dict[str, dict], store: RunStore,
+                   groups: Optional[dict[str, tuple[dict, str]]] = None,
+                   device: Optional[torch.device] = None) -> Optional[str]:
     """The folder of a finished trial whose scratch student this trial reuses, or None (it trains
     its own). A resumed sweep's finished trials may have trained on another machine's device or
-    precision, or on images since changed: those are passed over, not a refused trial."""
-    fields = scratch_fields(trial.config)
-    group = json.dumps(fields, sort_keys=True)
-    for other in spec.trials():
-        row = done.get(other.key)
-        if row is not None and scratch_key(other.config) == group:
-            run = store.get_run(row["run_id"])
-            folder = run.get("artifacts_dir") if run else None
-            if not folder or not Path(folder, "results.json").is_file():
-                continue
-            try:
-                reusable_scratch(trial.config, folder, fields)
-            except ConfigError:
-                continue
-            return folder
-    return None
+    precision, or on images since changed: those are passed over, not a refused trial.
+    ``groups``: ``scratch_groups(spec)`` where the caller has them."""
+    groups = groups or scratch_groups(spec)
+    group = groups[trial.key][1]
+    return scratch_sources(spec, done, store, groups, only=group, device=device).get(group)
+
+
+def trials_device(config: RunConfig) -> Optional[torch.device]:
+    """The device this process trains the trials on, or None where it has not that device (the
+    first trial then says so, as a run does)."""
+    try:
+        return resolve_device(config.device)
+    except DistillError:
+        return None
 
 
 def start(spec: SweepSpec, folder: Optional[str | Path], store: RunStore, source: str, backend: str) -> Path:
@@ -117,13 +168,14 @@ def run_sweep(spec: SweepSpec, folder: Optional[str | Path] = None, on_event: Op
     total, tried, status = spec.size(), set(), DONE
     try:
         done = finished_trials(spec, store)
-        while status == DONE and (stage := next_stage(spec, done, tried)):
+        groups, device = scratch_groups(spec), trials_device(spec.base)
+        while status == DONE and (stage := next_stage(spec, done, tried, store, device)):
             for trial in stage:
                 if stop is not None and stop.is_set():
                     status = CANCELLED
                     break
                 tried.add(trial.key)
-                origin = scratch_origin(spec, trial, done, store)
+                origin = scratch_origin(spec, trial, done, store, groups, device)
                 info = {"index": trial.index, "total": total, "cell": trial.cell, "seed": trial.seed,
                         "finished": len(done)}
                 emit(Event(TRIAL, None, {**info, "state": "start"}))
@@ -157,16 +209,18 @@ def run_sweep(spec: SweepSpec, folder: Optional[str | Path] = None, on_event: Op
 # ---- how long ----------------------------------------------------------------------------------
 def work_left(spec: SweepSpec, store: RunStore) -> dict[str, Any]:
     """What is left to train: teachers (not cached), scratch students (groups with no finished
-    trial) and distilled students (trials not finished), with each one's config."""
+    trial whose scratch student is reusable, ``scratch_sources``) and distilled students (trials
+    not finished), with each one's config."""
     done = finished_trials(spec, store)
     pending = [t for t in spec.trials() if t.key not in done]
-    trained = {scratch_key(t.config) for t in spec.trials() if t.key in done}
+    keys = scratch_groups(spec)
+    trained = scratch_sources(spec, done, store, keys)
     teachers, groups = {}, {}
     for trial in pending:
         if not teacher_cache.cached_path(trial.config).is_file():
             teachers.setdefault(teacher_cache.teacher_key(trial.config), trial.config)
-        if scratch_key(trial.config) not in trained:
-            groups.setdefault(scratch_key(trial.config), trial.config)
+        if keys[trial.key][1] not in trained:
+            groups.setdefault(keys[trial.key][1], trial.config)
     return {"teachers": list(teachers.values()), "scratch": list(groups.values()),
             "trials": [t.config for t in pending], "finished": len(done)}
 
