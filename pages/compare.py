@@ -176,8 +176,9 @@ for role in (DISTILLED, SCRATCH):
                         "images", delta_color="off", delta_arrow="off",
                         help="Mean KL(teacher ‖ student) at T = 1, in nats; validation split, last epoch.")
 for role in (DISTILLED, SCRATCH):
-    if note := (results.get(role) or {}).get("fidelity_note"):
-        st.caption(f"{ROLE_LABEL[role].capitalize()}: {note}.")
+    for key in ("fidelity_note", "not_reused"):  # a scratch student reused, or asked for and trained here
+        if note := (results.get(role) or {}).get(key):
+            st.caption(f"{ROLE_LABEL[role].capitalize()}: {note}.")
 cal, per_class = st.columns(2)
 if any((results.get(r) or {}).get("reliability") for r in present):
     cal.plotly_chart(reliability_figure({r: results[r] for r in present}), key="reliability",

@@ -859,7 +859,7 @@ def test_compare_shows_the_test_set_beside_validation_where_there_is_one(real_ma
     assert list(at.table[0].value["test accuracy (last epoch)"]) == ["90.0 %", "91.0 %", "92.0 %"]
 
 
-def test_compare_says_when_a_reused_scratch_students_fidelity_is_to_another_teacher(real_manager, finished_run):
+def test_compare_says_when_a_scratch_student_was_reused_from_or_refused_for_another_teacher(real_manager, finished_run):
     folder, results = finished_run
     reused = json.loads(json.dumps(results))
     reused["run_id"] = "20250101-000006-reus"
@@ -870,6 +870,14 @@ def test_compare_says_when_a_reused_scratch_students_fidelity_is_to_another_teac
     target.mkdir(parents=True)
     (target / "results.json").write_text(json.dumps(reused))
     assert f"Scratch student: {note}." in texts(page("pages/compare.py", run=reused["run_id"]))
+    retrained = json.loads(json.dumps(results))
+    retrained["run_id"] = "20250101-000007-retr"
+    retrained["student_scratch"]["not_reused"] = "not reused from run 20250101-000002-efgh: it was cut from another " \
+                                                 "teacher's weights, so this run trains its own"
+    (paths.runs_dir() / retrained["run_id"]).mkdir(parents=True)
+    (paths.runs_dir() / retrained["run_id"] / "results.json").write_text(json.dumps(retrained))
+    assert f"Scratch student: {retrained['student_scratch']['not_reused']}." in \
+        texts(page("pages/compare.py", run=retrained["run_id"]))
     shutil.copytree(folder, paths.runs_dir() / results["run_id"])
     assert "which had another teacher" not in texts(page("pages/compare.py", run=results["run_id"]))
 
