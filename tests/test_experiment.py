@@ -400,30 +400,12 @@ def test_a_reused_scratch_students_fidelity_is_to_this_runs_teacher(tmp_path):
     assert all(row["val_agreement"] is None for row in mine["history"]) and "fidelity_note" in mine
 
 
-def test_a_student_cut_from_another_teacher_is_not_reused(tmp_path):
+def test_a_student_cut_from_another_teacher_is_not_reused_and_the_run_says_why(tmp_path):
     """A derived student starting from the teacher's weights depends on those weights, not only on
     the teacher's settings: a cached teacher with the same key but other weights (trained again
-    elsewhere, or replaced) gives another scratch student, which this run trains."""
-    derived = dict(teacher="resnet8", student="derived", derive_width=0.5, student_init="teacher")
-    config = reuse_config(tmp_path, "first", **derived)
-    run_experiment(config)
-    state, _ = teacher_cache.lookup(config)
-    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()},
-               teacher_cache.cached_path(config))
-    log = EventLog()
-    second = run_experiment(reuse_config(tmp_path, "second", temperature=2.0, **derived),
-                            scratch_from=tmp_path / "first", on_event=log)
-    assert second["teacher"]["source"] == "cache" and second["student_scratch"]["source"] == "train"
-    assert [e.data["source"] for e in log.since(0) if e.kind == PHASE and e.phase == "student_scratch"] == ["train"]
-    third = run_experiment(reuse_config(tmp_path, "third", temperature=8.0, **derived),
-                           scratch_from=tmp_path / "second")
-    assert third["student_scratch"]["source"] == "reused"  # the same teacher's weights: reused
-
-
-def test_a_scratch_student_asked_for_but_not_reused_says_why(tmp_path):
-    """``scratch_from`` is a request (a sweep's, or a caller's): when the teacher a derived student
-    was cut from turns out to be another, the run trains its own scratch student and says so, in
-    the phase's event, in results.json and in the CLI's notes, instead of a silent full retrain."""
+    elsewhere, or replaced) gives another scratch student, which this run trains. ``scratch_from``
+    is a request (a sweep's, or a caller's): the run says why it trained its own, in the phase's
+    event, in results.json and in the CLI's notes, instead of a silent full retrain."""
     from distill_core.cli import ConsolePrinter, format_table
 
     derived = dict(teacher="resnet8", student="derived", derive_width=0.5, student_init="teacher")
@@ -435,14 +417,17 @@ def test_a_scratch_student_asked_for_but_not_reused_says_why(tmp_path):
     log = EventLog()
     second = run_experiment(reuse_config(tmp_path, "second", temperature=2.0, **derived),
                             scratch_from=tmp_path / "first", on_event=log)
-    why = second["student_scratch"].get("not_reused") or ""
-    assert second["student_scratch"]["source"] == "train" and "run first" in why and "another teacher" in why
+    assert second["teacher"]["source"] == "cache" and second["student_scratch"]["source"] == "train"
     phase = [e for e in log.since(0) if e.kind == PHASE and e.phase == "student_scratch"]
+    assert [e.data["source"] for e in phase] == ["train"]
+    why = second["student_scratch"].get("not_reused") or ""
+    assert "run first" in why and "another teacher" in why
     assert [e.data.get("message") for e in phase] == [why]
     printed = io.StringIO()
     ConsolePrinter(printed)(phase[0])
     assert f"note: {why}" in printed.getvalue()
     assert f"scratch student {why}." in format_table(second)
-    assert json.loads((tmp_path / "second" / "results.json").read_text())["student_scratch"]["not_reused"] == why
-    alone = run_experiment(reuse_config(tmp_path, "alone", temperature=2.0, **derived))
-    assert "not_reused" not in alone["student_scratch"] and "not reused" not in format_table(alone)
+    third = run_experiment(reuse_config(tmp_path, "third", temperature=8.0, **derived),
+                           scratch_from=tmp_path / "second")
+    assert third["student_scratch"]["source"] == "reused"  # the same teacher's weights: reused
+    assert "not_reused" not in third["student_scratch"]

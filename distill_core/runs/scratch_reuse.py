@@ -139,8 +139,9 @@ def reused_entry(reuse: dict, teacher_sha256: str, remeasure: Callable[[], dict]
     teacher of the run that trained it: when that teacher is not this one (by hash), the last
     epoch's figures are measured again against this one (``remeasure``, from the last checkpoint),
     and the history's per-epoch ones are emptied (no checkpoint of those epochs is kept);
-    ``fidelity_note`` says so."""
-    entry = dict(reuse["entry"])
+    ``fidelity_note`` says so. Why the run that trained it did not reuse one (``not_reused``) is
+    that run's story, not this one's."""
+    entry = {k: v for k, v in reuse["entry"].items() if k != "not_reused"}
     if reuse["teacher_sha256"] == teacher_sha256:
         return entry
     history = [{**row, "val_agreement": None, "val_kl_teacher": None} for row in entry.get("history") or []]
