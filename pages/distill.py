@@ -201,7 +201,7 @@ with right:
             st.metric("Checkpoint size", fmt.size(card["size_bytes"]))
             st.metric("FLOPs per image", fmt.count(card["flops"]))
             if picture := derive_view.kept_picture(card.get("derivation")):
-                st.markdown(picture)  # which blocks of each stage it keeps
+                st.caption(picture)  # which blocks of each stage it keeps
     if "error" not in cards["teacher"] and "error" not in cards["student"]:
         smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
         cheaper = cards["teacher"]["flops"] / max(1, cards["student"]["flops"])

@@ -66,18 +66,17 @@ def derived_card(teacher: str, in_channels: int, image_size: int, num_classes: i
 
 
 def kept_picture(derivation: Optional[dict]) -> str:
-    """Each stage as a row of blocks, ■ kept and □ left out, and the channels kept; markdown."""
+    """Each stage as a row of blocks, ■ kept and □ left out, and the channels kept; markdown lines
+    that wrap (a code block would scroll sideways in a card a third of a laptop wide)."""
     if not derivation:
         return ""
     rows = []
     for i, s in enumerate(derivation.get("stages") or [], start=1):
         kept = set(s.get("kept") or [])
-        rows.append(f"stage {i:<4}" + "".join("■" if i in kept else "□" for i in range(s["blocks"]))
-                    + f"  {len(kept)} of {s['blocks']}")
+        rows.append(f"stage {i}: " + "".join("■" if i in kept else "□" for i in range(s["blocks"]))
+                    + f" ({len(kept)} of {s['blocks']})")
     channels = derivation.get("channels") or []
     if channels:
         teacher, student = sum(c[0] for c in channels), sum(c[1] for c in channels)
-        rows.append(f"channels  {fmt.count(student)} of {fmt.count(teacher)} (each layer ×{derivation['width']:g})")
-    if not rows:
-        return ""
-    return "```text\n" + "\n".join(rows) + "\n```"
+        rows.append(f"channels: {fmt.count(student)} of {fmt.count(teacher)} (each layer ×{derivation['width']:g})")
+    return "  \n".join(rows)

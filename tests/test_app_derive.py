@@ -27,7 +27,8 @@ def test_distill_derives_a_student_shows_it_beside_the_teacher_and_starts_it(eng
         params[m.label].append(m.value)
     assert len(params["Parameters"]) == 2 and params["Parameters"][0] != params["Parameters"][1]
     shown = texts(at)
-    assert "cut from resnet20" in shown and "■□■" in shown and "2 of 3" in shown  # blocks 0 and 2 of each stage
+    assert "cut from resnet20" in shown and "stage 1: ■□■ (2 of 3)" in shown  # blocks 0 and 2 of each stage
+    assert "```" not in shown  # lines that wrap in a narrow card, not a code block that scrolls sideways
     at.slider(key="cfg_derive_width").set_value(0.25).run()
     at.number_input(key="cfg_weight_anchor").set_value(0.01).run()
     assert not at.error and not start_button(at).disabled
