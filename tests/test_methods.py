@@ -270,6 +270,9 @@ def test_fitnets_two_stages_train_hints_first_then_kd(digits):
                                                                                  ["ce", "kd"]]
     assert result.history[0]["terms"][0]["weight"] == 0.0  # CE waits while the hints train
     assert still == {1: True, 2: True, 3: False}  # hints reach the student up to the hint layer only
+    scratch = create_method("fitnet", create_model("cnn_tiny", 1, 10, 8), None, hint_epochs=2)
+    result = train_phase(scratch, digits, config, epochs=3, phase="student_scratch", emit=lambda e: None)
+    assert [r.get("stage") for r in result.history] == [None] * 3  # its twin trains on CE alone: no hints stage
 
 
 # ---- every feature method, every compatible pair ---------------------------------------------------

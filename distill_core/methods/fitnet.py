@@ -91,7 +91,8 @@ class FitNet(DistillMethod):
 
     @property
     def stage(self):
-        return HINTS if self.epoch <= self.options["hint_epochs"] else None
+        # Without a teacher (the scratch student) there are no hints: plain CE every epoch.
+        return HINTS if self.teacher is not None and self.epoch <= self.options["hint_epochs"] else None
 
     @torch.inference_mode()
     def teacher_targets(self, x):
