@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import paths, sweep_cli
-from .config import DISTILL_DATA, RunConfig, validate
+from .config import DISTILL_DATA, RunConfig, derive_unused, validate
 from .data.datasets import DATASETS, list_datasets
-from .errors import DistillError, StoreDamagedError
+from .errors import ConfigError, DistillError, StoreDamagedError
 from .events import EPOCH, PHASE, RESULT, Event
 from .methods import list_methods, method_options
 from .models import MODELS, create_model
-from .models.derive import origin_words
+from .models.derive import DERIVED, origin_words
 from .precision import describe_precision
 from .runs.experiment import preload
 from .runs.rebuild import rebuild_store
@@ -283,6 +283,10 @@ PHASE_LABELS = {"setup": "loading", "teacher": "teacher", "student_scratch": "sc
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    # A derive flag given at its default value is still a request, which another student would ignore
+    # (validate sees only values, and refuses those that differ from the default).
+    if config.student != DERIVED and (unused := [f for f in ("derive_depth", "derive_width") if hasattr(args, f)]):
+        raise ConfigError("; ".join(str(derive_unused(f, config.student)) for f in unused))
     if reason := paths.home_unwritable():  # the run store and the teacher cache live there, whatever --out says
         raise DistillError(f"the Distill Studio home {paths.home()} cannot be written: {reason} (set "
                            "DISTILL_STUDIO_HOME to a folder you can write)")

@@ -270,6 +270,12 @@ def problems(config: RunConfig) -> list[Problem]:
     return out
 
 
+def derive_unused(name: str, student: str) -> Problem:
+    """A derived student's setting given for a student that is not cut from the teacher."""
+    return Problem(name, f"{name} applies to a derived student only (student 'derived'); {student} is not cut "
+                         "from the teacher", name)
+
+
 def derive_problems(config: RunConfig, number) -> list[Problem]:
     """A derived student's settings (fractions in (0, 1], a teacher it can be cut from), the
     initialisation, and the weight anchor (only from the teacher's weights: there is no P(w_t) else)."""
@@ -282,8 +288,7 @@ def derive_problems(config: RunConfig, number) -> list[Problem]:
         if derived and not 0 < value <= 1:
             found.append(Problem(name, f"{name} must be in (0, 1] (the share of {what} kept), got {value:g}", name))
         elif not derived and value != getattr(RunConfig, name):  # recorded but unused, it would misstate the run
-            found.append(Problem(name, f"{name} applies to a derived student only (student 'derived'); "
-                                       f"{config.student} is not cut from the teacher", name))
+            found.append(derive_unused(name, config.student))
     if derived and (why := derive_problem(config.teacher)) is not None:
         found.append(Problem("student", why))
     if config.student_init not in STUDENT_INITS:

@@ -78,6 +78,7 @@ def test_the_anchor_is_its_formula_computed_here():
     (["--student", "derived", "--derive-width", "1.5"], "derive_width must be in (0, 1] (the share of each layer's channels kept)"),
     (["--student", "derived", "--teacher", "resnet18"], "torchvision"),
     (["--derive-width", "0.3"], "derive_width applies to a derived student only"),
+    (["--derive-depth", "0.5"], "derive_depth applies to a derived student only"),  # the default, given
     (["--student-init", "teacher"], "student_init 'teacher' needs a student derived from the teacher"),
     (["--student-init", "copy", "--student", "derived"], "student_init must be one of auto, teacher, random"),
 ])
