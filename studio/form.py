@@ -17,7 +17,7 @@ import streamlit as st
 from distill_core import (DATASETS, DERIVED, DISTILL_DATA, DONE, FOLDER_IMAGE_SIZE, METHODS, MODELS, OPTIMIZERS,
                           PRECISIONS, SCHEDULES, STUDENT_INITS, DistillError, Option, Problem, RunConfig, RunStore,
                           available_devices, cached_teacher_meta, cached_teacher_path, folder_val_count,
-                          list_cached_teachers, method_options, problems, run_store_path, student_label,
+                          list_cached_teachers, method_options, method_uses, problems, run_store_path, student_label,
                           teacher_checkpoint_problem)
 
 from . import fmt, folders, urlstate
@@ -272,6 +272,11 @@ def collect() -> RunConfig:
     for name in FIELDS:
         values[name] = ss.get(W + name, values[name])
     values["extra"] = method_extra(values["method"])
+    # A loss setting the method does not read is left at its default, whatever its disabled slider
+    # holds: the config (and its link) describe the run, and two Starts of one setup stay one run.
+    for name in ("temperature", "alpha"):
+        if name not in method_uses(values["method"], values["extra"]) and values["method"] in METHODS:
+            values[name] = getattr(RunConfig, name)
     if values["student"] != DERIVED:  # what this student ignores is left out of its config (and its link)
         values.update({name: getattr(RunConfig, name) for name in DERIVE_FIELDS})
     for name in ("derive_depth", "derive_width"):  # a slider's steps add up to 0.25000000000000006

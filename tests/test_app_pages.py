@@ -481,6 +481,23 @@ def test_distill_start_creates_a_job_and_a_double_start_joins_it(engine):
     assert len(manager().jobs()) == 1  # a second tab pressing Start joins the run
 
 
+def test_a_loss_setting_the_method_does_not_read_is_not_part_of_its_run(engine):
+    """DKD reads T, not alpha: whatever its disabled alpha slider holds (a browser reported 0.0 on a
+    double click), the run records the default and a second Start joins the first run."""
+    setup = {k: v for k, v in TINY.items() if k in ("dataset", "teacher", "epochs")}
+    at = page("pages/distill.py", method="dkd", **setup)
+    assert at.slider(key="cfg_alpha").disabled
+    start_button(at).click().run()
+    again = page("pages/distill.py", method="dkd", **setup)
+    again.session_state["cfg_alpha"] = 0.0  # as the browser sent it (a disabled slider cannot be moved)
+    again.run()
+    assert again.slider(key="cfg_alpha").value == 0.0
+    assert "alpha" not in again.query_params
+    start_button(again).click().run()
+    jobs = manager().jobs()
+    assert len(jobs) == 1 and jobs[0].config.alpha == RunConfig.alpha and jobs[0].config.method == "dkd"
+
+
 def test_upload_check_reports_a_wrong_checkpoint(tmp_path):
     import torch
 
