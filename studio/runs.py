@@ -52,8 +52,9 @@ def list_runs() -> list[dict]:
 
 def _kept(snap) -> Optional[dict]:
     """A job's results while its run is still there: a run deleted since (on the Runs page, or
-    with the CLI from another process) is gone from this server's pages too."""
-    if not snap.results or (snap.out_dir and not (Path(snap.out_dir) / "results.json").is_file()):
+    with the CLI from another process) is gone from this server's pages too. A sweep's job is no
+    run (its trials are, each with its own results)."""
+    if snap.kind != "run" or not snap.results or (snap.out_dir and not (Path(snap.out_dir) / "results.json").is_file()):
         return None
     return snap.results
 

@@ -1,5 +1,6 @@
 """The Sweep page through AppTest: its URL, the preset, problems, Start, a sweep's heatmap and cells;
 and the Live page sending a sweep job there."""
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,26 @@ def test_a_field_with_no_label_of_its_own_is_named_by_its_field_name():
     assert sv.MORE_FIELDS["student"] == "Student" and sv.MORE_FIELDS["epochs"] == "Student epochs"
     at = sweep_page(**RECIPE)
     assert {box.key for box in at.text_input} >= {"sw_" + name for name in SWEEPABLE}  # a box for each
+
+
+def test_a_finished_sweep_is_not_listed_as_a_run(monkeypatch):
+    """Compare's and Learn's run pickers list runs: a sweep's job (whose results are its summary)
+    is not one of them, its trials are."""
+    from studio.runs import list_runs, load_results
+
+    manager = JobManager(runner=lambda *a, **k: {"status": "done"},
+                         sweep_runner=lambda spec, **k: {"status": "done", "rows": [], "sweep_id": "x"})
+    monkeypatch.setattr(studio.manager, "JobManager", lambda **kwargs: manager)
+    studio.manager.get_manager.clear()
+    try:
+        sweep_id = studio.manager.get_manager().submit_sweep(
+            SweepSpec(RunConfig(dataset="digits"), {"temperature": [1.0, 2.0]}, [0]))
+        for _ in range(200):
+            if (snap := manager.snapshot(sweep_id)) and snap.finished:
+                break
+            time.sleep(0.05)
+        assert manager.snapshot(sweep_id).results  # what the pickers used to list
+        assert sweep_id not in [r["run_id"] for r in list_runs()] and load_results(sweep_id) is None
+    finally:
+        manager.shutdown()
+        studio.manager.get_manager.clear()
