@@ -244,8 +244,9 @@ def verdict(spec: SweepSpec, summary: list[dict]) -> Optional[str]:
 
 
 def cells_table(spec: SweepSpec, summary: list[dict]) -> list[dict]:
-    """The summary as the page's table: one row per cell, in points."""
+    """The summary as the page's table: one row per cell, in points; a cell of one seed has no
+    spread ("—", as the other tables say a missing value, not the dataframe's "None")."""
     return [{**{label(k): text_of(r[k]) for k in spec.fields}, "n": r["n"],
              "gain (pts)": round(100 * r["gain_mean"], 2),
-             "± std": None if r["gain_std"] is None else round(100 * r["gain_std"], 2),
+             "± std": "—" if r["gain_std"] is None else f"{100 * r['gain_std']:.2f}",
              "KD acc (%)": round(100 * r["kd_accuracy_mean"], 2)} for r in summary]
