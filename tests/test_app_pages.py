@@ -688,6 +688,10 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
         assert row["val accuracy (last epoch)"] == f"{100 * results[role]['accuracy']:.1f} %"
         assert row["architecture"] == results[role]["model"]
     assert "test accuracy (last epoch)" not in table.columns  # digits has no test set
+    cfg = results["config"]  # which epoch "last" is, for each: the teacher's differs from the students'
+    assert list(table["epochs"]) == [str(cfg["teacher_epochs"]), str(cfg["epochs"]), str(cfg["epochs"])]
+    best = results["student_kd"]
+    assert table.iloc[2]["val accuracy (best epoch)"] == f"{100 * best['best_accuracy']:.1f} % (epoch {best['best_epoch']})"
     cards = {m.label: m.value for m in at.metric}
     kd = results["comparison"]["kd_vs_teacher"]
     assert cards["Smaller file"].startswith(f"{kd['smaller_x']:.1f}")
