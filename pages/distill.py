@@ -63,11 +63,10 @@ def dataset_label(name: str) -> str:
 
 
 def upload_note(kind: str, folder: str | None = None) -> None:
-    """What became of the last upload of this kind: refused (and why), or unpacked into ``folder``."""
+    """What became of the last upload of this kind when it was kept (unpacked into ``folder``); a
+    refusal is said once, as the field's problem (``form.blocking_problems``)."""
     note = ss.get(f"{kind}_note")
-    if note and note[0] == "error":
-        st.error(note[1], icon=":material/block:")
-    elif note and (folder is None or folder == ss.get("zip_folder")):
+    if note and note[0] == "success" and (folder is None or folder == ss.get("zip_folder")):
         st.success(note[1], icon=":material/check:")
 
 
@@ -101,7 +100,10 @@ with left:
         if folders.awaiting_confirmation(ss.get(W + "data_dir")):  # a link's folder: read once confirmed here
             st.button("Read this folder", key="data_dir_confirm", icon=":material/folder_open:",
                       on_click=folders.confirm, args=(ss.get(W + "data_dir") or "",))
-        st.file_uploader("Or upload a .zip of the class folders", type=["zip"], key=uploader_key("zip"),
+        # The limit in the label: Streamlit's drop zone says the server's (the teacher's 1 GB) whatever
+        # max_upload_size is.
+        st.file_uploader(f"Or upload a .zip of the class folders (at most {MAX_ZIP_BYTES // 2**20} MB)", type=["zip"],
+                         key=uploader_key("zip"),
                          on_change=take_zip, max_upload_size=MAX_ZIP_BYTES // 2**20, disabled=cannot_write,
                          help="From your own computer: a .zip of a folder with one sub-folder of images per class, "
                               f"at most {MAX_ZIP_BYTES // 2**20} MB. Its images are unpacked into this server's "

@@ -22,7 +22,7 @@ from distill_core import (DATASETS, DERIVED, DISTILL_DATA, DONE, FOLDER_IMAGE_SI
 
 from . import fmt, folders, urlstate
 from .folders import folder_counts, folder_problem, readable
-from .uploads import on_this_server
+from .uploads import on_this_server, refusal
 
 W = "cfg_"  # widget key prefix
 FIELDS = ("dataset", "teacher", "student", "method", "temperature", "alpha", "epochs", "teacher_epochs", "batch_size",
@@ -338,7 +338,8 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
             what = "this image folder" if config.dataset == "imagefolder" else config.dataset
             teacher(f"There is no cached teacher for {what} yet. Train one (it is kept for reuse), or upload one.")
         elif not path:
-            teacher("Upload the teacher's state_dict (a .pt file), or choose another teacher source.")
+            teacher(refusal("teacher") or "Upload the teacher's state_dict (a .pt file), or choose another teacher "
+                                          "source.")
         elif not Path(path).is_file():
             teacher(f"The teacher checkpoint {fmt.code(Path(path).name)} is no longer on this server; upload it "
                     "again.")
@@ -351,7 +352,8 @@ def blocking_problems(config: RunConfig, upload_error: Optional[str] = None) -> 
     if config.dataset == "imagefolder":  # the engine's words name a config field; these, the page's
         found = [p for p in found if p.field != "data_dir"]
         if problem := folder_problem(config.data_dir, config.val_fraction):
-            found.append(PageProblem("data_dir", problem))
+            found.append(PageProblem("data_dir", refusal("zip") if problem == folders.FOLDER_NEEDED and refusal("zip")
+                                     else problem))
     return found
 
 

@@ -61,6 +61,13 @@ def _refused(kind: str, message: str) -> None:
     ss[f"{kind}_round"] = ss.get(f"{kind}_round", 0) + 1
 
 
+def refusal(kind: str) -> Optional[str]:
+    """Why the last upload of this kind was refused, or None: the field's problem says it, in place
+    of asking for a file, so that a refused file gets one message."""
+    note = st.session_state.get(f"{kind}_note")
+    return note[1] if note and note[0] == "error" else None
+
+
 def take_teacher() -> None:
     """The teacher uploader's callback: keep a state_dict, refuse (and delete) anything else."""
     ss = st.session_state

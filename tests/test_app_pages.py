@@ -548,6 +548,21 @@ def test_an_upload_stays_chosen_until_forgotten(engine, tmp_path):
     assert any("Upload the teacher's state_dict" in e.value for e in at.error) and start_button(at).disabled
 
 
+def test_a_refused_upload_is_said_once_where_the_file_is_asked_for(engine):
+    """A refused file's reason replaces the field's request for a file (one message, not two), and
+    Start stays disabled."""
+    refused = "Checkpoint `junk.pt` is not a PyTorch file, or it is damaged."
+    at = page("pages/distill.py", dataset="digits")
+    at.session_state["teacher_note"] = ("error", refused)
+    at.radio(key="cfg_teacher_mode").set_value("upload").run()
+    errors = [e.value for e in at.error]
+    assert errors == [refused] and start_button(at).disabled
+    at = page("pages/distill.py", dataset="imagefolder")
+    at.session_state["zip_note"] = ("error", "`pets.zip` was refused: it holds no images.")
+    at.run()
+    assert [e.value for e in at.error] == ["`pets.zip` was refused: it holds no images."] and start_button(at).disabled
+
+
 # ---- Live ----------------------------------------------------------------------------------------
 def live_frame(at) -> dict:
     """The arguments of the Live page's frame (studio.live_view)."""

@@ -84,7 +84,7 @@ def test_links_show_their_text_read_no_folder_unconfirmed_and_take_a_zip(studio_
 
         # The same folder from this computer, as a .zip: it becomes the image folder.
         page.goto(server + "/distill?dataset=imagefolder")
-        settled(page, "Or upload a .zip of the class folders")
+        settled(page, "Or upload a .zip of the class folders (at most 512 MB)")  # Streamlit's own line says 1GB
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             for png in sorted(folder.rglob("*.png")):
