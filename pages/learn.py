@@ -9,6 +9,7 @@ from studio import fmt
 from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
                                probabilities, similarity_figure, soft_target_figure, weights_words)
 from studio.form import DEMO_SECONDS
+from studio.gallery import to_picture, val_images
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -84,6 +85,9 @@ p_t = probabilities(lesson.teacher_logits, index, t)
 p_s = probabilities(student, index, t) if student is not None else None
 chart, side = st.columns([3, 1])
 chart.plotly_chart(soft_target_figure(classes, p_t, p_s, label, t), key="learn_bars", config={"displaylogo": False})
+images, _ = val_images(lesson.config.to_dict())  # the picture is optional: the bars are the lesson
+if images is not None and index < len(images):
+    side.image(to_picture(images[index]), width=112, caption=f"validation image {index}")
 side.metric("True class", classes[label])
 side.metric("Entropy", f"{entropy_bits(p_t):.2f} bits", help="0 for a one-hot answer; "
             f"{math.log2(len(classes)):.2f} bits when all classes are equal.")

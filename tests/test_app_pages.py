@@ -1026,6 +1026,8 @@ def test_learn_shows_a_real_teachers_soft_targets_and_the_temperature_moves_them
     assert max(hot) < max(cold)  # a higher T spreads the teacher's belief
     assert float({m.label: m.value for m in at.metric}["Entropy"].split()[0]) > entropy_cold
     assert at.query_params["image"] == "3"
+    shown = at.get("image")  # the image itself, beside its soft targets
+    assert len(shown) == 1 and shown[0].proto.imgs[0].caption == "validation image 3"
 
 
 def test_learn_sections_two_to_four_draw_from_the_teacher(real_manager, learnable_run):
