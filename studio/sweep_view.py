@@ -232,7 +232,9 @@ def verdict(spec: SweepSpec, summary: list[dict]) -> Optional[str]:
         return None
     b = best["best"]
     std = f" ± {100 * b['gain_std']:.1f}" if b["gain_std"] is not None else ""
-    text = f"Best: **{cell_label({k: b[k] for k in spec.fields})}**, a gain of {100 * b['gain_mean']:+.1f}{std} points"
+    cell = cell_label({k: b[k] for k in spec.fields})
+    text = (f"Best: **{cell}**, a gain of {100 * b['gain_mean']:+.1f}{std} points" if b["gain_mean"] >= 0 else
+            f"No cell gained from the teacher; the smallest loss: **{cell}**, {100 * b['gain_mean']:+.1f}{std} points")
     if best["second"] is None:
         return text + "."
     s = best["second"]

@@ -249,3 +249,13 @@ def test_a_finished_sweep_is_not_listed_as_a_run(monkeypatch):
     finally:
         manager.shutdown()
         studio.manager.get_manager.clear()
+
+
+def test_the_verdict_does_not_call_a_loss_the_best_gain():
+    spec = SweepSpec(RunConfig(dataset="digits"), {"temperature": [1.0, 4.0]}, [0])
+    cells = [dict(temperature=t, gain_mean=g, gain_std=None, n=1, kd_accuracy_mean=0.5) for t, g in ((1.0, -0.003),
+                                                                                                  (4.0, -0.02))]
+    said = sv.verdict(spec, cells)
+    assert said.startswith("No cell gained from the teacher; the smallest loss: **T = 1**, -0.3 points")
+    cells[0]["gain_mean"] = 0.01
+    assert sv.verdict(spec, cells).startswith("Best: **T = 1**, a gain of +1.0 points")
