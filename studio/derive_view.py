@@ -48,8 +48,9 @@ def controls() -> None:
                                   "the trained teacher's (BatchNorm statistics included), or the same architecture "
                                   "from scratch.")
     d.number_input("Weight anchor μ", step=1e-3, format="%g", key=W + "weight_anchor", help=ANCHOR_HELP)
-    st.caption("The seed's weight-space objective is ‖w_s − w_t‖² + λ‖w_s‖²: the anchor μ is its first term, "
-               "towards the teacher slice P(w_t) the student starts from; λ‖w_s‖² is the recipe's weight decay.")
+    st.caption("The anchor keeps the student's weights near the teacher's, ‖w_s − w_t‖², where plain weight "
+               "decay, λ‖w_s‖², keeps them near zero: μ weighs the distance to the teacher slice P(w_t) the "
+               "student starts from; λ is the recipe's weight decay.")
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
