@@ -23,7 +23,8 @@ st.caption("What a teacher knows that its labels do not say, on this app's real 
 
 # ---- which teacher ------------------------------------------------------------------------------------
 finished = [r for r in list_runs() if r["status"] == DONE]
-choices = ([None] if demo_teacher_ready() else []) + [r["run_id"] for r in finished]
+# The newest finished run first: its student's answers overlay the teacher's; the demo teacher has none.
+choices = [r["run_id"] for r in finished] + ([None] if demo_teacher_ready() else [])
 labels = {None: "the cached demo teacher", **{r["run_id"]: r["label"] for r in finished}}
 asked = st.query_params.get("run")
 if asked and asked not in choices:
@@ -37,7 +38,7 @@ if not choices:
         job_id = get_manager().submit(RunConfig())
         st.switch_page("pages/live.py", query_params={"job": job_id})
     st.stop()
-run_id = st.selectbox("Teacher", choices, index=choices.index(asked) if asked in choices else 0,
+run_id = st.selectbox("Teacher", choices, index=choices.index(asked) if asked and asked in choices else 0,
                       format_func=lambda r: labels[r], key="learn_run")
 if run_id:
     st.query_params["run"] = run_id

@@ -1103,8 +1103,7 @@ def test_compare_says_why_a_weak_teacher_made_distillation_hurt(real_manager, fi
     assert chart(at, "Accuracy")["data"]  # the evidence: the teacher's curve beside the scratch student's
 
 
-def test_learn_works_with_the_cached_demo_teacher_alone(real_manager):
-    """A fresh home after the demo: no run on this server, but the demo teacher is in the cache."""
+def cache_demo_teacher() -> None:
     from distill_core import create_model
     from distill_core.runs import teacher_cache
 
@@ -1114,6 +1113,19 @@ def test_learn_works_with_the_cached_demo_teacher_alone(real_manager):
     teacher_cache.store(config, teacher.state_dict(), {"teacher": config.teacher, "dataset": config.dataset,
                                                        "history": [], "accuracy": 0.1})
     learn_cache_clear()
+
+
+def test_learn_opens_on_the_newest_run_before_the_demo_teacher(real_manager, learnable_run):
+    cache_demo_teacher()
+    at = page("pages/learn.py")
+    assert "the cached demo teacher" in at.selectbox(key="learn_run").options  # offered, second
+    assert at.query_params["run"] == learnable_run["run_id"]
+    assert len(chart(at, "Soft")["data"]) == 2  # with its student's answers overlaid
+
+
+def test_learn_works_with_the_cached_demo_teacher_alone(real_manager):
+    """A fresh home after the demo: no run on this server, but the demo teacher is in the cache."""
+    cache_demo_teacher()
     at = page("pages/learn.py")
     assert at.selectbox(key="learn_run").value is None  # the demo teacher
     assert len(chart(at, "Soft")["data"]) == 1  # no student to overlay
