@@ -171,8 +171,20 @@ def wait_until(check, timeout_s: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
+def screenshot_pages(context, tmp_path: Path, prefix: str) -> Path:
+    """Every page of a failed test's browser context, as <prefix>failure-<i>.png in
+    $DISTILL_E2E_ARTIFACTS if set, else tmp_path/screenshots; returns that folder."""
     artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(context.pages):
+        try:
+            p.screenshot(path=str(artifacts / f"{prefix}failure-{i}.png"), full_page=True)
+        except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
+            pass
+    return artifacts
+
+
+def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     outside = []  # requests that leave this machine: an offline workshop would wait on them
     context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
@@ -279,12 +291,7 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         step = "nothing was fetched from outside this machine"
         assert not outside, sorted(set(outside))
     except BaseException:
-        artifacts.mkdir(parents=True, exist_ok=True)
-        for i, p in enumerate(context.pages):
-            try:
-                p.screenshot(path=str(artifacts / f"failure-{i}.png"), full_page=True)
-            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
-                pass
+        artifacts = screenshot_pages(context, tmp_path, "")
         print(f"e2e failed at step: {step}; screenshots in {artifacts}")
         raise
     finally:
@@ -294,7 +301,6 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
 def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server, browser, tmp_path):
     """The workshop preset's grid (T in 1, 2, 4, 8, 16 at alpha 0.9, two seeds) at a reduced size: the
     recipe from the link (digits, small models, one epoch), so ten trials take a minute or two."""
-    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
     step = "open the sweep's link"
@@ -320,12 +326,7 @@ def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server,
         page.wait_for_url("**/compare?run=*", timeout=30_000)
         wait_for_text(page, "Over 2 seeds", 60)
     except BaseException:
-        artifacts.mkdir(parents=True, exist_ok=True)
-        for i, p in enumerate(context.pages):
-            try:
-                p.screenshot(path=str(artifacts / f"sweep-failure-{i}.png"), full_page=True)
-            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
-                pass
+        artifacts = screenshot_pages(context, tmp_path, "sweep-")
         print(f"e2e sweep failed at step: {step}; screenshots in {artifacts}")
         raise
     finally:
@@ -335,7 +336,6 @@ def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server,
 def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, browser, tmp_path):
     """Distill's "derive from the teacher": pick it, keep a quarter of the channels, set the anchor, see the
     preview beside the teacher; the anchor is its own line on Live, and Compare says how the student was made."""
-    artifacts = Path(os.environ.get("DISTILL_E2E_ARTIFACTS", tmp_path / "screenshots"))
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
     step = "open Distill with a small recipe from the link"
@@ -372,12 +372,7 @@ def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, brows
         wait_for_text(page, "Students: derived from resnet8", 60)
         wait_for_text(page, "initialised from the teacher's weights, weight anchor μ = 0.01", 10)
     except BaseException:
-        artifacts.mkdir(parents=True, exist_ok=True)
-        for i, p in enumerate(context.pages):
-            try:
-                p.screenshot(path=str(artifacts / f"derived-failure-{i}.png"), full_page=True)
-            except Exception:  # noqa: BLE001 - a screenshot must not hide the real failure
-                pass
+        artifacts = screenshot_pages(context, tmp_path, "derived-")
         print(f"e2e derived failed at step: {step} (at {page.url}); screenshots in {artifacts}")
         raise
     finally:
