@@ -7,8 +7,8 @@ import pandas as pd
 
 import statistics
 
-from distill_core import (DERIVED, DONE, ROLE_LABEL, ROLES, TEACHER, DistillError, RunStore, comparison_headline,
-                          options_text, origin_words, resolved_init)
+from distill_core import (DERIVED, DONE, ROLE_LABEL, ROLES, DistillError, RunStore, comparison_headline, options_text,
+                          origin_words, resolved_init)
 
 from . import fmt
 from .methods_text import method_title
@@ -122,12 +122,12 @@ def loss_terms(results: dict) -> str:
             + " · ".join(parts) + f" · total **{last.get('train_loss', 0):.3g}**.")
 
 
-def trained_epochs(entry: dict, role: str, config: dict) -> Optional[int]:
-    """How many epochs a model trained in this run (its last epoch's number); a teacher from the
-    cache or a checkpoint says what it was trained for where that is recorded."""
-    if history := entry.get("history"):
-        return history[-1].get("epoch") or len(history)
-    return entry.get("epochs") or (config.get("teacher_epochs") if role == TEACHER else None)
+def trained_epochs(entry: dict) -> Optional[int]:
+    """How many epochs a model trained (its last epoch's number), from its history: a cached
+    teacher's and a reused scratch student's come with them; a checkpoint from elsewhere has none,
+    and its config's teacher_epochs would misstate it."""
+    history = entry.get("history") or []
+    return (history[-1].get("epoch") or len(history)) if history else None
 
 
 def comparison_table(results: dict) -> pd.DataFrame:
@@ -148,7 +148,7 @@ def comparison_table(results: dict) -> pd.DataFrame:
             "architecture": (f"derived from {(results.get('config') or {}).get('teacher')}"
                              if entry.get("model") == DERIVED else entry.get("model", "")),
             # which epoch each accuracy is from: the teacher's last is not the students'
-            "epochs": str(trained_epochs(entry, role, results.get("config") or {}) or "—"),
+            "epochs": str(trained_epochs(entry) or "—"),
             "val accuracy (last epoch)": fmt.percent(entry.get("accuracy")),
             "val accuracy (best epoch)": fmt.percent(entry.get("best_accuracy"))
             + (f" (epoch {entry['best_epoch']})" if entry.get("best_epoch") and entry.get("best_accuracy") is not None

@@ -707,6 +707,9 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     assert list(table["epochs"]) == [str(cfg["teacher_epochs"]), str(cfg["epochs"]), str(cfg["epochs"])]
     best = results["student_kd"]
     assert table.iloc[2]["val accuracy (best epoch)"] == f"{100 * best['best_accuracy']:.1f} % (epoch {best['best_epoch']})"
+    from studio.compare import comparison_table
+    uploaded = {**results, "teacher": {**results["teacher"], "source": "checkpoint", "history": []}}
+    assert comparison_table(uploaded).iloc[0]["epochs"] == "—"  # not the config's teacher_epochs: unknown
     cards = {m.label: m.value for m in at.metric}
     kd = results["comparison"]["kd_vs_teacher"]
     assert cards["Smaller file"].startswith(f"{kd['smaller_x']:.1f}")
