@@ -185,7 +185,9 @@ def run_sweep_ray(spec: SweepSpec, folder: Optional[str | Path] = None, address:
         recorder = Recorder(spec, folder, store, fan_out(on_event), source, jobs)
         task = ray.remote(trial_job).options(num_cpus=1, num_gpus=resources.get("GPU", 0))
         tried: set[str] = set()
-        while not _stopped(stop) and (first := leaders(spec, done, tried, store)):  # 1. what the others reuse
+        groups = scratch_groups(spec)  # once: an image folder's fields are a listing of its files
+        # 1. what the others reuse
+        while not _stopped(stop) and (first := leaders(spec, done, tried, store, groups=groups)):
             pending = {}
             for trial in first:
                 tried.add(trial.key)
@@ -207,7 +209,6 @@ def run_sweep_ray(spec: SweepSpec, folder: Optional[str | Path] = None, address:
                     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the sweep goes on
                         recorder.ended(key, getattr(exc, "cause", None) or exc)
             done = finished_trials(spec, store)
-        groups = scratch_groups(spec)
         for trial in spec.trials():  # 2. every trial, as Tune trials over the grid
             job = jobs[trial.key]
             job["report"] = _reported(done.get(trial.key)) or ({"status": FAILED, "error": "failed in the first stage"}

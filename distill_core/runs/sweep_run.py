@@ -10,8 +10,9 @@ Nothing is trained twice:
 
 So trials run in stages (``next_stage``): first one trial of each group that has no finished
 trial with a scratch student it can reuse (``scratch_sources``; only one per teacher that is not
-cached yet, so two never train the same teacher at once), then all the others. The local backend runs each stage in order in this process; the Ray backend
-(``sweep_ray``) runs the same stages on a cluster.
+cached yet, so two never train the same teacher at once), then all the others. The local backend
+runs each stage in order in this process; the Ray backend (``sweep_ray``) runs the same stages on
+a cluster.
 """
 from __future__ import annotations
 
@@ -46,10 +47,12 @@ def finished_trials(spec: SweepSpec, store: RunStore) -> dict[str, dict]:
 
 
 def next_stage(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset(),
-               store: Optional[RunStore] = None, device: Optional[torch.device] = None) -> list[Trial]:
+               store: Optional[RunStore] = None, device: Optional[torch.device] = None,
+               groups: Optional[dict[str, tuple[dict, str]]] = None) -> list[Trial]:
     """The trials to run next: ``leaders``, or when there are none, every other trial not done.
     ``skip``: trials already tried in this session (a failed one is not tried again and again)."""
-    return leaders(spec, done, skip, store, device) or [t for t in spec.trials() if t.key not in done and t.key not in skip]
+    return leaders(spec, done, skip, store, device, groups) or [t for t in spec.trials()
+                                                                if t.key not in done and t.key not in skip]
 
 
 def scratch_groups(spec: SweepSpec) -> dict[str, tuple[dict, str]]:
@@ -100,11 +103,12 @@ def scratch_sources(spec: SweepSpec, done: dict[str, dict], store: RunStore,
 
 
 def leaders(spec: SweepSpec, done: dict[str, dict], skip: set[str] = frozenset(),
-            store: Optional[RunStore] = None, device: Optional[torch.device] = None) -> list[Trial]:
+            store: Optional[RunStore] = None, device: Optional[torch.device] = None,
+            groups: Optional[dict[str, tuple[dict, str]]] = None) -> list[Trial]:
     """The first trial of each scratch group with no reusable scratch student yet
     (``scratch_sources``), at most one per teacher not yet cached: they train what the others
-    reuse, and may all run at once."""
-    groups = scratch_groups(spec)
+    reuse, and may all run at once. ``groups``: ``scratch_groups(spec)`` where the caller has them."""
+    groups = groups or scratch_groups(spec)
     trained = scratch_sources(spec, done, store or RunStore(), groups, device=device) if done else {}
     first, chosen, teachers = [], set(), set()
     for trial in spec.trials():
@@ -169,7 +173,7 @@ def run_sweep(spec: SweepSpec, folder: Optional[str | Path] = None, on_event: Op
     try:
         done = finished_trials(spec, store)
         groups, device = scratch_groups(spec), trials_device(spec.base)
-        while status == DONE and (stage := next_stage(spec, done, tried, store, device)):
+        while status == DONE and (stage := next_stage(spec, done, tried, store, device, groups)):
             for trial in stage:
                 if stop is not None and stop.is_set():
                     status = CANCELLED
