@@ -68,8 +68,9 @@ def note_link(data_dir: Optional[str]) -> None:
     """Remember the folder a link named: it waits for the person at the page. Every folder any link
     named in this session is kept (the Distill and Sweep pages each read their own link), so one
     page's link cannot release another's."""
-    if data_dir := (data_dir or "").strip():
-        st.session_state[FROM_LINK] = [*st.session_state.get(FROM_LINK, []), data_dir]
+    named = st.session_state.get(FROM_LINK, [])
+    if (data_dir := (data_dir or "").strip()) and data_dir not in named:
+        st.session_state[FROM_LINK] = [*named, data_dir]
 
 
 def confirm(data_dir: str) -> None:

@@ -19,7 +19,8 @@ from typing import Callable, Optional
 import torch
 
 from ..config import RunConfig
-from ..errors import ConfigError
+from ..device import resolve_device
+from ..errors import ConfigError, DistillError
 from ..models.derive import DERIVED
 from ..precision import AUTO, FP32, training_precision
 from .teacher_cache import data_fields
@@ -110,9 +111,6 @@ def reusable_here(config: RunConfig, origin: Optional[str | Path]) -> Optional[s
     """``origin`` when its scratch student is the one ``config``'s run trains on this machine (the
     device it resolves to here), else None: a sweep's trial chosen on a driver that cannot tell
     (``reusable_scratch`` without ``device``) trains its own there rather than failing."""
-    from ..device import resolve_device
-    from ..errors import DistillError
-
     if origin is None:
         return None
     try:

@@ -3,7 +3,8 @@
 Training the teacher is the slowest part of a run, and an exploration of T and alpha reuses
 the same teacher many times. A teacher is stored under a key of everything that shaped it:
 architecture, dataset (its loading options and, where this project splits it, the split), recipe,
-seed and precision (bf16 weights are other weights). Change any of those and the key changes, so a stale teacher is never reused.
+seed and precision (bf16 weights are other weights). Change any of those and the key changes, so a
+stale teacher is never reused.
 """
 from __future__ import annotations
 
