@@ -102,9 +102,8 @@ with left:
                       on_click=folders.confirm, args=(ss.get(W + "data_dir") or "",))
         # The limit in the label: Streamlit's drop zone says the server's (the teacher's 1 GB) whatever
         # max_upload_size is.
-        st.file_uploader(f"Or upload a .zip of the class folders (at most {MAX_ZIP_BYTES // 2**20} MB)", type=["zip"],
-                         key=uploader_key("zip"),
-                         on_change=take_zip, max_upload_size=MAX_ZIP_BYTES // 2**20, disabled=cannot_write,
+        st.file_uploader(f"Or upload a .zip of the class folders (at most {MAX_ZIP_BYTES // 2**20} MB)",
+                         type=["zip"], key=uploader_key("zip"), on_change=take_zip, max_upload_size=MAX_ZIP_BYTES // 2**20, disabled=cannot_write,
                          help="From your own computer: a .zip of a folder with one sub-folder of images per class, "
                               f"at most {MAX_ZIP_BYTES // 2**20} MB. Its images are unpacked into this server's "
                               "uploads folder, and the field above points at them.")
@@ -297,8 +296,9 @@ with st.expander("More options"):
     m[0].selectbox("Precision", opts["precision"], key=W + "precision",
                    help="The forward passes of training. **bf16** (bfloat16 autocast) is faster where the hardware "
                         "has it, a CPU with AMX or a GPU with native bf16 (the demo's teacher trained 1.3x faster on "
-                        "2 CPU cores with AMX); the losses and the optimizer stay fp32. **auto** picks bf16 there and fp32 elsewhere. Accuracy and latency are always "
-                        "measured in fp32, the precision the checkpoints are saved in.")
+                        "2 CPU cores with AMX); the losses and the optimizer stay fp32. **auto** picks bf16 there "
+                        "and fp32 elsewhere. Accuracy and latency are always measured in fp32, the precision the "
+                        "checkpoints are saved in.")
     m[0].caption(fmt.sentence(here) if (here := precision_here(ss[W + "precision"])) else "")
     m[1].toggle("torch.compile", key=W + "compile",
                 help="Compile the models before training: it pays on a GPU over long runs; on a CPU the "
