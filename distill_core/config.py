@@ -304,10 +304,10 @@ def derive_problems(config: RunConfig, number) -> list[Problem]:
     if mu is not None and mu < 0:
         found.append(Problem("weight_anchor", f"weight_anchor must be >= 0, got {mu:g}", "weight_anchor"))
     elif mu and init != "teacher":
-        found.append(Problem("weight_anchor", f"weight_anchor pulls the student towards the teacher slice it "
-                                              f"started from, and this student starts from random weights: derive "
-                                              f"it from the teacher with student_init 'teacher', or set the anchor "
-                                              f"to 0", "weight_anchor"))
+        found.append(Problem("weight_anchor", "weight_anchor pulls the student towards the teacher slice it "
+                                              "started from, and this student starts from random weights: derive "
+                                              "it from the teacher with student_init 'teacher', or set the anchor "
+                                              "to 0", "weight_anchor"))
     return found
 
 

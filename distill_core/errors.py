@@ -5,6 +5,8 @@ Everything a user can get wrong (a bad value, a missing file, no network, no GPU
 its message. Anything else that escapes is a bug, and deserves its traceback.
 """
 import errno
+import importlib
+from typing import Any
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -73,3 +75,15 @@ class TrainingDiverged(DistillError):
 
 class Cancelled(Exception):
     """Raised inside training when the stop event is set; never reaches the user."""
+
+
+def require(module: str, what: str) -> Any:
+    """Import an optional dependency (``requirements.txt`` lists them all), or say which is missing:
+    one line for the CLI and the pages, not an ImportError's traceback."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise DistillError(f"{what} needs the {package} package, which is not installed here "
+                           f"(pip install -r requirements.txt)") from None
+

@@ -8,7 +8,8 @@ from torch import nn
 from distill_core.tools import compress
 from distill_core.cli import main
 from distill_core.errors import DistillError
-from distill_core.tools.export import INPUT_NAME, OUTPUT_NAME, load_data, open_run, ort_session
+from distill_core.tools.export import load_data, open_run
+from distill_core.tools.onnx_graph import INPUT_NAME, OUTPUT_NAME, ort_session
 from tiny_runs import real_run
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from distill_core import RunConfig, create_model
-from distill_core.tools import export
+from distill_core.tools import export, onnx_graph
 from distill_core.cli import main
 from distill_core.errors import DistillError
 from distill_core.runs.store import RunStore
@@ -89,7 +89,7 @@ def test_onnx_parity_and_no_teacher_inside(tiny, tmp_path):
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["arch"] == "cnn_tiny" and props["distill_studio.role"] == "student_kd"
     assert json.loads(props["mean"]) and json.loads(props["std"])
-    session = export.ort_session(tmp_path / "student.onnx")
+    session = onnx_graph.ort_session(tmp_path / "student.onnx")
     for batch in (1, 7):  # dynamic batch axis
         out = session.run(None, {"input": np.zeros((batch, 1, 8, 8), np.float32)})[0]
         assert out.shape == (batch, 10)
@@ -101,7 +101,7 @@ def test_onnx_parity_catches_a_wrong_model(tiny, tmp_path):
     export.export_onnx(run, tmp_path / "student.onnx", verify=False)
     torch.manual_seed(123)
     other = create_model("cnn_tiny", 1, 10, 8).eval()
-    report = export.onnx_parity(tmp_path / "student.onnx", other, export.load_data(run))
+    report = onnx_graph.onnx_parity(tmp_path / "student.onnx", other, export.load_data(run))
     assert not report["ok"] and report["max_abs_logit_diff"] > 1e-3
 
 
@@ -154,9 +154,9 @@ def test_uneven_adaptive_pooling_exports_exactly(tmp_path):
     """cnn_large pools 7x7 (28x28 input) or 2x2 (8x8) to 3x3, which the exporter cannot express as is."""
     torch.manual_seed(0)
     model = create_model("cnn_large", 1, 10, 28).eval()
-    path = export.model_to_onnx(model, tmp_path / "large.onnx", (1, 28, 28))
+    path = onnx_graph.model_to_onnx(model, tmp_path / "large.onnx", (1, 28, 28))
     x = torch.randn(4, 1, 28, 28)
-    got = export.ort_session(path).run(None, {"input": x.numpy()})[0]
+    got = onnx_graph.ort_session(path).run(None, {"input": x.numpy()})[0]
     with torch.no_grad():
         assert np.abs(got - model(x).numpy()).max() < 1e-4
     assert isinstance(model.pool, torch.nn.AdaptiveAvgPool2d)  # the model itself is left as it was

@@ -431,7 +431,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path):
 
 def test_a_store_of_an_older_version_is_brought_up_to_date(tmp_path):
     """A runs.db written before the fidelity columns existed opens, keeps its rows and takes new ones."""
-    from distill_core.runs.store import MIGRATIONS, SCHEMA
+    from distill_core.runs.schema import MIGRATIONS, SCHEMA
 
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:

@@ -42,7 +42,7 @@ from .store_values import config_dict as _config_dict
 from .store_values import dumps as _json
 from .store_values import loads as _loads
 from .store_values import number as _num
-from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, upgrade  # noqa: F401  (where they were)
+from .schema import upgrade
 
 log = logging.getLogger(__name__)
 

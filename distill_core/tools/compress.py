@@ -45,7 +45,8 @@ from ..files import write_atomic
 from ..runs.store import RunStore
 from ..training.measure import LATENCY_BUDGET_S, evaluate, large_batch_key, measure_latencies, time_in_turn
 from ..vocab import DISTILLED, SCRATCH, TEACHER
-from .export import INPUT_NAME, OUTPUT_NAME, RunFiles, build_model, load_data, model_to_onnx, open_run, ort_session
+from .export import RunFiles, build_model, load_data, open_run
+from .onnx_graph import INPUT_NAME, OUTPUT_NAME, model_to_onnx, ort_session
 
 log = logging.getLogger(__name__)
 
