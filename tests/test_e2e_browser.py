@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -184,14 +185,40 @@ def screenshot_pages(context, tmp_path: Path, prefix: str) -> Path:
     return artifacts
 
 
-def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    outside = []  # requests that leave this machine: an offline workshop would wait on them
-    context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
-        (server + "/", "data:", "blob:", "about:")) else None)
-    page = context.new_page()
-    step = "open a deep link on a fresh server"
+class Visit:
+    """One test's browser context and first page; ``step`` says what the test is doing, for the report
+    of a failure."""
+
+    def __init__(self, context):
+        self.context, self.page, self.step = context, context.new_page(), "open the first page"
+
+
+@contextmanager
+def visit(browser, tmp_path: Path, name: str, size=(1400, 1100), server_log: Path | None = None):
+    """A fresh browser context for one test, closed at the end. When the test fails: the step it was
+    at and the page's address, screenshots of every open page (``screenshot_pages``) and, given
+    ``server_log``, the server log's last lines."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    v = Visit(context)
     try:
+        yield v
+    except BaseException:
+        artifacts = screenshot_pages(context, tmp_path, f"{name}-")
+        print(f"e2e {name} failed at step: {v.step} (at {v.page.url}); screenshots in {artifacts}")
+        if server_log is not None and server_log.exists():
+            print(f"server log:\n{server_log.read_text()[-3000:]}")
+        raise
+    finally:
+        context.close()
+
+
+def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
+    with visit(browser, tmp_path, "demo", server_log=server.log_path) as v:
+        context, page = v.context, v.page
+        outside = []  # requests that leave this machine: an offline workshop would wait on them
+        context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+            (server + "/", "data:", "blob:", "about:")) else None)
+        v.step = "open a deep link on a fresh server"
         # A shared link as the very first request still goes through app.py's navigation.
         page.goto(server + "/compare")
         wait_for_text(page, "No finished run yet", 60)
@@ -200,18 +227,18 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_until(lambda: page.evaluate("document.querySelector(\"link[rel='shortcut icon']\").href")
                    .startswith("data:image/svg+xml"), 10, "the drawn favicon")
 
-        step = "launch the demo from Home"
+        v.step = "launch the demo from Home"
         page.goto(server + "/")
         button(page, DEMO_BUTTON).click()
         page.wait_for_url("**/live?job=*", timeout=30_000)
         job = page.url.split("job=")[1].split("&")[0]
         wait_for_text(page, "running", 30)
 
-        step = "see the curves gain points while the user does nothing"
+        v.step = "see the curves gain points while the user does nothing"
         first = wait_until(lambda: max(0, loss_points(page)), 90, "the first loss points")
         wait_until(lambda: loss_points(page) > first, 30, "the curve to gain points")
 
-        step = "refresh and a second tab reattach to the running job"
+        v.step = "refresh and a second tab reattach to the running job"
         page.reload()
         wait_for_text(page, job, 30)
         wait_until(lambda: loss_points(page) > 0, 30, "the curves after a refresh")
@@ -221,13 +248,13 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_for_text(other, "running", 30)
         other.close()
 
-        step = "press Stop and see cancelled"
+        v.step = "press Stop and see cancelled"
         asked = time.time()
         button(page, "Stop").click()
         wait_for_text(page, "Run cancelled", 20)
         assert time.time() - asked < 20
 
-        step = "pick dkd on the Distill page, and run it to the end"
+        v.step = "pick dkd on the Distill page, and run it to the end"
         page.goto(server + "/distill" + SHORT_RUN)
         start = button(page, "Start")
         start.wait_for(state="visible", timeout=30_000)
@@ -244,7 +271,7 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         names = wait_until(lambda: loss_names(page), 30, "the loss chart's lines")
         assert {"a·TCKD (target class)", "b·NCKD (other classes)", "CE (true labels)"} <= set(names), names
 
-        step = "see the three rows on Compare"
+        v.step = "see the three rows on Compare"
         button(page, "See the comparison").click()
         page.wait_for_url("**/compare?run=*", timeout=30_000)
         table = page.locator("table").first
@@ -260,7 +287,7 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_for_text(page, "The student distilled with dkd (Decoupled KD)", 10)  # what distillation bought
         finished = page.url.split("run=")[1].split("&")[0]
 
-        step = "restart the server and find both runs still listed"
+        v.step = "restart the server and find both runs still listed"
         server.restart()
         page.goto(server + "/runs")
         wait_for_text(page, "One run", 60)
@@ -268,7 +295,7 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         for run_id in (job, finished):  # the newest runs are preselected for the overlay
             wait_until(lambda: run_id in page.content(), 30, f"run {run_id} in the Runs page")
 
-        step = "download the finished run's metrics as CSV"
+        v.step = "download the finished run's metrics as CSV"
         with page.expect_download(timeout=60_000) as download:
             page.get_by_test_id("stDownloadButton").get_by_role("button", name="Metrics (CSV)").click()
         csv_text = Path(download.value.path()).read_text()
@@ -279,7 +306,7 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         assert body and all(line.startswith(finished) for line in body), body[:3]
         assert {"teacher", "student_scratch", "student_kd"} <= {line.split(",")[1] for line in body}
 
-        step = "move the temperature on the Learn page and see the bars change"
+        v.step = "move the temperature on the Learn page and see the bars change"
         page.goto(server + f"/learn?run={finished}")
         wait_for_text(page, "1. What the teacher knows", 60)
         before = wait_until(lambda: page.evaluate(BARS_JS), 60, "the soft-target bars")
@@ -288,63 +315,49 @@ def test_demo_stop_refresh_second_tab_and_compare(server, browser, tmp_path):
         wait_until(lambda: page.evaluate(BARS_JS) not in ("", before), 30, "the bars to follow the temperature")
         wait_for_text(page, "Soft targets at T = 20", 10)
 
-        step = "nothing was fetched from outside this machine"
+        v.step = "nothing was fetched from outside this machine"
         assert not outside, sorted(set(outside))
-    except BaseException:
-        artifacts = screenshot_pages(context, tmp_path, "")
-        print(f"e2e failed at step: {step}; screenshots in {artifacts}")
-        raise
-    finally:
-        context.close()
 
 
 def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server, browser, tmp_path):
     """The workshop preset's grid (T in 1, 2, 4, 8, 16 at alpha 0.9, two seeds) at a reduced size: the
     recipe from the link (digits, small models, one epoch), so ten trials take a minute or two."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    step = "open the sweep's link"
-    try:
+    with visit(browser, tmp_path, "sweep", server_log=server.log_path) as v:
+        page = v.page
+        v.step = "open the sweep's link"
         page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
                            "&latency_repeats=5&latency_batch=8")
         button(page, "What does T do?").wait_for(state="visible", timeout=60_000)
-        step = "apply the preset, then the reduced recipe again from the link"
+        v.step = "apply the preset, then the reduced recipe again from the link"
         button(page, "What does T do?").click()
         wait_for_text(page, "10 trials: 5 T × 2 seeds", 30)
         assert "temperature=1%2C2%2C4%2C8%2C16" in page.url or "temperature=1,2,4,8,16" in page.url, page.url
         page.goto(server + "/sweep?dataset=digits&teacher=cnn_small&student=cnn_tiny&epochs=1&teacher_epochs=1"
                            "&latency_repeats=5&latency_batch=8&temperature=1,2,4,8,16&alpha=0.9&seeds=0,1")
         wait_for_text(page, "10 trials: 5 T × 2 seeds", 60)
-        step = "start it and watch the heatmap fill in"
+        v.step = "start it and watch the heatmap fill in"
         button(page, "Start").click()
         wait_for_text(page, "KD gain over scratch: mean ± std", 60)
         wait_for_text(page, "10 of 10 trials finished", 400)
         wait_for_text(page, re.compile("Best: |No cell gained from the teacher"), 30)  # the verdict
         assert page.locator(".js-plotly-plot").count() >= 1
-        step = "open a cell's run in Compare"
+        v.step = "open a cell's run in Compare"
         page.get_by_role("link", name="seed 0: KD").first.click()
         page.wait_for_url("**/compare?run=*", timeout=30_000)
         wait_for_text(page, "Over 2 seeds", 60)
-    except BaseException:
-        artifacts = screenshot_pages(context, tmp_path, "sweep-")
-        print(f"e2e sweep failed at step: {step}; screenshots in {artifacts}")
-        raise
-    finally:
-        context.close()
 
 
 def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, browser, tmp_path):
     """Distill's "derive from the teacher": pick it, keep a quarter of the channels, set the anchor, see the
     preview beside the teacher; the anchor is its own line on Live, and Compare says how the student was made."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    step = "open Distill with a small recipe from the link"
-    try:
+    with visit(browser, tmp_path, "derived", server_log=server.log_path) as v:
+        page = v.page
+        v.step = "open Distill with a small recipe from the link"
         page.goto(server + "/distill?dataset=digits&teacher=resnet8&epochs=2&teacher_epochs=1&latency_repeats=5"
                            "&latency_batch=8")
         start = button(page, "Start")
         start.wait_for(state="visible", timeout=60_000)
-        step = "derive the student from the teacher"
+        v.step = "derive the student from the teacher"
         page.get_by_test_id("stSelectbox").filter(has_text="Student model").click()
         page.get_by_role("option", name="derive from the teacher").click()
         wait_for_text(page, "Blocks kept per stage", 30)
@@ -360,20 +373,14 @@ def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, brows
         anchor.fill("0.01")
         anchor.press("Enter")
         wait_until(lambda: "weight_anchor=0.01" in page.evaluate("location.href"), 60, "the anchor in the link")
-        step = "start it and see the anchor as its own term on Live"
+        v.step = "start it and see the anchor as its own term on Live"
         start.click()
         page.wait_for_url("**/live?job=*", timeout=30_000)
         button(page, "See the comparison").wait_for(state="visible", timeout=240_000)
         names = wait_until(lambda: loss_names(page), 30, "the loss chart's lines")
         assert any("weight anchor" in n for n in names), names
-        step = "Compare says how the student was made"
+        v.step = "Compare says how the student was made"
         button(page, "See the comparison").click()
         page.wait_for_url("**/compare?run=*", timeout=30_000)
         wait_for_text(page, "Students: derived from resnet8", 60)
         wait_for_text(page, "initialised from the teacher's weights, weight anchor μ = 0.01", 10)
-    except BaseException:
-        artifacts = screenshot_pages(context, tmp_path, "derived-")
-        print(f"e2e derived failed at step: {step} (at {page.url}); screenshots in {artifacts}")
-        raise
-    finally:
-        context.close()

@@ -15,7 +15,8 @@ from urllib.parse import urlparse
 from PIL import Image
 
 from distill_core import RunStore
-from test_e2e_browser import DEMO_BUTTON, Server, browser, button, server, wait_for_text, wait_until  # noqa: F401 - fixtures
+from test_e2e_browser import (DEMO_BUTTON, Server, browser, button, server, visit,  # noqa: F401 - fixtures
+                              wait_for_text, wait_until)
 from tiny_runs import fake_run
 
 EVIL = "evil.example"
@@ -56,11 +57,10 @@ def test_links_show_their_text_read_no_folder_unconfirmed_and_take_a_zip(studio_
         (folder / name).mkdir(parents=True)
         for i in range(4):
             Image.new("L", (8, 8), 30 * i).save(folder / name / f"{i}.png")
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    fetched = []
-    context.on("request", lambda r: fetched.append(r.url) if (urlparse(r.url).hostname or "").endswith(EVIL) else None)
-    page = context.new_page()
-    try:
+    with visit(browser, tmp_path, "links", (1400, 1000), server.log_path) as v:
+        page, fetched = v.page, []
+        v.context.on("request", lambda r: fetched.append(r.url) if (urlparse(r.url).hostname or "").endswith(EVIL) else None)
+        v.step = "links with markdown and HTML in every key"
         q = quote(PAYLOAD)
         for path, shown in ((f"/distill?{q}=1&epochs={q}&dataset=imagefolder&data_dir=%2Fsrv%2F{q}",
                              "is not a setting and was ignored"),
@@ -73,7 +73,7 @@ def test_links_show_their_text_read_no_folder_unconfirmed_and_take_a_zip(studio_
             assert evil_in_page(page) == [], path  # ...as text: no link, no image
         assert fetched == []
 
-        # A folder named in a link: shown, not read, Start off, until confirmed here.
+        v.step = "a folder named in a link: shown, not read, Start off, until confirmed here"
         page.goto(server + f"/distill?dataset=imagefolder&data_dir={quote(str(folder))}")
         settled(page, "It is not read until you confirm it")
         assert "ants (4)" not in page.inner_text("body")
@@ -82,7 +82,7 @@ def test_links_show_their_text_read_no_folder_unconfirmed_and_take_a_zip(studio_
         wait_for_text(page, "2 classes, 8 images: ants (4), bees (4).", 30)
         wait_until(lambda: button(page, "Start").is_enabled(), 30, "Start once the folder is confirmed")
 
-        # The same folder from this computer, as a .zip: it becomes the image folder.
+        v.step = "the same folder from this computer, as a .zip: it becomes the image folder"
         page.goto(server + "/distill?dataset=imagefolder")
         settled(page, "Or upload a .zip of the class folders (at most 512 MB)")  # Streamlit's own line says 1GB
         buf = io.BytesIO()
@@ -93,12 +93,6 @@ def test_links_show_their_text_read_no_folder_unconfirmed_and_take_a_zip(studio_
             files=[{"name": "pictures.zip", "mimeType": "application/zip", "buffer": buf.getvalue()}])
         wait_for_text(page, "2 classes, 8 images: ants (4), bees (4).", 60)
         assert str(studio_home / "uploads" / "folders") in page.get_by_label("Image folder on this server").input_value()
-    except BaseException:
-        page.screenshot(path=str(tmp_path / "links-failure.png"), full_page=True)
-        print(f"screenshot: {tmp_path / 'links-failure.png'}")
-        raise
-    finally:
-        context.close()
 
 
 def test_every_page_opens_on_a_home_that_cannot_be_written(browser, tmp_path):
@@ -106,25 +100,21 @@ def test_every_page_opens_on_a_home_that_cannot_be_written(browser, tmp_path):
     blocker.write_text("a home cannot be made inside a file, not even by root")
     srv = Server(blocker / "home", tmp_path / "streamlit.log")
     srv.start()
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
     try:
-        for path in ("/", "/distill", "/compare", "/runs", "/live", "/learn"):
-            page.goto(srv + path)
+        with visit(browser, tmp_path, "home", (1400, 1000), srv.log_path) as v:
+            page = v.page
+            v.step = "every page says once that the home cannot be written"
+            for path in ("/", "/distill", "/compare", "/runs", "/live", "/learn"):
+                page.goto(srv + path)
+                settled(page, "This server cannot write its home folder")
+                assert page.get_by_text("This server cannot write its home folder").count() == 1, path
+                assert str(blocker / "home") in page.inner_text("body")
+            page.goto(srv + "/")
             settled(page, "This server cannot write its home folder")
-            assert page.get_by_text("This server cannot write its home folder").count() == 1, path
-            assert str(blocker / "home") in page.inner_text("body")
-        page.goto(srv + "/")
-        settled(page, "This server cannot write its home folder")
-        assert button(page, DEMO_BUTTON).is_disabled()
-        page.goto(srv + "/distill")
-        settled(page, "This server cannot write its home folder")
-        assert button(page, "Start").is_disabled()
-        assert "Start is disabled. The home folder cannot be written" in page.inner_text("body")
-    except BaseException:
-        page.screenshot(path=str(tmp_path / "home-failure.png"), full_page=True)
-        print(f"screenshot: {tmp_path / 'home-failure.png'}; log:\n{(tmp_path / 'streamlit.log').read_text()[-3000:]}")
-        raise
+            assert button(page, DEMO_BUTTON).is_disabled()
+            page.goto(srv + "/distill")
+            settled(page, "This server cannot write its home folder")
+            assert button(page, "Start").is_disabled()
+            assert "Start is disabled. The home folder cannot be written" in page.inner_text("body")
     finally:
-        context.close()
         srv.stop()
