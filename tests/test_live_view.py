@@ -225,7 +225,7 @@ def test_component_folder_holds_the_page_its_script_and_plotly():
 
 # ---- the frame's script, in a browser ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def js_page():
+def js_page(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         if IN_CI:
             pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser tests must run)")
@@ -234,7 +234,8 @@ def js_page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            env={**os.environ, "HOME": str(tmp_path_factory.mktemp("chromium_home"))})
         page = browser.new_page()
         page.set_content('<body><div id="loss"></div><div id="ref"></div></body>')
         page.add_script_tag(content=live_view.ASSETS[live_view.PLOTLY_JS].read_text())

@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -65,19 +63,27 @@ def test_state_dict_bytes_counts_batchnorm_buffers():
 
 # ---- latency ----------------------------------------------------------------------------------
 class Counted(nn.Module):
-    """Counts forwards and records the batch size, mode and inference-mode flag of each."""
+    """Counts forwards and records the batch size, mode and inference-mode flag of each. Given a
+    fake clock (``fake_clock``), each forward advances it by ``delay`` seconds."""
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, clock: list | None = None):
         super().__init__()
         self.fc = nn.Linear(16, 3)
-        self.delay = delay
+        self.delay, self.clock = delay, clock
         self.calls = []
 
     def forward(self, x):
         self.calls.append((x.shape[0], self.training, torch.is_inference_mode_enabled()))
-        if self.delay:
-            time.sleep(self.delay)
+        if self.clock is not None:
+            self.clock[0] += self.delay
         return self.fc(x.flatten(1))
+
+
+def fake_clock(monkeypatch) -> list:
+    """measure's perf_counter reads [seconds], which only the models' forwards advance."""
+    now = [0.0]
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
+    return now
 
 
 def test_measure_latency_keys_counts_and_mode():
@@ -106,20 +112,22 @@ def test_measure_latency_defaults_and_eval_model_stays_eval():
     assert not net.training
 
 
-def test_measure_latency_stops_early_on_slow_models_but_times_at_least_five():
-    net = Counted(delay=0.01)
+def test_measure_latency_stops_early_on_slow_models_but_times_at_least_five(monkeypatch):
+    # Each forward takes 10 ms by the fake clock: the budget of 20 ms is spent after two timed
+    # runs (and the warm-up's half of it after one), whatever this machine is doing.
+    net = Counted(delay=0.010, clock=fake_clock(monkeypatch))
     out = measure.measure_latency(net, (1, 4, 4), "cpu", batch_sizes=(4,), repeats=100, warmup=3,
                                   budget_s=0.02)
     row = out["batch_4"]
     assert row["repeats"] == 5  # the budget is spent after two runs, but five are always timed
-    assert row["median"] >= 10 and row["p90"] >= row["median"]
-    assert 1 <= row["warmup"] < 3
+    assert row["median"] == pytest.approx(10) and row["p90"] == pytest.approx(10)
+    assert row["warmup"] == 2  # stops once half the budget (10 ms) has passed: after its second run
     assert len(net.calls) == row["warmup"] + 5
 
 
 def test_measure_latency_median_and_p90_of_individual_runs(monkeypatch):
     # A fake clock that each forward advances by a known time: the statistics are then exact.
-    now = [0.0]
+    now = fake_clock(monkeypatch)
     durations = iter([0.5] * 2 + [k / 1000 for k in (3, 1, 10, 2, 5, 4, 9, 6, 8, 7)])
 
     class Ticking(nn.Module):
@@ -127,7 +135,6 @@ def test_measure_latency_median_and_p90_of_individual_runs(monkeypatch):
             now[0] += next(durations)
             return x
 
-    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
     out = measure.measure_latency(Ticking(), (1, 2, 2), "cpu", batch_sizes=(1,), repeats=10,
                                   warmup=2, budget_s=100)
     row = out["batch_1"]
@@ -157,8 +164,8 @@ def test_measure_latency_num_threads_is_reported_and_restored():
 class Logged(Counted):
     """A Counted model that also writes its name to a log shared with the other models."""
 
-    def __init__(self, name: str, log: list, delay: float = 0.0):
-        super().__init__(delay)
+    def __init__(self, name: str, log: list, delay: float = 0.0, clock: list | None = None):
+        super().__init__(delay, clock)
         self.name, self.log = name, log
 
     def forward(self, x):
@@ -193,7 +200,7 @@ def test_measure_latencies_times_compared_models_in_turn():
 def test_measure_latencies_times_only_the_run_after_the_untimed_one(monkeypatch):
     # A fake clock that each forward advances by a known time: the untimed runs take 100 ms,
     # so any of them counted would show in the medians.
-    now = [0.0]
+    now = fake_clock(monkeypatch)
 
     class Ticking(nn.Module):
         def __init__(self, timed_ms):
@@ -205,16 +212,15 @@ def test_measure_latencies_times_only_the_run_after_the_untimed_one(monkeypatch)
             now[0] += next(self.durations)
             return x
 
-    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
     out = measure.measure_latencies({"a": Ticking([3, 1, 5, 2, 4]), "b": Ticking([30, 10, 50, 20, 40])}, (1, 2, 2),
                                     "cpu", batch_sizes=(1,), repeats=5, warmup=1, budget_s=100)
     assert out["a"]["batch_1"]["median"] == pytest.approx(3.0)
     assert out["b"]["batch_1"]["median"] == pytest.approx(30.0)
 
 
-def test_measure_latencies_budget_is_per_model_and_stop_is_honoured():
-    log = []
-    slow, fast = Logged("slow", log, delay=0.01), Logged("fast", log)
+def test_measure_latencies_budget_is_per_model_and_stop_is_honoured(monkeypatch):
+    log, clock = [], fake_clock(monkeypatch)
+    slow, fast = Logged("slow", log, delay=0.01, clock=clock), Logged("fast", log, clock=clock)
     out = measure.measure_latencies({"slow": slow, "fast": fast}, (1, 4, 4), "cpu", batch_sizes=(2,), repeats=20,
                                     warmup=0, budget_s=0.02)
     assert out["slow"]["batch_2"]["repeats"] == 5 and out["fast"]["batch_2"]["repeats"] == 20

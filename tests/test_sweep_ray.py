@@ -20,13 +20,17 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason=
 def ray_instance(tmp_path_factory):
     # Read when Ray loads: the instance's addresses are the loopback's, never this machine's
     # network address. Ray's token and session files go to a home of the test's own.
-    saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "HOME")}
+    # Nothing is reported to Ray's usage statistics server either.
+    saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "HOME")}
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["HOME"] = str(tmp_path_factory.mktemp("ray_home"))
     import ray
+    from ray._common.usage.usage_lib import usage_stats_enabled
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    assert not usage_stats_enabled()
     yield ray
     ray.shutdown()
     for key, value in saved.items():
@@ -60,3 +64,21 @@ def test_ray_trials_match_the_local_backend(ray_instance, tmp_path):
     assert all(run["artifacts_dir"].startswith(str(tmp_path / "ray" / "runs")) for run in runs)
     assert sorted(run["models"]["student_scratch"]["source"] for run in runs) == ["reused", "train"]
     assert store.get_sweep(on_ray["sweep_id"])["backend"] == "ray"
+
+
+def test_a_local_instance_listens_on_the_loopback_and_reports_no_usage(monkeypatch):
+    """connect() without an address starts Ray with the loopback-only and no-usage-statistics
+    settings in the environment, where Ray reads them."""
+    import ray
+
+    from distill_core.runs import sweep_ray
+
+    for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED"):
+        monkeypatch.setenv(key, "1")  # so that the test's end puts back what was there before
+        monkeypatch.delenv(key)
+    seen = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.append(
+        (os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), os.environ.get("RAY_USAGE_STATS_ENABLED"), kw)))
+    assert sweep_ray.connect(None) is True
+    assert seen[0][:2] == ("0", "0") and seen[0][2]["include_dashboard"] is False

@@ -66,6 +66,9 @@ def connect(address: Optional[str]) -> bool:
         # A local instance listens on the loopback only (what Ray does on macOS and Windows): it
         # serves this machine, and nothing else on the network should reach it. Read when Ray loads.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Nor does it report to Ray's usage statistics server (on by default, sent from the head
+        # node): a workshop room is often offline, and a sweep here is nobody else's business.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     if ray.is_initialized():
