@@ -1,10 +1,13 @@
-"""Small configs that train in a second or two on 2 CPU cores."""
+"""Small configs that train in a second or two on 2 CPU cores.
+
+They train on the CPU even where a GPU is present: several tests compare two runs bit for bit,
+which CUDA's kernels do not promise. tests/test_gpu.py asks for the GPU by name."""
 from distill_core import RunConfig
 
 
 def tiny_config(**changes) -> RunConfig:
     base = RunConfig(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=2, teacher_epochs=2,
-                     batch_size=64, lr=0.05, latency_repeats=5, latency_batch=8)
+                     batch_size=64, lr=0.05, latency_repeats=5, latency_batch=8, device="cpu")
     return base.replace(**changes)
 
 
