@@ -141,10 +141,23 @@ def test_dkd_standardize_z_scores_both_rows_first():
     assert loss.term("nckd").value.item() != pytest.approx(hand_dkd(S, T, Y, 4.0)[1], rel=1e-3)
 
 
+def log_binary(z, y):
+    """(log p_y, log(1 - p_y)) of softmax(z), in float64 without ever forming 1 - p_y: with
+    r = sum over k != y of exp(z_k - z_y), p_y = 1 / (1 + r) and 1 - p_y = r / (1 + r)."""
+    r = sum(math.exp(v - z[y]) for k, v in enumerate(z) if k != y)
+    return -math.log1p(r), math.log(r) - math.log1p(r)
+
+
 def test_dkd_survives_a_teacher_sure_to_the_last_bit():
-    """1 - p_y of a confident teacher rounds to 0 in fp32: computed as log(1 - p_y), it was -inf."""
-    tckd, nckd = dkd_parts(torch.tensor([[0.0, 0.0, 0.0]]), torch.tensor([[200.0, 0.0, 0.0]]), torch.tensor([0]), 1.0)
-    assert math.isfinite(tckd.item()) and math.isfinite(nckd.item()) and tckd.item() > 0
+    """1 - p_y of a confident teacher rounds to 0 in fp32: computed as log(1 - p_y), it was -inf.
+    The parts must still be the formula's values, here computed in log space in float64."""
+    s, t, y = [1.0, 0.5, -0.5], [200.0, 3.0, 0.0], 0
+    tckd, nckd = dkd_parts(torch.tensor([s]), torch.tensor([t]), torch.tensor([y]), 1.0)
+    (lt_y, lt_rest), (ls_y, ls_rest) = log_binary(t, y), log_binary(s, y)
+    want_t = math.exp(lt_y) * (lt_y - ls_y) + math.exp(lt_rest) * (lt_rest - ls_rest)
+    want_n = kl(softmax(t[1:]), softmax(s[1:]))  # the other classes alone, renormalised
+    assert tckd.item() == pytest.approx(want_t, rel=1e-5) and nckd.item() == pytest.approx(want_n, rel=1e-5)
+    assert want_t == pytest.approx(-math.log(softmax(s)[0]), rel=1e-9)  # a sure teacher: TCKD is -log p^s_y
 
 
 # ---- feature methods on fixed tensors --------------------------------------------------------------
