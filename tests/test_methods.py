@@ -13,6 +13,7 @@ from distill_core.events import EventLog
 from distill_core.methods import METHODS, create_method, method_formula, method_legend
 from distill_core.methods.at import at_loss
 from distill_core.methods.dkd import dkd_parts
+from distill_core.methods.fitnet import regressor
 from distill_core.models import compatible_pairs, create_model
 from distill_core.training.measure import count_params
 from distill_core.training.trainer import train_phase
@@ -180,14 +181,102 @@ def test_fitnet_hint_is_the_mse_of_the_regressed_student_map():
     method = create_method("fitnet", student, teacher, input_shape=(1, 8, 8), weight=50.0)
     student.train()
     loss, logits = method.loss(x, y, method.teacher_targets(x))
+    conv, bn = method.regressor[0], method.regressor[1]
     with torch.no_grad():
-        regressed = method.regressor(stage_map(student, x, 2)).numpy()
-        target = stage_map(teacher, x, 2).numpy()
-        hint = float(((regressed - target) ** 2).sum()) / regressed.size  # Romero et al.'s L2, averaged
+        fs = stage_map(student, x, 2).numpy()  # 16 x 4 x 4, the teacher's size: the regressor is a 1x1 conv
+        ft = stage_map(teacher, x, 2).numpy()  # 32 x 4 x 4
+        w, b = conv.weight.numpy()[:, :, 0, 0], conv.bias.numpy()
+        gamma, beta = bn.weight.numpy(), bn.bias.numpy()
         hard = float(F.cross_entropy(logits, y))
+    z = np.einsum("oc,bchw->bohw", w.astype(np.float64), fs) + b[:, None, None]
+    # BatchNorm in training mode: each channel standardised by its batch mean and biased variance; then ReLU
+    mean, var = z.mean(axis=(0, 2, 3), keepdims=True), z.var(axis=(0, 2, 3), keepdims=True)
+    regressed = np.maximum((z - mean) / np.sqrt(var + 1e-5) * gamma[:, None, None] + beta[:, None, None], 0)
+    hint = float(((regressed - ft) ** 2).mean())  # Romero et al.'s L2, averaged over every element
     assert loss.term("hint").value.item() == pytest.approx(hint, rel=1e-4)
     assert loss.total.item() == pytest.approx(hard + 50.0 * hint, rel=1e-4)
-    assert hint != pytest.approx(float(((regressed - target) ** 2).sum()) / 4, rel=1e-3)  # summed per image: no
+    per_image = float(((regressed - ft) ** 2).sum()) / len(x)  # the squared error summed per image
+    assert loss.term("hint").value.item() != pytest.approx(per_image, rel=1e-3)
+
+
+# ---- the FitNets regressor, case by case (by hand: the layers' sums written out) ---------------------
+def hand_conv(x, w, b, stride, pad):
+    """Cross-correlation of x (B, C, H, W) with w (O, C, kh, kw), zero padding, as the sums they are."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    kh, kw = w.shape[2:]
+    oh, ow = (xp.shape[2] - kh) // stride + 1, (xp.shape[3] - kw) // stride + 1
+    out = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+            out[:, :, i, j] = np.einsum("bckl,ockl->bo", patch, w)
+    return out + b[:, None, None]
+
+
+def hand_conv_transpose(x, w, b, stride, pad):
+    """Transposed conv, w (C, O, kh, kw): each input pixel scatters w times itself at stride steps;
+    ``pad`` rows and columns are then cut from every side."""
+    kh, kw = w.shape[2:]
+    h, wd = x.shape[2:]
+    full = np.zeros((x.shape[0], w.shape[1], (h - 1) * stride + kh, (wd - 1) * stride + kw))
+    for i in range(h):
+        for j in range(wd):
+            full[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw] += np.einsum("bc,cokl->bokl",
+                                                                                          x[:, :, i, j], w)
+    return full[:, :, pad:full.shape[2] - pad, pad:full.shape[3] - pad] + b[:, None, None]
+
+
+def block_mean(x, k):
+    """Each k x k block averaged: adaptive average pooling where the sizes divide."""
+    b, c, h, w = x.shape
+    return x.reshape(b, c, h // k, k, w // k, k).mean(axis=(3, 5))
+
+
+def nearest(x, size):
+    """Nearest upsampling: output pixel i reads input pixel floor(i * in / out)."""
+    rows = [i * x.shape[2] // size for i in range(size)]
+    cols = [j * x.shape[3] // size for j in range(size)]
+    return x[:, :, rows][:, :, :, cols]
+
+
+# (student map, teacher map, the layers before BN and ReLU, the conv's kernel, stride, padding, the map by hand)
+REGRESSOR_CASES = {
+    "twice as large: 3x3 stride-2 conv": ((2, 8, 8), (3, 4, 4), [torch.nn.Conv2d], (3, 3), 2, 1,
+                                          lambda x, w, b: hand_conv(x, w, b, 2, 1)),
+    "half as large: transposed conv": ((2, 4, 4), (3, 8, 8), [torch.nn.ConvTranspose2d], (4, 4), 2, 1,
+                                       lambda x, w, b: hand_conv_transpose(x, w, b, 2, 1)),
+    "larger, less than twice: the kernel absorbs it": ((2, 5, 6), (3, 4, 4), [torch.nn.Conv2d], (2, 3), 1, 0,
+                                                       lambda x, w, b: hand_conv(x, w, b, 1, 0)),
+    "same size: 1x1 conv": ((2, 4, 4), (3, 4, 4), [torch.nn.Conv2d], (1, 1), 1, 0,
+                            lambda x, w, b: hand_conv(x, w, b, 1, 0)),
+    "over twice as large: pooled, then 3x3 conv": ((2, 12, 12), (3, 4, 4),
+                                                   [torch.nn.AdaptiveAvgPool2d, torch.nn.Conv2d], (3, 3), 1, 1,
+                                                   lambda x, w, b: hand_conv(block_mean(x, 3), w, b, 1, 1)),
+    "smaller, not half: upsampled, then 3x3 conv": ((2, 3, 3), (3, 8, 8), [torch.nn.Upsample, torch.nn.Conv2d],
+                                                    (3, 3), 1, 1, lambda x, w, b: hand_conv(nearest(x, 8), w, b, 1, 1)),
+}
+
+
+@pytest.mark.parametrize("case", list(REGRESSOR_CASES))
+def test_the_fitnet_regressor_follows_its_rule_case_by_case(case):
+    s_shape, t_shape, layers, kernel, stride, padding, by_hand = REGRESSOR_CASES[case]
+    reg = regressor(s_shape, t_shape).eval()  # eval: BN with its fresh statistics, mean 0 and variance 1
+    assert [type(m) for m in reg] == [*layers, torch.nn.BatchNorm2d, torch.nn.ReLU]
+    conv = reg[len(layers) - 1]
+    assert (conv.kernel_size, conv.stride, conv.padding) == (kernel, (stride, stride), (padding, padding))
+    rng = np.random.default_rng(3)
+    transposed = layers[-1] is torch.nn.ConvTranspose2d
+    w = rng.normal(size=(2, 3, *kernel) if transposed else (3, 2, *kernel))
+    b = rng.normal(size=3)
+    x = rng.normal(size=(2, *s_shape))
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(w))
+        conv.bias.copy_(torch.tensor(b))
+        got = reg(torch.tensor(x, dtype=torch.float32)).numpy()
+    assert got.shape == (2, *t_shape)
+    want = np.maximum(by_hand(x, w, b) / math.sqrt(1 + 1e-5), 0)
+    assert np.abs(got - want).max() < 1e-4 * max(1.0, np.abs(want).max())
+    assert (want > 0).any() and (want == 0).any()  # both sides of the ReLU are exercised
 
 
 def hand_attention(f):
