@@ -285,18 +285,37 @@ def hand_attention(f):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
+def hand_at(student_maps, teacher_maps):
+    """Sum over stages of mean((a(f_s) - a(f_t))^2), the larger map of a pair first averaged down in
+    blocks to the smaller one's size (mdistiller's rule; the sizes here divide)."""
+    total = 0.0
+    for fs, ft in zip(student_maps, teacher_maps):
+        if fs.shape[2] > ft.shape[2]:
+            fs = block_mean(fs, fs.shape[2] // ft.shape[2])
+        elif ft.shape[2] > fs.shape[2]:
+            ft = block_mean(ft, ft.shape[2] // fs.shape[2])
+        total += float(((hand_attention(fs) - hand_attention(ft)) ** 2).mean())
+    return total
+
+
 def test_attention_transfer_is_the_code_form_and_not_the_papers():
     rng = np.random.default_rng(0)
-    fs = [rng.normal(size=(2, 3, 4, 4)), rng.normal(size=(2, 5, 2, 2))]
-    ft = [rng.normal(size=(2, 6, 4, 4)), rng.normal(size=(2, 7, 4, 4))]  # stage 2: the teacher's map is larger
-    pooled = ft[1].reshape(2, 7, 2, 2, 2, 2).mean(axis=(3, 5))  # 4x4 averaged down to 2x2
-    want = sum(((hand_attention(s) - hand_attention(t)) ** 2).mean() for s, t in zip(fs, [ft[0], pooled]))
+    fs = [rng.normal(size=(2, 3, 4, 4)), rng.normal(size=(2, 5, 2, 2)), rng.normal(size=(2, 4, 6, 6))]
+    ft = [rng.normal(size=(2, 6, 4, 4)), rng.normal(size=(2, 7, 4, 4)), rng.normal(size=(2, 3, 3, 3))]
+    # stage 2: the teacher's map is larger, 4x4 averaged down to 2x2; stage 3: the student's, 6x6 down to 3x3
+    pooled_t = ft[1].reshape(2, 7, 2, 2, 2, 2).mean(axis=(3, 5))
+    pooled_s = fs[2].reshape(2, 4, 3, 2, 3, 2).mean(axis=(3, 5))
+    pairs = list(zip([fs[0], fs[1], pooled_s], [ft[0], pooled_t, ft[2]]))
+    want = sum(((hand_attention(s) - hand_attention(t)) ** 2).mean() for s, t in pairs)
     got = at_loss([torch.tensor(f, dtype=torch.float32) for f in fs],
                   [torch.tensor(f, dtype=torch.float32) for f in ft])
     assert got.item() == pytest.approx(want, rel=1e-5)
+    assert hand_at(fs, ft) == pytest.approx(want, rel=1e-12)  # the helper the next test uses, checked here
+    # The student's larger map on its own: the third stage alone.
+    third = at_loss([torch.tensor(fs[2], dtype=torch.float32)], [torch.tensor(ft[2], dtype=torch.float32)])
+    assert third.item() == pytest.approx(((hand_attention(pooled_s) - hand_attention(ft[2])) ** 2).mean(), rel=1e-5)
     # The paper's eq. 2 (the norm of the difference, not its mean square, halved) is another number.
-    paper = sum(np.linalg.norm(hand_attention(s) - hand_attention(t), axis=1).mean() / 2
-                for s, t in zip(fs, [ft[0], pooled]))
+    paper = sum(np.linalg.norm(hand_attention(s) - hand_attention(t), axis=1).mean() / 2 for s, t in pairs)
     assert got.item() != pytest.approx(paper, rel=1e-3)
 
 
@@ -305,11 +324,13 @@ def test_attention_transfer_loss_on_models_reads_the_stages_asked():
     method = create_method("at", student, teacher, input_shape=(1, 8, 8), stages="1,3", weight=10.0)
     loss, logits = method.loss(x, y, method.teacher_targets(x))
     with torch.no_grad():
-        want = at_loss([stage_map(student, x, s) for s in (1, 3)], [stage_map(teacher, x, s) for s in (1, 3)])
-        wrong = at_loss([stage_map(student, x, s) for s in (1, 2)], [stage_map(teacher, x, s) for s in (1, 2)])
-    assert loss.term("at").value.item() == pytest.approx(want.item(), rel=1e-5)
-    assert loss.total.item() == pytest.approx(F.cross_entropy(logits, y).item() + 10.0 * want.item(), rel=1e-5)
-    assert want.item() != pytest.approx(wrong.item(), rel=1e-3)
+        maps = {s: (stage_map(student, x, s).numpy(), stage_map(teacher, x, s).numpy()) for s in (1, 2, 3)}
+        hard = F.cross_entropy(logits, y).item()
+    want = hand_at([maps[1][0], maps[3][0]], [maps[1][1], maps[3][1]])
+    wrong = hand_at([maps[1][0], maps[2][0]], [maps[1][1], maps[2][1]])
+    assert loss.term("at").value.item() == pytest.approx(want, rel=1e-5)
+    assert loss.total.item() == pytest.approx(hard + 10.0 * want, rel=1e-5)
+    assert want != pytest.approx(wrong, rel=1e-3)
 
 
 # ---- what every method shares ----------------------------------------------------------------------
