@@ -134,6 +134,22 @@ def test_dkd_loss_is_ce_plus_the_warmed_up_parts(epoch, ramp):
     assert {t.name: t.weight for t in loss.terms} == {"ce": 1.0, "tckd": 1.5 * ramp, "nckd": 6.0 * ramp}
 
 
+def test_dkd_with_mixed_labels_takes_the_larger_share_as_the_target_class():
+    """Mixed images carry class probabilities: CE is -sum_k y_k log softmax(s)_k, and TCKD and NCKD
+    take as target the class with the larger share (here never the class of Y)."""
+    mixed = [[0.1, 0.6, 0.3, 0.0], [0.0, 0.3, 0.2, 0.5], [0.45, 0.0, 0.55, 0.0]]
+    target = [1, 3, 2]  # the largest share of each row, read off by hand
+    method = logit_method("dkd", a=1.5, b=6.0, warmup=0)
+    loss = method.loss(torch.zeros(3, 1), torch.tensor(mixed), torch.tensor(T))[0]
+    hard = sum(-sum(yk * math.log(pk) for yk, pk in zip(yi, softmax(si))) for si, yi in zip(S, mixed)) / 3
+    tckd, nckd = hand_dkd(S, T, target, 4.0)
+    assert loss.term("ce").value.item() == pytest.approx(hard, rel=1e-5)
+    assert loss.term("tckd").value.item() == pytest.approx(tckd, rel=1e-4)  # fp32 of a small KL
+    assert loss.term("nckd").value.item() == pytest.approx(nckd, rel=1e-5)
+    assert loss.total.item() == pytest.approx(hard + 1.5 * tckd + 6.0 * nckd, rel=1e-5)
+    assert nckd != pytest.approx(hand_dkd(S, T, Y, 4.0)[1], rel=1e-3)  # another target: another NCKD
+
+
 def test_dkd_standardize_z_scores_both_rows_first():
     loss = method_loss(logit_method("dkd", standardize=True, warmup=0))
     tckd, nckd = hand_dkd([zscore(s) for s in S], [zscore(t) for t in T], Y, 4.0)
