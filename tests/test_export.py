@@ -114,9 +114,55 @@ def test_cli_export_all_formats(tiny, tmp_path, capsys):
                             "cnn_tiny_tiny_student_kd_last.safetensors", "cnn_tiny_tiny_student_kd_last.onnx",
                             "cnn_tiny_tiny_student_kd_last.parity.json"])
     assert "top-1 agreement 100.00%" in out
-    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "x.pt"), "--model",
-                 "teacher"]) == 0  # a teacher export is possible, but only when asked for
     assert main(["export", "no-such-run", "--format", "csv"]) == 2
+
+
+def test_cli_export_of_the_teacher_writes_the_teachers_weights(tiny, tmp_path, capsys):
+    """A teacher export is possible, but only when asked for: the file then holds the run's teacher."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    _, results, run_dir = tiny
+    for fmt in ("pt", "safetensors"):
+        assert main(["export", str(run_dir), "--format", fmt, "--out", str(tmp_path / f"t.{fmt}"), "--model",
+                     "teacher"]) == 0
+    capsys.readouterr()
+    teacher = torch.load(results["artifacts"]["teacher"], weights_only=True)
+    student = torch.load(results["artifacts"]["student_kd_last"], weights_only=True)
+    assert (tmp_path / "t.pt").read_bytes() == Path(results["artifacts"]["teacher"]).read_bytes()
+    for state in (torch.load(tmp_path / "t.pt", weights_only=True), load_file(str(tmp_path / "t.safetensors"))):
+        assert set(state) == set(teacher) and all(torch.equal(state[k], teacher[k]) for k in teacher)
+        assert any(k not in state or state[k].shape != v.shape or not torch.equal(state[k], v)
+                   for k, v in student.items())  # not the student's weights
+    with safe_open(str(tmp_path / "t.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["arch"] == "cnn_small" and meta["distill_studio.role"] == "teacher"
+
+
+def test_cli_export_which_best_writes_the_best_epochs_checkpoint(studio_home, tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from distill_core import paths
+    from distill_core.checkpoints import save_state_dict
+
+    fake_run(RunStore(), "twoepochs", paths.runs_dir())
+    run_dir = paths.runs_dir() / "twoepochs"
+    torch.manual_seed(7)  # the best epoch's weights differ from the last's, so the flag can be seen
+    save_state_dict(create_model("cnn_tiny", 1, 10, 8).state_dict(), run_dir / "student_kd_best.pt")
+    best = torch.load(run_dir / "student_kd_best.pt", weights_only=True)
+    last = torch.load(run_dir / "student_kd_last.pt", weights_only=True)
+    assert not all(torch.equal(best[k], last[k]) for k in best)
+    for which, want in (("best", best), ("last", last)):
+        for fmt in ("pt", "safetensors"):
+            out = tmp_path / f"{which}.{fmt}"
+            assert main(["export", "twoepochs", "--format", fmt, "--which", which, "--out", str(out)]) == 0
+        capsys.readouterr()
+        assert (tmp_path / f"{which}.pt").read_bytes() == (run_dir / f"student_kd_{which}.pt").read_bytes()
+        state = load_file(str(tmp_path / f"{which}.safetensors"))
+        assert set(state) == set(want) and all(torch.equal(state[k], want[k]) for k in want)
+        with safe_open(str(tmp_path / f"{which}.safetensors"), "pt") as f:
+            assert f.metadata()["distill_studio.checkpoint"] == which
 
 
 def test_cli_export_keeps_a_file_it_was_not_asked_to_replace(tiny, tmp_path, capsys):

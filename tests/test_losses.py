@@ -50,11 +50,14 @@ def test_alpha_zero_is_plain_cross_entropy_with_identical_gradients():
 
 
 def test_alpha_one_is_pure_distillation():
-    torch.manual_seed(0)
-    s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.randint(0, 5, (4,))
-    loss = kd_loss(s, t, y, temperature=3.0, alpha=1.0)
-    assert loss.total.item() == pytest.approx(loss.term("kd").value.item())
-    assert loss.term("kd").value.item() == pytest.approx(soft_kl(s, t, 3.0).item())
+    s = [[0.3, -1.2, 2.0, 0.1, 0.0], [1.5, 1.0, -0.5, 0.2, -2.0]]
+    t = [[1.0, -0.5, 2.5, -1.0, 0.4], [0.0, 2.0, -1.0, 0.5, 0.3]]
+    T = 3.0
+    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax([v / T for v in ti]), softmax([v / T for v in si])))
+             for si, ti in zip(s, t))
+    loss = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor([0, 1]), temperature=T, alpha=1.0)
+    assert loss.term("kd").value.item() == pytest.approx(T * T * kl / 2, rel=1e-5)  # T^2 KL, per image
+    assert loss.total.item() == pytest.approx(T * T * kl / 2, rel=1e-5)  # and nothing of the CE
 
 
 def test_kl_is_zero_when_student_matches_teacher_and_positive_otherwise():
@@ -90,3 +93,21 @@ def test_soft_targets_accept_mixed_labels():
     loss = kd_loss(s, None, probs, 2.0, 0.5)
     assert loss.total.item() == pytest.approx(F.cross_entropy(s, probs).item())
     assert [t.name for t in loss.terms] == ["ce"]  # without a teacher: CE alone, whatever the method
+
+
+def test_kd_with_mixed_labels_and_a_teacher_matches_the_hand_formula():
+    """Mixed images (distill_data replace or mixup) carry class probabilities: the CE term is then
+    -sum_k y_k log softmax(s)_k, averaged over the batch; the soft term does not read the labels."""
+    s = [[2.0, 0.5, -1.0, 0.3], [0.0, 1.0, 3.0, -0.5], [1.5, 1.4, -2.0, 0.0]]
+    t = [[3.0, 0.0, -2.0, 1.0], [-1.0, 2.0, 2.5, 0.0], [0.2, 2.2, -1.0, 0.4]]
+    y = [[0.7, 0.3, 0.0, 0.0], [0.0, 0.25, 0.0, 0.75], [0.4, 0.0, 0.6, 0.0]]
+    T, alpha = 2.0, 0.6
+    ce = sum(-sum(yk * math.log(pk) for yk, pk in zip(yi, softmax(si))) for si, yi in zip(s, y)) / 3
+    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax([v / T for v in ti]), softmax([v / T for v in si])))
+             for si, ti in zip(s, t)) / 3
+    loss = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), T, alpha)
+    assert loss.term("ce").value.item() == pytest.approx(ce, rel=1e-5)
+    assert loss.term("kd").value.item() == pytest.approx(T * T * kl, rel=1e-5)
+    assert loss.total.item() == pytest.approx(alpha * T * T * kl + (1 - alpha) * ce, rel=1e-5)
+    hard = sum(-math.log(softmax(si)[max(range(4), key=yi.__getitem__)]) for si, yi in zip(s, y)) / 3
+    assert ce != pytest.approx(hard, rel=1e-3)  # the labels' largest share alone is another number
