@@ -25,6 +25,13 @@ pages = [
     st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
-page = st.navigation(pages)
+# The menu is drawn with page links, and Streamlit's own menu is off (.streamlit/config.toml): on a
+# server's first page load, before any script has called st.navigation, Streamlit's menu lists the
+# files in pages/ by name ("app, compare, distill, ...") for a few seconds, and a workshop's first
+# look at the studio should not be that.
+page = st.navigation(pages, position="hidden")
+with st.sidebar:
+    for each in pages:
+        st.page_link(each)
 banner(page.url_path)  # a home that cannot be written, a damaged run store: said once, above every page
 page.run()

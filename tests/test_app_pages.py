@@ -125,6 +125,23 @@ def start_button(at: AppTest):
     return at.button(key="start")
 
 
+# ---- the menu ------------------------------------------------------------------------------------
+def test_the_menu_is_app_py_s_own_page_links_from_the_first_load():
+    """Streamlit's own menu is off: on a fresh server it lists pages/ by file name until a script
+    has called st.navigation. app.py's links name every page, in its order, on every page."""
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showSidebarNavigation"] is False
+    files = sorted(p.name for p in (Path(APP).parent / "pages").glob("*.py"))
+    for path in ("pages/home.py", "pages/compare.py"):
+        at = page(path)
+        links = [(link.label, link.proto.page) for link in at.sidebar.get("page_link")]
+        assert links == [("Home", ""), ("Distill", "distill"), ("Live run", "live"), ("Compare", "compare"),
+                         ("Runs", "runs"), ("Sweep", "sweep"), ("Learn", "learn")]
+        assert len(links) == len(files)  # every file in pages/ is in the menu
+
+
 # ---- Home ----------------------------------------------------------------------------------------
 def test_the_demo_takes_one_figure_everywhere(engine):
     from studio.form import DEMO_SECONDS, PRESETS
