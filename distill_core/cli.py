@@ -116,7 +116,8 @@ def add_run_flags(parser: argparse.ArgumentParser, lists: Sequence[str] = (), le
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m distill_core", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m distill_core",
+                    description="The same runs as the app, from a terminal: every run is recorded where the app lists it.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train teacher, scratch student and distilled student; compare")
