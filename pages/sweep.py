@@ -120,10 +120,13 @@ row[2].text_input("Seeds", key="sw_seeds", help="Each cell is trained once per s
                                                  "the error bar.")
 problems_of(row[2], "seed")
 with st.expander("More fields to sweep", expanded=any(p.field in sv.MORE_FIELDS for p in found)):
-    more = st.columns(5)
-    for i, (name, label) in enumerate(sv.MORE_FIELDS.items()):
-        more[i % 5].text_input(label, key="sw_" + name)
-        problems_of(more[i % 5], name)
+    names = list(sv.MORE_FIELDS)
+    for start in range(0, len(names), 5):  # a row of boxes, then its problems at the row's width: a fifth is too narrow
+        row_names = names[start:start + 5]
+        for column, name in zip(st.columns(5), row_names):
+            column.text_input(sv.MORE_FIELDS[name], key="sw_" + name)
+        for name in row_names:
+            problems_of(st, name)
 backends = ["local", "ray"] if ray_available() else ["local"]
 backend = st.radio("Where the trials run", backends, key="sw_backend", horizontal=True,
                    format_func={"local": "here, in this server's queue", "ray": "on Ray"}.get)
