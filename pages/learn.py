@@ -5,9 +5,10 @@ import random
 import streamlit as st
 
 from distill_core import DONE, DistillError, RunConfig, dark_knowledge, demo_teacher_ready, entropy_bits, kl_shares
-from studio import fmt
-from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, gradient_figure, lesson_of,
-                               probabilities, similarity_figure, soft_target_figure, weights_words)
+from studio import fmt, kept
+from studio.learn_view import (EXERCISES, TEMPERATURES, answer_rows, confused_pairs, first_choice, gradient_figure,
+                               lesson_of, probabilities, similarity_figure, soft_target_figure, sweep_trials,
+                               weights_words)
 from studio.form import DEMO_SECONDS
 from studio.gallery import to_picture, val_images
 from studio.health import start_blocker
@@ -22,13 +23,23 @@ st.caption("What a teacher knows that its labels do not say, on this app's real 
 
 
 # ---- which teacher ------------------------------------------------------------------------------------
+ss = st.session_state
+WAYS = {"class": "by class", "random": "at random", "disagree": "where teacher and student disagree"}  # URL: label
+asked = kept.link("learn")  # a link's run, image and way of picking; none when the sidebar opened the page
+kept.restore("learn_kept")
 finished = [r for r in list_runs() if r["status"] == DONE]
-# The newest finished run first: its student's answers overlay the teacher's; the demo teacher has none.
+trials = sweep_trials()
+# Newest first: its student's answers overlay the teacher's; the demo teacher has none.
 choices = [r["run_id"] for r in finished] + ([None] if demo_teacher_ready() else [])
-labels = {None: "the cached demo teacher", **{r["run_id"]: r["label"] for r in finished}}
-asked = st.query_params.get("run")
-if asked and asked not in choices:
-    st.warning(f"There is no finished run {fmt.code(asked)}: showing another teacher.", icon=":material/warning:")
+labels = {None: "the cached demo teacher",
+          **{r["run_id"]: r["label"] + (" · sweep trial" if r["run_id"] in trials else "") for r in finished}}
+if asked is not None:
+    ss.learn_run = asked.get("run")
+    ss.learn_image_asked = asked.get("image")
+    ss.learn_way = WAYS.get(asked.get("pick"), WAYS["class"])
+    if ss.learn_run and ss.learn_run not in choices:
+        st.warning(f"There is no finished run {fmt.code(ss.learn_run)}: showing another teacher.",
+                   icon=":material/warning:")
 if not choices:
     st.info("There is no teacher to learn from yet. Train the demo: a teacher and two students on the MNIST "
             f"sample shipped with the app, about {DEMO_SECONDS} s on a 2-core laptop.", icon=":material/school:")
@@ -38,15 +49,13 @@ if not choices:
         job_id = get_manager().submit(RunConfig())
         st.switch_page("pages/live.py", query_params={"job": job_id})
     st.stop()
-run_id = st.selectbox("Teacher", choices, index=choices.index(asked) if asked and asked in choices else 0,
-                      format_func=lambda r: labels[r], key="learn_run")
-if run_id:
-    st.query_params["run"] = run_id
-else:
-    st.query_params.pop("run", None)
+if ss.get("learn_run") not in choices or (asked is not None and not asked.get("run")):
+    ss.learn_run = first_choice(choices, trials)  # a sweep's 1-epoch trial is a poor first lesson
+run_id = st.selectbox("Teacher", choices, format_func=lambda r: labels[r], key="learn_run")
 try:
     lesson = lesson_of(run_id)
 except DistillError as exc:
+    kept.write_url("learn", {"run": run_id} if run_id else {})
     st.error(f"This teacher cannot be shown: {fmt.plain(fmt.sentence(str(exc)))}", icon=":material/error:")
     st.stop()
 classes, labels_t = lesson.classes, lesson.labels
@@ -54,32 +63,65 @@ student = lesson.student_logits
 
 # ---- 1. what the teacher knows ------------------------------------------------------------------------
 st.header("1. What the teacher knows")
-pick, how, temp = st.columns([2, 2, 3])
-ways = ["by class", "at random"] + (["where teacher and student disagree"] if student is not None else [])
-way = how.radio("Pick an image", ways, key="learn_way", horizontal=False)
 n = int(labels_t.shape[0])
-try:
-    start = lesson.check_image(int(st.query_params.get("image", 0)))
-except (ValueError, DistillError) as exc:
-    st.error(f"The link's image {fmt.code(st.query_params.get('image'))} cannot be shown: "
-             f"{fmt.plain(exc) if isinstance(exc, DistillError) else 'it is not a whole number'}. Showing image 0.",
-             icon=":material/error:")
-    start = 0
-if way == "by class":
-    wanted = pick.selectbox("Class", range(len(classes)), format_func=lambda c: classes[c], key="learn_class",
-                            index=int(labels_t[start]))
-    index = int((labels_t == wanted).nonzero()[0]) if (labels_t == wanted).any() else start
-elif way == "at random":
-    if pick.button("Another image", icon=":material/casino:") or "learn_random" not in st.session_state:
-        st.session_state.learn_random = random.randrange(n)
-    index = st.session_state.learn_random
+if (text := ss.pop("learn_image_asked", None)) is not None:
+    try:
+        ss.learn_image = lesson.check_image(int(text))
+    except (ValueError, DistillError) as exc:
+        st.error(f"The link's image {fmt.code(text)} cannot be shown: "
+                 f"{fmt.plain(exc) if isinstance(exc, DistillError) else 'it is not a whole number'}. Showing image 0.",
+                 icon=":material/error:")
+        ss.learn_image = 0
+elif not 0 <= ss.get("learn_image", 0) < n:  # kept from a teacher with more validation images
+    ss.learn_image = 0
+ss.setdefault("learn_image", 0)
+clashes = (lesson.teacher_logits.argmax(1) != student.argmax(1)).nonzero().flatten().tolist() \
+    if student is not None else []
+
+
+def another() -> None:
+    ss.learn_image = random.randrange(n)
+
+
+def new_way() -> None:
+    if ss.learn_way == WAYS["random"]:
+        another()
+
+
+def class_picked() -> None:
+    hits = (labels_t == classes.index(ss.learn_class)).nonzero().flatten().tolist()
+    if hits:
+        ss.learn_image = hits[0]
+
+
+def clash_picked() -> None:
+    ss.learn_image = ss.learn_clash
+
+
+pick, how, temp = st.columns([2, 2, 3])
+ways = [WAYS["class"], WAYS["random"]] + ([WAYS["disagree"]] if student is not None else [])
+if ss.get("learn_way") not in ways:
+    ss.learn_way = WAYS["class"]
+way = how.radio("Pick an image", ways, key="learn_way", on_change=new_way)
+# Each way of picking shows the image picked last, whichever way picked it (or a link named).
+if way == WAYS["class"]:
+    ss.learn_class = classes[int(labels_t[ss.learn_image])]
+    pick.selectbox("Class", classes, key="learn_class", on_change=class_picked)
+elif way == WAYS["random"]:
+    pick.button("Another image", icon=":material/casino:", on_click=another)
+elif clashes:
+    if ss.learn_image not in clashes:
+        ss.learn_image = clashes[0]
+    ss.learn_clash = ss.learn_image
+    pick.selectbox("Image", clashes, key="learn_clash", on_change=clash_picked)
 else:
-    clashes = (lesson.teacher_logits.argmax(1) != student.argmax(1)).nonzero().flatten().tolist()
-    index = pick.selectbox("Image", clashes, key="learn_clash") if clashes else start
-    if not clashes:
-        pick.caption("The student agrees with the teacher on every validation image.")
-st.query_params["image"] = str(index)
-t = temp.select_slider("Temperature T", TEMPERATURES, value=4, key="learn_T",
+    pick.caption("The student agrees with the teacher on every validation image.")
+index = ss.learn_image
+ss.setdefault("learn_T", 4)
+kept.keep("learn_kept", ["learn_run", "learn_way", "learn_T"])
+kept.write_url("learn", ({"run": run_id} if run_id else {}) | {"image": str(index)}
+               | ({"pick": next(k for k, v in WAYS.items() if v == way)} if way != WAYS["class"] else {}))
+t = temp.select_slider("Temperature T", TEMPERATURES, key="learn_T",
                        help="Soft targets are softmax(logits / T): a higher T spreads the teacher's belief.")
 label = int(labels_t[index])
 p_t = probabilities(lesson.teacher_logits, index, t)
@@ -96,7 +138,8 @@ side.metric("Dark knowledge", fmt.percent(dark_knowledge(p_t, label)),
             help="The probability the teacher gives the wrong classes: what a one-hot label cannot teach.")
 if p_s is not None:
     shares = kl_shares(p_t, p_s)
-    side.metric("KL(teacher ‖ student)", f"{sum(shares):.3f}", help="In nats, at this T. The classes below carry it.")
+    side.metric("KL divergence", f"{sum(shares):.3f}",
+                help="KL(teacher ‖ student), in nats, at this T. The classes below carry it.")
     top = sorted(range(len(classes)), key=lambda k: -abs(shares[k]))[:3]
     side.caption("Most of it on class " + ", ".join(f"{classes[k]} ({shares[k]:+.3f})" for k in top))
 st.caption(f"Validation image {index} of {n}. Move T: at 1 the teacher is almost sure; higher, the other classes "
@@ -113,9 +156,10 @@ st.markdown("The teacher finds these most alike: " + "; ".join(f"**{a}** and **{
 st.header("3. Why T²")
 reference = student if student is not None else lesson.teacher_logits * 0  # an untaught student: all classes equal
 st.plotly_chart(gradient_figure(lesson.teacher_logits, reference), key="learn_gradient", config={"displaylogo": False})
-st.caption("Dividing the logits by T shrinks the soft term's gradient by about 1/T²: without a correction, a high "
-           "T would silence the teacher. Multiplying the KL by T² keeps its share of the gradient level (Hinton "
-           "et al. 2015). Computed on this teacher's logits and " +
+st.caption("Dividing the logits by T shrinks the soft term's gradient, as 1/T² once T is large: without a "
+           "correction, a high T would silence the teacher. Multiplying the KL by T² keeps it level there (Hinton "
+           "et al. 2015); at a low T the softmax saturates and the term is weaker still. The legend gives the T from "
+           "which the curve is level. Computed on this teacher's logits and " +
            ("the distilled student's." if student is not None else "a student that has learnt nothing yet."))
 
 # ---- 4. why match outputs, not weights --------------------------------------------------------------------

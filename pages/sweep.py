@@ -5,9 +5,9 @@ import streamlit as st
 
 from distill_core import DONE, FAILED, QUEUED, SWEEPABLE, DistillError, RunConfig, RunStore, SweepSpec, estimate_seconds, probe_speed, \
     ray_available, summary_rows, trial_rows
-from studio import folders, fmt, urlstate
+from studio import folders, fmt, kept, urlstate
 from studio import sweep_view as sv
-from studio.form import config_from_link, server_problems, worded
+from studio.form import W, config_from_link, server_problems, teacher_mode_of, worded
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -31,8 +31,19 @@ except DistillError:  # damaged, or on a disk that cannot be written: said at th
         st.stop()
 
 
-def load(base, grid: dict, seeds: str, backend: str) -> None:
-    ss.sw_base = base.to_dict()
+def take_recipe(config: RunConfig, notes: list[str]) -> None:
+    """A recipe this page was given (by its link, by a preset) becomes the session's recipe, the one
+    the Distill page edits (its ``draft``, studio/form.py): both pages then show the same recipe, and
+    a change made on either shows on the other. The Distill page re-seeds its widgets from it."""
+    for key in [k for k in ss if str(k).startswith(W)]:
+        del ss[key]
+    ss.draft = config.to_dict()
+    ss.uploaded_path = config.teacher_checkpoint if teacher_mode_of(ss.draft) == "upload" else None
+    ss.form_notes = notes
+
+
+def load(base: RunConfig, grid: dict, seeds: str, backend: str) -> None:
+    ss.sw_base = base.to_dict()  # the recipe the boxes were filled from
     for name in SWEEPABLE:
         ss["sw_" + name] = grid[name]
     ss.sw_seeds, ss.sw_backend = seeds, backend
@@ -41,19 +52,29 @@ def load(base, grid: dict, seeds: str, backend: str) -> None:
 def apply_preset(name: str) -> None:
     preset = sv.PRESETS[name]
     grid = {f: sv.text_of(getattr(preset.base, f)) for f in SWEEPABLE} | preset.grid
+    take_recipe(preset.base, [])
     load(preset.base, grid, preset.seeds, "local")
 
 
-if "sw_base" not in ss:
-    base, grid, seeds, backend, ss.sw_notes = sv.from_params(st.query_params.to_dict(), ss.get("draft"),
-                                                             read_link=config_from_link)
-    load(base, grid, seeds, backend)
-    ss.sw_show = st.query_params.get("sweep")
-# Streamlit forgets a widget's value while another page is shown: the boxes come back from this copy.
+# The recipe is the Distill page's, read on every run; a link that defines a sweep sets it (and the
+# boxes), a link that only names a sweep (``sweep=<id>``, from the Live page) shows that sweep.
+asked = kept.link("sw")
+if asked is not None or "sw_base" not in ss:
+    params = asked or st.query_params.to_dict()
+    if {k: v for k, v in params.items() if k != "sweep"} or "sw_base" not in ss:
+        base, grid, seeds, backend, ss.sw_notes = sv.from_params(params, ss.get("draft"), read_link=config_from_link)
+        if any(k != "sweep" for k in params):
+            take_recipe(base, ss.sw_notes)
+        load(base, grid, seeds, backend)
+    if params.get("sweep") or "sw_show" not in ss:
+        ss.sw_show = params.get("sweep")
 KEPT = ["sw_" + name for name in SWEEPABLE] + ["sw_seeds", "sw_backend", "sw_address"]
-for key, value in ss.get("sw_kept", {}).items():
-    if key not in ss:
-        ss[key] = value
+kept.restore("sw_kept")
+base = RunConfig.from_dict(ss.draft) if "draft" in ss else RunConfig()
+if base.to_dict() != ss.sw_base:  # changed on the Distill page since the boxes were filled
+    boxes, ss.sw_seeds = sv.follow(RunConfig.from_dict(ss.sw_base), base,
+                                   {name: ss["sw_" + name] for name in SWEEPABLE}, ss.sw_seeds)
+    load(base, boxes, ss.sw_seeds, ss.sw_backend)
 
 top = st.container(horizontal=True, wrap=True, vertical_alignment="center")
 for name, preset in sv.PRESETS.items():
@@ -63,8 +84,18 @@ top.caption("The address bar holds this sweep's definition: copy the link to sha
 for note in ss.get("sw_notes", []):
     st.warning(note, icon=":material/link:")
 
-base = RunConfig.from_dict(ss.sw_base)
-st.markdown("**Recipe** · " + sv.recipe_text(base))
+grid = {name: ss["sw_" + name] for name in SWEEPABLE}
+spec, found = sv.build(base, grid, ss.sw_seeds)  # before the boxes: each box's problems are said under it
+BOXES = set(SWEEPABLE) | {"seed", None}
+
+
+def problems_of(column, field) -> None:
+    for problem in found:
+        if problem.field == field:
+            column.error(fmt.plain(problem.message), icon=":material/error:")  # they quote what was typed
+
+
+st.markdown("**Recipe** · " + sv.recipe_text(spec.base if spec else base, spec, base))
 st.page_link("pages/distill.py", label="Change the recipe on the Distill page", icon=":material/tune:",
              query_params=urlstate.to_params(base))
 if folders.awaiting_confirmation(base.data_dir):  # a link's folder: read once confirmed here, as on Distill
@@ -73,32 +104,38 @@ if folders.awaiting_confirmation(base.data_dir):  # a link's folder: read once c
 recipe_found = server_problems(base)  # the Distill page's checks of the folder, the checkpoint, the device
 for problem in recipe_found:
     st.error(worded(problem), icon=":material/error:")
+for problem in found:
+    if problem.field not in BOXES:  # the engine's checks of the recipe's other fields
+        st.error(fmt.plain(problem.message), icon=":material/error:")
 
 st.subheader("The grid")
 st.caption("A comma list sweeps a field (1,2,4,8); one value sets it. The grid is the product of the lists; "
            "every cell runs once per seed.")
 row = st.columns(3)
 row[0].text_input("Temperature T", key="sw_temperature")
+problems_of(row[0], "temperature")
 row[1].text_input("alpha", key="sw_alpha")
+problems_of(row[1], "alpha")
 row[2].text_input("Seeds", key="sw_seeds", help="Each cell is trained once per seed; the spread over seeds is "
                                                  "the error bar.")
-with st.expander("More fields to sweep"):
-    more = st.columns(5)
-    for i, (name, label) in enumerate(sv.MORE_FIELDS.items()):
-        more[i % 5].text_input(label, key="sw_" + name)
+problems_of(row[2], "seed")
+with st.expander("More fields to sweep", expanded=any(p.field in sv.MORE_FIELDS for p in found)):
+    names = list(sv.MORE_FIELDS)
+    for start in range(0, len(names), 5):  # a row of boxes, then its problems at the row's width: a fifth is too narrow
+        row_names = names[start:start + 5]
+        for column, name in zip(st.columns(5), row_names):
+            column.text_input(sv.MORE_FIELDS[name], key="sw_" + name)
+        for name in row_names:
+            problems_of(st, name)
 backends = ["local", "ray"] if ray_available() else ["local"]
 backend = st.radio("Where the trials run", backends, key="sw_backend", horizontal=True,
                    format_func={"local": "here, in this server's queue", "ray": "on Ray"}.get)
 address = st.text_input("Ray address (empty: a local Ray instance)", key="sw_address") if backend == "ray" else None
 
-grid = {name: ss["sw_" + name] for name in SWEEPABLE}
-ss.sw_kept = {key: ss[key] for key in KEPT if key in ss}
-spec, found = sv.build(base, grid, ss.sw_seeds)
-want = sv.to_params(base, grid, ss.sw_seeds, backend) | ({"sweep": ss.sw_show} if ss.get("sw_show") else {})
-if st.query_params.to_dict() != want:
-    st.query_params.from_dict(want)
-for problem in found:
-    st.error(fmt.plain(problem), icon=":material/error:")  # they quote what was typed, or the link said
+kept.keep("sw_kept", KEPT)
+kept.write_url("sw", sv.to_params(base, grid, ss.sw_seeds, backend)
+               | ({"sweep": ss.sw_show} if ss.get("sw_show") else {}))
+problems_of(st, None)  # the sweep as a whole: its size
 
 if spec is not None:
     probes = ss.setdefault("sw_probe", {})
@@ -106,7 +143,7 @@ if spec is not None:
     # Not before the recipe's problems are fixed: the estimate lists the image folder (the teacher
     # cache's key), which a link's folder must not be until it is confirmed.
     estimate = None if recipe_found else estimate_seconds(spec, store, probes.get(probe_key))
-    line = sv.shape_text(spec)
+    line = sv.shape_text(spec, base)
     if estimate:
         where = f"the last run of this pair ({estimate['from']})" if estimate["from"] else "a short probe"
         line += f" · {sv.duration_text(estimate['seconds'])}, from {where}"

@@ -2,19 +2,37 @@
 (distill_core's lesson functions); this module only draws and words them."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from distill_core import (DERIVED, Lesson, RunConfig, class_similarity, open_lesson, resolved_init, soft_gradient_norms,
-                          soft_targets, student_label)
+from distill_core import (DERIVED, DONE, DistillError, Lesson, RunConfig, RunStore, class_similarity, open_lesson,
+                          resolved_init, run_store_path, soft_gradient_norms, soft_targets, student_label)
 
 from .style import ROLE_COLOR
 
 TEMPERATURES = [0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 20]  # the slider's stops, and the T^2 chart's x
+LEVEL = 0.2  # "level": within 20 % of the T^2 term's value at the largest T
+
+
+def sweep_trials() -> set[str]:
+    """The finished runs that are trials of a sweep: one short recipe each, not a lesson's first
+    choice. The run store says so (a trial's results.json does not); with no store, none."""
+    if not run_store_path().is_file():
+        return set()
+    try:
+        return {r["run_id"] for r in RunStore(check_interrupted=False).list_runs(status=DONE) if r["sweep_id"]}
+    except DistillError:  # a damaged store: said at the top of the page
+        return set()
+
+
+def first_choice(choices: list[Optional[str]], trials: set[str]) -> Optional[str]:
+    """The teacher the page opens on: the newest run that is no sweep trial, else the newest."""
+    return next((c for c in choices if c not in trials), choices[0] if choices else None)
 
 
 @st.cache_resource(show_spinner="Reading the teacher's answers…", max_entries=4)
@@ -46,10 +64,14 @@ def soft_target_figure(classes: list[str], teacher: torch.Tensor, student: Optio
 
 def similarity_figure(classes: list[str], matrix: list[list[float]], temperature: float) -> go.Figure:
     """The teacher's mean soft probabilities per true class: bright off-diagonal cells are classes it
-    finds alike. The diagonal is dimmed so those cells can be read."""
+    finds alike. The diagonal is left out so those cells can be read. The colours start at 0, with
+    their scale beside them: at a high T every cell is near 1/k, and a scale stretched over what
+    the cells span would paint differences of 0.01 as large as those at T = 1."""
     k = len(classes)
     shown = [[None if i == j else v for j, v in enumerate(row)] for i, row in enumerate(matrix)]
-    fig = go.Figure(go.Heatmap(z=shown, x=classes, y=classes, colorscale="Purples", showscale=False,
+    top = max([v for row in shown for v in row if v is not None] + [1e-6])
+    fig = go.Figure(go.Heatmap(z=shown, x=classes, y=classes, colorscale="Purples", zmin=0, zmax=top,
+                               colorbar=dict(title=dict(text="mean prob.", side="right"), tickformat=".2~f"),
                                customdata=matrix,
                                hovertemplate="true %{y}: %{customdata:.3f} on %{x}<extra></extra>"))
     fig.update_layout(title=dict(text=f"Where the teacher puts its doubt, at T = {temperature:g} "
@@ -60,19 +82,70 @@ def similarity_figure(classes: list[str], matrix: list[list[float]], temperature
     return fig
 
 
+def level_from(rows: list[dict], tolerance: float = LEVEL) -> Optional[float]:
+    """The lowest T from which the T^2 term stays within ``tolerance`` of its value at the largest T
+    (the soft term's gradient is level only once T is large: below, the softmax saturates)."""
+    end = rows[-1]["with_t2"]
+    level = None
+    for row in reversed(rows):
+        if end <= 0 or abs(row["with_t2"] / end - 1) > tolerance:
+            break
+        level = row["temperature"]
+    return level
+
+
+def log_ticks(values: Iterable[float]) -> list[float]:
+    """Ticks for a log axis over ``values``: 1, 2, 5 in each decade over up to two decades, the
+    powers of ten over more (plotly's own log ticks label the minor steps too: "4 5 6 7 8 9 1 2")."""
+    found = [v for v in values if v > 0]
+    low, high = min(found), max(found)
+    steps = (1, 2, 5) if high / low <= 100 else (1,)
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 2)
+             for m in steps]
+    inside = [t for t in ticks if low / 1.01 <= t <= high * 1.01]
+    if len(inside) < 2:  # a narrow span: the ticks either side of it
+        inside = [max([t for t in ticks if t <= low] or [low]), min([t for t in ticks if t >= high] or [high])]
+    return inside
+
+
+def tick_text(value: float) -> str:
+    return f"{value:g}" if 1e-3 <= value < 1e5 else f"1e{round(math.log10(value))}" if value > 0 else "0"
+
+
+def gradient_words(rows: list[dict], tolerance: float = LEVEL) -> tuple[str, str]:
+    """The two curves' legend entries, from the numbers: where the T^2 term is level, and by how
+    much it is lower at the smallest T."""
+    level = level_from(rows, tolerance)
+    first, last = rows[0], rows[-1]
+    if level is None or level >= last["temperature"]:
+        scaled = f"T² · KL: not level up to T = {last['temperature']:g}"
+        plain = "KL alone"
+    else:
+        scaled = f"T² · KL: level (± {100 * tolerance:.0f} %) from T = {level:g}"
+        plain = f"KL alone: fades as 1/T² from T = {level:g}"
+        if level > first["temperature"] and first["with_t2"] > 0:
+            scaled += f", {last['with_t2'] / first['with_t2']:.0f}× lower at T = {first['temperature']:g}"
+    return plain, scaled
+
+
 def gradient_figure(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> go.Figure:
     """The soft term's gradient on the student's logits, against T, with and without T^2 (log axes)."""
     rows = soft_gradient_norms(teacher_logits, student_logits, TEMPERATURES)
     ts = [r["temperature"] for r in rows]
+    plain_name, scaled_name = gradient_words(rows)
+    ys = [r["without_t2"] for r in rows] + [r["with_t2"] for r in rows]
     fig = go.Figure([
-        go.Scatter(x=ts, y=[r["without_t2"] for r in rows], name="KL alone: fades as 1/T²", mode="lines+markers",
+        go.Scatter(x=ts, y=[r["without_t2"] for r in rows], name=plain_name, mode="lines+markers",
                    line=dict(color="#D64545", dash="dash")),
-        go.Scatter(x=ts, y=[r["with_t2"] for r in rows], name="T² · KL: about level", mode="lines+markers",
+        go.Scatter(x=ts, y=[r["with_t2"] for r in rows], name=scaled_name, mode="lines+markers",
                    line=dict(color=ROLE_COLOR["student_kd"], width=3))])
     fig.update_layout(title=dict(text="Size of the soft term's gradient on the student", x=0, xanchor="left"),
-                      margin=dict(l=10, r=10, t=40, b=10), height=340, legend=dict(orientation="h", y=-0.25, x=0))
-    fig.update_xaxes(type="log", title_text="temperature T")
-    fig.update_yaxes(type="log", title_text="mean gradient norm per image")
+                      margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.25, x=0))
+    x_ticks, y_ticks = log_ticks(ts), log_ticks(ys)
+    fig.update_xaxes(type="log", title_text="temperature T", tickvals=x_ticks,
+                     ticktext=[tick_text(t) for t in x_ticks])
+    fig.update_yaxes(type="log", title_text="mean gradient norm per image", tickvals=y_ticks,
+                     ticktext=[tick_text(t) for t in y_ticks])
     return fig
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import plotly.graph_objects as go
 
-from distill_core import SWEEPABLE, RunConfig, SweepSpec, best_cells, parse_values, spec_problems, student_label
+from distill_core import SWEEPABLE, Problem, RunConfig, SweepSpec, best_cells, parse_values, spec_problems, student_label
 
 from . import fmt, urlstate
 
@@ -100,18 +100,21 @@ def to_params(base: RunConfig, grid: dict[str, str], seeds: str, backend: str = 
     return out
 
 
-def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[SweepSpec], list[str]]:
+def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[SweepSpec], list[Problem]]:
     """The sweep the boxes describe, or None and why not: a list of several values is an axis, one
-    value sets the recipe. The problems are the CLI's, in the page's words."""
+    value sets the recipe. Each problem names its box's field ("seed" for the seeds; None: the
+    sweep as a whole), in the CLI's words, and all are found at once: a box that cannot be read
+    leaves the others to the engine's checks."""
     axes, fixed, found = {}, {}, []
     for name, text in grid.items():
         try:
             values = parse_values(name, text)
         except ValueError as exc:
-            found.append(f"{label(name)}: {exc}".replace("could not convert string to float: ", "not a number: "))
+            found.append(Problem(name, f"{label(name)}: {exc}".replace("could not convert string to float: ",
+                                                                      "not a number: ")))
             continue
         if not values:
-            found.append(f"{label(name)}: give a value, or a comma list such as 1,2,4")
+            found.append(Problem(name, f"{label(name)}: give a value, or a comma list such as 1,2,4"))
         elif len(values) == 1:
             fixed[name] = values[0]
         else:
@@ -119,28 +122,61 @@ def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[S
     try:
         seed_list = parse_values("seed", seeds)
     except ValueError as exc:
-        found.append(f"Seeds: {exc}")
-        seed_list = []
-    if not seed_list and not any(m.startswith("Seeds") for m in found):
-        found.append("Seeds: give at least one, such as 0,1")
-    if found:
-        return None, found
-    spec = SweepSpec(base.replace(**fixed, seed=seed_list[0], out=None), axes, seed_list)
-    found = [fmt.sentence(p.message.replace("; give --yes to run it anyway", "")) for p in spec_problems(spec)]
+        found.append(Problem("seed", f"Seeds: {exc}".replace("could not convert string to float: ", "not a number: ")))
+        seed_list = None
+    if seed_list == []:
+        found.append(Problem("seed", "Seeds: give at least one, such as 0,1"))
+    spec = SweepSpec(base.replace(**fixed, seed=(seed_list or [base.seed])[0], out=None), axes, seed_list or [0])
+    unread = {p.field for p in found}  # said once, as read: the engine would fault the recipe's value in its place
+    engine = [p for p in spec_problems(spec) if p.field not in unread]
+    found += [Problem(p.field, fmt.sentence(p.message.replace("; give --yes to run it anyway", ""))) for p in engine]
     return (None, found) if found else (spec, [])
 
 
-def shape_text(spec: SweepSpec) -> str:
-    """``10 trials: 5 T x 2 seeds``."""
+def follow(old: RunConfig, new: RunConfig, boxes: dict[str, str], seeds: str) -> tuple[dict[str, str], str]:
+    """The boxes once the recipe changed from ``old`` to ``new`` (on the Distill page): a box that
+    held the old recipe's value takes the new one's; a list, or a value typed here, stays."""
+    moved = {name: text_of(getattr(new, name)) if text.strip() == text_of(getattr(old, name)) else text
+             for name, text in boxes.items()}
+    return moved, str(new.seed) if seeds.strip() == str(old.seed) else seeds
+
+
+def set_here(spec: SweepSpec, recipe: Optional[RunConfig]) -> dict[str, Any]:
+    """The fields a box sets to one value other than the recipe's (``recipe``: the Distill page's)."""
+    if recipe is None:
+        return {}
+    return {name: getattr(spec.base, name) for name in SWEEPABLE
+            if name not in spec.grid and getattr(spec.base, name) != getattr(recipe, name)}
+
+
+def shape_text(spec: SweepSpec, recipe: Optional[RunConfig] = None) -> str:
+    """``10 trials: 5 T x 2 seeds``, and what the boxes set over ``recipe`` (``· set here: epochs = 1``)."""
     axes = " × ".join(f"{len(v)} {label(k)}" for k, v in spec.grid.items())
-    return f"{fmt.things(spec.size(), 'trial')}: {axes + ' × ' if axes else 'one cell × '}{fmt.things(len(spec.seeds), 'seed')}"
+    text = (f"{fmt.things(spec.size(), 'trial')}: {axes + ' × ' if axes else 'one cell × '}"
+            f"{fmt.things(len(spec.seeds), 'seed')}")
+    if changed := set_here(spec, recipe):
+        text += " · set here: " + ", ".join(f"{label(k)} = {fmt.plain(text_of(v))}" for k, v in changed.items())
+    return text
 
 
-def recipe_text(base: RunConfig) -> str:
-    # the recipe may come from a link: its names in code spans, shown as text
-    return (f"{fmt.plain(base.dataset)}: {fmt.code(base.teacher)} teaches {fmt.code(student_label(base))} · "
-            f"{fmt.things(base.teacher_epochs, 'teacher epoch')}, {fmt.things(base.epochs, 'student epoch')} · "
-            f"batch {base.batch_size}, lr {base.lr:g} · device {fmt.plain(base.device)}")
+def recipe_text(config: RunConfig, spec: Optional[SweepSpec] = None, recipe: Optional[RunConfig] = None) -> str:
+    """The recipe the trials run: ``spec.base`` (the boxes' single values in it) with the swept
+    fields as their lists, each marked "swept", and a value set here over ``recipe`` marked so."""
+    grid = spec.grid if spec is not None else {}
+    changed = set_here(spec, recipe) if spec is not None else {}
+
+    def said(name: str, one: str, many: str) -> str:
+        # the recipe may come from a link: its names in code spans, shown as text
+        if name in grid:
+            return f"{many}: {', '.join(fmt.code(text_of(v)) for v in grid[name])} (swept)"
+        return one + (f" (set here; Distill: {fmt.code(text_of(getattr(recipe, name)))})" if name in changed else "")
+
+    return (f"{fmt.plain(config.dataset)}: {fmt.code(config.teacher)} teaches "
+            f"{said('student', fmt.code(student_label(config)), 'students')} · "
+            f"{said('method', 'method ' + fmt.code(config.method), 'methods')} · "
+            f"{fmt.things(config.teacher_epochs, 'teacher epoch')}, "
+            f"{said('epochs', fmt.things(config.epochs, 'student epoch'), 'student epochs')} · "
+            f"batch {config.batch_size}, {said('lr', f'lr {config.lr:g}', 'lr')} · device {fmt.plain(config.device)}")
 
 
 def duration_text(seconds: Optional[float]) -> str:

@@ -1037,7 +1037,7 @@ def test_learn_shows_a_real_teachers_soft_targets_and_the_temperature_moves_them
     bars = chart(at, "Soft")
     assert len(bars["data"][0]["y"]) == 10 and sum(bars["data"][0]["y"]) == pytest.approx(1.0)
     assert bars["data"][1]["name"] == "distilled student"  # overlaid: the run's student finished
-    assert {"True class", "Entropy", "Dark knowledge", "KL(teacher ‖ student)"} <= {m.label for m in at.metric}
+    assert {"True class", "Entropy", "Dark knowledge", "KL divergence"} <= {m.label for m in at.metric}
     at.select_slider(key="learn_T").set_value(0.5).run()
     cold = chart(at, "Soft")["data"][0]["y"]
     entropy_cold = float({m.label: m.value for m in at.metric}["Entropy"].split()[0])
@@ -1149,6 +1149,6 @@ def test_learn_works_with_the_cached_demo_teacher_alone(real_manager):
     at = page("pages/learn.py")
     assert at.selectbox(key="learn_run").value is None  # the demo teacher
     assert len(chart(at, "Soft")["data"]) == 1  # no student to overlay
-    assert "KL(teacher ‖ student)" not in {m.label for m in at.metric}
+    assert "KL divergence" not in {m.label for m in at.metric}
     assert "a student that has learnt nothing yet" in texts(at)
     learn_cache_clear()
