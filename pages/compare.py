@@ -14,7 +14,7 @@ from studio.form import DEMO_SECONDS
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
 from studio.nav import require_app
-from studio.runs import list_runs, load_results, stored_results
+from studio.runs import list_runs, load_results, newest_finished, stored_results
 from studio.style import ROLE_COLOR
 
 VERDICT_STYLE = {"helped": ("green", "up"), "hurt": ("red", "down"), "unclear": ("gray", "off")}  # st.metric's delta
@@ -29,6 +29,7 @@ runs = list_runs()
 ids = [r["run_id"] for r in runs]
 labels = {r["run_id"]: r["label"] for r in runs}
 asked = st.query_params.get("run")
+missing = None  # a linked run with no results here: said once, beside the run shown instead
 if asked and asked not in ids:
     kept = stored_results(asked)  # a run whose server stopped while it ran: what finished is in the store
     if kept and any(isinstance(kept.get(r), dict) for r in ROLES):
@@ -40,13 +41,17 @@ if asked and asked not in ids:
         st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
         st.stop()
     elif ids:
-        st.warning(f"Run {fmt.code(asked)} has no results on this server; showing the latest run instead.")
+        missing = asked
 if not ids:
     st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
     st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.stop()
 if "compare_run" not in ss or ss.compare_run not in ids or (asked in ids and asked != ss.compare_run):
-    ss.compare_run = asked if asked in ids else ids[0]
+    # A run cancelled before its students finished has no headline: open on the newest that finished.
+    ss.compare_run = asked if asked in ids else newest_finished(runs) or ids[0]
+if missing:
+    st.warning(f"Run {fmt.code(missing)} has no results on this server; showing run "
+               f"{fmt.code(ss.compare_run)} instead.", icon=":material/help:")
 st.selectbox("Run", ids, key="compare_run", format_func=labels.get)
 run_id = ss.compare_run
 if st.query_params.get("run") != run_id:

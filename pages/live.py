@@ -10,16 +10,16 @@ fragment that reruns when the status or the queue place changes (the frame asks)
 """
 import streamlit as st
 
-from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, QUEUED, student_label
+from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, student_label
 
 from studio import fmt
 from studio.form import DEMO_SECONDS
-from studio.live_feed import stage
+from studio.live_feed import stage, stopped_note
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
 from studio.nav import require_app
-from studio.runs import stored_results
+from studio.runs import stored_results, was_deleted
 from studio.style import STATUS_BADGE, UNKNOWN_BADGE
 
 SAFETY_NET_S = 30.0
@@ -32,13 +32,10 @@ ss = st.session_state
 asked = st.query_params.get("job") or ss.get("job_id")
 snap = manager.snapshot(asked) if asked else None
 st.title("Live run")
-if snap is None:
-    snap = manager.current()
-    if asked and snap is not None:
-        st.info(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted); showing the latest "
-                "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
-if snap is None:
-    kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
+if asked and snap is None:
+    # Not among this server's jobs: the run store knows a run from before a restart, or from the
+    # CLI; a run deleted here is remembered as such; anything else was deleted elsewhere or never here.
+    kept = stored_results(asked)
     if kept and kept.get("status") in FINISHED:
         said = {DONE: "finished. Its comparison", CANCELLED: "was cancelled. What it finished",
                 FAILED: "failed. What it finished",
@@ -46,10 +43,18 @@ if snap is None:
         st.warning(f"Run {fmt.code(asked)} {said} is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
-    elif asked:
-        st.warning(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted). Finished runs are "
-                   "still on the Compare page.", icon=":material/help:")
-    else:
+        st.stop()
+    why = ("was deleted on the Runs page" if was_deleted(asked) else
+           f"is {kept.get('status')} in another process (the command line, say): the Runs page follows it" if kept
+           else "is not in this server's run history: it was deleted, or the link is from another server")
+    snap = manager.current()
+    st.warning(f"Run {fmt.code(asked)} {why}." + (" Showing the latest run on this server instead." if snap else ""),
+               icon=":material/help:")
+    ss.pop("job_id", None)
+elif snap is None:
+    snap = manager.current()
+if snap is None:
+    if not asked:
         st.info("Nothing is running yet.", icon=":material/info:")
     st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
@@ -111,15 +116,12 @@ def live_parts() -> None:
         row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
                       width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
 
-    if now.status == QUEUED:
-        st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue. It starts by itself "
-                "when the runs before it finish.", icon=":material/schedule:")
+    # The badge says the status and the frame's label the queue place or when it ended: a message
+    # here adds only what they cannot, the error and what a stop kept.
     if now.status == FAILED:
-        st.error(f"The run failed: {fmt.plain(now.error)}", icon=":material/error:")
+        st.error(fmt.plain(fmt.sentence(now.error or "")), icon=":material/error:")
     elif now.status == CANCELLED:
-        st.warning("Run cancelled. The models that finished before the stop are kept and can be compared."
-                   if now.entries else "Run cancelled before any model finished, so there is nothing to compare.",
-                   icon=":material/block:")
+        st.info(stopped_note(now), icon=":material/inventory_2:")
 
     # Progress, numbers and curves: redrawn by the frame itself, which reruns this fragment when
     # the run reaches another stage (so the badge, Stop and the messages above follow).

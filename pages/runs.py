@@ -7,6 +7,7 @@ from studio import fmt, runs_view as rv
 from studio.health import home_problem
 from studio.manager import get_manager
 from studio.nav import require_app
+from studio.runs import note_deleted
 
 require_app()
 
@@ -115,6 +116,7 @@ if ss.get("runs_confirm_delete") == run_id:
             try:
                 store.delete_run(run_id)
                 get_manager().forget(run_id)  # this server's pages stop offering it
+                note_deleted(run_id)  # a Live tab left on it says why it is gone
             except DistillError as exc:
                 st.error(fmt.plain(fmt.sentence(str(exc))))
             else:

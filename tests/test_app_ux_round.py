@@ -1,0 +1,69 @@
+"""A user's walk through Compare, Live, Distill and Runs: what each page says, once, and where."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from distill_core import RunConfig, paths
+from distill_core.runs.store import RunStore
+from test_app_pages import engine, navigation_mode, page, texts  # noqa: F401 - fixtures
+from tiny_runs import fake_run
+
+TINY = dict(dataset="digits", teacher="cnn_small", student="cnn_tiny", epochs=1, teacher_epochs=1,
+            latency_repeats=5)
+
+
+@pytest.fixture
+def done_then_cancelled(studio_home):
+    """A finished run, then a newer one cancelled before any model finished."""
+    store = RunStore()
+    fake_run(store, "20260101-090000-done", paths.runs_dir())
+    cancelled = fake_run(store, "20260102-090000-stop", paths.runs_dir(), status="cancelled")
+    for role in ("teacher", "student_scratch", "student_kd", "comparison"):
+        cancelled.pop(role, None)
+    cancelled["started_at"] += 100
+    (paths.runs_dir() / "20260102-090000-stop" / "results.json").write_text(json.dumps(cancelled))
+    return store
+
+
+# ---- 1: Compare opens on a run that has something to compare ----------------------------------
+def test_compare_opens_on_the_newest_finished_run_not_a_newer_cancelled_one(engine, done_then_cancelled):
+    at = page("pages/compare.py")
+    assert at.selectbox(key="compare_run").value == "20260101-090000-done"
+    assert not at.warning
+    at = page("pages/compare.py", run="20250101-000000-gone")  # a link to a run deleted since
+    assert at.selectbox(key="compare_run").value == "20260101-090000-done"
+    said = [w.value for w in at.warning]
+    assert said == ["Run `20250101-000000-gone` has no results on this server; showing run `20260101-090000-done` "
+                    "instead."]
+    at.run()  # said once: the address names the run shown now
+    assert not at.warning
+
+
+def test_a_cancelled_run_says_what_it_kept_and_not_a_cached_teacher():
+    from types import SimpleNamespace
+
+    from studio.live_feed import stopped_note
+
+    cached = SimpleNamespace(entries={"teacher": {"source": "cache", "accuracy": 0.9}})
+    assert stopped_note(cached) == ("No model of this run finished before the stop (its teacher came from the cache), "
+                                    "so there is nothing new to compare.")
+    trained = SimpleNamespace(entries={"teacher": {"source": "train"}, "student_scratch": {}})
+    assert stopped_note(trained) == ("Kept from before the stop: the teacher and scratch student, which are on the "
+                                     "Compare page.")
+
+
+# ---- 3: Live on a run that is gone --------------------------------------------------------------
+def test_live_says_a_run_deleted_here_was_deleted(engine, studio_home):
+    from studio.runs import note_deleted
+
+    store = RunStore()
+    fake_run(store, "20260103-090000-dele", paths.runs_dir())
+    store.delete_run("20260103-090000-dele")
+    at = page("pages/live.py", job="20260103-090000-dele")
+    assert [w.value for w in at.warning] == ["Run `20260103-090000-dele` is not in this server's run history: it was "
+                                             "deleted, or the link is from another server."]
+    assert "restarted" not in texts(at)
+    note_deleted("20260103-090000-dele")
+    at = page("pages/live.py", job="20260103-090000-dele")
+    assert [w.value for w in at.warning] == ["Run `20260103-090000-dele` was deleted on the Runs page."]
