@@ -162,12 +162,13 @@ with left:
                     ss.uploaded_path = ss.uploaded_name = None
                     st.rerun()
 
+    boxes_teacher = st.container()  # the teacher file's problem, under the field that asks for it
     st.selectbox("Student model", opts["student"], key=W + "student", format_func=derive_view.student_label,
                  help="A model of the zoo, or one derived from the teacher: fewer blocks and channels, started from "
                       "its weights.")
     if ss[W + "student"] == DERIVED:
         derive_view.controls()
-    boxes = {"data": st.container(), "student": st.container()}
+    boxes = {"data": st.container(), "teacher": boxes_teacher, "student": st.container()}
     if dataset == "imagefolder":
         boxes["folder"] = boxes_folder
 

@@ -67,3 +67,30 @@ def test_live_says_a_run_deleted_here_was_deleted(engine, studio_home):
     note_deleted("20260103-090000-dele")
     at = page("pages/live.py", job="20260103-090000-dele")
     assert [w.value for w in at.warning] == ["Run `20260103-090000-dele` was deleted on the Runs page."]
+
+
+# ---- 4: a refused teacher file, said under its uploader -----------------------------------------
+def order(at: AppTest) -> list[str]:
+    """The page's elements from top to bottom: a widget's key, a message's text."""
+    out = []
+    for node in at.main:
+        if getattr(node, "key", None):
+            out.append(node.key)
+        elif node.type in ("error", "alert") or type(node).__name__ == "Error":
+            out.append(node.value)
+    return out
+
+
+def test_a_refused_teacher_file_is_named_under_its_uploader_with_how_to_save_one(engine):
+    from studio.uploads import teacher_refusal
+
+    said = teacher_refusal("junk.pt", "checkpoint junk.pt is not a PyTorch file, or it is damaged")
+    assert said == "`junk.pt` is not a PyTorch file, or it is damaged; save one with torch.save(model.state_dict(), path)."
+    assert teacher_refusal("junk.pt", "checkpoint junk.pt is not a PyTorch file, or it is damaged: save one with "
+                                      "torch.save(model.state_dict(), path) (boom)").count("torch.save") == 1
+    at = page("pages/distill.py", dataset="digits")
+    at.session_state["teacher_note"] = ("error", said)
+    at.radio(key="cfg_teacher_mode").set_value("upload").run()
+    seen = order(at)
+    assert [e.value for e in at.error] == [said]
+    assert seen.index("cfg_teacher_0") < seen.index(said) < seen.index("cfg_student"), seen
