@@ -7,7 +7,8 @@ from distill_core import CANCELLED, DISTILLED, GAIN_WORDS, INTERRUPTED, NOISE_PO
     describe_precision, export_file_name, gain_verdict
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
-from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, student_made
+from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, speed_terms, \
+    student_made
 from studio.methods_text import method_setting
 from studio.runs_view import compression_section
 from studio.form import DEMO_SECONDS
@@ -97,17 +98,20 @@ h = headline(results)
 row = wrapping_row("headline_cards", 11.5)
 row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stretch",
            help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
+# What each figure is of, on the cards themselves (a tooltip is not read): the split and epoch of
+# the accuracies, the batch, threads and precision of the speed-up.
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
-           delta=f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']}" if h["faster_x_batch"] else None,
-           delta_color="off", delta_arrow="off",
-           help="Median latency of one forward pass: teacher / distilled student.")
+           delta=(f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']} · " if h["faster_x_batch"] else "")
+           + speed_terms(h), delta_color="off", delta_arrow="off",
+           help="Median latency of one forward pass after warm-up: teacher / distilled student, timed in turn.")
 row.metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True, height="stretch",
+           delta="validation, last epoch", delta_color="off", delta_arrow="off",
            help="Distilled student minus teacher, validation accuracy at the last epoch.")
 gain = h["kd_gain"]
 verdict = gain_verdict(gain)  # the engine's: the CLI's summary gives the same
 color, arrow = VERDICT_STYLE.get(verdict, ("off", "off"))
 row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, height="stretch",
-           delta=GAIN_WORDS.get(verdict), delta_color=color, delta_arrow=arrow,
+           delta=f"{GAIN_WORDS[verdict]} · validation, last epoch" if verdict in GAIN_WORDS else None, delta_color=color, delta_arrow=arrow,
            help="Distilled student minus the same student trained without a teacher (same recipe, "
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:

@@ -162,6 +162,6 @@ if has_student:
 # ---- compression -----------------------------------------------------------------------------------
 st.markdown("**Compression: the teacher and the distilled student, smaller**")
 if has_student:
-    rv.compression_section(run_id, key="runs_compress", store=store)
+    rv.compression_section(run_id, key="runs_compress", store=store, results=run.get("results"))
 else:
     st.caption(f"{missing} There is nothing to compress." if missing else "")

@@ -794,7 +794,7 @@ def test_the_headline_sentence_reads_without_the_latencies():
                "config": {}, "teacher": {}}
     assert headline(results)["sentence"] == (
         "The student distilled with kd (Hinton KD) is **124× smaller** (its checkpoint file) than its teacher, "
-        "**3.1 points below** it in validation accuracy, and **8.3 points better** than the same student trained "
+        "**3.1 points below** it in validation accuracy at the last epoch, and **8.3 points better** than the same student trained "
         "without a teacher.")
     del results["comparison"]["kd_vs_teacher"]["smaller_x"]
     assert headline(results)["sentence"].startswith("The student distilled with kd (Hinton KD) is **3.1 points below** "
@@ -863,7 +863,7 @@ def test_kd_gain_card_gives_a_verdict_only_outside_the_noise(real_manager, finis
     (target / "results.json").write_text(json.dumps(other))
     at = page("pages/compare.py", run=other["run_id"])
     card = next(m for m in at.metric if m.label == "KD gain over scratch")
-    assert card.value == value and card.proto.delta == verdict
+    assert card.value == value and card.proto.delta == f"{verdict} · validation, last epoch"
 
 
 def test_distill_reuses_a_cached_teacher_listed_with_its_accuracy(engine, finished_run):

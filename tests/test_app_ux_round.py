@@ -94,3 +94,31 @@ def test_a_refused_teacher_file_is_named_under_its_uploader_with_how_to_save_one
     seen = order(at)
     assert [e.value for e in at.error] == [said]
     assert seen.index("cfg_teacher_0") < seen.index(said) < seen.index("cfg_student"), seen
+
+
+# ---- 5 and 6: what each headline figure is of, and the two timings of one model ----------------
+def test_compare_cards_say_split_epoch_batch_threads_and_precision(engine, done_then_cancelled):
+    at = page("pages/compare.py", run="20260101-090000-done")
+    cards = {m.label: m.proto.delta for m in at.metric}
+    assert cards["Accuracy vs the teacher"] == "validation, last epoch"
+    assert cards["KD gain over scratch"].endswith(" · validation, last epoch")
+    assert cards["Faster, batch 1 (CPU)"] == "1.0× at batch 64 · 1 CPU thread, fp32"
+    assert "in validation accuracy at the last epoch" in texts(at)
+    assert "10-20 %" not in texts(at) and "taken as the run ended" in texts(at)
+
+
+def test_the_compression_table_shows_the_runs_own_timing_beside_its_fp32_rows():
+    from studio.runs_view import against_the_run
+
+    def lat(b1, b64):
+        return {"batch_1": {"median": b1}, "batch_64": {"median": b64}}
+
+    results = {"teacher": {"latency_ms": lat(2.0, 91.3)}, "student_kd": {"latency_ms": lat(0.5, 28.0)}}
+    rows = [{"model": "teacher", "variant": "fp32", "engine": "torch", "latency_ms": lat(1.0, 18.51)},
+            {"model": "teacher", "variant": "fp16", "engine": "torch", "latency_ms": lat(9.0, 99.0)},
+            {"model": "student_kd", "variant": "fp32", "engine": "torch", "latency_ms": lat(0.25, 4.12)}]
+    said = against_the_run(results, rows)
+    assert "the same batches, threads, memory layout and warm-up" in said
+    assert ("batch 64: teacher 18.5 ms here, 91.3 ms in the run; distilled student 4.12 ms here, 28.0 ms in the run "
+            "(4.5× faster here, 3.3× in the run)") in said
+    assert against_the_run(None, rows) is None and against_the_run(results, rows[1:2]) is None
