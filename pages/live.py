@@ -15,6 +15,7 @@ from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, student
 from studio import fmt
 from studio.form import DEMO_SECONDS
 from studio.live_feed import stage, stopped_note
+from studio.kept import keep
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
@@ -76,7 +77,8 @@ head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
                  f"{method_setting(cfg.to_dict())} · "
                  f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
-smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
+keep({"ema": 0.6, "log_loss": False})  # the viewer's settings, kept across other pages
+smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
 log_scale = head[2].toggle("Log loss", key="log_loss",
                            help="A log scale for the loss axis: the distilled student's terms can sit far apart "

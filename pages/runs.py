@@ -5,6 +5,7 @@ from distill_core import INTERRUPTED, ROLE_LABEL, DistillError, StoreDamagedErro
 
 from studio import fmt, runs_view as rv
 from studio.health import home_problem
+from studio.kept import keep
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.runs import note_deleted
@@ -35,11 +36,17 @@ if table.empty:
 
 # ---- filter and sort ------------------------------------------------------------------------------
 f = st.columns([1, 1, 1, 1, 1, 1.2])
-datasets = f[0].multiselect("Dataset", rv.choices(table, "dataset"), key="runs_f_dataset")
-teachers = f[1].multiselect("Teacher", rv.choices(table, "teacher"), key="runs_f_teacher")
-students = f[2].multiselect("Student", rv.choices(table, "student"), key="runs_f_student")
-methods = f[3].multiselect("Method", sorted({rv.method_of(m) for m in table["method"].dropna()}), key="runs_f_method")
-statuses = f[4].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
+offered = {"dataset": rv.choices(table, "dataset"), "teacher": rv.choices(table, "teacher"),
+           "student": rv.choices(table, "student"), "method": sorted({rv.method_of(m) for m in table["method"].dropna()}),
+           "status": rv.choices(table, "status")}
+keep({f"runs_f_{name}": [] for name in offered} | {"runs_f_text": ""})  # the filters, kept across other pages
+for name, values in offered.items():  # a kept choice whose runs were deleted since is offered no more
+    ss[f"runs_f_{name}"] = [v for v in ss[f"runs_f_{name}"] if v in values]
+datasets = f[0].multiselect("Dataset", offered["dataset"], key="runs_f_dataset")
+teachers = f[1].multiselect("Teacher", offered["teacher"], key="runs_f_teacher")
+students = f[2].multiselect("Student", offered["student"], key="runs_f_student")
+methods = f[3].multiselect("Method", offered["method"], key="runs_f_method")
+statuses = f[4].multiselect("Status", offered["status"], key="runs_f_status")
 text = f[5].text_input("Run id contains", key="runs_f_text")
 shown = rv.filter_table(table, datasets, teachers, students, statuses, methods=methods, text=text)
 st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",

@@ -122,3 +122,28 @@ def test_the_compression_table_shows_the_runs_own_timing_beside_its_fp32_rows():
     assert ("batch 64: teacher 18.5 ms here, 91.3 ms in the run; distilled student 4.12 ms here, 28.0 ms in the run "
             "(4.5× faster here, 3.3× in the run)") in said
     assert against_the_run(None, rows) is None and against_the_run(results, rows[1:2]) is None
+
+
+# ---- 8: settings that outlive a visit to another page -------------------------------------------
+def test_live_and_runs_settings_come_back_after_another_page(engine, studio_home):
+    from test_app_pages import manager
+
+    job = manager().submit(RunConfig(**TINY))
+    assert engine.started.wait(10)
+    at = page("pages/live.py", job=job)
+    at.slider(key="ema").set_value(0.0).run()
+    at.toggle(key="log_loss").set_value(True).run()
+    at.switch_page("pages/distill.py").run()
+    at.switch_page("pages/live.py").run()
+    assert at.slider(key="ema").value == 0.0 and at.toggle(key="log_loss").value is True
+    assert not at.exception and not at.warning  # no "default value and Session State" warning
+
+    store = RunStore()
+    fake_run(store, "20260104-090000-kdkd", paths.runs_dir())
+    fake_run(store, "20260105-090000-dkdk", paths.runs_dir(), method="dkd")
+    at.switch_page("pages/runs.py").run()
+    at.multiselect(key="runs_f_method").set_value(["dkd"]).run()
+    at.switch_page("pages/compare.py").run()
+    at.switch_page("pages/runs.py").run()
+    assert at.multiselect(key="runs_f_method").value == ["dkd"]
+    assert list(at.dataframe[0].value["run_id"]) == ["20260105-090000-dkdk"]
