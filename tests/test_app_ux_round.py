@@ -147,3 +147,17 @@ def test_live_and_runs_settings_come_back_after_another_page(engine, studio_home
     at.switch_page("pages/runs.py").run()
     assert at.multiselect(key="runs_f_method").value == ["dkd"]
     assert list(at.dataframe[0].value["run_id"]) == ["20260105-090000-dkdk"]
+
+
+# ---- 9: legends clear of the axis titles --------------------------------------------------------
+def test_legends_sit_above_the_plot_clear_of_the_x_axis_title():
+    from studio.charts import accuracy_figure, reliability_figure
+
+    history = {"teacher": [{"epoch": 1, "val_accuracy": 0.5}], "student_kd": [{"epoch": 1, "val_accuracy": 0.4}]}
+    live = accuracy_figure(history, epochs=2)["layout"]
+    bins = [{"confidence": 0.5, "accuracy": 0.5, "count": 3}]
+    reliability = reliability_figure({"teacher": {"reliability": bins, "ece": 0.1}}).to_plotly_json()["layout"]
+    for layout in (live, reliability):
+        legend = layout["legend"]
+        assert legend["orientation"] == "h" and legend["yanchor"] == "bottom" and legend["y"] >= 1, legend
+        assert layout["margin"]["t"] >= 80  # room for the title and a legend row above the plot
