@@ -161,3 +161,26 @@ def test_legends_sit_above_the_plot_clear_of_the_x_axis_title():
         legend = layout["legend"]
         assert legend["orientation"] == "h" and legend["yanchor"] == "bottom" and legend["y"] >= 1, legend
         assert layout["margin"]["t"] >= 80  # room for the title and a legend row above the plot
+
+
+# ---- 10: wording ---------------------------------------------------------------------------------
+def test_a_student_the_size_of_its_teacher_is_the_same_size_not_1x_smaller(engine):
+    at = page("pages/distill.py", dataset="digits", teacher="cnn_small", student="cnn_small")
+    assert ("The student's checkpoint is **the same size** as the teacher's, and it needs **as many FLOPs** as the "
+            "teacher.") in texts(at)
+    assert "1.0×" not in texts(at)
+    at = page("pages/distill.py", dataset="digits", student="derived")
+    assert "**Student: derived from the teacher**" in texts(at)
+    assert at.selectbox(key="cfg_student").value == "derived"
+
+
+def test_a_link_says_what_it_dropped_from_extra_and_that_1e400_is_out_of_range():
+    from distill_core import RunConfig as Config
+    from studio.urlstate import from_params
+
+    config, notes = from_params({"extra": '{"x": 1}', "seed": "1e400"})
+    assert config.extra == {} and config.seed == Config().seed
+    assert "The link's `extra: x=1` is not an option of the `kd` method and was ignored." in notes
+    assert "The link's `seed=1e400` was ignored (out of range); using `0`." in notes
+    config, notes = from_params({"method": "dkd", "extra": '{"b": 6}'})
+    assert config.extra == {"b": 6.0} and not notes
