@@ -743,7 +743,7 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
                                                                               "distilled student"]
     gain = next(c for c in charts if c["layout"]["title"]["text"].startswith("KD gain per class"))
     assert gain["data"][0]["y"] == pytest.approx(results["comparison"]["per_class_gain_points"])
-    assert f"{100 * results['student_kd']['val_agreement']:.1f} %" == cards["Distilled student: agrees with the teacher"]
+    assert f"{100 * results['student_kd']['val_agreement']:.1f} %" == cards["Distilled: agreement"]
     assert len(titles) == 5 + 3 + 2 + ("weak_teacher" in results["comparison"])
     assert len(at.get("image")) == min(18, len(results["disagreements"]))  # the gallery
 
