@@ -7,14 +7,15 @@ from distill_core import CANCELLED, DISTILLED, GAIN_WORDS, INTERRUPTED, NOISE_PO
     describe_precision, export_file_name, gain_verdict
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
-from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, student_made
+from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, speed_terms, \
+    student_made
 from studio.methods_text import method_setting
 from studio.runs_view import compression_section
 from studio.form import DEMO_SECONDS
 from studio.gallery import to_picture, val_images
 from studio.layout import wrapping_row
 from studio.nav import require_app
-from studio.runs import list_runs, load_results, stored_results
+from studio.runs import list_runs, load_results, newest_finished, stored_results
 from studio.style import ROLE_COLOR
 
 VERDICT_STYLE = {"helped": ("green", "up"), "hurt": ("red", "down"), "unclear": ("gray", "off")}  # st.metric's delta
@@ -29,6 +30,7 @@ runs = list_runs()
 ids = [r["run_id"] for r in runs]
 labels = {r["run_id"]: r["label"] for r in runs}
 asked = st.query_params.get("run")
+missing = None  # a linked run with no results here: said once, beside the run shown instead
 if asked and asked not in ids:
     kept = stored_results(asked)  # a run whose server stopped while it ran: what finished is in the store
     if kept and any(isinstance(kept.get(r), dict) for r in ROLES):
@@ -40,13 +42,17 @@ if asked and asked not in ids:
         st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
         st.stop()
     elif ids:
-        st.warning(f"Run {fmt.code(asked)} has no results on this server; showing the latest run instead.")
+        missing = asked
 if not ids:
     st.info("No finished run yet. Start one and its comparison appears here.", icon=":material/info:")
     st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.stop()
 if "compare_run" not in ss or ss.compare_run not in ids or (asked in ids and asked != ss.compare_run):
-    ss.compare_run = asked if asked in ids else ids[0]
+    # A run cancelled before its students finished has no headline: open on the newest that finished.
+    ss.compare_run = asked if asked in ids else newest_finished(runs) or ids[0]
+if missing:
+    st.warning(f"Run {fmt.code(missing)} has no results on this server; showing run "
+               f"{fmt.code(ss.compare_run)} instead.", icon=":material/help:")
 st.selectbox("Run", ids, key="compare_run", format_func=labels.get)
 run_id = ss.compare_run
 if st.query_params.get("run") != run_id:
@@ -92,17 +98,20 @@ h = headline(results)
 row = wrapping_row("headline_cards", 11.5)
 row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stretch",
            help="Checkpoint file (fp32 state_dict) of the teacher / that of the distilled student.")
+# What each figure is of, on the cards themselves (a tooltip is not read): the split and epoch of
+# the accuracies, the batch, threads and precision of the speed-up.
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
-           delta=f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']}" if h["faster_x_batch"] else None,
-           delta_color="off", delta_arrow="off",
-           help="Median latency of one forward pass: teacher / distilled student.")
+           delta=(f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']} · " if h["faster_x_batch"] else "")
+           + speed_terms(h), delta_color="off", delta_arrow="off",
+           help="Median latency of one forward pass after warm-up: teacher / distilled student, timed in turn.")
 row.metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True, height="stretch",
+           delta="validation, last epoch", delta_color="off", delta_arrow="off",
            help="Distilled student minus teacher, validation accuracy at the last epoch.")
 gain = h["kd_gain"]
 verdict = gain_verdict(gain)  # the engine's: the CLI's summary gives the same
 color, arrow = VERDICT_STYLE.get(verdict, ("off", "off"))
 row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, height="stretch",
-           delta=GAIN_WORDS.get(verdict), delta_color=color, delta_arrow=arrow,
+           delta=GAIN_WORDS.get(verdict),  # with the split, it was cut at 1024 px; the card beside says it delta_color=color, delta_arrow=arrow,
            help="Distilled student minus the same student trained without a teacher (same recipe, "
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
@@ -167,11 +176,13 @@ for role in (DISTILLED, SCRATCH):
     entry = results.get(role) or {}
     if entry.get("val_agreement") is None:
         continue
-    fidelity_row.metric(f"{ROLE_LABEL[role].capitalize()}: agrees with the teacher", fmt.percent(entry["val_agreement"]),
+    short = ROLE_LABEL[role].split()[0].capitalize()  # "Distilled": the card's label must fit at 1024 px
+    fidelity_row.metric(f"{short}: agreement", fmt.percent(entry["val_agreement"]),
                         border=True, height="stretch",
                         delta=f"{fmt.percent(entry.get('train_agreement'))} on training images", delta_color="off",
-                        delta_arrow="off", help="Validation split, last epoch; below it, the training split.")
-    fidelity_row.metric(f"{ROLE_LABEL[role].capitalize()}: KL to the teacher", f"{entry['val_kl_teacher']:.3f}",
+                        delta_arrow="off", help=f"The {ROLE_LABEL[role]}'s top answer is the teacher's on this share "
+                                                "of the validation split, last epoch; below it, the training split.")
+    fidelity_row.metric(f"{short}: KL to teacher", f"{entry['val_kl_teacher']:.3f}",
                         border=True, height="stretch", delta=f"{entry.get('train_kl_teacher', 0):.3f} on training "
                         "images", delta_color="off", delta_arrow="off",
                         help="Mean KL(teacher ‖ student) at T = 1, in nats; validation split, last epoch.")

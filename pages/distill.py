@@ -162,12 +162,13 @@ with left:
                     ss.uploaded_path = ss.uploaded_name = None
                     st.rerun()
 
+    boxes_teacher = st.container()  # the teacher file's problem, under the field that asks for it
     st.selectbox("Student model", opts["student"], key=W + "student", format_func=derive_view.student_label,
                  help="A model of the zoo, or one derived from the teacher: fewer blocks and channels, started from "
                       "its weights.")
     if ss[W + "student"] == DERIVED:
         derive_view.controls()
-    boxes = {"data": st.container(), "student": st.container()}
+    boxes = {"data": st.container(), "teacher": boxes_teacher, "student": st.container()}
     if dataset == "imagefolder":
         boxes["folder"] = boxes_folder
 
@@ -192,7 +193,9 @@ with right:
     for role, arch in (("teacher", config.teacher), ("student", config.student)):
         card = cards[role]
         with pair.container(border=True):
-            st.markdown(f"**{role.capitalize()}: `{arch}`**")
+            # a derived student in the words of the student's selector above
+            st.markdown(f"**{role.capitalize()}: {derive_view.student_label(arch)}**" if arch == DERIVED else
+                        f"**{role.capitalize()}: `{arch}`**")
             st.caption(f"cut from {config.teacher}" if arch == DERIVED else
                        MODELS.meta(arch).get("family", "") if arch in MODELS else "")
             if "error" in card:
@@ -206,9 +209,14 @@ with right:
     if "error" not in cards["teacher"] and "error" not in cards["student"]:
         smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
         cheaper = cards["teacher"]["flops"] / max(1, cards["student"]["flops"])
-        st.markdown(f"The student's checkpoint is **{fmt.times(smaller)} smaller**, and it needs "
-                    f"**{fmt.times(cheaper)} fewer FLOPs** "
-                    "than the teacher." if smaller >= 1 else
+        # a ratio that rounds to 1.0x is "the same", not "1.0x smaller"
+        as_big = ("**the same size** as the teacher's" if fmt.times(smaller) == fmt.times(1.0) else
+                f"**{fmt.times(smaller)} smaller** than the teacher's")
+        flops = ("**as many FLOPs** as the teacher" if fmt.times(cheaper) == fmt.times(1.0) else
+                 f"**{fmt.times(cheaper)} fewer FLOPs** than the teacher" if cheaper > 1 else
+                 f"**{fmt.times(1 / cheaper)} more FLOPs** than the teacher")
+        st.markdown(f"The student's checkpoint is {as_big}, and it needs {flops}." if fmt.times(smaller) == fmt.times(1.0)
+                    or smaller > 1 else
                     f"This student is **larger** than its teacher ({fmt.times(1 / smaller)}): allowed, but unusual.")
     st.caption(f"For {channels}×{size}×{size} images and {classes} classes"
                + ("" if exact else " (colour assumed: whether the pictures are grey shows when the run "

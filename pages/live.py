@@ -10,16 +10,16 @@ fragment that reruns when the status or the queue place changes (the frame asks)
 """
 import streamlit as st
 
-from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, QUEUED, student_label
+from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, student_label
 
-from studio import fmt
+from studio import fmt, kept
 from studio.form import DEMO_SECONDS
-from studio.live_feed import stage
+from studio.live_feed import stage, stopped_note
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
 from studio.nav import require_app
-from studio.runs import stored_results
+from studio.runs import stored_results, was_deleted
 from studio.style import STATUS_BADGE, UNKNOWN_BADGE
 
 SAFETY_NET_S = 30.0
@@ -32,24 +32,29 @@ ss = st.session_state
 asked = st.query_params.get("job") or ss.get("job_id")
 snap = manager.snapshot(asked) if asked else None
 st.title("Live run")
-if snap is None:
-    snap = manager.current()
-    if asked and snap is not None:
-        st.info(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted); showing the latest "
-                "run on this server. Finished runs stay on the Compare page.", icon=":material/help:")
-if snap is None:
-    kept = stored_results(asked) if asked else None  # what the run store says of a run from before a restart
-    if kept and kept.get("status") in FINISHED:
+if asked and snap is None:
+    # Not among this server's jobs: the run store knows a run from before a restart, or from the
+    # CLI; a run deleted here is remembered as such; anything else was deleted elsewhere or never here.
+    stored = stored_results(asked)
+    if stored and stored.get("status") in FINISHED:
         said = {DONE: "finished. Its comparison", CANCELLED: "was cancelled. What it finished",
                 FAILED: "failed. What it finished",
-                INTERRUPTED: "was interrupted: its server stopped while it ran. What it finished"}[kept["status"]]
+                INTERRUPTED: "was interrupted: its server stopped while it ran. What it finished"}[stored["status"]]
         st.warning(f"Run {fmt.code(asked)} {said} is on the Compare page.", icon=":material/block:")
         st.page_link("pages/compare.py", label="See what finished", icon=":material/leaderboard:",
                      query_params={"run": asked})
-    elif asked:
-        st.warning(f"Run {fmt.code(asked)} is not known to this server (it may have been restarted). Finished runs are "
-                   "still on the Compare page.", icon=":material/help:")
-    else:
+        st.stop()
+    why = ("was deleted on the Runs page" if was_deleted(asked) else
+           f"is {stored.get('status')} in another process (the command line, say): the Runs page follows it" if stored
+           else "is not in this server's run history: it was deleted, or the link is from another server")
+    snap = manager.current()
+    st.warning(f"Run {fmt.code(asked)} {why}." + (" Showing the latest run on this server instead." if snap else ""),
+               icon=":material/help:")
+    ss.pop("job_id", None)
+elif snap is None:
+    snap = manager.current()
+if snap is None:
+    if not asked:
         st.info("Nothing is running yet.", icon=":material/info:")
     st.page_link("pages/home.py", label=f"Start the {DEMO_SECONDS}-second demo", icon=":material/play_arrow:")
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
@@ -71,7 +76,8 @@ head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
                  f"{method_setting(cfg.to_dict())} · "
                  f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
-smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, 0.6, step=0.01, key="ema",
+kept.hold("live_kept", {"ema": 0.6, "log_loss": False})  # the viewer's settings, across other pages
+smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
 log_scale = head[2].toggle("Log loss", key="log_loss",
                            help="A log scale for the loss axis: the distilled student's terms can sit far apart "
@@ -111,15 +117,12 @@ def live_parts() -> None:
         row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
                       width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
 
-    if now.status == QUEUED:
-        st.info(f"Waiting for the runs before it: place {now.queue_position} in the queue. It starts by itself "
-                "when the runs before it finish.", icon=":material/schedule:")
+    # The badge says the status and the frame's label the queue place or when it ended: a message
+    # here adds only what they cannot, the error and what a stop kept.
     if now.status == FAILED:
-        st.error(f"The run failed: {fmt.plain(now.error)}", icon=":material/error:")
+        st.error(fmt.plain(fmt.sentence(now.error or "")), icon=":material/error:")
     elif now.status == CANCELLED:
-        st.warning("Run cancelled. The models that finished before the stop are kept and can be compared."
-                   if now.entries else "Run cancelled before any model finished, so there is nothing to compare.",
-                   icon=":material/block:")
+        st.info(stopped_note(now), icon=":material/inventory_2:")
 
     # Progress, numbers and curves: redrawn by the frame itself, which reruns this fragment when
     # the run reaches another stage (so the badge, Stop and the messages above follow).

@@ -5,8 +5,10 @@ from distill_core import INTERRUPTED, ROLE_LABEL, DistillError, StoreDamagedErro
 
 from studio import fmt, runs_view as rv
 from studio.health import home_problem
+from studio import kept
 from studio.manager import get_manager
 from studio.nav import require_app
+from studio.runs import note_deleted
 
 require_app()
 
@@ -34,11 +36,17 @@ if table.empty:
 
 # ---- filter and sort ------------------------------------------------------------------------------
 f = st.columns([1, 1, 1, 1, 1, 1.2])
-datasets = f[0].multiselect("Dataset", rv.choices(table, "dataset"), key="runs_f_dataset")
-teachers = f[1].multiselect("Teacher", rv.choices(table, "teacher"), key="runs_f_teacher")
-students = f[2].multiselect("Student", rv.choices(table, "student"), key="runs_f_student")
-methods = f[3].multiselect("Method", sorted({rv.method_of(m) for m in table["method"].dropna()}), key="runs_f_method")
-statuses = f[4].multiselect("Status", rv.choices(table, "status"), key="runs_f_status")
+offered = {"dataset": rv.choices(table, "dataset"), "teacher": rv.choices(table, "teacher"),
+           "student": rv.choices(table, "student"), "method": sorted({rv.method_of(m) for m in table["method"].dropna()}),
+           "status": rv.choices(table, "status")}
+kept.hold("runs_kept", {f"runs_f_{name}": [] for name in offered} | {"runs_f_text": ""})  # across other pages
+for name, values in offered.items():  # a kept choice whose runs were deleted since is offered no more
+    ss[f"runs_f_{name}"] = [v for v in ss[f"runs_f_{name}"] if v in values]
+datasets = f[0].multiselect("Dataset", offered["dataset"], key="runs_f_dataset")
+teachers = f[1].multiselect("Teacher", offered["teacher"], key="runs_f_teacher")
+students = f[2].multiselect("Student", offered["student"], key="runs_f_student")
+methods = f[3].multiselect("Method", offered["method"], key="runs_f_method")
+statuses = f[4].multiselect("Status", offered["status"], key="runs_f_status")
 text = f[5].text_input("Run id contains", key="runs_f_text")
 shown = rv.filter_table(table, datasets, teachers, students, statuses, methods=methods, text=text)
 st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",
@@ -115,6 +123,7 @@ if ss.get("runs_confirm_delete") == run_id:
             try:
                 store.delete_run(run_id)
                 get_manager().forget(run_id)  # this server's pages stop offering it
+                note_deleted(run_id)  # a Live tab left on it says why it is gone
             except DistillError as exc:
                 st.error(fmt.plain(fmt.sentence(str(exc))))
             else:
@@ -160,6 +169,6 @@ if has_student:
 # ---- compression -----------------------------------------------------------------------------------
 st.markdown("**Compression: the teacher and the distilled student, smaller**")
 if has_student:
-    rv.compression_section(run_id, key="runs_compress", store=store)
+    rv.compression_section(run_id, key="runs_compress", store=store, results=run.get("results"))
 else:
     st.caption(f"{missing} There is nothing to compress." if missing else "")

@@ -13,8 +13,11 @@ from distill_core import DISTILLED, ROLE_LABEL, ROLES
 
 from .style import ROLE_COLOR
 
-LIVE_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=420, uirevision="keep",
-                   legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0, font=dict(size=12)),
+# Legends above the plot, under the title: below it they sat on the x axis's title ("epoch",
+# "confidence"), which automargin places without knowing of them.
+LEGEND_ABOVE = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, font=dict(size=12))
+TITLE_TOP = dict(x=0, xanchor="left", y=1, yref="container", yanchor="top", pad=dict(t=8))
+LIVE_LAYOUT = dict(margin=dict(l=10, r=10, t=80, b=10), height=440, uirevision="keep", legend=LEGEND_ABOVE,
                    hovermode="x unified", showlegend=True)
 SMOOTH = "ema"  # a trace's ``meta``: smooth this line with the viewer's EMA (studio/web/live_view.js)
 
@@ -48,7 +51,7 @@ def _live_spec(data: list[dict], title: str, xaxis: dict, yaxis: dict, empty: st
     # ticklabeloverflow "allow": the default measures every tick label against the div on every
     # redraw (a forced layout each), about 5 of the 30 ms a live redraw takes; automargin keeps them in.
     axis = dict(automargin=True, ticklabeloverflow="allow")
-    layout = dict(LIVE_LAYOUT, title=dict(text=title, x=0, xanchor="left"), xaxis=dict(xaxis, **axis),
+    layout = dict(LIVE_LAYOUT, title=dict(TITLE_TOP, text=title), xaxis=dict(xaxis, **axis),
                   yaxis=dict(yaxis, **axis))
     if not data:
         layout["annotations"] = [dict(text=empty, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
@@ -279,9 +282,8 @@ def reliability_figure(entries: dict[str, dict]) -> go.Figure:
             marker=dict(size=[4 + 10 * math.sqrt(b["count"] / max(c["count"] for c in bins)) for b in bins]),
             customdata=[b["count"] for b in bins],
             hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} images)<extra></extra>"))
-    fig.update_layout(title=dict(text="Reliability (validation split)", x=0, xanchor="left", font=dict(size=14)),
-                      margin=dict(l=10, r=10, t=40, b=10), height=360, uirevision="keep",
-                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    fig.update_layout(title=dict(TITLE_TOP, text="Reliability (validation split, last epoch)", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=90, b=10), height=400, uirevision="keep", legend=LEGEND_ABOVE)
     fig.update_xaxes(title_text="confidence", range=[0, 1.02])
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
     return fig

@@ -53,7 +53,8 @@ def headline(results: dict) -> dict[str, Any]:
     kd = comp.get("kd_vs_teacher") or {}
     batch = int((results.get("config") or {}).get("latency_batch") or 64)
     device = _kind(((results.get("teacher") or {}).get("latency_ms") or {}).get("device")) or "CPU"
-    out = {"smaller_x": kd.get("smaller_x"), "faster_x": kd.get("faster_x_batch_1"),
+    timed = (results.get("teacher") or {}).get("latency_ms") or {}
+    out = {"smaller_x": kd.get("smaller_x"), "faster_x": kd.get("faster_x_batch_1"), "threads": timed.get("threads"),
            "faster_x_batch": kd.get(f"faster_x_batch_{batch}"), "batch": batch, "latency_device": device,
            "delta_points": kd.get("delta_points"), "kd_gain": comp.get("kd_gain_points")}
     # Each clause reads on its own, so a run without latencies (cancelled before the timing) still
@@ -66,7 +67,8 @@ def headline(results: dict) -> dict[str, Any]:
         parts.append("is " + " and ".join(p for p in said if p) + " than its teacher")
     if out["delta_points"] is not None:
         delta = f"**{fmt.above_below(out['delta_points'])}**"
-        parts.append(f"{delta} it in validation accuracy" if parts else f"is {delta} its teacher in validation accuracy")
+        said = "validation accuracy at the last epoch"
+        parts.append(f"{delta} it in {said}" if parts else f"is {delta} its teacher in {said}")
     if out["kd_gain"] is not None:
         verb = "better" if out["kd_gain"] > 0 else "worse" if out["kd_gain"] < 0 else "no different"
         gain = fmt.points(abs(out["kd_gain"]), signed=False)
@@ -76,6 +78,13 @@ def headline(results: dict) -> dict[str, Any]:
     out["sentence"] = (f"The student distilled with {distilled_with(results)} " + ", ".join(parts) + ".") if parts \
         else ""
     return out
+
+
+def speed_terms(h: dict) -> str:
+    """How the Faster card's figures were measured, in its few words: '2 CPU threads, fp32'."""
+    where = fmt.things(int(h["threads"]), "CPU thread") if h.get("threads") and h["latency_device"] == "CPU" \
+        else h["latency_device"]
+    return f"{where}, fp32"
 
 
 def distilled_with(results: dict) -> str:
@@ -187,9 +196,10 @@ def latency_table(results: dict) -> dict[str, Any]:
     on_cpu = measured if _kind(measured.get("device")) == "CPU" else teacher.get("latency_ms_cpu") or {}
     threads = f" with {fmt.things(int(on_cpu['threads']), 'CPU thread')}" if on_cpu.get("threads") else ""
     note = f"Latency: median of timed forward passes after warm-up{threads}, {how}."
-    if in_turn:  # what a stakeholder should know before quoting "5x faster"
-        note += (" On a machine doing other work, one run's timings can differ from the next by 10-20 %; "
-                 "the ratios between models timed in turn move less.")
+    # what a stakeholder should know before quoting "5x faster"
+    note += (" They were taken as the run ended, on the machine as busy as it was then: on a shared machine "
+             "the same models can time several times faster or slower later (the compression table below "
+             "re-measures them)" + ("; the ratios between models timed in turn move less." if in_turn else "."))
     if missing == {"GPU"}:
         note += " No GPU numbers: this run was measured on the CPU."
     elif missing == {"CPU"}:

@@ -1,4 +1,4 @@
-"""The Distill page's "derive from the teacher" student: its controls, and a picture of what is kept.
+"""The Distill page's "derived from the teacher" student: its controls, and a picture of what is kept.
 
 A derived student (distill_core's ``student_model``, models/derive.py) is the teacher with fewer
 blocks in each stage and fewer channels in each layer, started from the teacher's weight slices
@@ -26,7 +26,7 @@ ANCHOR_HELP = ("Adds μ·‖w_s − P(w_t)‖² to both students' loss: it pulls
 
 
 def student_label(name: str) -> str:
-    return "derive from the teacher" if name == DERIVED else name
+    return "derived from the teacher" if name == DERIVED else name
 
 
 def controls() -> None:

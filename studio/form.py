@@ -391,6 +391,7 @@ def batch_note(config: RunConfig) -> Optional[str]:
 
 SECTIONS = {  # where the page shows a field's problems; "data" takes the rest (dataset, teacher)
     "folder": ("data_dir",),
+    "teacher": ("teacher_checkpoint",),  # right under the uploader or the cached teacher's list
     "method": ("method", "extra"),
     "student": ("student",) + DERIVE_FIELDS,
     "loss": ("temperature", "alpha"),
@@ -424,7 +425,7 @@ def worded(problem: Problem) -> str:
 
 def by_section(found: list[Problem]) -> dict[str, list[Problem]]:
     """Problems grouped by where the page shows them; "data" gets the rest (dataset, teacher)."""
-    out: dict[str, list[Problem]] = {"data": [], "folder": [], "student": [], "method": [], "loss": [], "recipe": [],
+    out: dict[str, list[Problem]] = {"data": [], "folder": [], "teacher": [], "student": [], "method": [], "loss": [], "recipe": [],
                                      "device": []}
     for problem in found:
         section = next((s for s, fields in SECTIONS.items() if problem.field in fields), "data")

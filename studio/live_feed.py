@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import CANCELLED, DISTILLED, DONE, FAILED, QUEUED, RUNNING, JobSnapshot, comparison_headline, paths, write_atomic
+from distill_core import CANCELLED, DISTILLED, DONE, FAILED, QUEUED, ROLE_LABEL, ROLES, RUNNING, TEACHER, JobSnapshot, comparison_headline, paths, write_atomic
 
 from . import fmt
 from .charts import STAGE_WORDS, accuracy_figure, loss_figure, stage_spans
@@ -34,8 +34,10 @@ def stage(snap: JobSnapshot) -> str:
 
 def progress_label(snap: JobSnapshot) -> str:
     if snap.finished:
-        return {DONE: f"Finished in {fmt.duration(run_seconds(snap))}", FAILED: "Failed",
-                CANCELLED: "Cancelled"}.get(snap.status, snap.status.capitalize())
+        # The badge above the frame says "cancelled" or "failed": the label says when.
+        took = fmt.duration(run_seconds(snap))
+        return {DONE: f"Finished in {took}", FAILED: f"Ended after {took}",
+                CANCELLED: f"Stopped after {took}"}.get(snap.status, snap.status.capitalize())
     if snap.stopping:
         return "Stopping after the current batch; the models that finished are kept"
     if snap.phase == "measure":
@@ -46,7 +48,25 @@ def progress_label(snap: JobSnapshot) -> str:
         if points and points[-1].get("stage"):  # a method's own stage: FitNets' hints before its KD
             label += f" · {STAGE_WORDS.get(points[-1]['stage'], points[-1]['stage'])}"
         return f"{label} · epoch {min(snap.epoch + 1, snap.epochs)} of {snap.epochs}" if snap.epochs else label
-    return "Waiting for the runs before it" if snap.status == QUEUED else "Loading the data"
+    if snap.status == QUEUED:  # said here alone: the page above the frame shows the badge
+        place = f"place {snap.queue_position} in the queue; " if snap.queue_position else ""
+        return f"Waiting for the runs before it: {place}it starts by itself when they finish"
+    return "Loading the data"
+
+
+def stopped_note(snap: JobSnapshot) -> str:
+    """What a cancelled run keeps, in one sentence: the models this run finished. A teacher it
+    took from the cache or a checkpoint existed before the run, so it is no reason to compare."""
+    made = [role for role in ROLES if isinstance(snap.entries.get(role), dict)
+            and not (role == TEACHER and snap.entries[role].get("source") in ("cache", "checkpoint"))]
+    if not made:
+        before = (snap.entries.get(TEACHER) or {}).get("source")
+        why = f" (its teacher came from the {'cache' if before == 'cache' else 'given checkpoint'})" if before else ""
+        return f"No model of this run finished before the stop{why}, so there is nothing new to compare."
+    names = [ROLE_LABEL[r] for r in made]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "is" if len(names) == 1 else "are"
+    return f"Kept from before the stop: the {listed}, which {verb} on the Compare page."
 
 
 def run_seconds(snap: JobSnapshot) -> float:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core import RUNNING, DistillError, find_results, read_json
+from distill_core import DONE, RUNNING, DistillError, find_results, read_json
 from distill_core import load_results as read_results
 
 from .manager import get_manager
@@ -48,6 +48,26 @@ def list_runs() -> list[dict]:
                     "label": f"{run_id} · {cfg.get('dataset')} · {cfg.get('teacher')} → {cfg.get('student')}"
                              f" · {data.get('status')}"})
     return sorted(out, key=lambda r: (r["started_at"], r["run_id"]), reverse=True)
+
+
+@st.cache_resource
+def _deleted() -> set[str]:
+    return set()
+
+
+def note_deleted(run_id: str) -> None:
+    """Remember, for this server's life, that a run was deleted here: a Live tab or link left on it
+    then says so, where the run store (its rows gone) could not tell it from a run never known."""
+    _deleted().add(run_id)
+
+
+def was_deleted(run_id: str) -> bool:
+    return run_id in _deleted()
+
+
+def newest_finished(runs: list[dict]) -> Optional[str]:
+    """The newest of ``runs`` (``list_runs``' order) that finished, or None."""
+    return next((r["run_id"] for r in runs if r["status"] == DONE), None)
 
 
 def _kept(snap) -> Optional[dict]:

@@ -390,11 +390,39 @@ def describe(run: dict) -> str:
     return " · ".join(parts)
 
 
+def against_the_run(results: Optional[dict], rows: list[dict]) -> Optional[str]:
+    """The compression table's fp32 rows beside the run's own timing of the same models: one
+    method (batch, threads, memory layout, fp32, warm-up), two moments of a machine whose load
+    may differ, so both are shown rather than one left to contradict the other."""
+    if not isinstance(results, dict):
+        return None
+    said = []
+    for key in ("batch_1", large_batch_key(*(r.get("latency_ms") for r in rows))):
+        pairs = {}
+        for role in (TEACHER, DISTILLED):
+            now = next(((r.get("latency_ms") or {}).get(key) or {} for r in rows
+                        if r["model"] == role and r["variant"] == "fp32" and r["engine"] == "torch"), {})
+            then = (((results.get(role) or {}).get("latency_ms") or {}).get(key) or {})
+            if now.get("median") and then.get("median"):
+                pairs[role] = (now["median"], then["median"])
+        if key and len(pairs) == 2:
+            (t_now, t_then), (s_now, s_then) = pairs[TEACHER], pairs[DISTILLED]
+            said.append(f"batch {key[6:]}: teacher {fmt.ms(t_now)} here, {fmt.ms(t_then)} in the run; distilled "
+                        f"student {fmt.ms(s_now)} here, {fmt.ms(s_then)} in the run ({fmt.times(t_now / s_now)} "
+                        f"faster here, {fmt.times(t_then / s_then)} in the run)")
+    if not said:
+        return None
+    return ("The fp32 rows re-time the run's models as the run timed them (the same batches, threads, memory "
+            "layout and warm-up); only the machine's other work differs between the two moments: "
+            + "; ".join(said) + ".")
+
+
 def when(timestamp: Optional[float]) -> str:
     return "at an unknown time" if not timestamp else time.strftime("on %Y-%m-%d at %H:%M", time.localtime(timestamp))
 
 
-def compression_section(run: Any, key: str = "compress", store: Optional[RunStore] = None) -> None:
+def compression_section(run: Any, key: str = "compress", store: Optional[RunStore] = None,
+                        results: Optional[dict] = None) -> None:
     """The compression block: sparsity, a button that measures, and the saved rows as a table.
 
     ``run``: a run id, a run folder or a results dict (the Compare page passes its results).
@@ -426,5 +454,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
                    "column estimates a sparse encoding. Latencies were measured on this server "
                    f"{when(saved.get('created_at'))}, apart from the run's own timing: compare each row with "
                    "the fp32 row of the same model here, not with the run's table (a busy machine moves both).")
+        if beside := against_the_run(results if results is not None else run, rows):
+            st.caption(beside)
     else:
         st.caption("Not measured yet for this run." + (f" {busy}" if busy else ""))

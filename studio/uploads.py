@@ -68,6 +68,18 @@ def refusal(kind: str) -> Optional[str]:
     return note[1] if note and note[0] == "error" else None
 
 
+SAVE_HINT = "save one with torch.save(model.state_dict(), path)"
+
+
+def teacher_refusal(name: str, reason: str) -> str:
+    """Why a teacher file was refused, naming it (the emptied uploader no longer shows it), with the
+    one way to make a good one, whichever check refused it."""
+    reason = re.sub(rf"^checkpoint {re.escape(name)} ", "", reason.strip().rstrip("."))
+    reason = re.sub(r"[:.;]? *(save one with|Save a plain state_dict:) torch\.save\(model\.state_dict\(\), path\)",
+                    "", reason)
+    return f"{fmt.code(name)} {fmt.plain(reason)}; {SAVE_HINT}."
+
+
 def take_teacher() -> None:
     """The teacher uploader's callback: keep a state_dict, refuse (and delete) anything else."""
     ss = st.session_state
@@ -82,7 +94,7 @@ def take_teacher() -> None:
         read_state_dict(path)
     except CheckpointError as exc:
         path.unlink(missing_ok=True)  # never usable, whatever model is chosen: not kept
-        return _refused("teacher", fmt.plain(fmt.sentence(str(exc).replace(str(path), uploaded.name))))
+        return _refused("teacher", teacher_refusal(uploaded.name, str(exc).replace(str(path), uploaded.name)))
     ss.uploaded_path, ss.uploaded_name, ss.teacher_note = str(path), uploaded.name, None
     folder_uploads.touch(path)
     folder_uploads.prune(in_use(str(path)))

@@ -53,6 +53,8 @@ def _parse(name: str, text: str) -> Any:
         raise ValueError("not true or false")
     if base is int:
         number = float(text)
+        if not math.isfinite(number):  # 1e400 reads as infinity: a number, but none a setting can hold
+            raise ValueError("out of range")
         if not number.is_integer():
             raise ValueError("not a whole number")
         return int(number)
@@ -86,12 +88,14 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
     notes: list[str] = []
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     given: dict[str, str] = {}
+    written: dict[str, str] = {}  # each option as the link wrote it, for the notes
     for name, raw in params.items():
         text = raw[-1] if isinstance(raw, (list, tuple)) else str(raw)
         if name in OTHER_PAGES or name in NOT_IN_URL:
             continue
         if name.startswith(OPTION):
             given[name[len(OPTION):]] = text
+            written[name[len(OPTION):]] = f"{name}={text}"
             continue
         if name not in fields:  # a misspelt setting would otherwise vanish without a word
             close = [SHORT_NAMES[name.lower()]] if name.lower() in SHORT_NAMES else \
@@ -100,6 +104,11 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
                          + (f" (did you mean {close[0]}?)." if close else "."))
             continue
         try:
+            if name == "extra":  # a method's options as one JSON object: each read as its opt.<name>
+                for key, value in _parse(name, text).items():
+                    given[key] = _format(value)
+                    written[key] = f"extra: {key}={_format(value)}"
+                continue
             values[name] = _parse(name, text)
         except (ValueError, json.JSONDecodeError) as exc:
             reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else "not valid JSON"
@@ -107,11 +116,11 @@ def from_params(params: Mapping[str, Any], base: RunConfig | None = None) -> tup
                 reason = "not a number"
             notes.append(f"The link's {fmt.code(f'{name}={text}')} was ignored ({reason}); using "
                          f"{fmt.code(_format(values[name]))}.")
-    values["extra"] = {**values["extra"], **_options(values["method"], given, notes)}
+    values["extra"] = {**values["extra"], **_options(values["method"], given, notes, written)}
     return RunConfig(**values), notes
 
 
-def _options(method: str, given: dict[str, str], notes: list[str]) -> dict:
+def _options(method: str, given: dict[str, str], notes: list[str], written: Mapping[str, str]) -> dict:
     """The link's ``opt.<name>`` values read as ``method`` declares them; the others noted."""
     declared = {o.name: o for o in method_options(method)}
     out = {}
@@ -119,12 +128,12 @@ def _options(method: str, given: dict[str, str], notes: list[str]) -> dict:
         option = declared.get(name)
         if option is None:
             whose = f"the {fmt.code(method)} method" if method in METHODS else "its method"
-            notes.append(f"The link's {fmt.code(f'{OPTION}{name}={text}')} is not an option of {whose} and was "
+            notes.append(f"The link's {fmt.code(written[name])} is not an option of {whose} and was "
                          "ignored.")
             continue
         try:
             out[name] = option.parse(text)
         except ValueError as exc:
-            notes.append(f"The link's {fmt.code(f'{OPTION}{name}={text}')} was ignored ({fmt.plain(str(exc))}); "
+            notes.append(f"The link's {fmt.code(written[name])} was ignored ({fmt.plain(str(exc))}); "
                          f"using {fmt.code(_format(option.default))}.")
     return out

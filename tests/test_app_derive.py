@@ -1,4 +1,4 @@
-"""The app's derived student (issue 19) through AppTest: Distill's "derive from the teacher" with its
+"""The app's derived student (issue 19) through AppTest: Distill's "derived from the teacher" with its
 sliders, initialisation and weight anchor, the preview beside the teacher, and Compare saying how the
 student was made."""
 import shutil
@@ -17,7 +17,7 @@ def derive_from_the_teacher(at):
 
 def test_distill_derives_a_student_shows_it_beside_the_teacher_and_starts_it(engine):
     at = page("pages/distill.py", dataset="digits", teacher="resnet20")
-    assert "derive from the teacher" in at.selectbox(key="cfg_student").options
+    assert "derived from the teacher" in at.selectbox(key="cfg_student").options
     derive_from_the_teacher(at)
     assert at.slider(key="cfg_derive_depth").value == 0.5 and at.slider(key="cfg_derive_width").value == 0.5
     assert at.radio(key="cfg_student_init").value == "teacher"  # the default for a derived student

@@ -354,7 +354,7 @@ def test_the_what_does_t_do_preset_runs_end_to_end_and_fills_the_heatmap(server,
 
 
 def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, browser, tmp_path):
-    """Distill's "derive from the teacher": pick it, keep a quarter of the channels, set the anchor, see the
+    """Distill's "derived from the teacher": pick it, keep a quarter of the channels, set the anchor, see the
     preview beside the teacher; the anchor is its own line on Live, and Compare says how the student was made."""
     with visit(browser, tmp_path, "derived", server_log=server.log_path) as v:
         page = v.page
@@ -365,7 +365,7 @@ def test_a_student_derived_from_the_teacher_with_the_weight_anchor(server, brows
         start.wait_for(state="visible", timeout=60_000)
         v.step = "derive the student from the teacher"
         page.get_by_test_id("stSelectbox").filter(has_text="Student model").click()
-        page.get_by_role("option", name="derive from the teacher").click()
+        page.get_by_role("option", name="derived from the teacher").click()
         wait_for_text(page, "Blocks kept per stage", 30)
         wait_for_text(page, "cut from resnet8", 30)  # the preview card beside the teacher's
         # page.url is only refreshed while Playwright is called: the address bar itself is read.

@@ -167,7 +167,8 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
         # Published every 0.05 s: a feed written before the first job left the queue said place 2.
         wait_for(lambda: (live_feed.feed_folder() / f"{second}.json").exists()
                  and read_feed(second)["stage"] == "queued|1")
-        assert read_feed(second)["label"] == "Waiting for the runs before it"
+        assert read_feed(second)["label"] == ("Waiting for the runs before it: place 1 in the queue; it starts by "
+                                             "itself when they finish")
         wait_for(lambda: read_feed(first)["label"] == "Phase 1 of 3: teacher · epoch 2 of 2")
         running = read_feed(first)
         assert running["stage"] == "running|None"
@@ -187,7 +188,7 @@ def test_the_manager_publishes_each_jobs_feed_where_the_frame_reads_it():
         assert read_feed(first)["stage"] == "running|None" and not read_feed(first)["finished"]
         script.obey_stop.set()
         wait_for(lambda: read_feed(first)["finished"])  # the final state, with a new stage
-        assert read_feed(first)["label"] == "Cancelled" and read_feed(first)["stage"] == "cancelled|None"
+        assert read_feed(first)["label"].startswith("Stopped after ") and read_feed(first)["stage"] == "cancelled|None"
         wait_for(lambda: read_feed(second)["stage"] == "running|None")  # the queue moved
         script.release.set()
         wait_for(lambda: read_feed(second)["finished"])
