@@ -7,7 +7,7 @@ from distill_core import DONE, FAILED, QUEUED, SWEEPABLE, DistillError, RunConfi
     ray_available, summary_rows, trial_rows
 from studio import folders, fmt, kept, urlstate
 from studio import sweep_view as sv
-from studio.form import W, config_from_link, server_problems, teacher_mode_of, worded
+from studio.form import adopt, config_from_link, server_problems, worded
 from studio.health import start_blocker
 from studio.manager import get_manager
 from studio.nav import require_app
@@ -31,17 +31,6 @@ except DistillError:  # damaged, or on a disk that cannot be written: said at th
         st.stop()
 
 
-def take_recipe(config: RunConfig, notes: list[str]) -> None:
-    """A recipe this page was given (by its link, by a preset) becomes the session's recipe, the one
-    the Distill page edits (its ``draft``, studio/form.py): both pages then show the same recipe, and
-    a change made on either shows on the other. The Distill page re-seeds its widgets from it."""
-    for key in [k for k in ss if str(k).startswith(W)]:
-        del ss[key]
-    ss.draft = config.to_dict()
-    ss.uploaded_path = config.teacher_checkpoint if teacher_mode_of(ss.draft) == "upload" else None
-    ss.form_notes = notes
-
-
 def load(base: RunConfig, grid: dict, seeds: str, backend: str) -> None:
     ss.sw_base = base.to_dict()  # the recipe the boxes were filled from
     for name in SWEEPABLE:
@@ -52,7 +41,7 @@ def load(base: RunConfig, grid: dict, seeds: str, backend: str) -> None:
 def apply_preset(name: str) -> None:
     preset = sv.PRESETS[name]
     grid = {f: sv.text_of(getattr(preset.base, f)) for f in SWEEPABLE} | preset.grid
-    take_recipe(preset.base, [])
+    adopt(preset.base, [])
     load(preset.base, grid, preset.seeds, "local")
 
 
@@ -64,7 +53,7 @@ if asked is not None or "sw_base" not in ss:
     if {k: v for k, v in params.items() if k != "sweep"} or "sw_base" not in ss:
         base, grid, seeds, backend, ss.sw_notes = sv.from_params(params, ss.get("draft"), read_link=config_from_link)
         if any(k != "sweep" for k in params):
-            take_recipe(base, ss.sw_notes)
+            adopt(base, ss.sw_notes)
         load(base, grid, seeds, backend)
     if params.get("sweep") or "sw_show" not in ss:
         ss.sw_show = params.get("sweep")

@@ -239,17 +239,26 @@ def config_from_link(params: Mapping[str, Any]) -> tuple[RunConfig, list[str]]:
     return config, notes
 
 
+def adopt(config: RunConfig, notes: list[str]) -> None:
+    """Make ``config`` the session's draft and re-seed the widgets from it, with ``notes`` (a link's)
+    and the form's own on values no widget can show. A link to this page, a preset, and the Sweep
+    page's link or preset all come through here: both pages then show the same recipe."""
+    ss = st.session_state
+    ss.draft = config.to_dict()
+    ss.uploaded_path = config.teacher_checkpoint if teacher_mode_of(ss.draft) == "upload" else None
+    values, more = _widget_values(ss.draft)
+    ss.form_notes = notes + more
+    for key, value in values.items():
+        ss[key] = value
+
+
 def ensure_state() -> None:
     """Once per session, take the draft from the URL; on every run, re-seed forgotten widgets."""
     ss = st.session_state
     if "draft" not in ss:
-        config, notes = config_from_link(st.query_params.to_dict())
-        ss.draft = config.to_dict()
-        ss.uploaded_path = config.teacher_checkpoint if teacher_mode_of(ss.draft) == "upload" else None
-        values, more = _widget_values(ss.draft)
-        ss.form_notes = notes + more
-    else:
-        values, _ = _widget_values(ss.draft)
+        adopt(*config_from_link(st.query_params.to_dict()))
+        return
+    values, _ = _widget_values(ss.draft)
     for key, value in values.items():
         if key not in ss:
             ss[key] = value
@@ -257,12 +266,7 @@ def ensure_state() -> None:
 
 def apply_preset(name: str) -> None:
     """Button callback: replace the whole form with a preset (callbacks run before the page)."""
-    ss = st.session_state
-    ss.draft = PRESETS[name].config.to_dict()
-    ss.uploaded_path = None
-    values, ss.form_notes = _widget_values(ss.draft)
-    for key, value in values.items():
-        ss[key] = value
+    adopt(PRESETS[name].config, [])
 
 
 def collect() -> RunConfig:

@@ -35,6 +35,14 @@ def test_a_sweep_links_recipe_is_the_one_the_distill_page_shows(sweeps):
     assert "2 student epochs" in texts(at) and at.text_input(key="sw_temperature").value == "1,4"
 
 
+def test_a_sweep_links_recipe_gets_the_distill_pages_own_notes(sweeps):
+    """A recipe from a Sweep link is the Distill page's draft, with the notes that page gives a value
+    no widget of its can show (image_size is for image folders only)."""
+    at = sweep_page(**RECIPE, temperature="1,4", seeds="0", image_size="64")
+    sidebar(at, "pages/distill.py")
+    assert "image_size = `64` applies to image folders only" in "\n".join(w.value for w in at.warning)
+
+
 def test_the_recipe_line_says_what_the_trials_run(sweeps):
     at = sweep_page(**RECIPE, temperature="1,4", seeds="0")
     at.text_input(key="sw_epochs").set_value("2").run()
