@@ -65,7 +65,7 @@ def test_links_show_their_text_read_no_folder_unconfirmed_and_take_a_zip(studio_
         for path, shown in ((f"/distill?{q}=1&epochs={q}&dataset=imagefolder&data_dir=%2Fsrv%2F{q}",
                              "is not a setting and was ignored"),
                             (f"/compare?run={q}", "has no results on this server"),
-                            (f"/live?job={q}", "is not known to this server"),
+                            (f"/live?job={q}", "is not in this server's run history"),
                             (f"/learn?run={q}", "There is no finished run")):
             page.goto(server + path)
             settled(page, shown)
