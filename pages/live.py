@@ -14,7 +14,7 @@ from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, student
 
 from studio import fmt, kept
 from studio.form import DEMO_SECONDS
-from studio.live_feed import stage, stopped_note
+from studio.live_feed import run_config, running_trial, stage, stopped_note
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
@@ -60,17 +60,27 @@ if snap is None:
     st.page_link("pages/distill.py", label="Set up a run", icon=":material/tune:")
     st.stop()
 
-if snap.kind == "sweep":  # its trials' curves are its runs'; the sweep as a whole is on the Sweep page
-    st.info(f"This is sweep {snap.id}, {snap.status}: its heatmap and its trials are on the Sweep page.",
-            icon=":material/grid_on:")
+trial = running_trial(snap)
+if snap.kind == "sweep":  # the sweep as a whole is on the Sweep page; here, the curves of its running trial
+    st.info(f"This is sweep {snap.id}, {snap.status}: its heatmap and its trials are on the Sweep page."
+            + (" Below, the trial training now." if trial else ""), icon=":material/grid_on:")
     st.page_link("pages/sweep.py", label="Open the sweep", icon=":material/grid_on:", query_params={"sweep": snap.id})
-    st.stop()
+    if trial is None:  # queued, loading, finished, or on Ray (whose trials report to the Sweep page only)
+        if snap.active:
+            @st.fragment(run_every=2.0)
+            def wait_for_a_trial() -> None:  # the page follows as soon as a trial starts, or the sweep ends
+                now = manager.snapshot(snap.id)
+                if now is None or running_trial(now) or not now.active:
+                    st.rerun()
+
+            wait_for_a_trial()
+        st.stop()
 
 job_id = ss.job_id = snap.id
 if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id
 
-cfg = snap.config
+cfg = run_config(snap)
 others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
@@ -103,6 +113,8 @@ def live_parts() -> None:
     if now is None:
         st.warning("This run is no longer known to the server.")
         return
+    if (running_trial(now) or {}).get("index") != (trial or {}).get("index"):
+        st.rerun()  # a sweep's next trial, or its end: the page above names the trial
     icon, color = STATUS_BADGE.get(now.status, UNKNOWN_BADGE)
     row = st.columns([5.4, 1.2], vertical_alignment="center")
     with row[0]:

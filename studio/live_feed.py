@@ -11,12 +11,13 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import CANCELLED, DISTILLED, DONE, FAILED, QUEUED, ROLE_LABEL, ROLES, RUNNING, TEACHER, JobSnapshot, comparison_headline, paths, write_atomic
+from distill_core import CANCELLED, DISTILLED, DONE, FAILED, QUEUED, ROLE_LABEL, ROLES, RUNNING, TEACHER, JobSnapshot, RunConfig, comparison_headline, paths, write_atomic
 
 from . import fmt
 from .charts import STAGE_WORDS, accuracy_figure, loss_figure, stage_spans
 from .live_view import FEED, assets_folder
 from .style import PHASE_LABEL
+from .sweep_view import cell_label
 
 STALE_DAYS = 7  # feeds of jobs from older server processes are removed after this
 
@@ -29,10 +30,36 @@ def stage(snap: JobSnapshot) -> str:
     cost the browser no rerun of the page (each took about 0.12 s of its main thread, profiled).
     A second Start of the same setup (it joins the run) changes it too: Stop then asks first.
     """
-    return f"{snap.status}|{snap.queue_position}" + ("|shared" if snap.active and snap.requests > 1 else "")
+    trial = running_trial(snap)  # a sweep's next trial redraws the page: its header names the trial's settings
+    return (f"{snap.status}|{snap.queue_position}" + ("|shared" if snap.active and snap.requests > 1 else "")
+            + (f"|trial {trial['index']}" if trial else ""))
+
+
+def running_trial(snap: JobSnapshot) -> dict | None:
+    """A sweep's trial that trains now, or has just ended (its curves are what the job's state holds
+    until the next trial starts), else None."""
+    local = (snap.sweep or {}).get("backend", "local") == "local"  # Ray's trials send the job no curves
+    return snap.trial if snap.kind == "sweep" and local and snap.active and snap.trial else None
+
+
+def run_config(snap: JobSnapshot) -> RunConfig:
+    """The config of the run the feed shows: a run's own, or a sweep's running trial's (its recipe
+    with the trial's swept values)."""
+    trial = running_trial(snap)
+    return snap.config.replace(**trial["cell"]) if trial else snap.config
+
+
+def trial_words(trial: dict) -> str:
+    return f"Trial {trial['index'] + 1} of {trial['total']} ({cell_label(trial['cell'])}, seed {trial['seed']})"
 
 
 def progress_label(snap: JobSnapshot) -> str:
+    if (trial := running_trial(snap)) is not None and not snap.stopping:
+        return f"{trial_words(trial)} · {_run_label(snap)}"
+    return _run_label(snap)
+
+
+def _run_label(snap: JobSnapshot) -> str:
     if snap.finished:
         # The badge above the frame says "cancelled" or "failed": the label says when.
         took = fmt.duration(run_seconds(snap))
@@ -91,12 +118,13 @@ def feed(snap: JobSnapshot) -> dict:
         "label": progress_label(snap),
         "progress": min(1.0, snap.progress),
         "metrics": [["Progress", f"{100 * snap.progress:.0f} %"],
-                    ["Time left", fmt.duration(snap.eta_s) if running else fmt.DASH],
+                    ["Trial time left" if running_trial(snap) else "Time left",
+                     fmt.duration(snap.eta_s) if running else fmt.DASH],
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
                     ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
         # Once the teacher and the scratch student are known, why a distilled student could only lose.
-        "note": comparison_headline({**snap.entries, "config": snap.config.to_dict()}).get("weak_teacher"),
+        "note": comparison_headline({**snap.entries, "config": run_config(snap).to_dict()}).get("weak_teacher"),
         "loss": loss_figure(snap.steps, snap.history, epochs=x_top, ended=snap.finished,
                             term_labels=snap.term_labels, spans=spans),
         "accuracy": accuracy_figure(snap.history, epochs=x_top, ended=snap.finished,
@@ -114,7 +142,8 @@ def _trained_before(snap: JobSnapshot) -> dict[str, tuple[float, str]]:
 
 def _longest_phase(snap: JobSnapshot) -> int:
     """The charts' x range: the longest phase, in epochs (the teacher's counts only if it trains)."""
-    return max(snap.config.epochs, snap.config.teacher_epochs if snap.steps.get("teacher") else 0)
+    config = run_config(snap)
+    return max(config.epochs, config.teacher_epochs if snap.steps.get("teacher") else 0)
 
 
 def feed_folder() -> Path:

@@ -143,6 +143,54 @@ def test_the_live_page_sends_a_sweep_to_the_sweep_page(sweeps):
     assert f"This is sweep {sweep_id}" in texts(at)
 
 
+def test_the_live_page_shows_the_curves_of_a_sweeps_running_trial(monkeypatch):
+    """A local sweep's job holds its running trial's run: Live draws its curves under a header with
+    the trial's settings, and the frame's label says which trial of how many."""
+    import threading
+
+    from distill_core.events import EPOCH, PHASE, STEP, TRIAL, Event
+    from test_app_pages import fetched, live_frame
+
+    release = threading.Event()
+
+    def runner(spec, backend="local", on_event=None, stop=None, **kwargs):
+        on_event(Event(TRIAL, None, {"state": "start", "index": 1, "total": 2, "cell": {"temperature": 8.0},
+                                     "seed": 0, "finished": 1}))
+        on_event(Event(PHASE, "student_kd", {"phase": "student_kd", "index": 2, "total": 3, "epochs": 1}))
+        on_event(Event(STEP, "student_kd", {"epoch": 1, "step": 1, "steps": 4, "loss": 1.5, "progress": 0.7}))
+        on_event(Event(EPOCH, "student_kd", {"epoch": 1, "train_loss": 1.4, "train_accuracy": 0.5,
+                                             "val_accuracy": 0.6, "epochs": 1, "progress": 0.8}))
+        release.wait(30)
+        return {"status": "done", "rows": []}
+
+    monkeypatch.setattr(studio.manager, "JobManager", lambda **kwargs: JobManager(
+        runner=lambda *a, **k: {"status": "done"}, sweep_runner=runner, **kwargs))  # the app's feed publisher too
+    studio.manager.get_manager.clear()
+    manager = studio.manager.get_manager()
+    try:
+        spec = SweepSpec(tiny_config(Path("/tmp"), cache_dir=None), {"temperature": [1.0, 8.0]}, [0])
+        sweep_id = manager.submit_sweep(spec)
+        deadline = time.time() + 30
+        while not (manager.snapshot(sweep_id).history.get("student_kd")):
+            assert time.time() < deadline, "the sweep's trial never reported"
+            time.sleep(0.05)
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.query_params["job"] = sweep_id
+        at.run()
+        at.switch_page("pages/live.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        said = texts(at)
+        assert f"This is sweep {sweep_id}" in said and "Below, the trial training now." in said
+        assert "T=8" in said.replace(" ", "")  # the header's method setting is the trial's, not the recipe's T
+        assert live_frame(at)["feed"].endswith(f"{sweep_id}.json")
+        feed = fetched(at, lambda f: f["label"].startswith("Trial 2 of 2 (T = 8, seed 0)"))
+        assert [m[0] for m in feed["metrics"]][:2] == ["Progress", "Trial time left"]
+    finally:
+        release.set()
+        manager.shutdown()
+        studio.manager.get_manager.clear()
+
+
 # ---- a recipe from a link: the Distill page's checks, before Start and before the probe -----------
 def test_a_links_folder_is_not_read_or_swept_until_confirmed(sweeps, tmp_path, monkeypatch):
     import distill_core.runs.teacher_cache as teacher_cache
