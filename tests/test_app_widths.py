@@ -20,6 +20,45 @@ def stored_run() -> dict:
     return fake_run(RunStore(), RUN, paths.runs_dir())
 
 
+# ---- Distill ------------------------------------------------------------------------------------
+def test_distill_dataset_box_names_the_data_and_says_its_sizes_under_it(engine):
+    at = page("pages/distill.py", dataset="mnist5k")
+    box = at.selectbox(key="cfg_dataset")
+    assert "mnist5k  ·  offline" in box.options and "cifar10  ·  download" in box.options
+    assert not any("train /" in o for o in box.options)  # the sizes were cut in the box ("4,000 train / 1,0…")
+    assert "offline: comes with the studio" in box.help and "under the box" in box.help
+    assert "4,000 train / 1,000 val images." in texts(at)
+    at = page("pages/distill.py", dataset="cifar10")
+    assert "45,000 train / 5,000 val / 10,000 test images." in texts(at)  # beside where it downloads from
+
+
+def test_distill_formula_has_the_page_s_width_and_the_config_button_its_whole_name(engine):
+    at = page("pages/distill.py", method="dkd")
+    # The formula is under the method's options at the page's width, not in a column beside them
+    # (287 px at 1024); the options share a row that wraps.
+    assert any(r"\mathrm{NCKD}" in latex.value for latex in at.latex)
+    assert all(type(p).__name__ != "Column" for latex in at.latex for p in _parents(at, latex))
+    assert ".st-key-method_knobs > div" in "".join(h.proto.body for h in at.get("html"))
+    assert [b.proto.label for b in at.get("download_button")] == ["config.json"]
+
+
+def _parents(at, element) -> list:
+    """The blocks above ``element`` in the page's tree, innermost first."""
+    found = []
+
+    def walk(node, trail):
+        for child in getattr(node, "children", {}).values():
+            if child is element:
+                found.extend(reversed(trail))
+                return True
+            if walk(child, trail + [child]):
+                return True
+        return False
+
+    walk(at._tree, [])
+    return found
+
+
 # ---- Live ---------------------------------------------------------------------------------------
 def test_live_header_gives_the_run_id_a_line_of_its_own(engine):
     job = manager().submit(RunConfig(**TINY))
