@@ -111,7 +111,7 @@ gain = h["kd_gain"]
 verdict = gain_verdict(gain)  # the engine's: the CLI's summary gives the same
 color, arrow = VERDICT_STYLE.get(verdict, ("off", "off"))
 row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, height="stretch",
-           delta=GAIN_WORDS.get(verdict),  # with the split, it was cut at 1024 px; the card beside says it delta_color=color, delta_arrow=arrow,
+           delta=GAIN_WORDS.get(verdict), delta_color=color, delta_arrow=arrow,  # the split: on the card beside
            help="Distilled student minus the same student trained without a teacher (same recipe, "
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
