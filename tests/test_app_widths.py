@@ -59,6 +59,39 @@ def _parents(at, element) -> list:
     return found
 
 
+# ---- Compare ------------------------------------------------------------------------------------
+def test_compare_splits_the_side_by_side_table_and_keeps_each_card_s_terms(engine, studio_home):
+    results = stored_run()
+    at = page("pages/compare.py", run=RUN)
+    scores, costs = at.table[0].value, at.table[1].value
+    assert list(scores.columns) == ["model", "architecture", "epochs", "val accuracy (last epoch)",
+                                    "val accuracy (best epoch)"]
+    assert list(costs.columns) == ["model", "params", "size (fp32)", "FLOPs", "latency b1, CPU", "latency b64, CPU"]
+    assert list(scores["model"]) == list(costs["model"])
+    cards = {m.label: m.proto for m in at.metric}
+    faster = cards["Faster, batch 1 (CPU)"]
+    assert faster.delta.startswith("batch ") and faster.delta.endswith(", fp32") and "thread" in faster.delta
+    assert cards["Accuracy vs the teacher"].delta == "validation, last epoch"
+    # The gain card's colour and arrow follow the verdict: "distillation hurt" was green, pointing up.
+    gain = cards["KD gain over scratch"]
+    verdict = gain_verdict(comparison_headline(results)["kd_gain_points"])
+    assert gain.delta == GAIN_WORDS[verdict]
+    expected = {"helped": (Metric.MetricColor.GREEN, Metric.MetricDirection.UP),
+                "hurt": (Metric.MetricColor.RED, Metric.MetricDirection.DOWN),
+                "unclear": (Metric.MetricColor.GRAY, Metric.MetricDirection.NONE)}[verdict]
+    assert (gain.color, gain.direction) == expected
+    # The confusion matrices wrap, two to a row where three would be too narrow to read their cells.
+    assert ".st-key-confusion_matrices > div" in "".join(h.proto.body for h in at.get("html"))
+
+
+def test_the_kd_gain_per_class_title_is_two_short_lines():
+    from studio.charts import class_gain_figure
+
+    title = class_gain_figure([1.0, -2.0], ["cat", "dog"]).layout.title.text
+    first, second = title.split("<br>")  # each shorter than half a 1024-pixel page
+    assert first == "KD gain per class (points)" and "validation split, last epoch" in second
+
+
 # ---- Live ---------------------------------------------------------------------------------------
 def test_live_header_gives_the_run_id_a_line_of_its_own(engine):
     job = manager().submit(RunConfig(**TINY))
