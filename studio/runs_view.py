@@ -378,8 +378,17 @@ def compression_column_config(rows: list[dict]) -> dict:
         "delta": cc.NumberColumn("Δ points", format="%+.2f", help="Against the fp32 PyTorch row of the same model"),
         "ms_b1": cc.NumberColumn("ms, batch 1", format="%.3f", help="Median after warm-up"),
         "ms_big": cc.NumberColumn(f"ms, batch {big[6:]}", format="%.2f", help="Median after warm-up"),
-        "notes": cc.TextColumn("Notes", width="large"),
     }
+
+
+def variant_notes(rows: list[dict]) -> str:
+    """What each variant is, once per variant and engine (the teacher's rows and the student's say
+    the same), as lines under the table: as its last column, the notes were cut at any laptop width."""
+    seen: dict[tuple[str, str], str] = {}
+    for r in rows:
+        if r.get("notes"):
+            seen.setdefault((r["variant"], r["engine"]), r["notes"])
+    return "  \n".join(f"**{variant}, {engine}**: {fmt.plain(note)}" for (variant, engine), note in seen.items())
 
 
 def describe(run: dict) -> str:
@@ -430,7 +439,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
     """
 
     saved = load_compression_rows(run, store)
-    k1, k2 = st.columns([2, 1], vertical_alignment="bottom")
+    k1, k2 = st.columns(2, vertical_alignment="bottom")  # half the row: the button's label fits at 1024 px
     sparsity = k1.slider("Pruning sparsity", 0.1, 0.9, 0.5, 0.1, key=f"{key}_sparsity",
                          help="Share of conv and linear weights set to zero (global L1 magnitude pruning)")
     busy = busy_note()
@@ -446,8 +455,12 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
         saved = load_compression_rows(run, store)
     if saved and saved.get("rows"):
         rows = saved["rows"]
-        st.dataframe(compression_frame(rows), hide_index=True, width="stretch", key=f"{key}_table",
-                     column_config=compression_column_config(rows), placeholder=MISSING)
+        table = compression_frame(rows)
+        st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_table",
+                     column_config=compression_column_config(rows), placeholder=MISSING,
+                     column_order=[c for c in table.columns if c != "notes"])
+        if notes := variant_notes(rows):
+            st.caption(notes)
         st.caption("fp32, fp16 and pruned run in PyTorch on the run's device; fp32 and int8 ONNX run in onnxruntime "
                    f"on the CPU ({fmt.things(saved['threads'], 'thread') if saved.get('threads') else 'its threads'}). int8: static quantisation calibrated on "
                    f"{saved.get('calibration_images')} training images. Pruned sizes are the dense file; the sparse "

@@ -92,6 +92,17 @@ def test_the_kd_gain_per_class_title_is_two_short_lines():
     assert first == "KD gain per class (points)" and "validation split, last epoch" in second
 
 
+def test_compression_notes_are_said_once_per_variant_under_the_table():
+    from studio.runs_view import compression_column_config, variant_notes
+
+    rows = [{"model": m, "variant": v, "engine": e, "notes": n, "latency_ms": {}}
+            for m in ("teacher", "student_kd")
+            for v, e, n in (("fp32", "torch", "as trained"), ("int8", "onnxruntime", "static int8, calibrated"))]
+    said = variant_notes(rows)
+    assert said.splitlines() == ["**fp32, torch**: as trained  ", "**int8, onnxruntime**: static int8, calibrated"]
+    assert "notes" not in compression_column_config(rows)  # not a last column, cut at 1440 px
+
+
 # ---- Live ---------------------------------------------------------------------------------------
 def test_live_header_gives_the_run_id_a_line_of_its_own(engine):
     job = manager().submit(RunConfig(**TINY))
