@@ -44,8 +44,12 @@ MISSING = fmt.DASH
 # T, alpha and the epochs (a gain after 3 epochs beside one after 8 is not a T or alpha effect),
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
-TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
-                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method"]
+# The date is last: the run id says it too (20260102-090000 is Jan 2, 09:00), and first it pushed the
+# scratch student's accuracy out of a 1024-pixel page.
+TABLE_COLUMNS = ["run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
+                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method", "date"]
+# The filters' placeholder: "Choose options", Streamlit's, showed as "Choo" in a filter's column.
+ALL = dict(placeholder="All", help="Empty: every run. Pick one or more to show only their runs.")
 
 
 def open_store() -> RunStore:
@@ -108,9 +112,10 @@ def runs_table(store: RunStore) -> pd.DataFrame:
 def column_config() -> dict:
     cc = st.column_config
     return {
-        # No year: the run id beside it has the full date, and the table needs less room.
+        # No year: the run id has the full date, and the table needs less room.
         "date": cc.DatetimeColumn("Date", format="MMM D, HH:mm", help="When the run was created (the server's local time)"),
-        "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes"),
+        # Pinned: on a laptop the later columns are scrolled to, and the row's id stays in sight.
+        "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes", pinned=True),
         "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
         # Set widths on the short columns, so the accuracies fit a laptop's width beside them.
         "T": cc.NumberColumn("T", format="%g", width=48, help="Softmax temperature"),  # 0.25, not 0.3

@@ -103,6 +103,21 @@ def test_compression_notes_are_said_once_per_variant_under_the_table():
     assert "notes" not in compression_column_config(rows)  # not a last column, cut at 1440 px
 
 
+# ---- Runs ---------------------------------------------------------------------------------------
+def test_runs_filters_say_all_and_the_table_starts_with_what_a_user_compares(engine, studio_home):
+    stored_run()
+    at = page("pages/runs.py")
+    for name in ("dataset", "teacher", "student", "method", "status"):
+        box = at.multiselect(key=f"runs_f_{name}")
+        assert box.placeholder == "All" and "Empty: every run" in box.help, name
+    order = list(at.dataframe[0].proto.column_order)
+    assert order[:3] == ["run_id", "status", "T"] and order[-1] == "date"  # the run id says the date too
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert config["run_id"]["pinned"] is True  # in sight while the later columns are scrolled to
+    models = at.get("button_group")[0]  # pills: every model whole, chosen or not
+    assert [o.content for o in models.proto.options] == ["distilled student", "scratch student", "teacher"]
+
+
 # ---- Live ---------------------------------------------------------------------------------------
 def test_live_header_gives_the_run_id_a_line_of_its_own(engine):
     job = manager().submit(RunConfig(**TINY))
