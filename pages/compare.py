@@ -101,7 +101,7 @@ row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stret
 # What each figure is of, on the cards themselves (a tooltip is not read): the split and epoch of
 # the accuracies, the batch, threads and precision of the speed-up.
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
-           delta=(f"{fmt.times(h['faster_x_batch'])} at batch {h['batch']} · " if h["faster_x_batch"] else "")
+           delta=(f"batch {h['batch']}: {fmt.times(h['faster_x_batch'])} · " if h["faster_x_batch"] else "")
            + speed_terms(h), delta_color="off", delta_arrow="off",
            help="Median latency of one forward pass after warm-up: teacher / distilled student, timed in turn.")
 row.metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True, height="stretch",
@@ -111,7 +111,7 @@ gain = h["kd_gain"]
 verdict = gain_verdict(gain)  # the engine's: the CLI's summary gives the same
 color, arrow = VERDICT_STYLE.get(verdict, ("off", "off"))
 row.metric("KD gain over scratch", fmt.points(gain, unit="pts"), border=True, height="stretch",
-           delta=GAIN_WORDS.get(verdict),  # with the split, it was cut at 1024 px; the card beside says it delta_color=color, delta_arrow=arrow,
+           delta=GAIN_WORDS.get(verdict), delta_color=color, delta_arrow=arrow,  # the split: on the card beside
            help="Distilled student minus the same student trained without a teacher (same recipe, "
                 f"same initial weights). Within {NOISE_POINTS:g} point either way it is called no clear gain.")
 if h["sentence"]:
@@ -145,7 +145,12 @@ if seeds := seed_runs(run_id):
 
 # ---- the table ------------------------------------------------------------------------------------
 st.subheader("Side by side")
-st.table(comparison_table(results), hide_index=True)
+# Two tables of the same rows: in one, ten columns were wider than a 1024-pixel laptop's page and
+# st.table cut the last ones (the latencies). What each model scored, then what it costs.
+table = comparison_table(results)
+costs = [c for c in table.columns if c in ("params", "size (fp32)", "FLOPs") or c.startswith("latency ")]
+st.table(table.drop(columns=costs), hide_index=True)
+st.table(table[["model", *costs]], hide_index=True)
 lat = latency_table(results)
 st.caption(lat["note"])
 
@@ -204,11 +209,13 @@ if gains:
 st.subheader("Confusion matrices")
 st.caption("Validation split, last epoch. Each row is a true class; its cells are the share of that class's "
            "images (%) given each predicted class, so the diagonal is the per-class accuracy.")
-cols = st.columns(max(1, len(present)))
-for col, role in zip(cols, present):
+# Three across only where each is wide enough to read its cells' numbers (a wide window); two to a
+# row on a 1024-pixel laptop, one on a phone. The last alone keeps the others' width.
+matrices = wrapping_row("confusion_matrices", 16.5, max_share=0.5)
+for role in present:
     matrix = results[role].get("confusion_matrix")
     if matrix:
-        col.plotly_chart(confusion_figure(matrix, class_names, f"{ROLE_LABEL[role]} · "
+        matrices.plotly_chart(confusion_figure(matrix, class_names, f"{ROLE_LABEL[role]} · "
                                           f"{fmt.percent(results[role].get('accuracy'))}", ROLE_COLOR[role]),
                          key=f"confusion_{role}", config={"displaylogo": False})
 

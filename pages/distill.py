@@ -56,10 +56,15 @@ def formula_of(config) -> tuple[str, str]:
 
 
 def dataset_label(name: str) -> str:
-    meta = DATASETS.meta(name)
-    # offline/download before the sizes, which can be long ("45,000 train / 5,000 val / 10,000 test")
-    # and are cut first where the box is narrow.
-    return f"{name}  ·  {'offline' if meta.get('offline') else 'download'}  ·  {meta.get('size', '')}"
+    # The sizes ("45,000 train / 5,000 val / 10,000 test") are under the box: in it, the box's
+    # half of a 1024-pixel page cut them ("4,000 train / 1,0…").
+    return f"{name}  ·  {'offline' if DATASETS.meta(name).get('offline') else 'download'}"
+
+
+def dataset_sizes(name: str) -> str:
+    """'4,000 train / 1,000 val images', or '' where the sizes are the user's folder's."""
+    size = DATASETS.meta(name).get("size", "")
+    return f"{size} images" if size and any(c.isdigit() for c in size) else ""
 
 
 def upload_note(kind: str, folder: str | None = None) -> None:
@@ -88,12 +93,17 @@ for note in ss.get("form_notes", []):
 left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Data and models")
-    st.selectbox("Dataset", opts["dataset"], key=W + "dataset", format_func=dataset_label)
+    st.selectbox("Dataset", opts["dataset"], key=W + "dataset", format_func=dataset_label,
+                 help="offline: comes with the studio, no network needed. download: fetched once, on its first "
+                      "run. The sizes of its splits are under the box.")
     dataset = ss[W + "dataset"]
     meta = DATASETS.meta(dataset)
+    sizes = dataset_sizes(dataset)
     if not meta.get("offline"):
-        st.caption(f":material/cloud_download: {meta.get('source')}. On a machine without network, place its "
-                   f"files in `{paths.data_dir()}` beforehand.")
+        st.caption((f"{sizes}. " if sizes else "") + f":material/cloud_download: {meta.get('source')}. On a machine "
+                   f"without network, place its files in `{paths.data_dir()}` beforehand.")
+    elif sizes:
+        st.caption(f"{sizes}.")
     if dataset == "imagefolder":
         st.text_input("Image folder on this server", key=W + "data_dir",
                       placeholder="/path/to/folder with one sub-folder of images per class")
@@ -226,13 +236,16 @@ with right:
 # ---- the method and its loss -------------------------------------------------------------------
 st.subheader("The method and its loss")
 l1, l2 = st.columns([1, 1.3], gap="large")
-with l1:
-    st.selectbox("Distillation method", opts["method"], key=W + "method", format_func=method_label,
-                 help="What the student learns from the teacher. The scratch student is the same for every method: "
-                      "plain cross-entropy, no teacher.")
-    method = ss[W + "method"]
-    st.caption(method_caption(method))
-    boxes["method"] = st.container()  # the method's problems (options, a model without feature maps)
+l1.selectbox("Distillation method", opts["method"], key=W + "method", format_func=method_label,
+             help="What the student learns from the teacher. The scratch student is the same for every method: "
+                  "plain cross-entropy, no teacher.")
+method = ss[W + "method"]
+l2.caption(method_caption(method))
+boxes["method"] = st.container()  # the method's problems (options, a model without feature maps)
+# The method's options, T and alpha in a row that wraps (two to a row on a laptop), and the formula
+# under them at the page's full width: beside them, DKD's was 412 px in a 287-px column at 1024 px.
+knobs = wrapping_row("method_knobs", 12, max_share=0.5)
+with knobs:
     for option in method_options(method):
         option_widget(method, option)
     uses = method_uses(method, config.extra if method == config.method else {})
@@ -242,12 +255,11 @@ with l1:
     st.slider("alpha (weight of the soft targets)", *ALPHA_RANGE, step=0.05, key=W + "alpha", disabled="alpha" not in uses,
               help="0 = train on the labels only (no distillation); 1 = learn from the teacher only."
               if "alpha" in uses else f"{method} weighs its terms with its own options, not alpha.")
-    boxes["loss"] = st.container()
-with l2:
-    symbols, values = formula_of(config)
-    st.latex(symbols)  # two lines where it is long: on one line a formula is wider than its column on a laptop
-    st.latex(values)
-    st.caption(method_legend(config.method))
+boxes["loss"] = st.container()
+symbols, values = formula_of(config)
+st.latex(symbols)  # two lines where it is long: on one line a formula is wider than the page on a laptop
+st.latex(values)
+st.caption(method_legend(config.method))
 
 # ---- the recipe -----------------------------------------------------------------------------------
 st.subheader("Recipe")
@@ -326,7 +338,7 @@ if note := batch_note(config):
 manager = get_manager()
 busy = [j for j in manager.jobs() if j.active]
 runs_busy = [j for j in busy if j.kind == "run"]
-b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="center")
+b1, b2, b3 = st.columns([1, 1.5, 2.5], vertical_alignment="center")  # "config.json" whole at 1024 px
 blocked = start_blocker()  # the server's own problem (its home, its run store), said at the top of the page
 start = b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found) or bool(blocked),
                   key="start", width="stretch", help=blocked or ("Fix the problems above first." if found else None))

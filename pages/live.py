@@ -85,7 +85,8 @@ others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
                  f"{method_setting(cfg.to_dict())} · "
-                 f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device} · run `{job_id}`")
+                 f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device}  \n"
+                 f"run `{job_id}`")  # a line of its own: in the flow of the words, the id broke at its hyphens
 kept.hold("live_kept", {"ema": 0.6, "log_loss": False})  # the viewer's settings, across other pages
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")

@@ -35,18 +35,19 @@ if table.empty:
     st.stop()
 
 # ---- filter and sort ------------------------------------------------------------------------------
-f = st.columns([1, 1, 1, 1, 1, 1.2])
+# Two rows of three: six filters in one row were 80 px each at 1024 px, too narrow for a chosen value.
+f = st.columns(3) + st.columns(3)
 offered = {"dataset": rv.choices(table, "dataset"), "teacher": rv.choices(table, "teacher"),
            "student": rv.choices(table, "student"), "method": sorted({rv.method_of(m) for m in table["method"].dropna()}),
            "status": rv.choices(table, "status")}
 kept.hold("runs_kept", {f"runs_f_{name}": [] for name in offered} | {"runs_f_text": ""})  # across other pages
 for name, values in offered.items():  # a kept choice whose runs were deleted since is offered no more
     ss[f"runs_f_{name}"] = [v for v in ss[f"runs_f_{name}"] if v in values]
-datasets = f[0].multiselect("Dataset", offered["dataset"], key="runs_f_dataset")
-teachers = f[1].multiselect("Teacher", offered["teacher"], key="runs_f_teacher")
-students = f[2].multiselect("Student", offered["student"], key="runs_f_student")
-methods = f[3].multiselect("Method", offered["method"], key="runs_f_method")
-statuses = f[4].multiselect("Status", offered["status"], key="runs_f_status")
+datasets = f[0].multiselect("Dataset", offered["dataset"], key="runs_f_dataset", **rv.ALL)
+teachers = f[1].multiselect("Teacher", offered["teacher"], key="runs_f_teacher", **rv.ALL)
+students = f[2].multiselect("Student", offered["student"], key="runs_f_student", **rv.ALL)
+methods = f[3].multiselect("Method", offered["method"], key="runs_f_method", **rv.ALL)
+statuses = f[4].multiselect("Status", offered["status"], key="runs_f_status", **rv.ALL)
 text = f[5].text_input("Run id contains", key="runs_f_text")
 shown = rv.filter_table(table, datasets, teachers, students, statuses, methods=methods, text=text)
 st.dataframe(shown, hide_index=True, column_config=rv.column_config(), width="stretch", key="runs_table",
@@ -75,10 +76,11 @@ if len(same_pair) > 1 and st.button(f"Overlay each method on {rv.pair_label(show
                                     help="The newest finished run of each method (and options) on this data, teacher "
                                          "and student, in place of the runs picked below."):
     ss.runs_pick = same_pair
-c1, c2 = st.columns([3, 1.4])
-picked = c1.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
-models = c2.multiselect("Models", list(rv.MODEL_ORDER), default=["student_kd", "student_scratch"],
-                        format_func=ROLE_LABEL.get, key="runs_models")
+# One row each: beside the runs, the models' chips were cut ("distilled…") at 1024 px; pills show
+# every model, chosen or not, whole.
+picked = st.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
+models = st.pills("Models", list(rv.MODEL_ORDER), selection_mode="multi", default=["student_kd", "student_scratch"],
+                  format_func=ROLE_LABEL.get, key="runs_models")
 if picked:
     st.plotly_chart(rv.curves_figure(store, picked, models, labels, legend), key="runs_curves",
                     config={"displaylogo": False})

@@ -294,9 +294,10 @@ def class_gain_figure(gains: list[float], class_names: list[str]) -> go.Figure:
     names = [str(c) for c in class_names][:len(gains)] or [str(i) for i in range(len(gains))]
     fig = go.Figure(go.Bar(x=names, y=gains, marker_color=["#12A37F" if g >= 0 else "#D64545" for g in gains],
                            hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
-    fig.update_layout(title=dict(text="KD gain per class (points, validation split, last epoch)", x=0,
-                                 xanchor="left", font=dict(size=14)),
-                      margin=dict(l=10, r=10, t=40, b=10), height=320, uirevision="keep")
+    # Two short lines: on one, the title was wider than its half of a 1024-pixel page and plotly cut it.
+    fig.update_layout(title=dict(text="KD gain per class (points)<br><span style='font-size:12px'>validation split, "
+                                      "last epoch</span>", x=0, xanchor="left", font=dict(size=14)),
+                      margin=dict(l=10, r=10, t=60, b=10), height=340, uirevision="keep")
     fig.update_xaxes(type="category", title_text="class")
     fig.update_yaxes(title_text="points", zeroline=True, zerolinecolor="#888")
     return fig

@@ -81,8 +81,9 @@ def headline(results: dict) -> dict[str, Any]:
 
 
 def speed_terms(h: dict) -> str:
-    """How the Faster card's figures were measured, in its few words: '2 CPU threads, fp32'."""
-    where = fmt.things(int(h["threads"]), "CPU thread") if h.get("threads") and h["latency_device"] == "CPU" \
+    """How the Faster card's figures were measured, in its few words: '2 threads, fp32' (the card's
+    label says CPU: with "CPU" here too, its line was cut at 1440 px, four cards across)."""
+    where = fmt.things(int(h["threads"]), "thread") if h.get("threads") and h["latency_device"] == "CPU" \
         else h["latency_device"]
     return f"{where}, fp32"
 

@@ -44,8 +44,12 @@ MISSING = fmt.DASH
 # T, alpha and the epochs (a gain after 3 epochs beside one after 8 is not a T or alpha effect),
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
-TABLE_COLUMNS = ["date", "run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
-                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method"]
+# The date is last: the run id says it too (20260102-090000 is Jan 2, 09:00), and first it pushed the
+# scratch student's accuracy out of a 1024-pixel page.
+TABLE_COLUMNS = ["run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
+                 "teacher_acc", "agreement", "dataset", "teacher", "student", "method", "date"]
+# The filters' placeholder: "Choose options", Streamlit's, showed as "Choo" in a filter's column.
+ALL = dict(placeholder="All", help="Empty: every run. Pick one or more to show only their runs.")
 
 
 def open_store() -> RunStore:
@@ -108,9 +112,10 @@ def runs_table(store: RunStore) -> pd.DataFrame:
 def column_config() -> dict:
     cc = st.column_config
     return {
-        # No year: the run id beside it has the full date, and the table needs less room.
+        # No year: the run id has the full date, and the table needs less room.
         "date": cc.DatetimeColumn("Date", format="MMM D, HH:mm", help="When the run was created (the server's local time)"),
-        "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes"),
+        # Pinned: on a laptop the later columns are scrolled to, and the row's id stays in sight.
+        "run_id": cc.TextColumn("Run", help="Run id: its folder name, and what the CLI's export takes", pinned=True),
         "dataset": cc.TextColumn("Dataset"), "teacher": cc.TextColumn("Teacher"), "student": cc.TextColumn("Student"),
         # Set widths on the short columns, so the accuracies fit a laptop's width beside them.
         "T": cc.NumberColumn("T", format="%g", width=48, help="Softmax temperature"),  # 0.25, not 0.3
@@ -378,8 +383,17 @@ def compression_column_config(rows: list[dict]) -> dict:
         "delta": cc.NumberColumn("Δ points", format="%+.2f", help="Against the fp32 PyTorch row of the same model"),
         "ms_b1": cc.NumberColumn("ms, batch 1", format="%.3f", help="Median after warm-up"),
         "ms_big": cc.NumberColumn(f"ms, batch {big[6:]}", format="%.2f", help="Median after warm-up"),
-        "notes": cc.TextColumn("Notes", width="large"),
     }
+
+
+def variant_notes(rows: list[dict]) -> str:
+    """What each variant is, once per variant and engine (the teacher's rows and the student's say
+    the same), as lines under the table: as its last column, the notes were cut at any laptop width."""
+    seen: dict[tuple[str, str], str] = {}
+    for r in rows:
+        if r.get("notes"):
+            seen.setdefault((r["variant"], r["engine"]), r["notes"])
+    return "  \n".join(f"**{variant}, {engine}**: {fmt.plain(note)}" for (variant, engine), note in seen.items())
 
 
 def describe(run: dict) -> str:
@@ -430,7 +444,7 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
     """
 
     saved = load_compression_rows(run, store)
-    k1, k2 = st.columns([2, 1], vertical_alignment="bottom")
+    k1, k2 = st.columns(2, vertical_alignment="bottom")  # half the row: the button's label fits at 1024 px
     sparsity = k1.slider("Pruning sparsity", 0.1, 0.9, 0.5, 0.1, key=f"{key}_sparsity",
                          help="Share of conv and linear weights set to zero (global L1 magnitude pruning)")
     busy = busy_note()
@@ -446,8 +460,12 @@ def compression_section(run: Any, key: str = "compress", store: Optional[RunStor
         saved = load_compression_rows(run, store)
     if saved and saved.get("rows"):
         rows = saved["rows"]
-        st.dataframe(compression_frame(rows), hide_index=True, width="stretch", key=f"{key}_table",
-                     column_config=compression_column_config(rows), placeholder=MISSING)
+        table = compression_frame(rows)
+        st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_table",
+                     column_config=compression_column_config(rows), placeholder=MISSING,
+                     column_order=[c for c in table.columns if c != "notes"])
+        if notes := variant_notes(rows):
+            st.caption(notes)
         st.caption("fp32, fp16 and pruned run in PyTorch on the run's device; fp32 and int8 ONNX run in onnxruntime "
                    f"on the CPU ({fmt.things(saved['threads'], 'thread') if saved.get('threads') else 'its threads'}). int8: static quantisation calibrated on "
                    f"{saved.get('calibration_images')} training images. Pruned sizes are the dense file; the sparse "

@@ -57,7 +57,7 @@ def test_a_damaged_store_is_said_once_on_every_page_and_no_run_starts(engine, da
         if path in ("pages/home.py", "pages/distill.py"):
             assert start_of(at, path).disabled and "run store is damaged" in start_of(at, path).help
         if path == "pages/compare.py":  # the finished runs are read from their folders
-            assert len(at.table) == 1 and RUNS[1] in at.selectbox(key="compare_run").value
+            assert len(at.table) == 2 and RUNS[1] in at.selectbox(key="compare_run").value  # scores, costs
 
 
 def test_the_runs_page_rebuilds_a_damaged_store_from_the_run_folders(engine, damaged_store):
@@ -99,4 +99,4 @@ def test_a_read_only_home_still_shows_its_finished_runs(engine, studio_home):
             if path == "pages/runs.py":
                 assert sorted(at.dataframe[0].value["run_id"]) == sorted(RUNS)
             if path == "pages/compare.py":
-                assert len(at.table) == 1 and len(at.table[0].value) == 3
+                assert len(at.table) == 2 and len(at.table[0].value) == 3  # scores, costs

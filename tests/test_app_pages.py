@@ -714,7 +714,10 @@ def test_compare_renders_a_finished_runs_numbers(real_manager, finished_run):
     shutil.copytree(folder, paths.runs_dir() / results["run_id"])
     at = page("pages/compare.py", run=results["run_id"])
     assert at.selectbox(key="compare_run").value == results["run_id"]
-    table = at.table[0].value
+    scores, costs = at.table[0].value, at.table[1].value  # two tables, each whole at 1024 px
+    assert "val accuracy (last epoch)" in scores.columns and "params" not in scores.columns
+    assert list(costs.columns) == ["model", "params", "size (fp32)", "FLOPs", "latency b1, CPU", "latency b64, CPU"]
+    table = scores.merge(costs, on="model")
     assert list(table["model"]) == ["teacher", "scratch student", "distilled student"]
     assert "the three models timed in turn" in texts(at) and "No GPU numbers" in texts(at)
     threads = results["teacher"]["latency_ms"]["threads"]
@@ -954,7 +957,7 @@ def test_compare_a_gpu_run_fills_gpu_and_cpu_latency(real_manager, finished_run)
     target.mkdir(parents=True)
     (target / "results.json").write_text(json.dumps(gpu))
     at = page("pages/compare.py", run=gpu["run_id"])
-    row = at.table[0].value.to_dict("records")[0]
+    row = at.table[1].value.to_dict("records")[0]  # the costs' table
     cpu_ms = results["teacher"]["latency_ms"]["batch_1"]["median"]
     assert row["latency b1, CPU · GPU"] == f"{fmt.ms(cpu_ms)} · 0.500 ms"
     assert "Faster, batch 1 (GPU)" in [m.label for m in at.metric]

@@ -101,7 +101,7 @@ def test_compare_cards_say_split_epoch_batch_threads_and_precision(engine, done_
     at = page("pages/compare.py", run="20260101-090000-done")
     cards = {m.label: m.proto.delta for m in at.metric}
     assert cards["Accuracy vs the teacher"] == "validation, last epoch"
-    assert cards["Faster, batch 1 (CPU)"] == "1.0× at batch 64 · 1 CPU thread, fp32"
+    assert cards["Faster, batch 1 (CPU)"] == "batch 64: 1.0× · 1 thread, fp32"  # the label says CPU
     assert "in validation accuracy at the last epoch" in texts(at)
     assert "10-20 %" not in texts(at) and "taken as the run ended" in texts(at)
 
