@@ -139,7 +139,7 @@ if spec is not None:
         if estimate["teacher_unknown"]:
             line += ", plus training the teachers"
     st.markdown(line)
-    b = st.columns([1, 1.4, 3], vertical_alignment="center")
+    b = st.columns([1, 2, 2.4], vertical_alignment="center")  # the probe's label whole at 1024 px
     # The server's own problem is said at the top of the page; the recipe's, above.
     fix_first = "Fix the recipe's problems above first." if recipe_found else None
     blocked = start_blocker() or fix_first
