@@ -25,6 +25,7 @@ st.caption("What a teacher knows that its labels do not say, on this app's real 
 # ---- which teacher ------------------------------------------------------------------------------------
 ss = st.session_state
 WAYS = {"class": "by class", "random": "at random", "disagree": "where teacher and student disagree"}  # URL: label
+DEMO = "demo"  # the cached demo teacher in a link (it is no run: None in the picker)
 asked = kept.link("learn")  # a link's run, image and way of picking; none when the sidebar opened the page
 kept.restore("learn_kept")
 finished = [r for r in list_runs() if r["status"] == DONE]
@@ -34,7 +35,7 @@ choices = [r["run_id"] for r in finished] + ([None] if demo_teacher_ready() else
 labels = {None: "the cached demo teacher",
           **{r["run_id"]: r["label"] + (" · sweep trial" if r["run_id"] in trials else "") for r in finished}}
 if asked is not None:
-    ss.learn_run = asked.get("run")
+    ss.learn_run = None if asked.get("run") == DEMO else asked.get("run")
     ss.learn_image_asked = asked.get("image")
     ss.learn_way = WAYS.get(asked.get("pick"), WAYS["class"])
     if ss.learn_run and ss.learn_run not in choices:
@@ -49,13 +50,14 @@ if not choices:
         job_id = get_manager().submit(RunConfig())
         st.switch_page("pages/live.py", query_params={"job": job_id})
     st.stop()
-if ss.get("learn_run") not in choices or (asked is not None and not asked.get("run")):
+if "learn_run" not in ss or ss.learn_run not in choices or (asked is not None and not asked.get("run")):
     ss.learn_run = first_choice(choices, trials)  # a sweep's 1-epoch trial is a poor first lesson
 run_id = st.selectbox("Teacher", choices, format_func=lambda r: labels[r], key="learn_run")
+linked_image = ss.pop("learn_image_asked", None)  # for this teacher only, shown or not
 try:
     lesson = lesson_of(run_id)
 except DistillError as exc:
-    kept.write_url("learn", {"run": run_id} if run_id else {})
+    kept.write_url("learn", {"run": run_id or DEMO})
     st.error(f"This teacher cannot be shown: {fmt.plain(fmt.sentence(str(exc)))}", icon=":material/error:")
     st.stop()
 classes, labels_t = lesson.classes, lesson.labels
@@ -64,7 +66,7 @@ student = lesson.student_logits
 # ---- 1. what the teacher knows ------------------------------------------------------------------------
 st.header("1. What the teacher knows")
 n = int(labels_t.shape[0])
-if (text := ss.pop("learn_image_asked", None)) is not None:
+if (text := linked_image) is not None:
     try:
         ss.learn_image = lesson.check_image(int(text))
     except (ValueError, DistillError) as exc:
@@ -119,7 +121,7 @@ else:
 index = ss.learn_image
 ss.setdefault("learn_T", 4)
 kept.keep("learn_kept", ["learn_run", "learn_way", "learn_T"])
-kept.write_url("learn", ({"run": run_id} if run_id else {}) | {"image": str(index)}
+kept.write_url("learn", {"run": run_id or DEMO, "image": str(index)}
                | ({"pick": next(k for k, v in WAYS.items() if v == way)} if way != WAYS["class"] else {}))
 t = temp.select_slider("Temperature T", TEMPERATURES, key="learn_T",
                        help="Soft targets are softmax(logits / T): a higher T spreads the teacher's belief.")

@@ -80,7 +80,7 @@ import shutil  # noqa: E402
 
 from distill_core import RunConfig, RunStore, paths  # noqa: E402
 from studio import learn_view  # noqa: E402
-from test_app_pages import TINY, chart, finished_run, learnable_run, page, real_manager  # noqa: E402,F401
+from test_app_pages import TINY, cache_demo_teacher, chart, finished_run, learnable_run, page, real_manager  # noqa: E402,F401
 
 
 def shown_image(at) -> str:
@@ -119,7 +119,10 @@ def test_learn_is_as_it_was_left_after_another_page(real_manager, learnable_run)
     assert at.select_slider(key="learn_T").value == 8 and at.query_params["pick"] == "random"
 
 
-def test_learn_opens_on_the_newest_run_that_is_no_sweep_trial(real_manager, learnable_run):
+@pytest.mark.parametrize("demo_cached", [False, True], ids=["no demo teacher", "demo teacher cached"])
+def test_learn_opens_on_the_newest_run_that_is_no_sweep_trial(real_manager, learnable_run, demo_cached):
+    if demo_cached:  # the picker then ends with the demo teacher (None): the first visit is no different
+        cache_demo_teacher()
     trial = "20260101-000000-trial"  # newer than the demo-like run
     folder = paths.runs_dir() / trial
     shutil.copytree(paths.runs_dir() / learnable_run["run_id"], folder)
@@ -134,6 +137,20 @@ def test_learn_opens_on_the_newest_run_that_is_no_sweep_trial(real_manager, lear
     assert picker.options[0].endswith("· sweep trial") and trial in picker.options[0]  # listed, newest
     assert picker.value == learnable_run["run_id"] and at.query_params["run"] == learnable_run["run_id"]
     assert page("pages/learn.py", run=trial).selectbox(key="learn_run").value == trial  # a link still opens it
+
+
+def test_the_demo_teachers_link_says_run_demo(real_manager):
+    """The demo teacher is no run: its link says run=demo (an empty run would open the newest run)."""
+    cache_demo_teacher()
+    at = page("pages/learn.py")
+    assert at.selectbox(key="learn_run").value is None and at.query_params["run"] == "demo"
+
+
+def test_a_link_to_the_demo_teacher_opens_it_with_the_links_image(real_manager, learnable_run):
+    cache_demo_teacher()
+    at = page("pages/learn.py", run="demo", image="7")
+    assert at.selectbox(key="learn_run").value is None and at.query_params["image"] == "7"
+    assert "Validation image 7 of" in texts(at)
 
 
 def test_the_t_squared_chart_says_what_its_curves_do(real_manager, learnable_run):
