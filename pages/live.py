@@ -19,7 +19,7 @@ from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
 from studio.nav import require_app
-from studio.runs import stored_results, was_deleted
+from studio.runs import stored_results, stored_sweep, was_deleted
 from studio.style import STATUS_BADGE, UNKNOWN_BADGE
 
 SAFETY_NET_S = 30.0
@@ -32,6 +32,11 @@ ss = st.session_state
 asked = st.query_params.get("job") or ss.get("job_id")
 snap = manager.snapshot(asked) if asked else None
 st.title("Live run")
+if asked and snap is None and (sweep := stored_sweep(asked)) is not None:  # a sweep this server no longer runs
+    st.warning(f"Sweep {fmt.code(asked)} is {sweep['status']}: its heatmap and its trials are on the Sweep page.",
+               icon=":material/grid_on:")
+    st.page_link("pages/sweep.py", label="Open the sweep", icon=":material/grid_on:", query_params={"sweep": asked})
+    st.stop()
 if asked and snap is None:
     # Not among this server's jobs: the run store knows a run from before a restart, or from the
     # CLI; a run deleted here is remembered as such; anything else was deleted elsewhere or never here.
@@ -86,7 +91,7 @@ head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
                  f"{method_setting(cfg.to_dict())} · "
                  f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device}  \n"
-                 f"run `{job_id}`")  # a line of its own: in the flow of the words, the id broke at its hyphens
+                 f"{'sweep' if snap.kind == 'sweep' else 'run'} `{job_id}`")  # a line of its own: in the flow of the words, the id broke at its hyphens
 kept.hold("live_kept", {"ema": 0.6, "log_loss": False})  # the viewer's settings, across other pages
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
@@ -100,6 +105,14 @@ if others:
             st.page_link("pages/live.py", label=f"{other.id} · {other.config.dataset} · {other.config.teacher} → "
                                                 f"{student_label(other.config)} · {other.status}{place}",
                          query_params={"job": other.id})
+
+
+# A sweep's Stop ends its running trial and the sweep, as the Sweep page's does.
+what, kept_words, stop_help = (
+    ("sweep", "the finished trials are kept", "Ends the trial running now and the sweep; the finished trials are "
+                                              "kept, and the Sweep page can go on with it later.")
+    if snap.kind == "sweep" else
+    ("run", "the models that finished are kept", "Ends the run within a few seconds; models that finished are kept."))
 
 
 def stop() -> None:
@@ -122,13 +135,13 @@ def live_parts() -> None:
         st.badge(now.status, icon=icon, color=color)
     if now.active and now.requests > 1:  # Start with the same setup joined this run: it is theirs too
         with row[1].popover("Stop", icon=":material/stop_circle:", width="stretch"):
-            st.markdown(f"This run was started {now.requests} times (the same setup joins the running run "
-                        "instead of training it twice), so others may be watching it. Stopping it stops it "
-                        "for everyone; the models that finished are kept.")
+            st.markdown(f"This {what} was started {now.requests} times (the same setup joins the running "
+                        f"{what} instead of training it twice), so others may be watching it. Stopping it stops "
+                        f"it for everyone; {kept_words}.")
             st.button("Stop for everyone", icon=":material/stop_circle:", key="stop", on_click=stop, type="primary")
     else:
         row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,
-                      width="stretch", help="Ends the run within a few seconds; models that finished are kept.")
+                      width="stretch", help=stop_help)
 
     # The badge says the status and the frame's label the queue place or when it ended: a message
     # here adds only what they cannot, the error and what a stop kept.

@@ -160,7 +160,7 @@ if spec is not None:
     if not estimate and (failed := ss.get("sw_probe_error")) and failed[0] == probe_key:
         b[2].error(failed[1], icon=":material/error:")
     if start:
-        ss.sw_show = manager.submit_sweep(spec, backend, address or None)
+        ss.sw_show = ss.job_id = manager.submit_sweep(spec, backend, address or None)  # Live follows it too
         st.rerun()
 
 # ---- a sweep's progress and results -------------------------------------------------------------------
@@ -209,6 +209,9 @@ def results() -> None:
         st.progress(min(1.0, (len(rows) + now.progress) / spec.size()),
                     text=f"Trial {now.trial['index'] + 1} of {spec.size()}: {sv.cell_label(current['cell'])}, "
                          f"seed {now.trial.get('seed')} · {now.message}")
+        if (now.sweep or {}).get("backend", "local") == "local":  # Ray's trials send no curves
+            st.page_link("pages/live.py", label="Watch this trial's curves", icon=":material/monitoring:",
+                         query_params={"job": shown})
     if now is not None and now.status == FAILED and now.error:
         st.error(f"The sweep failed: {fmt.plain(now.error)}", icon=":material/error:")
     st.plotly_chart(sv.heatmap(spec, summary, current), key="sw_heatmap", on_select="rerun",

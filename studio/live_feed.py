@@ -66,7 +66,8 @@ def _run_label(snap: JobSnapshot) -> str:
         return {DONE: f"Finished in {took}", FAILED: f"Ended after {took}",
                 CANCELLED: f"Stopped after {took}"}.get(snap.status, snap.status.capitalize())
     if snap.stopping:
-        return "Stopping after the current batch; the models that finished are kept"
+        kept = "the finished trials are kept" if snap.kind == "sweep" else "the models that finished are kept"
+        return f"Stopping after the current batch; {kept}"
     if snap.phase == "measure":
         return "Measuring size, FLOPs and latency"
     if snap.phase:
@@ -107,6 +108,7 @@ def run_seconds(snap: JobSnapshot) -> float:
 def feed(snap: JobSnapshot) -> dict:
     """The document the frame draws. Loss curves are unsmoothed: each viewer smooths its own."""
     running = snap.status == RUNNING
+    trial = "trial " if running_trial(snap) else ""
     x_top = _longest_phase(snap)
     before = _trained_before(snap)
     steps = sum(len(v) for v in snap.steps.values())
@@ -117,11 +119,12 @@ def feed(snap: JobSnapshot) -> dict:
         "finished": snap.finished,
         "label": progress_label(snap),
         "progress": min(1.0, snap.progress),
-        "metrics": [["Progress", f"{100 * snap.progress:.0f} %"],
-                    ["Trial time left" if running_trial(snap) else "Time left",
-                     fmt.duration(snap.eta_s) if running else fmt.DASH],
+        # A sweep's job holds its running trial's progress and time left, and its own elapsed time.
+        "metrics": [[f"{trial}progress".capitalize(), f"{100 * snap.progress:.0f} %"],
+                    [f"{trial}time left".capitalize(), fmt.duration(snap.eta_s) if running else fmt.DASH],
                     ["Speed", fmt.rate(snap.images_per_s) if running else fmt.DASH],
-                    ["Elapsed", fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
+                    ["Sweep elapsed" if trial else "Elapsed",
+                     fmt.duration(run_seconds(snap)) if snap.started_at else fmt.DASH]],
         "caption": f"{fmt.things(steps, 'loss point')} · {fmt.things(epochs, 'epoch')} logged · updated every second",
         # Once the teacher and the scratch student are known, why a distilled student could only lose.
         "note": comparison_headline({**snap.entries, "config": run_config(snap).to_dict()}).get("weak_teacher"),

@@ -10,7 +10,7 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core import DONE, RUNNING, DistillError, find_results, read_json
+from distill_core import DONE, RUNNING, DistillError, RunStore, find_results, read_json
 from distill_core import load_results as read_results
 
 from .manager import get_manager
@@ -93,6 +93,14 @@ def stored_results(run_id: str) -> Optional[dict]:
     try:
         return read_results(run_id)  # opened so: a run whose process is gone reads "interrupted"
     except DistillError:
+        return None
+
+
+def stored_sweep(sweep_id: str) -> Optional[dict]:
+    """The run store's record of a sweep (its status and definition), or None."""
+    try:
+        return RunStore(read_only=True).get_sweep(sweep_id)
+    except DistillError:  # no store, or a damaged one: said at the top of the page
         return None
 
 

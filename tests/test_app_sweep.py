@@ -184,11 +184,41 @@ def test_the_live_page_shows_the_curves_of_a_sweeps_running_trial(monkeypatch):
         assert "T=8" in said.replace(" ", "")  # the header's method setting is the trial's, not the recipe's T
         assert live_frame(at)["feed"].endswith(f"{sweep_id}.json")
         feed = fetched(at, lambda f: f["label"].startswith("Trial 2 of 2 (T = 8, seed 0)"))
-        assert [m[0] for m in feed["metrics"]][:2] == ["Progress", "Trial time left"]
+        assert [m[0] for m in feed["metrics"]] == ["Trial progress", "Trial time left", "Speed", "Sweep elapsed"]
+        assert f"sweep `{sweep_id}`" in said  # the header names the sweep, not a run
+        stop = at.button(key="stop")
+        assert "Ends the trial running now and the sweep" in stop.help  # what Stop stops
+        sweep_at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        sweep_at.query_params["sweep"] = sweep_id
+        sweep_at.run()
+        sweep_at.switch_page("pages/sweep.py").run()
+        link = next(p for p in sweep_at.get("page_link") if p.proto.label == "Watch this trial's curves")
+        assert link.proto.page.endswith("live") and f"job={sweep_id}" in link.proto.query_string
     finally:
         release.set()
         manager.shutdown()
         studio.manager.get_manager.clear()
+
+
+def test_live_on_a_sweep_this_server_no_longer_runs_points_to_the_sweep_page(sweeps):
+    """A reload of a sweep's Live page after a server restart: the store knows the sweep; Live says
+    so and links to it, instead of calling it deleted or foreign."""
+    spec = SweepSpec(tiny_config(Path("/tmp"), cache_dir=None), {"temperature": [1.0, 2.0]}, [0])
+    RunStore().save_sweep("20260101-000000-swp1", spec.to_dict(), "cancelled")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["job"] = "20260101-000000-swp1"
+    at.run()
+    at.switch_page("pages/live.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [w.value for w in at.warning] == ["Sweep `20260101-000000-swp1` is cancelled: its heatmap and its "
+                                             "trials are on the Sweep page."]
+    assert any(p.proto.label == "Open the sweep" for p in at.get("page_link"))
+
+
+def test_starting_a_sweep_makes_it_the_job_the_live_page_shows(sweeps):
+    at = sweep_page(**RECIPE, temperature="1,4", seeds="0")
+    at.button(key="sw_start").click().run()
+    assert at.session_state["job_id"] == at.session_state["sw_show"]
 
 
 # ---- a recipe from a link: the Distill page's checks, before Start and before the probe -----------
