@@ -5,7 +5,7 @@ this public API, and only it: everything they use is exported here (a test check
 imports). docs/architecture.md draws the layers.
 """
 from . import paths
-from .checkpoints import check_fits, read_state_dict
+from .checkpoints import SAVE_A_STATE_DICT, check_fits, read_state_dict
 from .config import (DISTILL_DATA, OPTIMIZERS, PRECISIONS, SCHEDULES, Problem, RunConfig, field_type,
                      problems, repeat_command, student_label, validate)
 from .data.datasets import (DATASETS, FOLDER_IMAGE_SIZE, DataRequest, ImageData, classes_problem, folder_val_count,
@@ -64,7 +64,7 @@ __all__ = [
     # a student derived from its teacher
     "DERIVED", "STUDENT_INITS", "derive_problem", "origin_words", "resolved_init", "student_model", "student_label",
     # devices, files and errors
-    "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits",
+    "available_devices", "describe_devices", "resolve_device", "paths", "write_atomic", "check_fits", "SAVE_A_STATE_DICT",
     "read_state_dict", "DistillError", "ConfigError", "DataUnavailableError", "CheckpointError", "DeviceError",
     "first_line", "StoreDamagedError", "WriteError",
     # running, recording and reading runs

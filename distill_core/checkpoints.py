@@ -17,6 +17,9 @@ from .errors import CheckpointError, first_line
 from .files import save_atomic
 
 
+SAVE_A_STATE_DICT = "torch.save(model.state_dict(), path)"  # how to make a file this module reads
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if path.is_dir():
@@ -31,13 +34,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"checkpoint {path} was refused: it holds pickled objects that could run code, "
-                "not just tensors. Save a plain state_dict: torch.save(model.state_dict(), path)") from None
+                f"not just tensors. Save a plain state_dict: {SAVE_A_STATE_DICT}") from None
         raise CheckpointError(f"checkpoint {path} is not a PyTorch file, or it is damaged") from None
     except Exception as exc:  # torch.load on arbitrary bytes can raise almost anything
         # ...such as KeyError(101) for a text file: its words would mean nothing to the user.
         detail = "" if isinstance(exc, (KeyError, IndexError, ValueError, EOFError)) else f" ({first_line(exc, 200)})"
         raise CheckpointError(f"checkpoint {path} is not a PyTorch file, or it is damaged: save one with "
-                              f"torch.save(model.state_dict(), path){detail}") from None
+                              f"{SAVE_A_STATE_DICT}{detail}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # the common {"state_dict": ...} wrapper
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -7,7 +7,7 @@ from distill_core import CANCELLED, DISTILLED, GAIN_WORDS, INTERRUPTED, NOISE_PO
     describe_precision, export_file_name, gain_verdict
 from studio import fmt
 from studio.charts import accuracy_figure, bar_figure, class_gain_figure, confusion_figure, reliability_figure
-from studio.compare import comparison_table, headline, latency_table, loss_terms, over_seeds, seed_runs, speed_terms, \
+from studio.compare import comparison_tables, headline, latency_table, loss_terms, over_seeds, seed_runs, speed_terms, \
     student_made
 from studio.methods_text import method_setting
 from studio.runs_view import compression_section
@@ -101,8 +101,9 @@ row.metric("Smaller file", fmt.times(h["smaller_x"]), border=True, height="stret
 # What each figure is of, on the cards themselves (a tooltip is not read): the split and epoch of
 # the accuracies, the batch, threads and precision of the speed-up.
 row.metric(f"Faster, batch 1 ({h['latency_device']})", fmt.times(h["faster_x"]), border=True, height="stretch",
-           delta=(f"batch {h['batch']}: {fmt.times(h['faster_x_batch'])} · " if h["faster_x_batch"] else "")
-           + speed_terms(h), delta_color="off", delta_arrow="off",
+           delta=" · ".join(part for part in (f"batch {h['batch']}: {fmt.times(h['faster_x_batch'])}"
+                                              if h["faster_x_batch"] else "", speed_terms(h)) if part) or None,
+           delta_color="off", delta_arrow="off",
            help="Median latency of one forward pass after warm-up: teacher / distilled student, timed in turn.")
 row.metric("Accuracy vs the teacher", fmt.points(h["delta_points"], unit="pts"), border=True, height="stretch",
            delta="validation, last epoch", delta_color="off", delta_arrow="off",
@@ -145,12 +146,9 @@ if seeds := seed_runs(run_id):
 
 # ---- the table ------------------------------------------------------------------------------------
 st.subheader("Side by side")
-# Two tables of the same rows: in one, ten columns were wider than a 1024-pixel laptop's page and
-# st.table cut the last ones (the latencies). What each model scored, then what it costs.
-table = comparison_table(results)
-costs = [c for c in table.columns if c in ("params", "size (fp32)", "FLOPs") or c.startswith("latency ")]
-st.table(table.drop(columns=costs), hide_index=True)
-st.table(table[["model", *costs]], hide_index=True)
+scores, costs = comparison_tables(results)
+st.table(scores, hide_index=True)
+st.table(costs, hide_index=True)
 lat = latency_table(results)
 st.caption(lat["note"])
 

@@ -243,7 +243,7 @@ method = ss[W + "method"]
 l2.caption(method_caption(method))
 boxes["method"] = st.container()  # the method's problems (options, a model without feature maps)
 # The method's options, T and alpha in a row that wraps (two to a row on a laptop), and the formula
-# under them at the page's full width: beside them, DKD's was 412 px in a 287-px column at 1024 px.
+# under them at the page's full width: a formula needs more than a column of a 1024-pixel page.
 knobs = wrapping_row("method_knobs", 12, max_share=0.5)
 with knobs:
     for option in method_options(method):

@@ -71,7 +71,7 @@ if snap.kind == "sweep":  # the sweep as a whole is on the Sweep page; here, the
             + (" Below, the trial training now." if trial else ""), icon=":material/grid_on:")
     st.page_link("pages/sweep.py", label="Open the sweep", icon=":material/grid_on:", query_params={"sweep": snap.id})
     if trial is None:  # queued, loading, finished, or on Ray (whose trials report to the Sweep page only)
-        if snap.active:
+        if snap.active and (snap.sweep or {}).get("backend", "local") == "local":
             @st.fragment(run_every=2.0)
             def wait_for_a_trial() -> None:  # the page follows as soon as a trial starts, or the sweep ends
                 now = manager.snapshot(snap.id)
@@ -91,7 +91,7 @@ head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
                  f"{method_setting(cfg.to_dict())} · "
                  f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device}  \n"
-                 f"{'sweep' if snap.kind == 'sweep' else 'run'} `{job_id}`")  # a line of its own: in the flow of the words, the id broke at its hyphens
+                 f"{'sweep' if snap.kind == 'sweep' else 'run'} `{job_id}`")  # a line of its own: browsers break an id at its hyphens
 kept.hold("live_kept", {"ema": 0.6, "log_loss": False})  # the viewer's settings, across other pages
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")

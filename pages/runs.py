@@ -76,8 +76,8 @@ if len(same_pair) > 1 and st.button(f"Overlay each method on {rv.pair_label(show
                                     help="The newest finished run of each method (and options) on this data, teacher "
                                          "and student, in place of the runs picked below."):
     ss.runs_pick = same_pair
-# One row each: beside the runs, the models' chips were cut ("distilled…") at 1024 px; pills show
-# every model, chosen or not, whole.
+# One row each, and the models as pills: a multiselect's chips beside the runs do not fit a
+# 1024-pixel page; pills show every model, chosen or not, whole.
 picked = st.multiselect("Runs to overlay", ids, key="runs_pick", format_func=labels.get)
 models = st.pills("Models", list(rv.MODEL_ORDER), selection_mode="multi", default=["student_kd", "student_scratch"],
                   format_func=ROLE_LABEL.get, key="runs_models")

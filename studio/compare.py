@@ -82,7 +82,9 @@ def headline(results: dict) -> dict[str, Any]:
 
 def speed_terms(h: dict) -> str:
     """How the Faster card's figures were measured, in its few words: '2 threads, fp32' (the card's
-    label says CPU: with "CPU" here too, its line was cut at 1440 px, four cards across)."""
+    label names the device); nothing when nothing was timed."""
+    if h.get("faster_x") is None:
+        return ""
     where = fmt.things(int(h["threads"]), "thread") if h.get("threads") and h["latency_device"] == "CPU" \
         else h["latency_device"]
     return f"{where}, fp32"
@@ -140,6 +142,18 @@ def trained_epochs(entry: dict) -> Optional[int]:
     return (history[-1].get("epoch") or len(history)) if history else None
 
 
+def comparison_tables(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What each model scored, and what it costs: two tables of the same rows, each narrow enough for
+    a 1024-pixel laptop's page (in one, st.table cut the last columns, the latencies)."""
+    table = comparison_table(results)
+    costs = [c for c in table.columns if c in COST_COLUMNS or c.startswith(LATENCY_COLUMN)]
+    return table.drop(columns=costs), table[["model", *costs]]
+
+
+COST_COLUMNS = ("params", "size (fp32)", "FLOPs")
+LATENCY_COLUMN = "latency "  # then the batch size and the devices
+
+
 def comparison_table(results: dict) -> pd.DataFrame:
     """One row per model that finished, as display strings (st.table shows them as they are)."""
     batch = int((results.get("config") or {}).get("latency_batch") or 64)
@@ -164,10 +178,10 @@ def comparison_table(results: dict) -> pd.DataFrame:
             + (f" (epoch {entry['best_epoch']})" if entry.get("best_epoch") and entry.get("best_accuracy") is not None
                else ""),
             **({"test accuracy (last epoch)": fmt.percent(entry.get("test_accuracy"))} if tested else {}),
-            "params": fmt.params(entry.get("params")),
-            "size (fp32)": fmt.size(entry.get("size_bytes")),
-            "FLOPs": fmt.count(entry.get("flops")),
-            **{f"latency b{b}, {' · '.join(kinds)}": " · ".join(fmt.ms(lat.get(k, {}).get(f"batch_{b}")) for k in kinds)
+            **dict(zip(COST_COLUMNS, (fmt.params(entry.get("params")), fmt.size(entry.get("size_bytes")),
+                                      fmt.count(entry.get("flops"))))),
+            **{f"{LATENCY_COLUMN}b{b}, {' · '.join(kinds)}": " · ".join(fmt.ms(lat.get(k, {}).get(f"batch_{b}"))
+                                                                     for k in kinds)
                for b in (1, batch)},
         })
     return pd.DataFrame(rows)

@@ -98,6 +98,8 @@ def log_ticks(values: Iterable[float]) -> list[float]:
     """Ticks for a log axis over ``values``: 1, 2, 5 in each decade over up to two decades, the
     powers of ten over more (plotly's own log ticks label the minor steps too: "4 5 6 7 8 9 1 2")."""
     found = [v for v in values if v > 0]
+    if not found:  # all zero (a student that is its teacher): plotly's own ticks
+        return []
     low, high = min(found), max(found)
     steps = (1, 2, 5) if high / low <= 100 else (1,)
     ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 2)
@@ -142,10 +144,10 @@ def gradient_figure(teacher_logits: torch.Tensor, student_logits: torch.Tensor) 
     fig.update_layout(title=dict(text="Size of the soft term's gradient on the student", x=0, xanchor="left"),
                       margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.25, x=0))
     x_ticks, y_ticks = log_ticks(ts), log_ticks(ys)
-    fig.update_xaxes(type="log", title_text="temperature T", tickvals=x_ticks,
-                     ticktext=[tick_text(t) for t in x_ticks])
-    fig.update_yaxes(type="log", title_text="mean gradient norm per image", tickvals=y_ticks,
-                     ticktext=[tick_text(t) for t in y_ticks])
+    fig.update_xaxes(type="log", title_text="temperature T", tickvals=x_ticks or None,
+                     ticktext=[tick_text(t) for t in x_ticks] or None)
+    fig.update_yaxes(type="log", title_text="mean gradient norm per image", tickvals=y_ticks or None,
+                     ticktext=[tick_text(t) for t in y_ticks] or None)
     return fig
 
 

@@ -44,8 +44,8 @@ MISSING = fmt.DASH
 # T, alpha and the epochs (a gain after 3 epochs beside one after 8 is not a T or alpha effect),
 # the gain, then the accuracies it is made of. Dataset and models (the filters above name them,
 # and they rarely change within an exploration) and the method (almost always "kd") come last.
-# The date is last: the run id says it too (20260102-090000 is Jan 2, 09:00), and first it pushed the
-# scratch student's accuracy out of a 1024-pixel page.
+# The date is last: the run id says it too (20260102-090000 is Jan 2, 09:00), and the columns that
+# matter more fit a 1024-pixel page before it.
 TABLE_COLUMNS = ["run_id", "status", "T", "alpha", "epochs", "gain", "kd_acc", "scratch_acc",
                  "teacher_acc", "agreement", "dataset", "teacher", "student", "method", "date"]
 # The filters' placeholder: "Choose options", Streamlit's, showed as "Choo" in a filter's column.

@@ -14,7 +14,8 @@ from typing import Optional
 
 import streamlit as st
 
-from distill_core import CheckpointError, DistillError, check_fits, create_model, paths, read_state_dict, write_atomic
+from distill_core import SAVE_A_STATE_DICT, CheckpointError, DistillError, check_fits, create_model, paths, read_state_dict, \
+    write_atomic
 
 from . import fmt, folder_uploads
 from .manager import get_manager
@@ -68,15 +69,14 @@ def refusal(kind: str) -> Optional[str]:
     return note[1] if note and note[0] == "error" else None
 
 
-SAVE_HINT = "save one with torch.save(model.state_dict(), path)"
+SAVE_HINT = f"save one with {SAVE_A_STATE_DICT}"
 
 
 def teacher_refusal(name: str, reason: str) -> str:
     """Why a teacher file was refused, naming it (the emptied uploader no longer shows it), with the
     one way to make a good one, whichever check refused it."""
     reason = re.sub(rf"^checkpoint {re.escape(name)} ", "", reason.strip().rstrip("."))
-    reason = re.sub(r"[:.;]? *(save one with|Save a plain state_dict:) torch\.save\(model\.state_dict\(\), path\)",
-                    "", reason)
+    reason = re.sub(rf"[:.;]? *(save one with|Save a plain state_dict:) {re.escape(SAVE_A_STATE_DICT)}", "", reason)
     return f"{fmt.code(name)} {fmt.plain(reason)}; {SAVE_HINT}."
 
 

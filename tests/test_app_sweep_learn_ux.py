@@ -181,3 +181,9 @@ def test_the_legend_follows_the_numbers():
     assert learn_view.gradient_words(flat)[1] == "T² · KL: level (± 20 %) from T = 0.5"
     climbing = [dict(r, with_t2=r["temperature"]) for r in rising]
     assert learn_view.gradient_words(climbing)[1] == "T² · KL: not level up to T = 8"
+
+
+def test_log_ticks_are_1_2_5_over_two_decades_powers_of_ten_over_more_and_none_for_zeros():
+    assert learn_view.log_ticks([0.5, 20]) == [0.5, 1, 2, 5, 10, 20]
+    assert learn_view.log_ticks([0.001, 3.0]) == [0.001, 0.01, 0.1, 1]
+    assert learn_view.log_ticks([0.0, 0.0]) == []  # a student that is its teacher: plotly's own ticks

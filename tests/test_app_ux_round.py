@@ -183,3 +183,10 @@ def test_a_link_says_what_it_dropped_from_extra_and_that_1e400_is_out_of_range()
     assert "The link's `seed=1e400` was ignored (out of range); using `0`." in notes
     config, notes = from_params({"method": "dkd", "extra": '{"b": 6}'})
     assert config.extra == {"b": 6.0} and not notes
+
+
+def test_the_faster_cards_terms_say_nothing_when_nothing_was_timed():
+    from studio.compare import speed_terms
+
+    assert speed_terms({"faster_x": 4.2, "threads": 2, "latency_device": "CPU"}) == "2 threads, fp32"
+    assert speed_terms({"faster_x": None, "threads": None, "latency_device": "CPU"}) == ""  # a run stopped before timing
