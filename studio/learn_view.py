@@ -126,7 +126,10 @@ def gradient_words(rows: list[dict], tolerance: float = LEVEL) -> tuple[str, str
         scaled = f"T² · KL: level (± {100 * tolerance:.0f} %) from T = {level:g}"
         plain = f"KL alone: fades as 1/T² from T = {level:g}"
         if level > first["temperature"] and first["with_t2"] > 0:
-            scaled += f", {last['with_t2'] / first['with_t2']:.0f}× lower at T = {first['temperature']:g}"
+            ratio = last["with_t2"] / first["with_t2"]  # a low T's softmax saturates (lower), or is unsure (higher)
+            times = max(ratio, 1 / ratio)
+            scaled += (f", {times:.0f}×" if times >= 10 else f", {times:.1f}×") \
+                + f" {'lower' if ratio > 1 else 'higher'} at T = {first['temperature']:g}"
     return plain, scaled
 
 

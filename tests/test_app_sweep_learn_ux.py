@@ -179,6 +179,8 @@ def test_the_legend_follows_the_numbers():
                                                  "T² · KL: level (± 20 %) from T = 2, 20× lower at T = 0.5")
     flat = [dict(r, with_t2=1.0) for r in rising]
     assert learn_view.gradient_words(flat)[1] == "T² · KL: level (± 20 %) from T = 0.5"
+    above = [dict(r, with_t2=1.5 if r["temperature"] == 0.5 else 1.0) for r in rising]  # an unsure teacher
+    assert learn_view.gradient_words(above)[1] == "T² · KL: level (± 20 %) from T = 1, 1.5× higher at T = 0.5"
     climbing = [dict(r, with_t2=r["temperature"]) for r in rising]
     assert learn_view.gradient_words(climbing)[1] == "T² · KL: not level up to T = 8"
 
