@@ -219,14 +219,13 @@ with right:
     if "error" not in cards["teacher"] and "error" not in cards["student"]:
         smaller = cards["teacher"]["size_bytes"] / max(1, cards["student"]["size_bytes"])
         cheaper = cards["teacher"]["flops"] / max(1, cards["student"]["flops"])
-        # a ratio that rounds to 1.0x is "the same", not "1.0x smaller"
-        as_big = ("**the same size** as the teacher's" if fmt.times(smaller) == fmt.times(1.0) else
-                f"**{fmt.times(smaller)} smaller** than the teacher's")
+        same_size = fmt.times(smaller) == fmt.times(1.0)  # a ratio that rounds to 1.0x is "the same", not "1.0x smaller"
+        as_big = ("**the same size** as the teacher's" if same_size else
+                  f"**{fmt.times(smaller)} smaller** than the teacher's")
         flops = ("**as many FLOPs** as the teacher" if fmt.times(cheaper) == fmt.times(1.0) else
                  f"**{fmt.times(cheaper)} fewer FLOPs** than the teacher" if cheaper > 1 else
                  f"**{fmt.times(1 / cheaper)} more FLOPs** than the teacher")
-        st.markdown(f"The student's checkpoint is {as_big}, and it needs {flops}." if fmt.times(smaller) == fmt.times(1.0)
-                    or smaller > 1 else
+        st.markdown(f"The student's checkpoint is {as_big}, and it needs {flops}." if same_size or smaller > 1 else
                     f"This student is **larger** than its teacher ({fmt.times(1 / smaller)}): allowed, but unusual.")
     st.caption(f"For {channels}×{size}×{size} images and {classes} classes"
                + ("" if exact else " (colour assumed: whether the pictures are grey shows when the run "

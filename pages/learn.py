@@ -66,17 +66,16 @@ student = lesson.student_logits
 # ---- 1. what the teacher knows ------------------------------------------------------------------------
 st.header("1. What the teacher knows")
 n = int(labels_t.shape[0])
-if (text := linked_image) is not None:
+if linked_image is not None:
     try:
-        ss.learn_image = lesson.check_image(int(text))
+        ss.learn_image = lesson.check_image(int(linked_image))
     except (ValueError, DistillError) as exc:
-        st.error(f"The link's image {fmt.code(text)} cannot be shown: "
+        st.error(f"The link's image {fmt.code(linked_image)} cannot be shown: "
                  f"{fmt.plain(exc) if isinstance(exc, DistillError) else 'it is not a whole number'}. Showing image 0.",
                  icon=":material/error:")
         ss.learn_image = 0
-elif not 0 <= ss.get("learn_image", 0) < n:  # kept from a teacher with more validation images
+elif not 0 <= ss.get("learn_image", -1) < n:  # none yet, or kept from a teacher with more validation images
     ss.learn_image = 0
-ss.setdefault("learn_image", 0)
 clashes = (lesson.teacher_logits.argmax(1) != student.argmax(1)).nonzero().flatten().tolist() \
     if student is not None else []
 

@@ -14,7 +14,7 @@ from distill_core import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, student
 
 from studio import fmt, kept
 from studio.form import DEMO_SECONDS
-from studio.live_feed import run_config, running_trial, stage, stopped_note
+from studio.live_feed import kept_words, local_sweep, run_config, running_trial, stage, stopped_note
 from studio.live_view import live_view
 from studio.manager import get_manager
 from studio.methods_text import method_setting
@@ -71,7 +71,7 @@ if snap.kind == "sweep":  # the sweep as a whole is on the Sweep page; here, the
             + (" Below, the trial training now." if trial else ""), icon=":material/grid_on:")
     st.page_link("pages/sweep.py", label="Open the sweep", icon=":material/grid_on:", query_params={"sweep": snap.id})
     if trial is None:  # queued, loading, finished, or on Ray (whose trials report to the Sweep page only)
-        if snap.active and (snap.sweep or {}).get("backend", "local") == "local":
+        if snap.active and local_sweep(snap):
             @st.fragment(run_every=2.0)
             def wait_for_a_trial() -> None:  # the page follows as soon as a trial starts, or the sweep ends
                 now = manager.snapshot(snap.id)
@@ -86,12 +86,13 @@ if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id
 
 cfg = run_config(snap)
+what = "sweep" if snap.kind == "sweep" else "run"
 others = [j for j in manager.jobs() if j.id != job_id]
 head = st.columns([3.2, 2, 1.8], vertical_alignment="bottom")  # wide enough for "Log loss" at 1024 px
 head[0].markdown(f"**{cfg.dataset}**: `{cfg.teacher}` teaches `{student_label(cfg)}` · "
                  f"{method_setting(cfg.to_dict())} · "
                  f"{fmt.things(cfg.epochs, 'student epoch')} · {snap.device}  \n"
-                 f"{'sweep' if snap.kind == 'sweep' else 'run'} `{job_id}`")  # a line of its own: browsers break an id at its hyphens
+                 f"{what} `{job_id}`")  # a line of its own: browsers break an id at its hyphens
 kept.hold("live_kept", {"ema": 0.6, "log_loss": False})  # the viewer's settings, across other pages
 smoothing = head[1].slider("Loss smoothing (EMA)", 0.0, 0.99, step=0.01, key="ema",
                            help="Exponential moving average of the per-step loss, as in TensorBoard.")
@@ -108,11 +109,9 @@ if others:
 
 
 # A sweep's Stop ends its running trial and the sweep, as the Sweep page's does.
-what, kept_words, stop_help = (
-    ("sweep", "the finished trials are kept", "Ends the trial running now and the sweep; the finished trials are "
-                                              "kept, and the Sweep page can go on with it later.")
-    if snap.kind == "sweep" else
-    ("run", "the models that finished are kept", "Ends the run within a few seconds; models that finished are kept."))
+stop_help = ("Ends the trial running now and the sweep; the finished trials are kept, and the Sweep page can go "
+             "on with it later." if what == "sweep" else
+             "Ends the run within a few seconds; models that finished are kept.")
 
 
 def stop() -> None:
@@ -137,7 +136,7 @@ def live_parts() -> None:
         with row[1].popover("Stop", icon=":material/stop_circle:", width="stretch"):
             st.markdown(f"This {what} was started {now.requests} times (the same setup joins the running "
                         f"{what} instead of training it twice), so others may be watching it. Stopping it stops "
-                        f"it for everyone; {kept_words}.")
+                        f"it for everyone; {kept_words(now)}.")
             st.button("Stop for everyone", icon=":material/stop_circle:", key="stop", on_click=stop, type="primary")
     else:
         row[1].button("Stop", icon=":material/stop_circle:", key="stop", on_click=stop, disabled=not now.active,

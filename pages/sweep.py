@@ -9,6 +9,7 @@ from studio import folders, fmt, kept, urlstate
 from studio import sweep_view as sv
 from studio.form import adopt, config_from_link, server_problems, worded
 from studio.health import start_blocker
+from studio.live_feed import local_sweep
 from studio.manager import get_manager
 from studio.nav import require_app
 from studio.runs import busy_note
@@ -50,9 +51,10 @@ def apply_preset(name: str) -> None:
 asked = kept.link("sw")
 if asked is not None or "sw_base" not in ss:
     params = asked or st.query_params.to_dict()
-    if {k: v for k, v in params.items() if k != "sweep"} or "sw_base" not in ss:
+    recipe_given = any(k != "sweep" for k in params)
+    if recipe_given or "sw_base" not in ss:
         base, grid, seeds, backend, ss.sw_notes = sv.from_params(params, ss.get("draft"), read_link=config_from_link)
-        if any(k != "sweep" for k in params):
+        if recipe_given:
             adopt(base, ss.sw_notes)
         load(base, grid, seeds, backend)
     if params.get("sweep") or "sw_show" not in ss:
@@ -209,7 +211,7 @@ def results() -> None:
         st.progress(min(1.0, (len(rows) + now.progress) / spec.size()),
                     text=f"Trial {now.trial['index'] + 1} of {spec.size()}: {sv.cell_label(current['cell'])}, "
                          f"seed {now.trial.get('seed')} · {now.message}")
-        if (now.sweep or {}).get("backend", "local") == "local":  # Ray's trials send no curves
+        if local_sweep(now):  # Ray's trials send no curves
             st.page_link("pages/live.py", label="Watch this trial's curves", icon=":material/monitoring:",
                          query_params={"job": shown})
     if now is not None and now.status == FAILED and now.error:

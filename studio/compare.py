@@ -52,8 +52,8 @@ def headline(results: dict) -> dict[str, Any]:
     comp = _comparison(results)
     kd = comp.get("kd_vs_teacher") or {}
     batch = int((results.get("config") or {}).get("latency_batch") or 64)
-    device = _kind(((results.get("teacher") or {}).get("latency_ms") or {}).get("device")) or "CPU"
     timed = (results.get("teacher") or {}).get("latency_ms") or {}
+    device = _kind(timed.get("device")) or "CPU"
     out = {"smaller_x": kd.get("smaller_x"), "faster_x": kd.get("faster_x_batch_1"), "threads": timed.get("threads"),
            "faster_x_batch": kd.get(f"faster_x_batch_{batch}"), "batch": batch, "latency_device": device,
            "delta_points": kd.get("delta_points"), "kd_gain": comp.get("kd_gain_points")}

@@ -35,11 +35,20 @@ def stage(snap: JobSnapshot) -> str:
             + (f"|trial {trial['index']}" if trial else ""))
 
 
+def local_sweep(snap: JobSnapshot) -> bool:
+    """A sweep whose trials run here, one at a time, and send the job their curves (Ray's do not)."""
+    return snap.kind == "sweep" and (snap.sweep or {}).get("backend", "local") == "local"
+
+
 def running_trial(snap: JobSnapshot) -> dict | None:
     """A sweep's trial that trains now, or has just ended (its curves are what the job's state holds
     until the next trial starts), else None."""
-    local = (snap.sweep or {}).get("backend", "local") == "local"  # Ray's trials send the job no curves
-    return snap.trial if snap.kind == "sweep" and local and snap.active and snap.trial else None
+    return snap.trial if local_sweep(snap) and snap.active and snap.trial else None
+
+
+def kept_words(snap: JobSnapshot) -> str:
+    """What a stop keeps, in a few words."""
+    return "the finished trials are kept" if snap.kind == "sweep" else "the models that finished are kept"
 
 
 def run_config(snap: JobSnapshot) -> RunConfig:
@@ -66,8 +75,7 @@ def _run_label(snap: JobSnapshot) -> str:
         return {DONE: f"Finished in {took}", FAILED: f"Ended after {took}",
                 CANCELLED: f"Stopped after {took}"}.get(snap.status, snap.status.capitalize())
     if snap.stopping:
-        kept = "the finished trials are kept" if snap.kind == "sweep" else "the models that finished are kept"
-        return f"Stopping after the current batch; {kept}"
+        return f"Stopping after the current batch; {kept_words(snap)}"
     if snap.phase == "measure":
         return "Measuring size, FLOPs and latency"
     if snap.phase:

@@ -110,8 +110,7 @@ def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[S
         try:
             values = parse_values(name, text)
         except ValueError as exc:
-            found.append(Problem(name, f"{label(name)}: {exc}".replace("could not convert string to float: ",
-                                                                      "not a number: ")))
+            found.append(unreadable(name, label(name), exc))
             continue
         if not values:
             found.append(Problem(name, f"{label(name)}: give a value, or a comma list such as 1,2,4"))
@@ -122,7 +121,7 @@ def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[S
     try:
         seed_list = parse_values("seed", seeds)
     except ValueError as exc:
-        found.append(Problem("seed", f"Seeds: {exc}".replace("could not convert string to float: ", "not a number: ")))
+        found.append(unreadable("seed", "Seeds", exc))
         seed_list = None
     if seed_list == []:
         found.append(Problem("seed", "Seeds: give at least one, such as 0,1"))
@@ -131,6 +130,11 @@ def build(base: RunConfig, grid: dict[str, str], seeds: str) -> tuple[Optional[S
     engine = [p for p in spec_problems(spec) if p.field not in unread]
     found += [Problem(p.field, fmt.sentence(p.message.replace("; give --yes to run it anyway", ""))) for p in engine]
     return (None, found) if found else (spec, [])
+
+
+def unreadable(field: str, box: str, exc: ValueError) -> Problem:
+    """A box whose text is no list of values, in the page's words (float()'s own are a programmer's)."""
+    return Problem(field, f"{box}: {exc}".replace("could not convert string to float: ", "not a number: "))
 
 
 def follow(old: RunConfig, new: RunConfig, boxes: dict[str, str], seeds: str) -> tuple[dict[str, str], str]:
